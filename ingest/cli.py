@@ -1,0 +1,225 @@
+"""The ``ingest`` command line: parse arguments, call one function, print.
+
+Exit status: 0 success (a poll in which some feeds failed still succeeds),
+1 the run itself could not proceed (store locked or unusable), 2 bad
+configuration, seeds or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .seeds import SeedError, load_seeds
+from .store import Store, StoreError, read_corpus_file
+
+log = logging.getLogger("ingest")
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    root = logging.getLogger("ingest")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+# -- commands ----------------------------------------------------------------
+
+def cmd_poll(config: Config, args: argparse.Namespace) -> int:
+    from .pipeline import make_executor, poll_once
+
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    with Store.open(config.paths.store) as store:
+        executor = make_executor()
+        try:
+            summary = asyncio.run(poll_once(config, store, seeds, executor))
+        finally:
+            executor.shutdown(cancel_futures=True)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        s = summary
+        print(f"feeds: {s.feeds_ok} ok, {s.feeds_not_modified} not modified, {s.feeds_failed} failed")
+        print(f"entries new: {s.entries_new}; pages fetched: {s.pages_fetched} "
+              f"({s.page_errors} errors, {s.empty} without text)")
+        thr = f" (threshold {s.threshold:.3f})" if s.threshold is not None else ""
+        print(f"kept: {s.kept}; rejected: {s.rejected}{thr}; duplicates: {s.duplicates}")
+        print(f"seconds: {s.seconds:.1f}")
+        for f in s.failures:
+            print(f"failed: {f['feed']}: {f['error']}")
+    return 0
+
+
+def cmd_score(config: Config, args: argparse.Namespace) -> int:
+    from .pipeline import score_texts
+
+    names, texts = [], []
+    for name in args.files:
+        if name == "-":
+            names.append("-")
+            texts.append(sys.stdin.read())
+            continue
+        try:
+            texts.append(Path(name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"ingest score: {name}: cannot read as UTF-8 text: {exc}", file=sys.stderr)
+            return 2
+        names.append(name)
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    with Store.open(config.paths.store, writer=False) as store:
+        results = score_texts(config, store, seeds, texts)
+    for name, r in zip(names, results, strict=True):
+        if args.json:
+            print(json.dumps({"path": name, **r}))
+        else:
+            verdict = "relevant" if r["relevant"] else "not relevant"
+            print(f"{r['score']:.3f}  {verdict:<12}  {name}  (threshold {r['threshold']:.3f}; "
+                  f"terms: {', '.join(r['terms'][:6])})")
+    return 0
+
+
+def cmd_export(config: Config, args: argparse.Namespace) -> int:
+    with Store.open(config.paths.store, writer=False) as store:
+        for row in store.articles():
+            try:
+                _, text = read_corpus_file(store.root / row["path"])
+            except OSError:
+                text = None
+            sources = store.article_sources(row["id"])
+            feeds = list(dict.fromkeys(s["feed_url"] for s in sources if s["feed_url"]))
+            print(json.dumps({
+                "id": row["id"], "url": row["url"], "canonical_url": row["canonical_url"], "title": row["title"],
+                "text": text, "author": row["author"] or None, "published": row["published"],
+                "fetched": _iso(row["fetched"]), "feeds": feeds, "score": row["score"], "path": row["path"],
+                "site": row["site"] or None, "terms": json.loads(row["terms"]),
+                "sources": [{"url": s["url"], "feed": s["feed_url"], "first_seen": _iso(s["first_seen"])}
+                            for s in sources],
+            }, ensure_ascii=False))
+    return 0
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    with Store.open(config.paths.store, writer=False) as store:
+        rows = store.feeds(active_only=False)
+        counts = store.feed_counts()
+    configured = {f.url for f in config.feeds}
+    out = []
+    for f in rows:
+        seen, kept = counts.get(f.id, (0, 0))
+        out.append({
+            "url": f.url, "config_url": f.config_url, "name": f.name or f.title,
+            "in_config": f.config_url in configured, "state": f.state, "reason": f.state_reason or None,
+            "last_poll": _iso(f.last_poll), "last_success": _iso(f.last_success), "last_error": f.last_error,
+            "last_error_at": _iso(f.last_error_at), "consecutive_errors": f.consecutive_errors,
+            "next_poll": _iso(f.next_poll), "interval": f.interval, "entries_seen": seen, "articles_kept": kept,
+        })
+    polled = {r.config_url for r in rows}
+    for f in config.feeds:
+        if f.url not in polled:
+            out.append({"url": f.url, "config_url": f.url, "name": f.name, "in_config": True, "state": "new",
+                        "reason": None, "last_poll": None, "last_success": None, "last_error": None,
+                        "last_error_at": None, "consecutive_errors": 0, "next_poll": None, "interval": None,
+                        "entries_seen": 0, "articles_kept": 0})
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for r in out:
+        flag = "" if r["in_config"] else " (removed from config)"
+        print(f"{r['state']:<9} {r['url']}{flag}")
+        print(f"          name: {r['name'] or '-'}; last poll: {r['last_poll'] or 'never'}; "
+              f"last success: {r['last_success'] or 'never'}")
+        print(f"          entries seen: {r['entries_seen']}; articles kept: {r['articles_kept']}; "
+              f"consecutive errors: {r['consecutive_errors']}")
+        if r["last_error"]:
+            print(f"          last error ({r['last_error_at']}): {r['last_error']}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------
+
+DESCRIPTION = """\
+seed-ingest follows RSS/Atom/RDF feeds and keeps the articles that resemble
+the example texts in your seeds folder, in a plain-text corpus with an SQLite
+index of where each came from.
+"""
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (defaults set once, on the top parser)."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", **default,
+                        help="config file (default: $INGEST_CONFIG, else ./config.toml)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        **(default or {"default": "INFO"}), help="log detail (default INFO)")
+    common.add_argument("--log-file", metavar="PATH", **default,
+                        help="append the log to this file instead of stderr")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(suppress=True)
+    parser = argparse.ArgumentParser(prog="ingest", description=DESCRIPTION, parents=[_common(suppress=False)],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"seed-ingest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("poll", parents=[common], help="poll every feed once, now",
+                       description="One pass over all feeds: fetch them, find entries not seen before, fetch "
+                                   "their pages, extract the text, score it against the seeds and store the "
+                                   "relevant ones. Prints a summary; exits 0 even when some feeds fail.")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_poll)
+
+    p = sub.add_parser("score", parents=[common], help="score text files against the seeds",
+                       description="Score plain-text files against the seeds without fetching anything. The "
+                                   "decision is the one `poll` would make for the same texts arriving in one "
+                                   "poll on the same store.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="text files; - reads standard input")
+    p.add_argument("--json", action="store_true", help='one JSON object per file: {"path", "score", '
+                   '"relevant", "threshold", "terms"}')
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("export", parents=[common], help="write the corpus to stdout as JSON lines",
+                       description="The corpus, one JSON object per article: id, url, canonical_url, title, "
+                                   "text, author, published, fetched, feeds, score, path (plus site, terms, "
+                                   "sources).")
+    p.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("status", parents=[common], help="show the state of every feed",
+                       description="Per feed: state, last poll, last success, last error, consecutive "
+                                   "errors, entries seen, articles kept.")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_file)
+    try:
+        config = load_config(args.config)
+        return args.func(config, args)
+    except (ConfigError, SeedError) as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,268 @@
+"""Read and validate ``config.toml`` into typed, frozen settings.
+
+Every key has a default; a mistake (bad TOML, unknown key, wrong type or
+value) raises :class:`ConfigError` whose message names the file, the key and
+what is expected, so the CLI can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+
+DEFAULT_USER_AGENT = f"seed-ingest/{__version__} (+https://github.com/seed-ingest/seed-ingest)"
+DEFAULT_CONFIG = "config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message is meant for the user as is."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    seeds: Path
+    store: Path
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    concurrency: int = 64
+    per_host: int = 2
+    host_delay: float = 1.0
+    allow_private_networks: bool = False
+    robots: bool = True
+    max_entries_per_poll: int = 200
+
+
+@dataclass(frozen=True)
+class RelevanceSettings:
+    threshold: float | None = None  # None = "auto"
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    poll_interval: float = 1800.0
+    digest: str = "0 7 * * *"
+    min_interval: float = 300.0
+    max_interval: float = 86400.0
+    max_errors: int = 10
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    url: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    paths: Paths
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    feeds: tuple[FeedSettings, ...] = ()
+
+    @property
+    def db_path(self) -> Path:
+        return self.paths.store / "ingest.db"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in '90s', '5m', '2h', '1d', '1w' (a bare number is seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as \"90s\", \"5m\", \"2h\" or \"1d\"")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a positive duration")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError("a duration such as \"90s\", \"5m\", \"2h\" or \"1d\"")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+class _Reader:
+    """Pops typed values out of one TOML table, naming file and key on error."""
+
+    def __init__(self, file: Path, data: dict, section: str, known: list[str]) -> None:
+        self.file, self.section, self.known = file, section, sorted(known)
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            self.fail("", f"a table [{section}]", table)
+        self.table = dict(table)
+
+    def where(self, key: str) -> str:
+        return f"{self.section}.{key}" if key else self.section
+
+    def fail(self, key: str, expected: str, got: Any) -> None:
+        raise ConfigError(f"{self.file}: [{self.where(key)}] expected {expected}, got {got!r}")
+
+    def get(self, key: str, kind: type, default: Any, *, check=None, expected: str = "") -> Any:
+        if key not in self.table:
+            return default
+        value = self.table.pop(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(key, expected or kind.__name__, value)
+        if check is not None and not check(value):
+            self.fail(key, expected, value)
+        return value
+
+    def duration(self, key: str, default: float, minimum: float = 0.0) -> float:
+        if key not in self.table:
+            return default
+        raw = self.table.pop(key)
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            self.fail(key, str(exc), raw)
+        if seconds < minimum:
+            self.fail(key, f"a duration of at least {minimum:g}s", raw)
+        return seconds
+
+    def done(self) -> None:
+        for key in self.table:
+            hint = difflib.get_close_matches(key, self.known, n=1)
+            tip = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(self.known)}"
+            raise ConfigError(f"{self.file}: unknown key [{self.where(key)}]{tip}")
+
+
+def _check_url(file: Path, where: str, url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"{file}: [{where}] expected a feed URL string, got {url!r}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{file}: [{where}] expected an http:// or https:// URL with a host, got {url!r}")
+    return url.strip()
+
+
+def _check_cron(expr: str) -> bool:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError:
+        return False
+    return True
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Load the config file (default ``$INGEST_CONFIG`` or ``./config.toml``)."""
+    file = Path(path or os.environ.get("INGEST_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such config file; create it (see README, 'Config') or pass --config PATH") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text; save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+
+    sections = {"paths", "fetch", "relevance", "schedule", "feeds"}
+    for key in data:
+        if key not in sections:
+            hint = difflib.get_close_matches(key, sorted(sections), n=1)
+            tip = f"; did you mean [{hint[0]}]?" if hint else f"; known sections: {', '.join(sorted(sections))}"
+            raise ConfigError(f"{file}: unknown key [{key}]{tip}")
+    base = file.resolve().parent
+
+    r = _Reader(file, data, "paths", ["seeds", "store"])
+    nonempty = {"check": lambda v: bool(v.strip()), "expected": "a non-empty path string"}
+    seeds = base / r.get("seeds", str, "seeds", **nonempty)
+    store = base / r.get("store", str, "store", **nonempty)
+    r.done()
+
+    d = FetchSettings()
+    r = _Reader(file, data, "fetch", list(FetchSettings.__dataclass_fields__))
+    positive = {"check": lambda v: v > 0, "expected": "a number greater than 0"}
+    fetch = FetchSettings(
+        user_agent=r.get("user_agent", str, d.user_agent, check=lambda v: bool(v.strip()), expected="a non-empty string"),
+        timeout=r.duration("timeout", d.timeout, minimum=0.001),
+        max_bytes=r.get("max_bytes", int, d.max_bytes, check=lambda v: v >= 1024, expected="an integer >= 1024"),
+        concurrency=r.get("concurrency", int, d.concurrency, check=lambda v: v >= 1, expected="an integer >= 1"),
+        per_host=r.get("per_host", int, d.per_host, check=lambda v: v >= 1, expected="an integer >= 1"),
+        host_delay=r.duration("host_delay", d.host_delay),
+        allow_private_networks=r.get("allow_private_networks", bool, d.allow_private_networks, expected="true or false"),
+        robots=r.get("robots", bool, d.robots, expected="true or false"),
+        max_entries_per_poll=r.get("max_entries_per_poll", int, d.max_entries_per_poll, **positive),
+    )
+    r.done()
+
+    r = _Reader(file, data, "relevance", ["threshold", "language"])
+    threshold: float | None = None
+    if "threshold" in r.table:
+        value = r.table.pop("threshold")
+        if value == "auto":
+            threshold = None
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+            threshold = float(value)
+        else:
+            r.fail("threshold", '"auto" or a number from 0 to 1 (0 keeps every article)', value)
+    language = r.get("language", str, "en", check=lambda v: bool(re.fullmatch(r"[a-z]{2,3}", v)),
+                     expected="a language code such as \"en\"")
+    r.done()
+    relevance = RelevanceSettings(threshold=threshold, language=language)
+
+    d2 = ScheduleSettings()
+    r = _Reader(file, data, "schedule", list(ScheduleSettings.__dataclass_fields__))
+    schedule = ScheduleSettings(
+        poll_interval=r.duration("poll_interval", d2.poll_interval, minimum=1),
+        digest=r.get("digest", str, d2.digest, check=_check_cron,
+                     expected='a 5-field cron expression such as "0 7 * * *" (minute hour day month weekday)'),
+        min_interval=r.duration("min_interval", d2.min_interval, minimum=1),
+        max_interval=r.duration("max_interval", d2.max_interval, minimum=1),
+        max_errors=r.get("max_errors", int, d2.max_errors, check=lambda v: v >= 1, expected="an integer >= 1"),
+        shutdown_timeout=r.duration("shutdown_timeout", d2.shutdown_timeout),
+    )
+    r.done()
+    if schedule.min_interval > schedule.max_interval:
+        raise ConfigError(f"{file}: [schedule.min_interval] must not exceed [schedule.max_interval]")
+
+    raw_feeds = data.get("feeds", [])
+    if not isinstance(raw_feeds, list):
+        raise ConfigError(f"{file}: [feeds] expected a list of [[feeds]] tables with url = \"...\"")
+    feeds = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw_feeds):
+        where = f"feeds[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{file}: [{where}] expected a [[feeds]] table with url = \"...\", got {item!r}")
+        if "url" not in item:
+            raise ConfigError(f"{file}: [{where}] missing key url; add url = \"https://...\"")
+        url = _check_url(file, f"{where}.url", item["url"])
+        name = item.get("name", "")
+        if not isinstance(name, str):
+            raise ConfigError(f"{file}: [{where}.name] expected a string, got {name!r}")
+        for key in item:
+            if key not in ("url", "name"):
+                raise ConfigError(f"{file}: unknown key [{where}.{key}]; a feed takes url and name")
+        if url in seen:
+            raise ConfigError(f"{file}: [{where}.url] {url} is listed twice; remove one")
+        seen.add(url)
+        feeds.append(FeedSettings(url=url, name=name))
+
+    return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
+                  schedule=schedule, feeds=tuple(feeds))

@@ -1,0 +1,71 @@
+"""Main text and metadata of an article page, with trafilatura.
+
+CPU-bound: the pipeline runs :func:`extract` in worker processes, never on
+the event loop. Comments, navigation and other boilerplate are left out
+(trafilatura's defaults with ``include_comments=False``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .urls import normalize, scheme_reason
+
+MAX_TITLE = 300
+_SPACE = re.compile(r"[ \t\u00a0]+")
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str  # the URL fetched (after redirects)
+    canonical_url: str  # <link rel=canonical>/og:url when valid, else url
+    title: str
+    author: str
+    date: str  # ISO date as trafilatura finds it, "" when unknown
+    site: str
+    language: str
+    text: str  # paragraphs separated by a blank line
+
+
+def clean_line(value: object, limit: int = MAX_TITLE) -> str:
+    """One safe line: no control/format characters (bidi overrides included), bounded."""
+    if not isinstance(value, str):
+        return ""
+    out = "".join(ch if ch.isprintable() else " " for ch in value)
+    return " ".join(out.split())[:limit]
+
+
+def _paragraphs(text: str) -> str:
+    lines = (_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return "\n\n".join(line for line in lines if line)
+
+
+def extract(html: bytes, url: str) -> Page | None:
+    """The article in ``html`` fetched from ``url``, or None when it has no main text."""
+    import trafilatura  # imported here so the CLI starts fast and workers import once
+
+    try:
+        doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    except Exception:  # trafilatura/lxml on hostile markup: treat as "no text"
+        return None
+    if doc is None or not (doc.text or "").strip():
+        return None
+    title = clean_line(doc.title)
+    text = _paragraphs(doc.text)
+    first, _, rest = text.partition("\n\n")
+    if rest and title and first.strip().lower() == title.lower():
+        text = rest  # the headline repeated as the first paragraph
+    canonical = doc.url if isinstance(doc.url, str) and doc.url.startswith(("http://", "https://")) else url
+    if scheme_reason(canonical):
+        canonical = url
+    return Page(
+        url=url,
+        canonical_url=normalize(canonical),
+        title=title,
+        author=clean_line(doc.author),
+        date=clean_line(doc.date, 40),
+        site=clean_line(doc.sitename or doc.hostname),
+        language=clean_line(doc.language, 20),
+        text=text,
+    )

@@ -1,0 +1,202 @@
+"""Polite HTTP fetching: one place that decides how every request is made.
+
+* one httpx.AsyncClient (keep-alive pools), a global cap on requests in
+  flight, and per host a cap plus a minimum gap between request starts;
+* conditional GET (If-None-Match / If-Modified-Since) when validators are given;
+* redirects followed by hand (at most MAX_REDIRECTS), each hop checked: only
+  http/https, and for untrusted URLs no private or metadata addresses;
+* bodies streamed and cut at ``max_bytes`` after decompression; one deadline
+  covers the whole request, so a slow drip cannot hold a slot forever;
+* Retry-After on 429/503 keeps the whole host quiet until it expires.
+
+Failures never raise: they come back as a FetchResult with ``error`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urljoin
+
+import httpx
+
+from .config import FetchSettings
+from .urls import host_of, unsafe_reason
+
+MAX_REDIRECTS = 10
+PERMANENT_REDIRECTS = (301, 308)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int  # 0 when no response was received
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    error: str | None = None
+    permanent_redirect: str | None = None  # new URL when every hop was 301/308
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class _Host:
+    """Per-host politeness state."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.next_start = 0.0  # monotonic time before which no request may start
+        self.lock = asyncio.Lock()
+
+
+class Fetcher:
+    """Use as ``async with Fetcher(settings) as f: await f.fetch(url)``."""
+
+    def __init__(self, settings: FetchSettings, *, clock: Callable[[], float] = time.time,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(settings.timeout),
+            limits=httpx.Limits(max_connections=settings.concurrency,
+                                max_keepalive_connections=min(settings.concurrency, 100)),
+            follow_redirects=False,
+            transport=transport,
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> "Fetcher":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._client.aclose()
+
+    def host_quiet_until(self, url: str) -> float:
+        """Wall-clock time before which ``url``'s host asked not to be contacted."""
+        return self._quiet_until.get(host_of(url), 0.0)
+
+    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+                    trusted: bool = False, accept: str | None = None) -> FetchResult:
+        """GET ``url``. ``trusted`` (configured feed URLs) skips the address check
+        for the first hop only; redirects are always checked."""
+        started = time.monotonic()
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        if accept:
+            headers["Accept"] = accept
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                result = await self._follow(url, headers, trusted)
+        except TimeoutError:
+            result = FetchResult(url, url, 0, error=f"timed out after {self.settings.timeout:g}s")
+        return FetchResult(**{**result.__dict__, "elapsed": time.monotonic() - started})
+
+    async def _follow(self, url: str, headers: dict[str, str], trusted: bool) -> FetchResult:
+        current = url
+        permanent = True
+        seen = {url}
+        for hop in range(MAX_REDIRECTS + 1):
+            if not (trusted and hop == 0):
+                reason = await unsafe_reason(current, self.settings.allow_private_networks)
+                if reason:
+                    return FetchResult(url, current, 0, error=f"refused {current}: {reason}")
+            status, resp_headers, body, error = await self._get(current, headers)
+            if error:
+                return FetchResult(url, current, status, resp_headers, error=error)
+            if status in (301, 302, 303, 307, 308) and "location" in resp_headers:
+                permanent = permanent and status in PERMANENT_REDIRECTS
+                target = urljoin(current, resp_headers["location"].strip())
+                if target in seen:
+                    return FetchResult(url, current, status, resp_headers, error=f"redirect loop at {target}")
+                seen.add(target)
+                current = target
+                continue
+            error = None if 200 <= status < 300 or status == 304 else f"HTTP {status}"
+            moved = current if permanent and current != url else None
+            return FetchResult(url, current, status, resp_headers, body, error=error, permanent_redirect=moved)
+        return FetchResult(url, current, 0, error=f"more than {MAX_REDIRECTS} redirects")
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, str | None]:
+        host = host_of(url)
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(self.settings.per_host)
+        quiet = self._quiet_until.get(host, 0.0)
+        if quiet > self.clock():
+            return 0, {}, b"", f"host {host} asked not to be contacted for {quiet - self.clock():.0f}s more (Retry-After)"
+        async with state.slots:
+            await self._wait_turn(state)
+            async with self._global:
+                return await self._request(url, host, headers)
+
+    async def _request(self, url: str, host: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, str | None]:
+        try:
+            async with self._client.stream("GET", url, headers=headers) as resp:
+                resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                if resp.status_code in (429, 503):
+                    wait = parse_retry_after(resp_headers.get("retry-after"), self.clock())
+                    if wait is not None:
+                        self._quiet_until[host] = self.clock() + wait
+                if not 200 <= resp.status_code < 300:
+                    return resp.status_code, resp_headers, b"", None
+                declared = resp_headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.settings.max_bytes and \
+                        "content-encoding" not in resp_headers:
+                    return resp.status_code, resp_headers, b"", \
+                        f"body of {int(declared):,} bytes exceeds max_bytes {self.settings.max_bytes:,}"
+                chunks = []
+                total = 0
+                async for chunk in resp.aiter_bytes():
+                    total += len(chunk)
+                    if total > self.settings.max_bytes:
+                        return resp.status_code, resp_headers, b"", \
+                            f"body exceeds max_bytes {self.settings.max_bytes:,} (after decompression)"
+                    chunks.append(chunk)
+                return resp.status_code, resp_headers, b"".join(chunks), None
+        except httpx.DecodingError as exc:
+            return 0, {}, b"", f"cannot decode body: {exc}"
+        except (httpx.HTTPError, OSError, UnicodeError, ValueError) as exc:
+            return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    async def _wait_turn(self, state: _Host) -> None:
+        """Space request starts to one host by at least host_delay."""
+        async with state.lock:
+            now = time.monotonic()
+            start = max(now, state.next_start)
+            state.next_start = start + self.settings.host_delay
+        delay = start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)

@@ -1,0 +1,329 @@
+"""One poll: feeds -> new entries -> pages -> text -> relevance -> store.
+
+Data flows one way. Phase 1 (I/O, asyncio): fetch the feeds concurrently,
+and as each feed's new entries are known, fetch their pages (each link once,
+whatever the number of feeds listing it) and hand the HTML to a process pool
+for extraction. Phase 2 (one writer): score the batch against the seeds,
+calibrate the threshold, and commit each page in its own transaction.
+
+A feed's validators (ETag, Last-Modified, body hash) are saved only after
+its entries are recorded, so a crash can only cause a re-fetch, never a
+missed entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+
+from .config import Config
+from .dedup import text_hash
+from .extract import Page, extract
+from .feeds import Entry, parse_feed
+from .fetch import Fetcher, FetchResult
+from .relevance import Score, TermStats, Threshold, score_batch, term_counts
+from .store import MAX_PAGE_ATTEMPTS, FeedRow, NewArticle, Source, Store, corpus_text
+
+log = logging.getLogger("ingest")
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, */*;q=0.5"
+
+
+@dataclass
+class PollSummary:
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    entries_new: int = 0
+    pages_fetched: int = 0
+    page_errors: int = 0
+    empty: int = 0
+    kept: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    threshold: float | None = None
+    seconds: float = 0.0
+    failures: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """What a worker process returns for one page."""
+
+    page: Page
+    text: str  # as the corpus file will hold it: title, blank line, text
+    counts: dict[str, int]
+    text_hash: str
+
+
+def analyse(html: bytes, url: str) -> Analysed | None:
+    """Extraction and term counting, the CPU-bound part (runs in a worker)."""
+    page = extract(html, url)
+    if page is None:
+        return None
+    title = page.title or page.text.split("\n", 1)[0][:120]
+    text = corpus_text(title, page.text)
+    return Analysed(page, text, term_counts(text), text_hash(page.text))
+
+
+@dataclass
+class _PageJob:
+    link: str
+    sources: list[Source]
+    feed_ids: set[int]
+    task: asyncio.Future | None = None
+
+
+@dataclass
+class _FeedUpdate:
+    feed: FeedRow
+    fields: dict
+
+
+def _published(entry: Entry) -> str | None:
+    return entry.published.isoformat() if entry.published else None
+
+
+class Poll:
+    """One pass over the given feeds (all active ones by default)."""
+
+    def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        self.config, self.store, self.seeds = config, store, list(seeds)
+        self.fetcher, self.executor, self.clock = fetcher, executor, clock
+        self.summary = PollSummary()
+        self.jobs: dict[str, _PageJob] = {}
+        self.updates: list[_FeedUpdate] = []
+        self.retry_feeds: set[int] = set()  # feeds with a page to try again
+
+    async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
+        started = time.monotonic()
+        if feeds is None:
+            feeds = [f for f in self.store.feeds() if f.state != "disabled"]
+        await asyncio.gather(*(self._poll_feed(f) for f in feeds))
+        jobs = list(self.jobs.values())
+        results = await asyncio.gather(*(j.task for j in jobs))
+        self._store_pages(list(zip(jobs, results, strict=True)))
+        for upd in self.updates:
+            fields = upd.fields
+            if upd.feed.id in self.retry_feeds:  # a page failed: fetch the whole feed again next time
+                fields = {k: v for k, v in fields.items() if k not in ("etag", "last_modified", "content_hash")}
+            self.store.update_feed(upd.feed.id, **fields)
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        return self.summary
+
+    # -- phase 1: feeds and pages -----------------------------------------
+
+    def _feed_failed(self, feed: FeedRow, reason: str, now: float) -> None:
+        self.summary.feeds_failed += 1
+        self.summary.failures.append({"feed": feed.url, "error": reason})
+        log.warning("feed=%s event=feed_error reason=%r", feed.url, reason)
+        self.store.update_feed(feed.id, last_poll=now, last_error=reason, last_error_at=now, state="error",
+                               consecutive_errors=feed.consecutive_errors + 1, state_reason=reason)
+
+    async def _poll_feed(self, feed: FeedRow) -> None:
+        res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
+                                       trusted=True, accept=FEED_ACCEPT)
+        now = self.clock()
+        if res.error:
+            self._feed_failed(feed, res.error, now)
+            return
+        ok = {"last_poll": now, "last_success": now, "consecutive_errors": 0, "state": "ok", "state_reason": ""}
+        if res.permanent_redirect:
+            ok["url"] = res.permanent_redirect
+            log.info("feed=%s event=feed_moved to=%s", feed.url, res.permanent_redirect)
+        if res.not_modified:
+            self.summary.feeds_not_modified += 1
+            self.updates.append(_FeedUpdate(feed, ok))
+            return
+        body_hash = hashlib.sha256(res.body).hexdigest()
+        validators = {"etag": res.headers.get("etag"), "last_modified": res.headers.get("last-modified"),
+                      "content_hash": body_hash}
+        if body_hash == feed.content_hash:  # validators broken or absent, body unchanged
+            self.summary.feeds_not_modified += 1
+            self.updates.append(_FeedUpdate(feed, {**ok, **validators}))
+            return
+        parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+        if parsed.error:
+            self._feed_failed(feed, parsed.error, now)
+            return
+        if parsed.warning:
+            log.info("feed=%s event=feed_salvaged reason=%r", feed.url, parsed.warning)
+        self.summary.feeds_ok += 1
+        ok["title"] = parsed.title
+        entries = self._new_entries(feed, parsed.entries)
+        capped = len(entries) > self.config.fetch.max_entries_per_poll
+        entries = entries[: self.config.fetch.max_entries_per_poll]
+        # when the poll could not take every new entry, keep the old validators so
+        # the next poll gets the full feed again and continues
+        update = _FeedUpdate(feed, ok if capped else {**ok, **validators})
+        self.updates.append(update)
+        self.summary.entries_new += len(entries)
+        log.info("feed=%s event=feed_ok entries=%d new=%d", feed.url, len(parsed.entries), len(entries))
+        for entry in entries:
+            self._follow(feed, entry, now)
+
+    def _new_entries(self, feed: FeedRow, entries: Sequence[Entry]) -> list[Entry]:
+        unique: dict[str, Entry] = {}
+        for e in entries:
+            unique.setdefault(e.key, e)  # duplicate guids inside one feed: the first wins
+        unseen = self.store.unseen(feed.id, list(unique))
+        new = [e for k, e in unique.items() if k in unseen]
+        # newest first, so a capped poll takes the most recent entries
+        new.sort(key=lambda e: e.published.timestamp() if e.published else float("-inf"), reverse=True)
+        return new
+
+    def _follow(self, feed: FeedRow, entry: Entry, now: float) -> None:
+        source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry))
+        if not entry.link:
+            self.store.record_entries([source], None, now)
+            return
+        job = self.jobs.get(entry.link)
+        if job is not None:  # another feed of this poll listed it too: one fetch, both sources
+            if feed.id not in job.feed_ids:
+                job.sources.append(source)
+                job.feed_ids.add(feed.id)
+            return
+        known = self.store.page(entry.link)
+        if known is not None and (known["outcome"] != "error" or known["attempts"] >= MAX_PAGE_ATTEMPTS):
+            # fetched in an earlier poll (maybe for another feed): record where else it appeared
+            self.store.record_entries([source], known["id"], now, known["article_id"])
+            if known["article_id"] is not None:
+                self.summary.duplicates += 1
+            return
+        job = self.jobs[entry.link] = _PageJob(entry.link, [source], {feed.id})
+        job.task = asyncio.ensure_future(self._fetch_page(entry.link))
+
+    async def _fetch_page(self, link: str) -> FetchResult | Analysed | None:
+        res = await self.fetcher.fetch(link)
+        if res.error:
+            return res
+        self.summary.pages_fetched += 1
+        ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in HTML_TYPES or res.body[:5] == b"%PDF-":
+            return FetchResult(res.url, res.final_url, res.status, res.headers,
+                               error=f"not an HTML page ({ctype or 'no content type'})")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, analyse, res.body, res.final_url)
+        except Exception as exc:  # a crashed worker must not end the poll
+            return FetchResult(res.url, res.final_url, res.status, error=f"extraction failed: {exc!r}")
+
+    # -- phase 2: decide and store ----------------------------------------
+
+    def _store_pages(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]]) -> None:
+        store, now = self.store, self.clock()
+        batch: list[tuple[_PageJob, Analysed]] = []
+        leaders: dict[str, int] = {}  # canonical url / text hash -> index in batch
+        followers: list[tuple[_PageJob, Analysed, int]] = []
+        for job, result in done:
+            if isinstance(result, FetchResult):
+                error = result.error or f"HTTP {result.status}"
+                page_outcome = "empty" if error.startswith("not an HTML page") else "error"
+                self.summary.page_errors += page_outcome == "error"
+                self.summary.empty += page_outcome == "empty"
+                log.info("page=%s event=page_%s reason=%r", job.link, page_outcome, error)
+                if page_outcome == "error":
+                    self.retry_feeds |= job.feed_ids
+                store.record_page(job.link, job.sources, now, outcome=page_outcome, reason=error,
+                                  final_url=result.final_url)
+                continue
+            if result is None:
+                self.summary.empty += 1
+                store.record_page(job.link, job.sources, now, outcome="empty", reason="no extractable text")
+                continue
+            existing = store.article_by(canonical_url=result.page.canonical_url) or \
+                store.article_by(text_hash=result.text_hash)
+            if existing is not None:
+                self.summary.duplicates += 1
+                store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=result.page.url,
+                                  article_id=existing, reason="same article already stored")
+                continue
+            lead = leaders.get(result.page.canonical_url, leaders.get(result.text_hash))
+            if lead is not None:
+                followers.append((job, result, lead))
+                continue
+            leaders[result.page.canonical_url] = leaders[result.text_hash] = len(batch)
+            batch.append((job, result))
+        if not batch:
+            self._store_followers(followers, {}, now)
+            return
+        counts = [a.counts for _, a in batch]
+        n_docs, df = store.term_stats(t for c in counts for t in c)
+        scores, threshold = score_batch(self.seeds, counts, TermStats(self.config.relevance.language, n_docs, df),
+                                        store.history_scores(), self.config.relevance.threshold)
+        self.summary.threshold = threshold.value
+        article_ids: dict[int, int] = {}
+        for i, ((job, a), score) in enumerate(zip(batch, scores, strict=True)):
+            aid = self._decide(job, a, score, threshold, now)
+            if aid is not None:
+                article_ids[i] = aid
+        self._store_followers(followers, article_ids, now)
+
+    def _decide(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
+        if score.score < threshold.value:
+            self.summary.rejected += 1
+            self.store.record_page(job.link, job.sources, now, outcome="rejected", final_url=a.page.url,
+                                   score=score.score, counts=a.counts,
+                                   reason=f"score {score.score:.3f} < threshold {threshold.value:.3f}")
+            return None
+        title, _, text = a.text.partition("\n\n")
+        art = NewArticle(url=a.page.url, canonical_url=a.page.canonical_url, title=title, author=a.page.author,
+                         site=a.page.site, language=a.page.language, published=a.page.date or
+                         next((s.published for s in job.sources if s.published), None),
+                         text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
+                         terms=score.terms)
+        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url, a.counts)
+        self.summary.kept += 1
+        log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
+                 threshold.value, path, ",".join(score.terms[:5]))
+        return aid
+
+    def _store_followers(self, followers, article_ids: dict[int, int], now: float) -> None:
+        for job, a, lead in followers:
+            aid = article_ids.get(lead)
+            self.summary.duplicates += 1
+            self.store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=a.page.url,
+                                   article_id=aid, reason="same article as another page of this poll")
+
+
+def make_executor(workers: int | None = None) -> Executor:
+    """A process pool for extraction, one worker per core. Workers fork from a
+    server that has imported trafilatura once, not from the event-loop process."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ingest.pipeline", "trafilatura"])
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
+
+
+async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
+                    *, clock: Callable[[], float] = time.time) -> PollSummary:
+    """Sync the feed list with the config, then poll every active feed once."""
+    store.sync_feeds(((f.url, f.name) for f in config.feeds), clock())
+    run_id = store.start_run("poll", clock())
+    async with Fetcher(config.fetch, clock=clock) as fetcher:
+        summary = await Poll(config, store, seeds, fetcher, executor, clock=clock).run()
+    store.finish_run(run_id, clock(), summary.as_dict())
+    return summary
+
+
+def score_texts(config: Config, store: Store, seeds: Sequence[str], texts: Sequence[str]) -> list[dict]:
+    """Score texts as ``poll`` would if they arrived in one poll on this store."""
+    counts = [term_counts(t) for t in texts]
+    n_docs, df = store.term_stats(t for c in counts for t in c)
+    scores, threshold = score_batch(seeds, counts, TermStats(config.relevance.language, n_docs, df),
+                                    store.history_scores(), config.relevance.threshold)
+    return [{"score": s.score, "relevant": s.score >= threshold.value, "threshold": threshold.value,
+             "terms": list(s.terms)} for s in scores]

@@ -1,0 +1,107 @@
+"""Shared fixtures: a loopback web, a config writer, a CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ingest.cli import main
+
+from .web import Web, article_page, article_text, atom, rdf, rss
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def web():
+    w = Web()
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def seeds_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "seeds"
+    shutil.copytree(REPO / "seeds", d)
+    return d
+
+
+def write_config(folder: Path, feeds: list[str], extra: str = "", *, seeds: str = "seeds",
+                 store: str = "store") -> Path:
+    """A config for tests: loopback allowed, no politeness delay."""
+    lines = [f'[paths]\nseeds = "{seeds}"\nstore = "{store}"\n',
+             "[fetch]\nallow_private_networks = true\nhost_delay = 0\ntimeout = 10\nrobots = false\n", extra]
+    for url in feeds:
+        lines.append(f'[[feeds]]\nurl = "{url}"\n')
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+    def jsonl(self):
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+def run_cli(*args: str) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+ON = ["on_hyesan_gold", "on_forced_labour_report", "on_sanctions_gold", "on_mine_collapse"]
+OFF = ["off_football", "off_recipe", "off_smartphone", "off_weather"]
+
+
+@dataclass
+class NewsWeb:
+    feeds: list[str]
+    pages: dict[str, str]  # fixture name -> URL
+    dead: list[str]
+
+
+def build_news_web(web: Web) -> NewsWeb:
+    """Three healthy feeds (RSS, Atom, RDF) on three hosts, and two dead ones.
+
+    The Hyesan article is listed by the RSS feed and (with tracking parameters)
+    by the Atom feed: one article, two feeds.
+    """
+    a, b, c, dead = web.host(2), web.host(3), web.host(4), web.host(5)
+    pages = {}
+    layout = {a: ["on_hyesan_gold", "on_forced_labour_report", "off_football", "off_recipe"],
+              b: ["on_sanctions_gold", "off_smartphone"],
+              c: ["on_mine_collapse", "off_weather"]}
+    for host, names in layout.items():
+        for name in names:
+            title, body = article_text(name)
+            pages[name] = host.add(f"/news/{name}.html", article_page(title, body))
+
+    def items(names, **extra):
+        return [{"title": article_text(n)[0], "link": pages[n], "guid": f"id-{n}",
+                 "date": "Fri, 20 Nov 2026 08:00:00 GMT", **extra} for n in names]
+
+    feed_a = a.add("/rss.xml", rss("Feed A", items(layout[a])), content_type="application/rss+xml", etag='"a1"')
+    b_items = items(layout[b]) + [{"title": article_text("on_hyesan_gold")[0], "guid": "b-hyesan",
+                                   "link": pages["on_hyesan_gold"] + "?utm_source=rss&utm_medium=feed"}]
+    feed_b = b.add("/atom.xml", atom("Feed B", b_items), content_type="application/atom+xml",
+                   last_modified="Fri, 20 Nov 2026 08:00:00 GMT")
+    feed_c = c.add("/rdf.xml", rdf("Feed C", items(layout[c])), content_type="application/rdf+xml")
+    broken = dead.add("/feed.xml", "oops", status=500, content_type="text/plain")
+    nothing = "http://127.0.0.6:9/feed.xml"  # nothing listens there
+    return NewsWeb([feed_a, feed_b, feed_c, broken, nothing], pages, [broken, nothing])
