@@ -171,7 +171,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{file}: no such config file; create it (see README, 'Config') or pass --config PATH") from None
+        raise ConfigError(f"{file}: no such config file; create it (see README, 'Config') "
+                          "or pass --config PATH") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
     try:
@@ -199,13 +200,15 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     r = _Reader(file, data, "fetch", list(FetchSettings.__dataclass_fields__))
     positive = {"check": lambda v: v > 0, "expected": "a number greater than 0"}
     fetch = FetchSettings(
-        user_agent=r.get("user_agent", str, d.user_agent, check=lambda v: bool(v.strip()), expected="a non-empty string"),
+        user_agent=r.get("user_agent", str, d.user_agent, check=lambda v: bool(v.strip()),
+                         expected="a non-empty string"),
         timeout=r.duration("timeout", d.timeout, minimum=0.001),
         max_bytes=r.get("max_bytes", int, d.max_bytes, check=lambda v: v >= 1024, expected="an integer >= 1024"),
         concurrency=r.get("concurrency", int, d.concurrency, check=lambda v: v >= 1, expected="an integer >= 1"),
         per_host=r.get("per_host", int, d.per_host, check=lambda v: v >= 1, expected="an integer >= 1"),
         host_delay=r.duration("host_delay", d.host_delay),
-        allow_private_networks=r.get("allow_private_networks", bool, d.allow_private_networks, expected="true or false"),
+        allow_private_networks=r.get("allow_private_networks", bool, d.allow_private_networks,
+                                     expected="true or false"),
         robots=r.get("robots", bool, d.robots, expected="true or false"),
         max_entries_per_poll=r.get("max_entries_per_poll", int, d.max_entries_per_poll, **positive),
     )

@@ -8,6 +8,7 @@ the event loop. Comments, navigation and other boilerplate are left out
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from .urls import normalize, scheme_reason
@@ -37,8 +38,19 @@ def clean_line(value: object, limit: int = MAX_TITLE) -> str:
 
 
 def _paragraphs(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)  # as trafilatura.extract() returns it
     lines = (_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return "\n\n".join(line for line in lines if line)
+
+
+def _title(title: str, site: str) -> str:
+    """The headline without a trailing " | Site Name" that many pages add to <title>."""
+    title = unicodedata.normalize("NFC", title)
+    if site:
+        for sep in (" | ", " - ", " – ", " — ", " :: ", " » ", " · "):
+            if title.lower().endswith((sep + site).lower()) and len(title) > len(sep + site):
+                return title[: -len(sep + site)].strip()
+    return title
 
 
 def extract(html: bytes, url: str) -> Page | None:
@@ -51,7 +63,8 @@ def extract(html: bytes, url: str) -> Page | None:
         return None
     if doc is None or not (doc.text or "").strip():
         return None
-    title = clean_line(doc.title)
+    site = clean_line(doc.sitename or doc.hostname)
+    title = _title(clean_line(doc.title), site)
     text = _paragraphs(doc.text)
     first, _, rest = text.partition("\n\n")
     if rest and title and first.strip().lower() == title.lower():
@@ -65,7 +78,7 @@ def extract(html: bytes, url: str) -> Page | None:
         title=title,
         author=clean_line(doc.author),
         date=clean_line(doc.date, 40),
-        site=clean_line(doc.sitename or doc.hostname),
+        site=site,
         language=clean_line(doc.language, 20),
         text=text,
     )

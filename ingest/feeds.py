@@ -44,7 +44,7 @@ class ParsedFeed:
 
 def _when(entry: dict) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        value = dict.get(entry, key)  # plain dict lookup: skips feedparser's deprecated key aliasing
         if value:
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), UTC)
@@ -92,6 +92,8 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
                              published=_when(raw), summary=_clean(raw.get("summary", ""), 5000)))
     feed = parsed.get("feed", {})
     bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    if isinstance(bozo, feedparser.NonXMLContentType):
+        bozo = None  # a server's wrong Content-Type is not a malformed document
     if not entries and not parsed.get("version"):
         error = "not a feed"
         if bozo is not None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import urljoin
 
 import httpx
@@ -27,6 +27,7 @@ from .config import FetchSettings
 from .urls import host_of, unsafe_reason
 
 MAX_REDIRECTS = 10
+_Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
 PERMANENT_REDIRECTS = (301, 308)
 
 
@@ -95,7 +96,7 @@ class Fetcher:
             trust_env=False,
         )
 
-    async def __aenter__(self) -> "Fetcher":
+    async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -149,20 +150,21 @@ class Fetcher:
             return FetchResult(url, current, status, resp_headers, body, error=error, permanent_redirect=moved)
         return FetchResult(url, current, 0, error=f"more than {MAX_REDIRECTS} redirects")
 
-    async def _get(self, url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, str | None]:
+    async def _get(self, url: str, headers: dict[str, str]) -> _Raw:
         host = host_of(url)
         state = self._hosts.get(host)
         if state is None:
             state = self._hosts[host] = _Host(self.settings.per_host)
         quiet = self._quiet_until.get(host, 0.0)
         if quiet > self.clock():
-            return 0, {}, b"", f"host {host} asked not to be contacted for {quiet - self.clock():.0f}s more (Retry-After)"
+            wait = quiet - self.clock()
+            return 0, {}, b"", f"host {host} asked not to be contacted for {wait:.0f}s more (Retry-After)"
         async with state.slots:
             await self._wait_turn(state)
             async with self._global:
                 return await self._request(url, host, headers)
 
-    async def _request(self, url: str, host: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, str | None]:
+    async def _request(self, url: str, host: str, headers: dict[str, str]) -> _Raw:
         try:
             async with self._client.stream("GET", url, headers=headers) as resp:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from collections.abc import Iterable, Sequence
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 DOC_LEN = 400  # typical article length in tokens, for the Poisson df model

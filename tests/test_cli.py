@@ -1,0 +1,100 @@
+"""The score, export and status commands, and the help that documents them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO, build_news_web, run_cli, write_config
+from .web import FIXTURES
+
+
+def test_score_json_lines(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [])
+    files = sorted((FIXTURES / "articles").glob("*.txt"))
+    r = run_cli("--config", str(cfg), "score", "--json", *map(str, files))
+    assert r.code == 0, r.err
+    rows = r.jsonl()
+    assert [row["path"] for row in rows] == [str(f) for f in files]
+    for row in rows:
+        assert set(row) == {"path", "score", "relevant", "threshold", "terms"}
+        assert row["relevant"] == Path(row["path"]).name.startswith("on_")
+        assert row["relevant"] == (row["score"] >= row["threshold"])
+    hyesan = next(r for r in rows if "hyesan" in r["path"])
+    assert {"gold", "mining"} <= set(hyesan["terms"])
+    # nothing was written by scoring
+    assert not list((tmp_path / "store" / "corpus").glob("*.txt"))
+
+
+def test_score_stdin(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [])
+    text = (FIXTURES / "articles" / "on_sanctions_gold.txt").read_text()
+    p = subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "score", "--json", "-"],
+                       input=text, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert '"path": "-"' in p.stdout
+
+
+def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
+    """`score` on the texts a poll sees, on an equal (fresh) store, makes the poll's decisions."""
+    import httpx
+
+    from ingest.pipeline import analyse
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    poll = run_cli("--config", str(cfg), "poll", "--json").json()
+    kept_urls = {a["url"] for a in run_cli("--config", str(cfg), "export").jsonl()}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "seeds").symlink_to(seeds_dir)
+    files = {}
+    for name, url in news.pages.items():
+        analysed = analyse(httpx.get(url).content, url)
+        files[url] = other / f"{name}.txt"
+        files[url].write_text(analysed.text, encoding="utf-8")
+    rows = run_cli("--config", str(write_config(other, [])), "score", "--json", *map(str, files.values())).jsonl()
+    decided = {row["path"]: row for row in rows}
+    assert {row["threshold"] for row in rows} == {poll["threshold"]}
+    for url, f in files.items():
+        assert decided[str(f)]["relevant"] == (url in kept_urls), url
+
+
+def test_export_fields(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    run_cli("--config", str(cfg), "poll")
+    rows = run_cli("--config", str(cfg), "export").jsonl()
+    assert len(rows) == 4
+    for row in rows:
+        assert {"id", "url", "canonical_url", "title", "text", "author", "published", "fetched", "feeds",
+                "score", "path"} <= set(row)
+        assert row["text"] and row["title"] and row["path"].startswith("corpus/")
+        assert (tmp_path / "store" / row["path"]).read_text(encoding="utf-8").startswith(row["title"] + "\n\n")
+    hyesan = next(r for r in rows if r["url"] == news.pages["on_hyesan_gold"])
+    assert sorted(hyesan["feeds"]) == sorted(news.feeds[:2])
+    assert hyesan["author"] == "Staff Reporter" and hyesan["published"].startswith("2026-11-20")
+
+
+def test_status_json_and_text(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    before = run_cli("--config", str(cfg), "status", "--json").json()
+    assert [f["state"] for f in before] == ["new"] * 5
+    run_cli("--config", str(cfg), "poll")
+    rows = {f["url"]: f for f in run_cli("--config", str(cfg), "status", "--json").json()}
+    a = rows[news.feeds[0]]
+    assert a["state"] == "ok" and a["entries_seen"] == 4 and a["articles_kept"] == 2
+    assert a["last_poll"] and a["last_success"] and a["last_error"] is None
+    text = run_cli("--config", str(cfg), "status").out
+    assert "HTTP 500" in text and news.feeds[0] in text
+
+
+def test_help_reads_like_docs():
+    r = subprocess.run([sys.executable, "-m", "ingest", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0
+    for cmd in ("poll", "score", "export", "status"):
+        assert cmd in r.stdout
+    r = subprocess.run([sys.executable, "-m", "ingest", "score", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert "same store" in r.stdout

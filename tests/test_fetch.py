@@ -1,0 +1,142 @@
+"""The fetcher against loopback servers: limits, redirects, caps, address checks."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+
+from ingest.config import FetchSettings
+from ingest.fetch import Fetcher, parse_retry_after
+
+
+def fetch(settings: FetchSettings, url: str, **kw):
+    async def go():
+        async with Fetcher(settings) as f:
+            return await f.fetch(url, **kw)
+    return asyncio.run(go())
+
+
+OPEN = FetchSettings(allow_private_networks=True, host_delay=0, timeout=5)
+
+
+def redirect(to: str, status: int = 302):
+    def handler(req):
+        req.send_response(status)
+        req.send_header("Location", to)
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+    return handler
+
+
+def test_user_agent_and_conditional_headers(web):
+    h = web.host(2)
+    url = h.add("/f", "x")
+    r = fetch(OPEN, url, etag='"e"', last_modified="Mon, 01 Jan 2026 00:00:00 GMT")
+    assert r.ok and r.body == b"x"
+    req = h.hits("/f")[0]
+    assert req.headers["user-agent"].startswith("seed-ingest/")
+    assert req.headers["if-none-match"] == '"e"'
+    assert req.headers["if-modified-since"] == "Mon, 01 Jan 2026 00:00:00 GMT"
+
+
+def test_private_addresses_refused_for_untrusted_urls(web):
+    url = web.host(2).add("/p", "secret")
+    strict = FetchSettings(host_delay=0, timeout=5)
+    r = fetch(strict, url)
+    assert r.error and "private" in r.error and not web.host(2).requests
+    assert fetch(strict, url, trusted=True).ok  # a configured feed URL is trusted
+    r = fetch(strict, "http://169.254.169.254/latest/meta-data/")
+    assert "metadata" in r.error
+    r = fetch(OPEN, "http://169.254.169.254/latest/meta-data/")
+    assert "metadata" in r.error  # always refused
+
+
+def test_redirects_are_checked_and_capped(web):
+    h = web.host(2)
+    h.add("/file", handler=redirect("file:///etc/passwd"))
+    assert "scheme file" in fetch(OPEN, h.url("/file")).error
+    h.add("/loop", handler=redirect("/loop2"))
+    h.add("/loop2", handler=redirect("/loop"))
+    assert "redirect loop" in fetch(OPEN, h.url("/loop")).error
+    for i in range(12):
+        h.add(f"/c{i}", handler=redirect(f"/c{i + 1}"))
+    assert "more than 10 redirects" in fetch(OPEN, h.url("/c0")).error
+    # a trusted feed may not be redirected into a private network either
+    strict = FetchSettings(host_delay=0, timeout=5)
+    h.add("/out", handler=redirect(h.url("/inside")))
+    h.add("/inside", "x")
+    assert "private" in fetch(strict, h.url("/out"), trusted=True).error
+
+
+def test_permanent_redirect_is_reported(web):
+    h = web.host(2)
+    h.add("/old", handler=redirect("/new", 301))
+    h.add("/new", "feed")
+    r = fetch(OPEN, h.url("/old"))
+    assert r.ok and r.permanent_redirect == h.url("/new")
+    h.add("/tmp", handler=redirect("/new", 302))
+    assert fetch(OPEN, h.url("/tmp")).permanent_redirect is None
+
+
+def test_max_bytes_after_decompression(web):
+    h = web.host(2)
+    h.add("/big", b"a" * 200_000)
+    h.add("/bomb", gzip.compress(b"\0" * 5_000_000), headers={"Content-Encoding": "gzip"})
+    small = FetchSettings(allow_private_networks=True, host_delay=0, timeout=5, max_bytes=100_000)
+    assert "exceeds max_bytes" in fetch(small, h.url("/big")).error
+    assert "exceeds max_bytes" in fetch(small, h.url("/bomb")).error
+    h.add("/gz", gzip.compress(b"hello"), headers={"Content-Encoding": "gzip"})
+    assert fetch(small, h.url("/gz")).body == b"hello"
+
+
+def test_total_timeout_bounds_a_slow_drip(web):
+    def drip(req):
+        req.send_response(200)
+        req.send_header("Content-Length", "1000")
+        req.end_headers()
+        for _ in range(100):
+            req.wfile.write(b"x")
+            req.wfile.flush()
+            time.sleep(0.1)
+    h = web.host(2)
+    h.add("/drip", handler=drip)
+    started = time.monotonic()
+    r = fetch(FetchSettings(allow_private_networks=True, host_delay=0, timeout=1), h.url("/drip"))
+    assert "timed out" in r.error and time.monotonic() - started < 3
+
+
+def test_per_host_concurrency_and_spacing(web):
+    h = web.host(2)
+    for i in range(8):
+        h.add(f"/s{i}", "x", delay=0.2)
+
+    async def go():
+        settings = FetchSettings(allow_private_networks=True, host_delay=0.05, per_host=2, timeout=10)
+        async with Fetcher(settings) as f:
+            return await asyncio.gather(*(f.fetch(h.url(f"/s{i}")) for i in range(8)))
+    assert all(r.ok for r in asyncio.run(go()))
+    assert h.max_in_flight == 2
+    starts = sorted(r.at for r in h.requests)
+    assert all(b - a >= 0.045 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_retry_after_quiets_the_host(web):
+    h = web.host(2)
+    h.add("/busy", "slow down", status=429, headers={"Retry-After": "120"})
+    h.add("/other", "x")
+
+    async def go():
+        async with Fetcher(OPEN) as f:
+            first = await f.fetch(h.url("/busy"))
+            second = await f.fetch(h.url("/other"))
+            return first, second
+    first, second = asyncio.run(go())
+    assert first.status == 429 and "HTTP 429" in first.error
+    assert "Retry-After" in second.error and not h.hits("/other")
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("120", 0) == 120
+    assert parse_retry_after("Thu, 01 Jan 1970 00:02:00 GMT", 60) == 60
+    assert parse_retry_after("soon", 0) is None
