@@ -282,7 +282,7 @@ class Poll:
                          next((s.published for s in job.sources if s.published), None),
                          text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
                          terms=score.terms)
-        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url, a.counts)
+        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url)
         self.summary.kept += 1
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))

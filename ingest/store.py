@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS sources (      -- provenance: every feed/URL an artic
     UNIQUE (article_id, url, feed_id)
 );
 CREATE INDEX IF NOT EXISTS sources_url ON sources(url);
-CREATE TABLE IF NOT EXISTS term_df (      -- stream document frequencies for relevance
+CREATE TABLE IF NOT EXISTS term_df (      -- document frequencies of rejected (off-topic) pages, for idf
     term TEXT PRIMARY KEY, df INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -364,7 +364,7 @@ class Store:
                    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
-                    final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
+                    final_url: str | None) -> tuple[int, str]:
         """Store a new article: corpus file + rows, atomically. Returns (id, path)."""
         from .urls import url_hash
 
@@ -385,8 +385,6 @@ class Store:
                 article_id = cur.lastrowid
                 page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
                 self.record_entries(sources, page_id, now, article_id, db=db)
-                if counts:
-                    self._count_terms(db, counts)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -20,7 +20,7 @@ def _article(n: int = 1, **kw) -> NewArticle:
 def _add(store: Store, n: int = 1):
     feed = store.db.execute("SELECT id FROM feeds").fetchone()[0]
     return store.add_article(_article(n), f"http://e.org/{n}", [Source(feed, f"k{n}", f"http://e.org/{n}", "", None)],
-                             1000.0, None, {"gold": 1})
+                             1000.0, None)
 
 
 @pytest.fixture
