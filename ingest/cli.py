@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         for f in s.failures:
             print(f"failed: {f['feed']}: {f['error']}")
     return 0
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from .service import run_service
+
+    return run_service(config)
 
 
 def cmd_score(config: Config, args: argparse.Namespace) -> int:
@@ -116,12 +123,15 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
     configured = {f.url for f in config.feeds}
+    now = time.time()
     out = []
     for f in rows:
         seen, kept = counts.get(f.id, (0, 0))
         out.append({
             "url": f.url, "config_url": f.config_url, "name": f.name or f.title,
             "in_config": f.config_url in configured, "state": f.state, "reason": f.state_reason or None,
+            "summary": _state_summary(f, now), "moved_to": f.url if f.url != f.config_url else None,
+            "retry_after": _iso(f.retry_after),
             "last_poll": _iso(f.last_poll), "last_success": _iso(f.last_success), "last_error": f.last_error,
             "last_error_at": _iso(f.last_error_at), "consecutive_errors": f.consecutive_errors,
             "next_poll": _iso(f.next_poll), "interval": f.interval, "entries_seen": seen, "articles_kept": kept,
@@ -130,7 +140,8 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     for f in config.feeds:
         if f.url not in polled:
             out.append({"url": f.url, "config_url": f.url, "name": f.name, "in_config": True, "state": "new",
-                        "reason": None, "last_poll": None, "last_success": None, "last_error": None,
+                        "reason": None, "summary": "new: not polled yet", "moved_to": None, "retry_after": None,
+                        "last_poll": None, "last_success": None, "last_error": None,
                         "last_error_at": None, "consecutive_errors": 0, "next_poll": None, "interval": None,
                         "entries_seen": 0, "articles_kept": 0})
     if args.json:
@@ -138,14 +149,37 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         return 0
     for r in out:
         flag = "" if r["in_config"] else " (removed from config)"
-        print(f"{r['state']:<9} {r['url']}{flag}")
+        print(f"{r['state']:<9} {r['config_url']}{flag}")
+        print(f"          {r['summary']}")
         print(f"          name: {r['name'] or '-'}; last poll: {r['last_poll'] or 'never'}; "
-              f"last success: {r['last_success'] or 'never'}")
+              f"last success: {r['last_success'] or 'never'}; next poll: {r['next_poll'] or '-'}")
         print(f"          entries seen: {r['entries_seen']}; articles kept: {r['articles_kept']}; "
               f"consecutive errors: {r['consecutive_errors']}")
         if r["last_error"]:
             print(f"          last error ({r['last_error_at']}): {r['last_error']}")
     return 0
+
+
+def _state_summary(f, now: float) -> str:
+    """One line that explains the feed's state."""
+    if f.state == "disabled":
+        return f"disabled: {f.state_reason}"
+    parts = []
+    if f.state == "failing":
+        parts.append(f"failing: {f.state_reason}")
+    elif f.state == "error":
+        until = max(f.next_poll or 0, f.retry_after or 0)
+        parts.append(f"backing off until {_iso(until)} after {f.consecutive_errors} error(s): {f.last_error}")
+    elif f.state == "new":
+        parts.append("new: not polled yet")
+    else:
+        every = f"every {f.interval / 60:.0f} min" if f.interval else "on the default interval"
+        parts.append(f"ok: polled {every}")
+    if f.retry_after and f.retry_after > now:
+        parts.append(f"server asked to wait until {_iso(f.retry_after)} (Retry-After)")
+    if f.url != f.config_url:
+        parts.append(f"moved permanently to {f.url}")
+    return "; ".join(parts)
 
 
 # -- parser ------------------------------------------------------------------
@@ -176,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seed-ingest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="run the service: poll feeds on schedule, write digests",
+                       description="Run in the foreground until SIGTERM/SIGINT: poll each feed when it is due "
+                                   "(intervals adapt to how often it publishes; failures back off), and write "
+                                   "the digest on the [schedule] digest cron. SIGHUP re-reads the config. "
+                                   "One line per event is logged to stderr (or --log-file).")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("poll", parents=[common], help="poll every feed once, now",
                        description="One pass over all feeds: fetch them, find entries not seen before, fetch "

@@ -7,7 +7,8 @@
   http/https, and for untrusted URLs no private or metadata addresses;
 * bodies streamed and cut at ``max_bytes`` after decompression; one deadline
   covers the whole request, so a slow drip cannot hold a slot forever;
-* Retry-After on 429/503 keeps the whole host quiet until it expires.
+* Retry-After on 429/503 keeps the whole host quiet until it expires;
+* robots.txt (protego) is checked for article pages, cached per origin.
 
 Failures never raise: they come back as a FetchResult with ``error`` set.
 """
@@ -19,9 +20,10 @@ import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
+from protego import Protego
 
 from .config import FetchSettings
 from .urls import host_of, unsafe_reason
@@ -29,6 +31,8 @@ from .urls import host_of, unsafe_reason
 MAX_REDIRECTS = 10
 _Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
 PERMANENT_REDIRECTS = (301, 308)
+ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
+ROBOTS_RETRY = 3600.0  # seconds before asking again for one that failed with a server error
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Fetcher:
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
+        self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.timeout),
@@ -101,6 +106,31 @@ class Fetcher:
 
     async def __aexit__(self, *exc) -> None:
         await self._client.aclose()
+
+    async def robots_reason(self, url: str) -> str | None:
+        """Why robots.txt forbids fetching ``url`` (None when allowed). Cached per
+        origin for a day. As RFC 9309 says: a 4xx robots.txt allows everything, a
+        5xx or unreachable one disallows everything for now."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        cached = self._robots.get(origin)
+        if cached is None or cached[0] < time.monotonic():
+            res = await self.fetch(origin + "/robots.txt", accept="text/plain")
+            if res.ok:
+                rules = Protego.parse(res.body.decode("utf-8", "replace"))
+            elif 400 <= res.status < 500:
+                rules = None
+            else:
+                rules = "unreachable"
+            ttl = ROBOTS_TTL if rules != "unreachable" else ROBOTS_RETRY
+            cached = self._robots[origin] = (time.monotonic() + ttl, rules)
+        rules = cached[1]
+        if rules is None:
+            return None
+        if rules == "unreachable":
+            return "robots.txt unreachable (server error): not fetching the site for now"
+        product = self.settings.user_agent.split("/", 1)[0]
+        return None if rules.can_fetch(url, product) else "disallowed by robots.txt"
 
     def host_quiet_until(self, url: str) -> float:
         """Wall-clock time before which ``url``'s host asked not to be contacted."""

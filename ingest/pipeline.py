@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -27,6 +28,7 @@ from .extract import Page, extract
 from .feeds import Entry, parse_feed
 from .fetch import Fetcher, FetchResult
 from .relevance import Score, TermStats, Threshold, score_batch, term_counts
+from .schedule import FeedOutcome, FeedState, hint_from, plan
 from .store import MAX_PAGE_ATTEMPTS, FeedRow, NewArticle, Source, Store, corpus_text
 
 log = logging.getLogger("ingest")
@@ -44,6 +46,7 @@ class PollSummary:
     pages_fetched: int = 0
     page_errors: int = 0
     empty: int = 0
+    blocked: int = 0  # robots.txt said no
     kept: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -86,7 +89,9 @@ class _PageJob:
 @dataclass
 class _FeedUpdate:
     feed: FeedRow
-    fields: dict
+    outcome: FeedOutcome
+    fields: dict  # validators, title ... stored along with the schedule's fields
+    when: float
 
 
 def _published(entry: Entry) -> str | None:
@@ -97,78 +102,123 @@ class Poll:
     """One pass over the given feeds (all active ones by default)."""
 
     def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 *, clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.config, self.store, self.seeds = config, store, list(seeds)
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
+        self.rng = rng or random.Random()
         self.summary = PollSummary()
         self.jobs: dict[str, _PageJob] = {}
         self.updates: list[_FeedUpdate] = []
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
+        self._feed_tasks: list[asyncio.Future] = []
 
     async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
         started = time.monotonic()
         if feeds is None:
-            feeds = [f for f in self.store.feeds() if f.state != "disabled"]
-        await asyncio.gather(*(self._poll_feed(f) for f in feeds))
+            feeds = self.store.pollable_feeds(self.clock())
+        self._feed_tasks = [asyncio.ensure_future(self._poll_feed(f)) for f in feeds]
+        for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
+            if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
+                log.error("feed=%s event=feed_crashed error=%r", feed.url, res)
         jobs = list(self.jobs.values())
-        results = await asyncio.gather(*(j.task for j in jobs))
-        self._store_pages(list(zip(jobs, results, strict=True)))
+        results = await asyncio.gather(*(j.task for j in jobs), return_exceptions=True)
+        done = []
+        for job, res in zip(jobs, results, strict=True):
+            if isinstance(res, BaseException):  # abandoned (abort) or crashed: refetch next time
+                self.retry_feeds |= job.feed_ids
+                if not isinstance(res, asyncio.CancelledError):
+                    log.error("page=%s event=page_crashed error=%r", job.link, res)
+                continue
+            done.append((job, res))
+        self._store_pages(done)
         for upd in self.updates:
-            fields = upd.fields
-            if upd.feed.id in self.retry_feeds:  # a page failed: fetch the whole feed again next time
-                fields = {k: v for k, v in fields.items() if k not in ("etag", "last_modified", "content_hash")}
-            self.store.update_feed(upd.feed.id, **fields)
+            self._save_feed(upd)
         self.summary.seconds = round(time.monotonic() - started, 3)
         return self.summary
 
+    def abort(self) -> None:
+        """Abandon unfinished requests; ``run`` then stores what is complete."""
+        for task in self._feed_tasks:
+            task.cancel()
+        for job in self.jobs.values():
+            if job.task is not None:
+                job.task.cancel()
+
+    def _save_feed(self, upd: _FeedUpdate) -> None:
+        """Store what the poll learned about a feed, with its next poll time (ingest.schedule)."""
+        feed, outcome, extra = upd.feed, upd.outcome, dict(upd.fields)
+        if feed.id in self.retry_feeds:  # a page failed: fetch the whole feed again next time
+            for key in ("etag", "last_modified", "content_hash"):
+                extra.pop(key, None)
+        state = FeedState(feed.interval, feed.consecutive_errors, feed.last_success, feed.errors_since)
+        fields = plan(state, outcome, self.config.schedule, upd.when, self.rng)
+        fields["last_poll"] = upd.when
+        if not outcome.ok:
+            fields.update(last_error=outcome.error, last_error_at=upd.when,
+                          errors_since=feed.errors_since or upd.when)
+        else:
+            fields["errors_since"] = None
+        if fields.get("url") and fields["url"] != feed.url:
+            log.warning("feed=%s event=feed_moved to=%s", feed.url, fields["url"])
+        if fields["state"] in ("disabled", "failing") and fields["state"] != feed.state:
+            log.warning("feed=%s event=feed_%s reason=%r", feed.url, fields["state"], fields["state_reason"])
+        self.store.update_feed(feed.id, **{**extra, **fields})
+
     # -- phase 1: feeds and pages -----------------------------------------
 
-    def _feed_failed(self, feed: FeedRow, reason: str, now: float) -> None:
+    def _feed_failed(self, feed: FeedRow, res: FetchResult, reason: str, now: float) -> None:
         self.summary.feeds_failed += 1
         self.summary.failures.append({"feed": feed.url, "error": reason})
-        log.warning("feed=%s event=feed_error reason=%r", feed.url, reason)
-        self.store.update_feed(feed.id, last_poll=now, last_error=reason, last_error_at=now, state="error",
-                               consecutive_errors=feed.consecutive_errors + 1, state_reason=reason)
+        log.warning("feed=%s event=feed_error status=%s reason=%r", feed.url, res.status, reason)
+        quiet = self.fetcher.host_quiet_until(feed.url)
+        outcome = FeedOutcome(ok=False, status=res.status, error=reason, retry_after=quiet if quiet > now else None)
+        self.updates.append(_FeedUpdate(feed, outcome, {}, now))
 
     async def _poll_feed(self, feed: FeedRow) -> None:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
                                        trusted=True, accept=FEED_ACCEPT)
         now = self.clock()
         if res.error:
-            self._feed_failed(feed, res.error, now)
+            self._feed_failed(feed, res, res.error, now)
             return
-        ok = {"last_poll": now, "last_success": now, "consecutive_errors": 0, "state": "ok", "state_reason": ""}
-        if res.permanent_redirect:
-            ok["url"] = res.permanent_redirect
-            log.info("feed=%s event=feed_moved to=%s", feed.url, res.permanent_redirect)
+        hint = hint_from(res.headers, None, None, now)
         if res.not_modified:
             self.summary.feeds_not_modified += 1
-            self.updates.append(_FeedUpdate(feed, ok))
+            log.info("feed=%s event=feed_not_modified", feed.url)
+            self.updates.append(_FeedUpdate(feed, FeedOutcome(ok=True, status=304, hint_seconds=hint,
+                                                              moved_to=res.permanent_redirect), {}, now))
             return
         body_hash = hashlib.sha256(res.body).hexdigest()
         validators = {"etag": res.headers.get("etag"), "last_modified": res.headers.get("last-modified"),
                       "content_hash": body_hash}
         if body_hash == feed.content_hash:  # validators broken or absent, body unchanged
             self.summary.feeds_not_modified += 1
-            self.updates.append(_FeedUpdate(feed, {**ok, **validators}))
+            log.info("feed=%s event=feed_unchanged", feed.url)
+            self.updates.append(_FeedUpdate(feed, FeedOutcome(ok=True, status=res.status, hint_seconds=hint,
+                                                              moved_to=res.permanent_redirect), validators, now))
             return
         parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
         if parsed.error:
-            self._feed_failed(feed, parsed.error, now)
+            self._feed_failed(feed, res, parsed.error, now)
             return
         if parsed.warning:
             log.info("feed=%s event=feed_salvaged reason=%r", feed.url, parsed.warning)
         self.summary.feeds_ok += 1
-        ok["title"] = parsed.title
         entries = self._new_entries(feed, parsed.entries)
-        capped = len(entries) > self.config.fetch.max_entries_per_poll
-        entries = entries[: self.config.fetch.max_entries_per_poll]
+        limit = self.config.fetch.max_entries_per_poll
+        capped = len(entries) > limit
+        entries = entries[:limit]
+        outcome = FeedOutcome(ok=True, status=res.status, changed=True,
+                              entry_dates=tuple(e.published for e in parsed.entries if e.published),
+                              hint_seconds=hint_from(res.headers, parsed.ttl, parsed.update_seconds, now),
+                              moved_to=res.permanent_redirect)
         # when the poll could not take every new entry, keep the old validators so
         # the next poll gets the full feed again and continues
-        update = _FeedUpdate(feed, ok if capped else {**ok, **validators})
-        self.updates.append(update)
+        extra = {"title": parsed.title, **({} if capped else validators)}
+        self.updates.append(_FeedUpdate(feed, outcome, extra, now))
         self.summary.entries_new += len(entries)
-        log.info("feed=%s event=feed_ok entries=%d new=%d", feed.url, len(parsed.entries), len(entries))
+        log.info("feed=%s event=feed_ok entries=%d new=%d%s", feed.url, len(parsed.entries), len(entries),
+                 " capped=true" if capped else "")
         for entry in entries:
             self._follow(feed, entry, now)
 
@@ -204,6 +254,10 @@ class Poll:
         job.task = asyncio.ensure_future(self._fetch_page(entry.link))
 
     async def _fetch_page(self, link: str) -> FetchResult | Analysed | None:
+        if self.config.fetch.robots:
+            reason = await self.fetcher.robots_reason(link)
+            if reason:
+                return FetchResult(link, link, 0, error=f"not fetched: {reason}")
         res = await self.fetcher.fetch(link)
         if res.error:
             return res
@@ -228,9 +282,14 @@ class Poll:
         for job, result in done:
             if isinstance(result, FetchResult):
                 error = result.error or f"HTTP {result.status}"
-                page_outcome = "empty" if error.startswith("not an HTML page") else "error"
+                page_outcome = "error"
+                if error.startswith("not an HTML page"):
+                    page_outcome = "empty"
+                elif error == "not fetched: disallowed by robots.txt":
+                    page_outcome = "blocked"
                 self.summary.page_errors += page_outcome == "error"
                 self.summary.empty += page_outcome == "empty"
+                self.summary.blocked += page_outcome == "blocked"
                 log.info("page=%s event=page_%s reason=%r", job.link, page_outcome, error)
                 if page_outcome == "error":
                     self.retry_feeds |= job.feed_ids

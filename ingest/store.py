@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     etag TEXT, last_modified TEXT, content_hash TEXT,
     last_poll REAL, last_success REAL, last_error TEXT, last_error_at REAL,
     consecutive_errors INTEGER NOT NULL DEFAULT 0,
+    errors_since REAL,                    -- start of the current run of failures
     next_poll REAL, interval REAL, retry_after REAL
 );
 CREATE TABLE IF NOT EXISTS articles (
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: ne
     id INTEGER PRIMARY KEY,
     url TEXT NOT NULL UNIQUE,             -- normalised entry link
     final_url TEXT, fetched REAL NOT NULL,
-    outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | error
+    outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | blocked | error
     reason TEXT NOT NULL DEFAULT '',
     score REAL, attempts INTEGER NOT NULL DEFAULT 1,
     article_id INTEGER REFERENCES articles(id)
@@ -117,6 +118,7 @@ class FeedRow:
     last_error: str | None
     last_error_at: float | None
     consecutive_errors: int
+    errors_since: float | None
     next_poll: float | None
     interval: float | None
     retry_after: float | None
@@ -282,6 +284,18 @@ class Store:
     def feeds(self, active_only: bool = True) -> list[FeedRow]:
         sql = "SELECT * FROM feeds" + (" WHERE active=1" if active_only else "") + " ORDER BY id"
         return [FeedRow(**{k: r[k] for k in r.keys()}) for r in self.db.execute(sql)]
+
+    def pollable_feeds(self, now: float) -> list[FeedRow]:
+        """Active feeds that may be fetched now: not disabled, no Retry-After pending."""
+        return [f for f in self.feeds() if f.state != "disabled" and not (f.retry_after and f.retry_after > now)]
+
+    def due_feeds(self, now: float) -> list[FeedRow]:
+        """Pollable feeds whose next poll time has come (never-polled feeds have one set by the service)."""
+        return [f for f in self.pollable_feeds(now) if f.next_poll is not None and f.next_poll <= now]
+
+    def next_due(self) -> float | None:
+        row = self.db.execute("SELECT MIN(next_poll) FROM feeds WHERE active=1 AND state<>'disabled'").fetchone()
+        return row[0]
 
     def update_feed(self, feed_id: int, **fields) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)

@@ -1,0 +1,186 @@
+"""The long-running service behind ``ingest run``.
+
+APScheduler 3 (AsyncIOScheduler) drives two jobs on one event loop:
+
+* ``poll``: a one-shot job re-armed after every poll for the earliest
+  ``next_poll`` of any feed (per-feed times live in ingest.db, so a restart
+  continues where it stopped); it polls the feeds that are due, as one batch;
+* ``digest``: on the ``[schedule] digest`` cron.
+
+Signals: SIGTERM/SIGINT stop taking work, give the running poll
+``shutdown_timeout`` to finish, then abandon its unfinished requests and
+commit what is complete, and exit 0; a second signal exits at once (every
+commit is a transaction and corpus files are renamed into place, so the
+store stays consistent). SIGHUP re-reads the config and seeds (feeds added or
+removed take effect; unchanged feeds keep their state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from .config import Config, ConfigError, load_config
+from .fetch import Fetcher
+from .pipeline import Poll, make_executor
+from .schedule import first_poll
+from .seeds import SeedError, load_seeds
+from .store import Store
+
+log = logging.getLogger("ingest")
+
+IDLE_RECHECK = 3600.0  # seconds between checks when no feed has a next poll time
+
+
+class Service:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
+        self.store: Store | None = None
+        self.fetcher: Fetcher | None = None
+        self.executor = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.running: tuple[Poll, asyncio.Future] | None = None  # the poll in progress, if any
+        self.stopping = asyncio.Event()
+        self.rng = random.Random()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.store = Store.open(self.config.paths.store)
+        self.executor = make_executor()
+        self.fetcher = Fetcher(self.config.fetch, clock=self.clock)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        try:
+            self._sync_feeds()
+            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=datetime.now().astimezone().tzinfo)
+            self.scheduler.add_job(self._digest_job, CronTrigger.from_crontab(self.config.schedule.digest),
+                                   id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
+            # the one-shot poll job is re-armed when it has finished (from inside, it would
+            # count as a second running instance and be skipped)
+            self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+            self.scheduler.start()
+            self._arm_poll()
+            log.info("event=service_started feeds=%d store=%s pid=%d", len(self.config.feeds),
+                     self.config.paths.store, os.getpid())
+            await self.stopping.wait()
+            await self._shutdown()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.fetcher.__aexit__(None, None, None)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.store.close()
+        log.info("event=service_stopped")
+        return 0
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self.stopping.is_set():
+            log.warning("event=second_signal signal=%s exiting now", sig.name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("event=stopping signal=%s timeout=%gs", sig.name, self.config.schedule.shutdown_timeout)
+        self.stopping.set()
+
+    async def _shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.running is None or self.running[1].done():
+            return
+        poll, task = self.running
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.config.schedule.shutdown_timeout)
+        except TimeoutError:
+            log.warning("event=abandoning_poll reason='shutdown_timeout reached'")
+            poll.abort()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _on_reload_signal(self) -> None:
+        try:
+            config = load_config(self.config.path)
+            seeds = [s.text for s in load_seeds(config.paths.seeds)]
+        except (ConfigError, SeedError) as exc:
+            log.error("event=reload_failed reason=%r (keeping the running config)", str(exc))
+            return
+        if config.paths.store != self.config.paths.store:
+            log.error("event=reload_failed reason='[paths] store cannot change while running; restart instead'")
+            return
+        self.config, self.seeds = config, seeds
+        self._sync_feeds()
+        self._arm_poll()
+        log.info("event=reloaded feeds=%d", len(config.feeds))
+
+    # -- jobs -----------------------------------------------------------------
+
+    def _sync_feeds(self) -> None:
+        """Match the feeds table to the config; give new feeds a staggered first poll."""
+        now = self.clock()
+        self.store.sync_feeds(((f.url, f.name) for f in self.config.feeds), now)
+        feeds = self.store.feeds()
+        for f in feeds:
+            if f.next_poll is None and f.state != "disabled":
+                self.store.update_feed(f.id, next_poll=first_poll(f.config_url, len(feeds), self.config.schedule, now))
+
+    def _arm_poll(self) -> None:
+        if self.scheduler is None or self.stopping.is_set():
+            return
+        due = self.store.next_due()
+        when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
+        self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
+                               replace_existing=True, misfire_grace_time=None)
+
+    async def _poll_job(self) -> None:
+        if self.stopping.is_set():
+            return
+        now = self.clock()
+        due = self.store.due_feeds(now)
+        if due:
+            # the poll runs as its own task, so a scheduler shutdown that cancels this job
+            # does not cut it off; _shutdown decides how long it may finish
+            poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
+                        rng=self.rng)
+            task = asyncio.ensure_future(poll.run(due))
+            self.running = (poll, task)
+            try:
+                s = await asyncio.shield(task)
+                log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
+                         "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
+                         s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end a service meant to run for months
+                log.exception("event=poll_crashed")
+
+    def _on_job_done(self, event) -> None:
+        if event.job_id == "poll":
+            self._arm_poll()
+
+    async def _digest_job(self) -> None:
+        from .digest import scheduled_digest
+
+        if self.stopping.is_set():
+            return
+        try:
+            paths = scheduled_digest(self.config, self.store, now=self.clock())
+            log.info("event=digest_written files=%s", ",".join(str(Path(p).name) for p in paths))
+        except Exception:
+            log.exception("event=digest_failed")
+
+
+def run_service(config: Config) -> int:
+    return asyncio.run(Service(config).run())

@@ -1,0 +1,144 @@
+"""`ingest run` as a real subprocess: schedule, signals, the store lock, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from .conftest import REPO, build_news_web, run_cli, write_config
+from .web import article_page, article_text, rss
+
+FAST = '[schedule]\npoll_interval = "1s"\nmin_interval = "1s"\nshutdown_timeout = "1s"\n'
+
+
+def start(cfg, *extra) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), *extra, "run"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 20) -> tuple[int, str]:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def consistent(store) -> None:
+    db = sqlite3.connect(store / "ingest.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    paths = {r[0] for r in db.execute("SELECT path FROM articles")}
+    files = {f"corpus/{p.name}" for p in (store / "corpus").iterdir()}
+    assert paths == files  # every row has its file, every file its row, no temp files
+
+
+def test_service_polls_on_schedule_and_stops_cleanly(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds, FAST)
+    proc = start(cfg)
+    try:
+        # the RDF feed dates nothing, so it keeps the 1 s poll_interval; the others adapt to
+        # their entries' dates (a few a week: a day between polls)
+        wait_for(lambda: len(web.host(4).hits("/rdf.xml")) >= 3, what="three polls of the RDF feed")
+        # while it runs, the store is locked against a second writer
+        r = run_cli("--config", str(cfg), "poll")
+        assert r.code == 1 and "another ingest process is using this store" in r.err
+        second = start(cfg)
+        assert second.wait(timeout=30) == 1
+        assert "another ingest process" in second.stderr.read()
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "event=service_started" in err and "event=poll_done" in err and "event=service_stopped" in err
+    assert len(web.host(2).hits("/rss.xml")) == 1  # its interval adapted to a day
+    consistent(tmp_path / "store")
+    assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == 4
+
+
+def test_sigterm_during_a_poll_commits_what_is_complete(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    items = []
+    for i, name in enumerate(["on_hyesan_gold", "on_forced_labour_report", "on_sanctions_gold", "on_mine_collapse"]):
+        title, body = article_text(name)
+        delay = 0 if i < 2 else 30  # two pages answer at once, two hang
+        url = h.add(f"/p{i}.html", article_page(title, body), delay=delay)
+        items.append({"title": title, "link": url, "guid": f"g{i}"})
+    feed = h.add("/feed.xml", rss("F", items), content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed], FAST)
+    cfg.write_text(cfg.read_text().replace("host_delay = 0", "host_delay = 0\nper_host = 4"))
+    proc = start(cfg)
+    wait_for(lambda: len(h.hits("/p3.html")) >= 1 and len(h.hits("/p2.html")) >= 1, what="hanging requests")
+    started = time.monotonic()
+    code, err = stop(proc)
+    assert code == 0, err
+    assert time.monotonic() - started < 10, err  # shutdown_timeout 1s, not the 30 s the pages hang
+    assert "event=abandoning_poll" in err
+    consistent(tmp_path / "store")
+    assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == 2  # the complete ones were committed
+    # nothing is lost: the abandoned pages are fetched by the next run
+    for i in (2, 3):
+        h.routes[f"/p{i}.html"].delay = 0
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.json()["kept"] == 2
+    consistent(tmp_path / "store")
+    assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == 4
+
+
+def test_second_signal_exits_at_once_and_store_stays_consistent(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    title, body = article_text("on_hyesan_gold")
+    url = h.add("/p.html", article_page(title, body), delay=30)
+    feed = h.add("/feed.xml", rss("F", [{"title": title, "link": url, "guid": "g"}]),
+                 content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed], FAST.replace('shutdown_timeout = "1s"', 'shutdown_timeout = "60s"'))
+    proc = start(cfg)
+    wait_for(lambda: h.hits("/p.html"), what="the hanging page request")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    code, _ = stop(proc, signal.SIGTERM)
+    assert code == 1
+    consistent(tmp_path / "store")
+
+
+def test_restart_continues_the_schedule(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    slow = '[schedule]\npoll_interval = "1h"\nmin_interval = "1h"\n'
+    cfg = write_config(tmp_path, news.feeds[:3], slow)
+    assert run_cli("--config", str(cfg), "poll").code == 0  # every feed now has its next poll an hour away
+    hits = len(web.host(2).requests)
+    proc = start(cfg)
+    try:
+        time.sleep(3)  # a real service, given time to (wrongly) poll at start-up
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert len(web.host(2).requests) == hits  # nothing was due: no request at start-up
+    status = run_cli("--config", str(cfg), "status", "--json").json()
+    assert all(f["next_poll"] for f in status)
+
+
+def test_sighup_picks_up_a_new_feed(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:1], FAST)
+    proc = start(cfg)
+    try:
+        wait_for(lambda: web.host(2).hits("/rss.xml"), what="first poll")
+        assert not web.host(3).hits("/atom.xml")
+        cfg.write_text(cfg.read_text() + f'\n[[feeds]]\nurl = "{news.feeds[1]}"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: web.host(3).hits("/atom.xml"), what="the added feed to be polled")
+    finally:
+        code, err = stop(proc)
+    assert code == 0 and "event=reloaded feeds=2" in err
