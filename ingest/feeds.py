@@ -30,6 +30,7 @@ class Entry:
     title: str
     published: datetime | None
     summary: str
+    updated: datetime | None = None  # the entry's own "updated" date: a newer one means the article changed
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class ParsedFeed:
     update_seconds: float | None = None  # from sy:updatePeriod / sy:updateFrequency
 
 
-def _when(entry: dict) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+def _when(entry: dict, keys=("published_parsed", "updated_parsed", "created_parsed")) -> datetime | None:
+    for key in keys:
         value = dict.get(entry, key)  # plain dict lookup: skips feedparser's deprecated key aliasing
         if value:
             try:
@@ -89,7 +90,8 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         if not key:
             continue  # neither id nor link: nothing to follow or to remember
         entries.append(Entry(key=key, link=link, title=_clean(raw.get("title", ""), 1000),
-                             published=_when(raw), summary=_clean(raw.get("summary", ""), 5000)))
+                             published=_when(raw), summary=_clean(raw.get("summary", ""), 5000),
+                             updated=_when(raw, ("updated_parsed",))))
     feed = parsed.get("feed", {})
     bozo = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if isinstance(bozo, feedparser.NonXMLContentType):

@@ -23,7 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
 from .config import Config
-from .dedup import text_hash
+from .dedup import band_keys, best_match, signature, text_hash
 from .extract import Page, extract
 from .feeds import Entry, parse_feed
 from .fetch import Fetcher, FetchResult
@@ -48,6 +48,7 @@ class PollSummary:
     empty: int = 0
     blocked: int = 0  # robots.txt said no
     kept: int = 0
+    updated: int = 0  # articles whose text changed in place
     rejected: int = 0
     duplicates: int = 0
     threshold: float | None = None
@@ -66,16 +67,17 @@ class Analysed:
     text: str  # as the corpus file will hold it: title, blank line, text
     counts: dict[str, int]
     text_hash: str
+    minhash: bytes | None  # near-duplicate signature
 
 
 def analyse(html: bytes, url: str) -> Analysed | None:
-    """Extraction and term counting, the CPU-bound part (runs in a worker)."""
+    """Extraction, term counting and near-duplicate signature: the CPU-bound part (runs in a worker)."""
     page = extract(html, url)
     if page is None:
         return None
     title = page.title or page.text.split("\n", 1)[0][:120]
     text = corpus_text(title, page.text)
-    return Analysed(page, text, term_counts(text), text_hash(page.text))
+    return Analysed(page, text, term_counts(text), text_hash(page.text), signature(page.text))
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _PageJob:
     sources: list[Source]
     feed_ids: set[int]
     task: asyncio.Future | None = None
+    refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
 
 
 @dataclass
@@ -204,7 +207,7 @@ class Poll:
         if parsed.warning:
             log.info("feed=%s event=feed_salvaged reason=%r", feed.url, parsed.warning)
         self.summary.feeds_ok += 1
-        entries = self._new_entries(feed, parsed.entries)
+        entries, refreshed = self._new_entries(feed, parsed.entries)
         limit = self.config.fetch.max_entries_per_poll
         capped = len(entries) > limit
         entries = entries[:limit]
@@ -221,8 +224,11 @@ class Poll:
                  " capped=true" if capped else "")
         for entry in entries:
             self._follow(feed, entry, now)
+        for entry in refreshed[:limit]:
+            self._follow(feed, entry, now, refresh=True)
 
-    def _new_entries(self, feed: FeedRow, entries: Sequence[Entry]) -> list[Entry]:
+    def _new_entries(self, feed: FeedRow, entries: Sequence[Entry]) -> tuple[list[Entry], list[Entry]]:
+        """(entries never seen, newest first; seen entries whose "updated" date moved on)."""
         unique: dict[str, Entry] = {}
         for e in entries:
             unique.setdefault(e.key, e)  # duplicate guids inside one feed: the first wins
@@ -230,10 +236,14 @@ class Poll:
         new = [e for k, e in unique.items() if k in unseen]
         # newest first, so a capped poll takes the most recent entries
         new.sort(key=lambda e: e.published.timestamp() if e.published else float("-inf"), reverse=True)
-        return new
+        dated = [k for k, e in unique.items() if k not in unseen and e.updated and e.link]
+        stored = self.store.entry_updates(feed.id, dated) if dated else {}
+        refreshed = [unique[k] for k in dated if stored.get(k) and unique[k].updated.isoformat() > stored[k]]
+        return new, refreshed
 
-    def _follow(self, feed: FeedRow, entry: Entry, now: float) -> None:
-        source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry))
+    def _follow(self, feed: FeedRow, entry: Entry, now: float, refresh: bool = False) -> None:
+        source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry),
+                        entry.updated.isoformat() if entry.updated else None)
         if not entry.link:
             self.store.record_entries([source], None, now)
             return
@@ -244,13 +254,14 @@ class Poll:
                 job.feed_ids.add(feed.id)
             return
         known = self.store.page(entry.link)
-        if known is not None and (known["outcome"] != "error" or known["attempts"] >= MAX_PAGE_ATTEMPTS):
+        if not refresh and known is not None and \
+                (known["outcome"] != "error" or known["attempts"] >= MAX_PAGE_ATTEMPTS):
             # fetched in an earlier poll (maybe for another feed): record where else it appeared
             self.store.record_entries([source], known["id"], now, known["article_id"])
             if known["article_id"] is not None:
                 self.summary.duplicates += 1
             return
-        job = self.jobs[entry.link] = _PageJob(entry.link, [source], {feed.id})
+        job = self.jobs[entry.link] = _PageJob(entry.link, [source], {feed.id}, refresh=refresh)
         job.task = asyncio.ensure_future(self._fetch_page(entry.link))
 
     async def _fetch_page(self, link: str) -> FetchResult | Analysed | None:
@@ -300,8 +311,11 @@ class Poll:
                 self.summary.empty += 1
                 store.record_page(job.link, job.sources, now, outcome="empty", reason="no extractable text")
                 continue
-            existing = store.article_by(canonical_url=result.page.canonical_url) or \
-                store.article_by(text_hash=result.text_hash)
+            same_url = store.article_by(canonical_url=result.page.canonical_url)
+            if job.refresh and same_url is not None:
+                self._refresh(job, result, same_url, now)
+                continue
+            existing = same_url or store.article_by(text_hash=result.text_hash)
             if existing is not None:
                 self.summary.duplicates += 1
                 store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=result.page.url,
@@ -328,7 +342,26 @@ class Poll:
                 article_ids[i] = aid
         self._store_followers(followers, article_ids, now)
 
+    def _refresh(self, job: _PageJob, a: Analysed, article_id: int, now: float) -> None:
+        """A known article fetched again because its entry was updated."""
+        if self.store.article(article_id)["text_hash"] == a.text_hash:
+            self.store.record_entries(job.sources, None, now, article_id)  # remember the new updated date
+            return
+        title, _, text = a.text.partition("\n\n")
+        path = self.store.update_article(article_id, title, text, a.text_hash, a.minhash, job.link, job.sources, now)
+        self.summary.updated += 1
+        log.info("page=%s event=updated path=%s", job.link, path)
+
     def _decide(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
+        if a.minhash is not None:  # the same story as a stored article (syndicated or edited copy)?
+            match = best_match(a.minhash, self.store.near_candidates(band_keys(a.minhash)))
+            if match is not None:
+                self.summary.duplicates += 1
+                self.store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=a.page.url,
+                                       article_id=match[0], score=score.score,
+                                       reason=f"near-duplicate of article {match[0]} (similarity {match[1]:.2f})")
+                log.info("page=%s event=duplicate article=%d similarity=%.2f", job.link, match[0], match[1])
+                return match[0]
         if score.score < threshold.value:
             self.summary.rejected += 1
             self.store.record_page(job.link, job.sources, now, outcome="rejected", final_url=a.page.url,
@@ -340,7 +373,7 @@ class Poll:
                          site=a.page.site, language=a.page.language, published=a.page.date or
                          next((s.published for s in job.sources if s.published), None),
                          text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
-                         terms=score.terms)
+                         terms=score.terms, minhash=a.minhash)
         aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url)
         self.summary.kept += 1
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,

@@ -51,8 +51,15 @@ CREATE TABLE IF NOT EXISTS articles (
     fetched REAL NOT NULL,
     text_hash TEXT NOT NULL,
     score REAL NOT NULL, threshold REAL NOT NULL, terms TEXT NOT NULL DEFAULT '[]',
-    path TEXT NOT NULL UNIQUE             -- corpus file, relative to the store
+    path TEXT NOT NULL UNIQUE,            -- corpus file, relative to the store
+    minhash BLOB,                         -- near-duplicate signature (ingest.dedup), NULL for short texts
+    updated REAL,                         -- when the text last changed in place
+    revisions INTEGER NOT NULL DEFAULT 0  -- how many times it changed
 );
+CREATE TABLE IF NOT EXISTS lsh (          -- near-duplicate index: LSH band keys of each article
+    key INTEGER NOT NULL, article_id INTEGER NOT NULL REFERENCES articles(id)
+);
+CREATE INDEX IF NOT EXISTS lsh_key ON lsh(key);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles(fetched);
 CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: never fetched twice
@@ -69,6 +76,7 @@ CREATE TABLE IF NOT EXISTS entries (      -- feed entries seen
     feed_id INTEGER NOT NULL REFERENCES feeds(id),
     key TEXT NOT NULL,                    -- guid/id, else normalised link
     link TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', published TEXT,
+    updated TEXT,                         -- the entry's updated date when last processed
     first_seen REAL NOT NULL,
     page_id INTEGER REFERENCES pages(id),
     PRIMARY KEY (feed_id, key)
@@ -138,6 +146,7 @@ class NewArticle:
     score: float
     threshold: float
     terms: tuple[str, ...]
+    minhash: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class Source:
     link: str
     title: str
     published: str | None
+    updated: str | None = None
 
 
 def corpus_text(title: str, text: str) -> str:
@@ -249,12 +259,17 @@ class Store:
 
     def recover(self) -> dict[str, int]:
         """Finish or undo corpus writes that a crash interrupted."""
-        paths = {r[0] for r in self.db.execute("SELECT path FROM articles")}
+        from .dedup import text_hash
+
+        hashes = dict(self.db.execute("SELECT path, text_hash FROM articles").fetchall())
+        paths = set(hashes)
         done = {"renamed": 0, "removed": 0, "missing": 0}
         for tmp in self.corpus.glob(TMP_PREFIX + "*"):
             final = tmp.name[len(TMP_PREFIX):]
             rel = f"corpus/{final}"
-            if rel in paths and not (self.corpus / final).exists():
+            # a temp file is the committed version when its row holds its text's hash
+            # (a new article, or an update committed just before the crash)
+            if rel in hashes and text_hash(read_corpus_file(tmp)[1]) == hashes[rel]:
                 os.replace(tmp, self.corpus / final)
                 done["renamed"] += 1
             else:
@@ -314,8 +329,28 @@ class Store:
                 f"SELECT key FROM entries WHERE feed_id=? AND key IN ({q})", (feed_id, *chunk)))
         return set(keys) - seen
 
+    def entry_updates(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
+        """Stored ``updated`` dates of these (seen) entries."""
+        out: dict[str, str | None] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT key, updated FROM entries WHERE feed_id=? AND key IN ({q})", (feed_id, *chunk)).fetchall())
+        return out
+
     def page(self, url: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM pages WHERE url=?", (url,)).fetchone()
+
+    def near_candidates(self, keys: Sequence[int]) -> list[tuple[int, bytes]]:
+        """Articles sharing an LSH band key, with their signatures."""
+        q = ",".join("?" * len(keys))
+        return [(r[0], r[1]) for r in self.db.execute(
+            f"SELECT DISTINCT a.id, a.minhash FROM lsh JOIN articles a ON a.id = lsh.article_id "
+            f"WHERE lsh.key IN ({q})", list(keys))]
+
+    def article(self, article_id: int) -> sqlite3.Row:
+        return self.db.execute("SELECT * FROM articles WHERE id=?", (article_id,)).fetchone()
 
     def article_by(self, *, canonical_url: str | None = None, text_hash: str | None = None) -> int | None:
         if canonical_url is not None:
@@ -332,8 +367,9 @@ class Store:
         def write(db: sqlite3.Connection) -> None:
             for s in sources:
                 db.execute(
-                    "INSERT OR IGNORE INTO entries (feed_id, key, link, title, published, first_seen, page_id) "
-                    "VALUES (?,?,?,?,?,?,?)", (s.feed_id, s.key, s.link, s.title, s.published, now, page_id))
+                    "INSERT INTO entries (feed_id, key, link, title, published, updated, first_seen, page_id) "
+                    "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(feed_id, key) DO UPDATE SET updated=excluded.updated",
+                    (s.feed_id, s.key, s.link, s.title, s.published, s.updated, now, page_id))
                 if article_id is not None:
                     db.execute("INSERT OR IGNORE INTO sources (article_id, url, feed_id, first_seen) "
                                "VALUES (?,?,?,?)", (article_id, s.link, s.feed_id, now))
@@ -384,19 +420,18 @@ class Store:
 
         number = (self.db.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM articles").fetchone()[0])
         name = f"{number:03d}_{url_hash(art.canonical_url)}.txt"
-        tmp = self.corpus / (TMP_PREFIX + name)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(corpus_text(art.title, art.text))
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = self._write_temp(name, art.title, art.text)
         try:
             with self.transaction() as db:
                 cur = db.execute(
                     "INSERT INTO articles (number, url, canonical_url, title, author, site, language, published, "
-                    "fetched, text_hash, score, threshold, terms, path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "fetched, text_hash, score, threshold, terms, path, minhash) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (number, url, art.canonical_url, art.title, art.author, art.site, art.language, art.published,
-                     now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}"))
+                     now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}",
+                     art.minhash))
                 article_id = cur.lastrowid
+                self._index_near(db, article_id, art.minhash)
                 page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
                 self.record_entries(sources, page_id, now, article_id, db=db)
         except BaseException:
@@ -404,6 +439,42 @@ class Store:
             raise
         os.replace(tmp, self.corpus / name)
         return article_id, f"corpus/{name}"
+
+    def update_article(self, article_id: int, title: str, text: str, text_hash: str, minhash: bytes | None,
+                       url: str, sources: Sequence[Source], now: float) -> str:
+        """The article changed in place: rewrite its file and row (same path), count the revision."""
+        path = self.article(article_id)["path"]
+        name = path.split("/", 1)[1]
+        tmp = self._write_temp(name, title, text)
+        try:
+            with self.transaction() as db:
+                db.execute("UPDATE articles SET title=?, text_hash=?, minhash=?, updated=?, revisions=revisions+1 "
+                           "WHERE id=?", (title, text_hash, minhash, now, article_id))
+                db.execute("DELETE FROM lsh WHERE article_id=?", (article_id,))
+                self._index_near(db, article_id, minhash)
+                page_id, _ = self._upsert_page(db, url, url, now, "kept", "updated in place", None, article_id)
+                self.record_entries(sources, page_id, now, article_id, db=db)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, self.corpus / name)
+        return path
+
+    def _write_temp(self, name: str, title: str, text: str) -> Path:
+        tmp = self.corpus / (TMP_PREFIX + name)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(corpus_text(title, text))
+            fh.flush()
+            os.fsync(fh.fileno())
+        return tmp
+
+    @staticmethod
+    def _index_near(db: sqlite3.Connection, article_id: int, minhash: bytes | None) -> None:
+        if minhash is not None:
+            from .dedup import band_keys
+
+            db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)",
+                           ((k, article_id) for k in band_keys(minhash)))
 
     # -- relevance statistics -------------------------------------------
 

@@ -83,9 +83,8 @@ def test_new_entry_is_picked_up_and_numbered_on(tmp_path, seeds_dir, web):
     assert run_cli("--config", str(cfg), "poll").code == 0
     # the RSS feed gains one on-topic entry (a copy of a fixture under a new URL and title)
     host = web.host(2)
-    title, body = article_text("on_mine_collapse")
-    body = body.replace("North Hamgyong", "South Hwanghae")
-    url = host.add("/news/new.html", article_page("Second mine accident in South Hwanghae", body + "\n\n" + body))
+    title, body = article_text("on_smuggling_arrests")
+    url = host.add("/news/new.html", article_page(title, body))
     items = [{"title": "new", "link": url, "guid": "id-new"}] + [
         {"title": article_text(n)[0], "link": news.pages[n], "guid": f"id-{n}"}
         for n in ("on_hyesan_gold", "on_forced_labour_report", "off_football", "off_recipe")]

@@ -7,13 +7,15 @@ import sqlite3
 
 import pytest
 
+from ingest.dedup import text_hash
 from ingest.store import SCHEMA_VERSION, NewArticle, Source, Store, StoreError
 
 
 def _article(n: int = 1, **kw) -> NewArticle:
+    text = f"Body {n}.\n\nSecond paragraph."
     base = dict(url=f"http://e.org/{n}", canonical_url=f"http://e.org/{n}", title=f"Title {n}", author="",
-                site="", language="en", published=None, text=f"Body {n}.\n\nSecond paragraph.",
-                text_hash=f"h{n}", score=0.5, threshold=0.2, terms=("gold",))
+                site="", language="en", published=None, text=text,
+                text_hash=text_hash(text), score=0.5, threshold=0.2, terms=("gold",))
     return NewArticle(**{**base, **kw})
 
 
@@ -69,6 +71,35 @@ def test_crash_between_commit_and_rename_is_repaired(tmp_path, store, monkeypatc
     try:
         path = reopened.db.execute("SELECT path FROM articles").fetchone()[0]
         assert (reopened.root / path).read_text(encoding="utf-8").startswith("Title 1\n\n")
+        assert _leftovers(reopened) == []
+    finally:
+        reopened.close()
+
+
+def test_uncommitted_update_is_discarded_committed_one_kept(tmp_path, store, monkeypatch):
+    aid, path = _add(store)
+    src = [Source(1, "k1", "http://e.org/1", "", None)]
+
+    def crash(*a, **kw):
+        raise KeyboardInterrupt("killed (injected)")
+
+    # killed before the commit: the temp file holds text the row does not know
+    monkeypatch.setattr(store, "_upsert_page", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.update_article(aid, "Title 1", "New body.", text_hash("New body."), None, "http://e.org/1", src, 2.0)
+    monkeypatch.undo()
+    # killed after the commit, before the rename
+    monkeypatch.setattr(os, "replace", crash)
+    (store.corpus / (".tmp-" + path.split("/")[1])).write_text("Title 1\n\nStale body.\n")
+    with pytest.raises(KeyboardInterrupt):
+        store.update_article(aid, "Title 2", "Newer body.", text_hash("Newer body."), None, "http://e.org/1",
+                             src, 3.0)
+    monkeypatch.undo()
+    store.close()
+    reopened = Store.open(tmp_path / "store")
+    try:
+        assert (reopened.root / path).read_text(encoding="utf-8") == "Title 2\n\nNewer body.\n"
+        assert reopened.article(aid)["revisions"] == 1
         assert _leftovers(reopened) == []
     finally:
         reopened.close()
