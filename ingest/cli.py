@@ -98,6 +98,43 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(config: Config, args: argparse.Namespace) -> int:
+    from . import digest
+
+    now = time.time()
+    if args.since is None:  # the next digest: since the previous one; written to digests/ and recorded
+        with Store.open(config.paths.store) as store:
+            d, paths = digest.scheduled(store, now)
+        text = digest.render(d, args.format)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+    else:
+        since = parse_since(args.since, now)
+        with Store.open(config.paths.store, writer=False) as store:
+            d = digest.build(store, since, now, now)
+        text = digest.render(d, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def parse_since(value: str, now: float) -> float:
+    """'24h', '7d', '90m' (ago) or an ISO date/time (UTC when no zone is given)."""
+    from .config import parse_duration
+
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--since {value!r}: expected a duration such as 24h or 7d, or an ISO date "
+                          f"such as 2026-11-20") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
     with Store.open(config.paths.store, writer=False) as store:
         for row in store.articles():
@@ -233,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='one JSON object per file: {"path", "score", '
                    '"relevant", "threshold", "terms"}')
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("digest", parents=[common], help="write a digest of what was collected",
+                       description="Articles kept (or updated) in a period, most relevant first, with site, date, "
+                                   "score, the terms that matched, an excerpt and the other sources of the same "
+                                   "story; then the feeds that are failing, backing off, disabled or moved. "
+                                   "Without --since: the next digest, covering the time since the previous "
+                                   "one; it is also written to the store's digests/ folder (Markdown, HTML, "
+                                   "rolling Atom feed.xml) and recorded, so no item appears twice.")
+    p.add_argument("--since", metavar="WHEN", help="a period such as 24h or 7d, or an ISO date; not recorded")
+    p.add_argument("--format", choices=["markdown", "html", "atom", "json"], default="markdown")
+    p.add_argument("--output", metavar="PATH", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_digest)
 
     p = sub.add_parser("export", parents=[common], help="write the corpus to stdout as JSON lines",
                        description="The corpus, one JSON object per article: id, url, canonical_url, title, "

@@ -171,13 +171,14 @@ class Service:
             self._arm_poll()
 
     async def _digest_job(self) -> None:
-        from .digest import scheduled_digest
+        from .digest import scheduled
 
         if self.stopping.is_set():
             return
         try:
-            paths = scheduled_digest(self.config, self.store, now=self.clock())
-            log.info("event=digest_written files=%s", ",".join(str(Path(p).name) for p in paths))
+            digest, paths = scheduled(self.store, now=self.clock())
+            log.info("event=digest_written items=%d files=%s", len(digest.items),
+                     ",".join(Path(p).name for p in paths))
         except Exception:
             log.exception("event=digest_failed")
 

@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS term_df (      -- document frequencies of rejected (o
     term TEXT PRIMARY KEY, df INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digests (
+    id INTEGER PRIMARY KEY, created REAL NOT NULL, since REAL NOT NULL, until REAL NOT NULL,
+    items INTEGER NOT NULL, path TEXT
+);
+CREATE INDEX IF NOT EXISTS articles_updated ON articles(updated) WHERE updated IS NOT NULL;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'
@@ -503,6 +508,28 @@ class Store:
     def finish_run(self, run_id: int, now: float, stats: dict) -> None:
         with self.transaction() as db:
             db.execute("UPDATE runs SET finished=?, stats=? WHERE id=?", (now, json.dumps(stats), run_id))
+
+    # -- digests --------------------------------------------------------
+
+    def articles_between(self, since: float, until: float) -> list[sqlite3.Row]:
+        """Articles kept, or changed in place, in (since, until]."""
+        return self.db.execute(
+            "SELECT * FROM articles WHERE fetched > ? AND fetched <= ? UNION "
+            "SELECT * FROM articles WHERE updated > ? AND updated <= ?", (since, until, since, until)).fetchall()
+
+    def last_digest_until(self) -> float | None:
+        return self.db.execute("SELECT MAX(until) FROM digests").fetchone()[0]
+
+    def record_digest(self, since: float, until: float, items: int, path: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO digests (created, since, until, items, path) VALUES (?,?,?,?,?)",
+                       (until, since, until, items, path))
+
+    def rolling_since(self, n: int) -> float | None:
+        """A time just before the n-th newest article was fetched (None: no articles)."""
+        row = self.db.execute("SELECT MIN(fetched) FROM (SELECT fetched FROM articles ORDER BY fetched DESC "
+                              "LIMIT ?)", (n,)).fetchone()
+        return row[0] - 1e-6 if row[0] is not None else None
 
     # -- reading --------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""One article per story: syndicated and edited copies merge, different stories do not."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ingest.dedup import signature, similarity
+
+from .conftest import run_cli, write_config
+from .web import article_page, article_text, atom, rss
+
+
+def _feed(host, name: str, items: list[dict], kind=rss) -> str:
+    return host.add(f"/{name}.xml", kind(name, items), content_type="application/rss+xml")
+
+
+def test_signature_similarity_separates_copies_from_other_stories():
+    a = article_text("on_hyesan_gold")[1]
+    b = article_text("on_mine_collapse")[1]
+    edited = "By a staff writer\n\n" + a.replace("this week", "on Tuesday") + "\n\nCopyright 2026. All rights reserved."
+    assert similarity(signature(a), signature(edited)) >= 0.5
+    assert similarity(signature(a), signature(b)) < 0.2  # same subject, different story
+    assert signature("too short to compare") is None
+
+
+def test_syndicated_copies_on_three_hosts_become_one_article(tmp_path, seeds_dir, web):
+    title, body = article_text("on_sanctions_gold")
+    feeds = []
+    for n, extra in [(2, ""), (3, "\n\nThis report was first published by a partner news agency."),
+                     (4, "\n\nFollow us for more news from the Korean peninsula.")]:
+        h = web.host(n)
+        page = h.add("/story.html", article_page(title if n != 4 else "UN experts: gold smuggled to China",
+                                                 body + extra, site=f"Site {n}"))
+        feeds.append(_feed(h, f"f{n}", [{"title": title, "link": page, "guid": f"s{n}"}]))
+    cfg = write_config(tmp_path, feeds)
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert s["kept"] == 1 and s["duplicates"] == 2
+    assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == 1
+    (art,) = run_cli("--config", str(cfg), "export").jsonl()
+    assert sorted(src["url"] for src in art["sources"]) == sorted(web.host(n).url("/story.html") for n in (2, 3, 4))
+    assert sorted(art["feeds"]) == sorted(feeds)
+
+
+def test_different_stories_on_the_same_subject_stay_apart(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    items = []
+    for name in ("on_hyesan_gold", "on_smuggling_arrests", "on_mine_collapse"):
+        title, body = article_text(name)
+        items.append({"title": title, "link": h.add(f"/{name}.html", article_page(title, body)), "guid": name})
+    cfg = write_config(tmp_path, [_feed(h, "f", items)])
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert s["kept"] == 3 and s["duplicates"] == 0
+
+
+def test_guid_change_does_not_duplicate(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    title, body = article_text("on_hyesan_gold")
+    page = h.add("/story.html", article_page(title, body))
+    feed = _feed(h, "f", [{"title": title, "link": page, "guid": "old-guid"}])
+    cfg = write_config(tmp_path, [feed])
+    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 1
+    _feed(h, "f", [{"title": title, "link": page, "guid": "new-guid"}])
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert s["entries_new"] == 1 and s["pages_fetched"] == 0 and s["kept"] == 0
+    assert len(run_cli("--config", str(cfg), "export").jsonl()) == 1
+
+
+def test_updated_article_is_updated_in_place(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    title, body = article_text("on_hyesan_gold")
+    page = h.add("/story.html", article_page(title, body))
+    item = {"title": title, "link": page, "guid": "g1", "iso": "2026-11-20T08:00:00Z"}
+    h.add("/feed.xml", atom("F", [item]), content_type="application/atom+xml")
+    cfg = write_config(tmp_path, [h.url("/feed.xml")])
+    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 1
+    corrected = body + "\n\nCorrection: an earlier version of this article misstated the size of the new quota."
+    h.add("/story.html", article_page(title, corrected))
+    h.add("/feed.xml", atom("F", [{**item, "iso": "2026-11-21T09:30:00Z"}]), content_type="application/atom+xml")
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert s["updated"] == 1 and s["kept"] == 0
+    files = list((tmp_path / "store" / "corpus").glob("*.txt"))
+    assert len(files) == 1 and "Correction: an earlier version" in files[0].read_text(encoding="utf-8")
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    assert db.execute("SELECT revisions, updated IS NOT NULL FROM articles").fetchone() == (1, 1)
+    # the same updated date again: nothing is fetched
+    before = len(h.hits("/story.html"))
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert len(h.hits("/story.html")) == before and s["updated"] == 0

@@ -1,0 +1,105 @@
+"""Digests: grouping, ordering, no repeats, feed health, safe HTML, valid Atom, empty periods."""
+
+from __future__ import annotations
+
+import feedparser
+
+from .conftest import build_news_web, run_cli, write_config
+from .web import article_page, article_text, rss
+
+
+def _poll(cfg):
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.code == 0, r.err
+    return r.json()
+
+
+def test_digest_groups_orders_and_reports_health(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    # a syndicated copy of the sanctions story on another host, listed by the RSS feed
+    title, body = article_text("on_sanctions_gold")
+    copy = web.host(7).add("/copy.html", article_page(title, body + "\n\nRepublished with permission.",
+                                                      site="Other Site"))
+    web.host(2).routes["/rss.xml"].body = rss("Feed A", [{"title": title, "link": copy, "guid": "copy"}] + [
+        {"title": article_text(n)[0], "link": news.pages[n], "guid": f"id-{n}"}
+        for n in ("on_hyesan_gold", "on_forced_labour_report", "off_football", "off_recipe")]).encode()
+    cfg = write_config(tmp_path, news.feeds)
+    assert _poll(cfg)["kept"] == 4
+    r = run_cli("--config", str(cfg), "digest", "--format", "json")
+    assert r.code == 0, r.err
+    import json
+    d = json.loads(r.out)
+    scores = [it["score"] for it in d["items"]]
+    assert len(scores) == 4 and scores == sorted(scores, reverse=True)  # most relevant first
+    sanctions = next(it for it in d["items"] if it["title"] == title)
+    assert [s["url"] for s in sanctions["other_sources"]] == [copy] or sanctions["url"] == copy
+    for it in d["items"]:
+        assert it["excerpt"] and it["terms"] and it["site"]
+        assert it["excerpt"].count(". ") <= 3
+    states = {h["url"]: h for h in d["health"]}
+    assert states[news.dead[0]]["state"] == "backing off" and "HTTP 500" in states[news.dead[0]]["reason"]
+    # the written files
+    folder = tmp_path / "store" / "digests"
+    md = next(folder.glob("*.md")).read_text(encoding="utf-8")
+    assert md.startswith("# seed-ingest digest") and "## Sources" in md and "HTTP 500" in md
+    assert (folder / "feed.xml").exists() and next(folder.glob("*.html"))
+
+
+def test_no_item_twice_across_digests_and_empty_period(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    _poll(cfg)
+    first = run_cli("--config", str(cfg), "digest", "--format", "json")
+    import json
+    assert len(json.loads(first.out)["items"]) == 4
+    second = run_cli("--config", str(cfg), "digest")  # nothing new since the first
+    assert second.code == 0 and "Nothing new matched the seeds" in second.out
+    # a new article arrives: only it is in the next digest
+    title, body = article_text("on_smuggling_arrests")
+    url = web.host(2).add("/news/new.html", article_page(title, body))
+    web.host(2).routes["/rss.xml"].body = rss("Feed A", [{"title": title, "link": url, "guid": "new"}]).encode()
+    web.host(2).routes["/rss.xml"].etag = '"a2"'
+    assert _poll(cfg)["kept"] == 1
+    third = json.loads(run_cli("--config", str(cfg), "digest", "--format", "json").out)
+    assert [it["title"] for it in third["items"]] == [title]
+    # an ad-hoc period (--since) is not recorded and may repeat
+    week = json.loads(run_cli("--config", str(cfg), "digest", "--since", "7d", "--format", "json").out)
+    assert len(week["items"]) == 5
+
+
+def test_hostile_titles_and_text_are_escaped(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    title, body = article_text("on_hyesan_gold")
+    evil_title = title + ' <script>alert("x")</script> <img src=x onerror=alert(1)>'
+    evil_body = body + "\n\n<script>steal()</script> [click](javascript:alert(1))"
+    page = h.add("/evil.html", article_page(evil_title, evil_body))
+    feed = h.add("/feed.xml", rss("F", [{"title": evil_title, "link": page, "guid": "e"}]),
+                 content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed])
+    assert _poll(cfg)["kept"] == 1
+    out = run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "html").out
+    body = out.split("</style>", 1)[1].lower()
+    assert "<script" not in body and "<img" not in body and 'href="javascript' not in body
+    assert "&lt;script&gt;" in body  # the hostile title is shown, as text
+    assert 'name="viewport"' in out and "<link" not in out and 'src="http' not in out  # self-contained
+    md = run_cli("--config", str(cfg), "digest", "--since", "1d").out
+    assert "<script>" not in md
+
+
+def test_atom_output_parses(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    _poll(cfg)
+    out = run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "atom").out
+    parsed = feedparser.parse(out.encode())
+    assert not parsed.bozo and parsed.version == "atom10" and len(parsed.entries) == 4
+    assert all(e.link.startswith("http://127.0.0.") for e in parsed.entries)
+    run_cli("--config", str(cfg), "digest")
+    rolling = feedparser.parse((tmp_path / "store" / "digests" / "feed.xml").read_bytes())
+    assert not rolling.bozo and len(rolling.entries) == 4
+
+
+def test_bad_since_is_a_clear_error(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [])
+    r = run_cli("--config", str(cfg), "digest", "--since", "last tuesday")
+    assert r.code == 2 and "expected a duration such as 24h" in r.err
