@@ -6,7 +6,8 @@
 * redirects followed by hand (at most MAX_REDIRECTS), each hop checked: only
   http/https, and for untrusted URLs no private or metadata addresses;
 * bodies streamed and cut at ``max_bytes`` after decompression; one deadline
-  covers the whole request, so a slow drip cannot hold a slot forever;
+  covers each whole request (not its wait in the host's queue), so a slow
+  drip cannot hold a slot forever;
 * Retry-After on 429/503 keeps the whole host quiet until it expires;
 * robots.txt (protego) is checked for article pages, cached per origin.
 
@@ -91,6 +92,7 @@ class Fetcher:
         self._hosts: dict[str, _Host] = {}
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
         self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
+        self._robots_locks: dict[str, asyncio.Lock] = {}
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.timeout),
@@ -113,17 +115,19 @@ class Fetcher:
         5xx or unreachable one disallows everything for now."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        cached = self._robots.get(origin)
-        if cached is None or cached[0] < time.monotonic():
-            res = await self.fetch(origin + "/robots.txt", accept="text/plain")
-            if res.ok:
-                rules = Protego.parse(res.body.decode("utf-8", "replace"))
-            elif 400 <= res.status < 500:
-                rules = None
-            else:
-                rules = "unreachable"
-            ttl = ROBOTS_TTL if rules != "unreachable" else ROBOTS_RETRY
-            cached = self._robots[origin] = (time.monotonic() + ttl, rules)
+        lock = self._robots_locks.setdefault(origin, asyncio.Lock())
+        async with lock:  # one robots.txt request per origin, however many pages wait for it
+            cached = self._robots.get(origin)
+            if cached is None or cached[0] < time.monotonic():
+                res = await self.fetch(origin + "/robots.txt", accept="text/plain")
+                if res.ok:
+                    rules = Protego.parse(res.body.decode("utf-8", "replace"))
+                elif 400 <= res.status < 500:
+                    rules = None
+                else:
+                    rules = "unreachable"
+                ttl = ROBOTS_TTL if rules != "unreachable" else ROBOTS_RETRY
+                cached = self._robots[origin] = (time.monotonic() + ttl, rules)
         rules = cached[1]
         if rules is None:
             return None
@@ -148,11 +152,7 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                result = await self._follow(url, headers, trusted)
-        except TimeoutError:
-            result = FetchResult(url, url, 0, error=f"timed out after {self.settings.timeout:g}s")
+        result = await self._follow(url, headers, trusted)
         return FetchResult(**{**result.__dict__, "elapsed": time.monotonic() - started})
 
     async def _follow(self, url: str, headers: dict[str, str], trusted: bool) -> FetchResult:
@@ -192,7 +192,13 @@ class Fetcher:
         async with state.slots:
             await self._wait_turn(state)
             async with self._global:
-                return await self._request(url, host, headers)
+                # the deadline covers the request itself (connect, headers, body), not the
+                # wait for this host's turn: politeness queues must not turn into timeouts
+                try:
+                    async with asyncio.timeout(self.settings.timeout):
+                        return await self._request(url, host, headers)
+                except TimeoutError:
+                    return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
 
     async def _request(self, url: str, host: str, headers: dict[str, str]) -> _Raw:
         try:

@@ -52,7 +52,8 @@ class Service:
         self.fetcher: Fetcher | None = None
         self.executor = None
         self.scheduler: AsyncIOScheduler | None = None
-        self.running: tuple[Poll, asyncio.Future] | None = None  # the poll in progress, if any
+        self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
+        self.in_flight: set[int] = set()  # ids of the feeds they cover
         self.stopping = asyncio.Event()
         self.rng = random.Random()
 
@@ -100,15 +101,15 @@ class Service:
     async def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        if self.running is None or self.running[1].done():
+        running = dict(self.running)
+        if not running:
             return
-        poll, task = self.running
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.config.schedule.shutdown_timeout)
-        except TimeoutError:
-            log.warning("event=abandoning_poll reason='shutdown_timeout reached'")
-            poll.abort()
-            await asyncio.gather(task, return_exceptions=True)
+        _, pending = await asyncio.wait(running, timeout=self.config.schedule.shutdown_timeout)
+        if pending:
+            log.warning("event=abandoning_poll polls=%d reason='shutdown_timeout reached'", len(pending))
+            for task in pending:
+                running[task].abort()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def _on_reload_signal(self) -> None:
         try:
@@ -139,32 +140,42 @@ class Service:
     def _arm_poll(self) -> None:
         if self.scheduler is None or self.stopping.is_set():
             return
-        due = self.store.next_due()
+        due = self.store.next_due(exclude=self.in_flight)
         when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
                                replace_existing=True, misfire_grace_time=None)
 
     async def _poll_job(self) -> None:
+        """Start a poll of the feeds that are due and not already being polled.
+
+        Polls may overlap (a slow host must not hold back the others); they
+        share one Fetcher, so per-host limits hold across them, and each
+        poll's store phase runs without awaiting, so writes never interleave.
+        """
         if self.stopping.is_set():
             return
-        now = self.clock()
-        due = self.store.due_feeds(now)
-        if due:
-            # the poll runs as its own task, so a scheduler shutdown that cancels this job
-            # does not cut it off; _shutdown decides how long it may finish
-            poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                        rng=self.rng)
-            task = asyncio.ensure_future(poll.run(due))
-            self.running = (poll, task)
-            try:
-                s = await asyncio.shield(task)
-                log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
-                         "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
-                         s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not end a service meant to run for months
-                log.exception("event=poll_crashed")
+        due = [f for f in self.store.due_feeds(self.clock()) if f.id not in self.in_flight]
+        if not due:
+            return
+        ids = {f.id for f in due}
+        self.in_flight |= ids
+        poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
+                    rng=self.rng)
+        task = asyncio.ensure_future(self._run_poll(poll, due, ids))
+        self.running[task] = poll
+        task.add_done_callback(self.running.pop)
+
+    async def _run_poll(self, poll: Poll, due, ids: set[int]) -> None:
+        try:
+            s = await poll.run(due)
+            log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
+                     "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
+                     s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
+        except Exception:  # a bug must not end a service meant to run for months
+            log.exception("event=poll_crashed")
+        finally:
+            self.in_flight -= ids
+            self._arm_poll()
 
     def _on_job_done(self, event) -> None:
         if event.job_id == "poll":

@@ -313,9 +313,12 @@ class Store:
         """Pollable feeds whose next poll time has come (never-polled feeds have one set by the service)."""
         return [f for f in self.pollable_feeds(now) if f.next_poll is not None and f.next_poll <= now]
 
-    def next_due(self) -> float | None:
-        row = self.db.execute("SELECT MIN(next_poll) FROM feeds WHERE active=1 AND state<>'disabled'").fetchone()
-        return row[0]
+    def next_due(self, exclude: Iterable[int] = ()) -> float | None:
+        """The earliest next poll time of the active feeds not in ``exclude``."""
+        skip = set(exclude)
+        times = [max(f.next_poll, f.retry_after or 0) for f in self.feeds()
+                 if f.state != "disabled" and f.next_poll is not None and f.id not in skip]
+        return min(times, default=None)
 
     def update_feed(self, feed_id: int, **fields) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
