@@ -226,6 +226,8 @@ class Fetcher:
                 return resp.status_code, resp_headers, b"".join(chunks), None
         except httpx.DecodingError as exc:
             return 0, {}, b"", f"cannot decode body: {exc}"
+        except httpx.InvalidURL as exc:  # raised by httpx for an unusable Location header, too
+            return 0, {}, b"", f"invalid URL or redirect target: {exc}"
         except (httpx.HTTPError, OSError, UnicodeError, ValueError) as exc:
             return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

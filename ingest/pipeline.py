@@ -200,7 +200,13 @@ class Poll:
             self.updates.append(_FeedUpdate(feed, FeedOutcome(ok=True, status=res.status, hint_seconds=hint,
                                                               moved_to=res.permanent_redirect), validators, now))
             return
-        parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+        # feedparser is CPU work too (seconds for a feed of 20,000 entries): not on the event loop
+        try:
+            parsed = await asyncio.get_running_loop().run_in_executor(
+                self.executor, parse_feed, res.body, res.final_url, res.headers.get("content-type"))
+        except Exception as exc:  # a crashed worker: count it against this feed only
+            self._feed_failed(feed, res, f"feed parser crashed: {exc!r}", now)
+            return
         if parsed.error:
             self._feed_failed(feed, res, parsed.error, now)
             return
