@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -310,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:  # disk full, read-only store, I/O error
+        print(f"ingest: cannot write the store: {exc}. The store stays consistent (each article is committed "
+              f"with its file or not at all; a partial file is removed on the next start); free space or fix "
+              f"permissions and run again.", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -398,12 +399,26 @@ def make_executor(workers: int | None = None) -> Executor:
     """A process pool for extraction, one worker per core. Workers fork from a
     server that has imported trafilatura once, not from the event-loop process."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["ingest.pipeline", "trafilatura"])
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
+
+
+def kill_workers(executor: Executor) -> None:
+    """Kill the pool's worker processes and their fork server at once (for an immediate exit)."""
+    import multiprocessing.forkserver
+    import signal
+
+    for proc in list(getattr(executor, "_processes", {}).values()):
+        proc.kill()
+    pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,

@@ -33,7 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
-from .pipeline import Poll, make_executor
+from .pipeline import Poll, kill_workers, make_executor
 from .schedule import first_poll
 from .seeds import SeedError, load_seeds
 from .store import Store
@@ -94,6 +94,7 @@ class Service:
         if self.stopping.is_set():
             log.warning("event=second_signal signal=%s exiting now", sig.name)
             logging.shutdown()
+            kill_workers(self.executor)  # they would outlive us, holding our stdout/stderr open
             os._exit(1)
         log.info("event=stopping signal=%s timeout=%gs", sig.name, self.config.schedule.shutdown_timeout)
         self.stopping.set()

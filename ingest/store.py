@@ -283,6 +283,9 @@ class Store:
         for rel in paths:
             if not (self.root / rel).exists():
                 done["missing"] += 1
+        for tmp in (self.root / "digests").glob(TMP_PREFIX + "*"):  # a digest killed while writing
+            tmp.unlink(missing_ok=True)
+            done["removed"] += 1
         return done
 
     # -- feeds ----------------------------------------------------------

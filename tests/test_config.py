@@ -74,6 +74,7 @@ def test_missing_config_file(tmp_path):
     ({"a.txt": b"\x00\x01binary"}, "binary"),
     ({"a.txt": "caf\xe9 ".encode("latin-1") * 30}, "not UTF-8"),
     ({"a.txt": b"too short"}, "fewer than"),
+    ({"a.txt": b"word " * 500_000}, "over the 2,000,000-byte limit"),
 ])
 def test_bad_seeds_exit_2(tmp_path, files, needle):
     seeds = tmp_path / "seeds"
