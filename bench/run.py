@@ -1,0 +1,272 @@
+"""End-to-end performance benchmark on a simulated web (bench/simweb.py).
+
+Prints, for one run, side by side:
+
+  (a) a naive sequential ingester (feedparser + httpx.get + trafilatura.extract
+      in a plain loop) on the same web, on a sample of its feeds;
+  (b) `ingest poll` on a fresh store (a subprocess, as users run it);
+  (c) the extraction bound: 2 x single-core pages/s of the pipeline's own
+      extraction (ingest.pipeline.analyse) on the same pages, this run;
+  (d) a second `ingest poll` after every feed gained one entry;
+  (e) a re-poll of 10,000 unchanged feeds (conditional GET -> 304);
+  (f) peak RSS of the ingest process (with its workers) in each run;
+  (g) `ingest score` throughput in documents/s;
+  and a scale check: a poll of 100 new entries with 100,000 articles already
+  in the store, against the same poll on an empty store.
+
+The benchmark config sets host_delay = 0 and per_host = 4: the simulated
+hosts are ours, and the point is the pipeline, not politeness.
+
+    python bench/run.py [--hosts 20 --feeds 5 --entries 20 --latency 0.1]
+                        [--repoll-feeds 10000] [--corpus 100000] [--skip ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from simweb import SimWeb, load_texts, page_html  # noqa: E402
+
+
+def write_config(folder: Path, feeds: list[str], seeds: Path, extra: str = "") -> Path:
+    cfg = folder / "config.toml"
+    body = "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds)
+    cfg.write_text(f'[paths]\nseeds = "{seeds}"\nstore = "store"\n'
+                   "[fetch]\nallow_private_networks = true\nhost_delay = 0\nper_host = 4\nrobots = true\n"
+                   f"{extra}\n{body}")
+    return cfg
+
+
+def run_ingest(cfg: Path, *args: str) -> tuple[float, dict | None, float]:
+    """(seconds, --json output, peak RSS MB of the process tree) of one `ingest` command."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:  # files: pipes could fill up
+        proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "--log-level", "WARNING",
+                                 *args], cwd=ROOT, stdout=out_f, stderr=err_f)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
+    if proc.returncode != 0:
+        sys.exit(f"ingest {' '.join(args[:2])} failed:\n{err.decode()[-3000:]}")
+    try:
+        data = json.loads(out) if out.strip().startswith(b"{") else None
+    except json.JSONDecodeError:
+        data = None
+    return seconds, data, usage.ru_maxrss / 1024
+
+
+def make_seeds(folder: Path) -> Path:
+    """Three Reuters 'gold' stories as the topic (about 1 in 100 simulated pages is on it)."""
+    import gzip
+
+    seeds = folder / "seeds"
+    seeds.mkdir()
+    data = ROOT.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
+    picked = []
+    if data.exists():
+        with gzip.open(data, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                d = json.loads(line)
+                if "gold" in d["topics"] and len(d["body"].split()) > 150 and d["title"]:
+                    picked.append(d)
+                if len(picked) == 3:
+                    break
+    for i, d in enumerate(picked):
+        (seeds / f"{i:03d}.txt").write_text(d["title"].title() + "\n\n" + d["body"], encoding="utf-8")
+    if not picked:
+        for p in sorted((ROOT / "seeds").glob("*.txt")):
+            (seeds / p.name).write_bytes(p.read_bytes())
+    return seeds
+
+
+def naive(web: SimWeb, feeds: list[str]) -> tuple[float, int]:
+    """The plain loop everyone writes first: one request at a time, extraction inline."""
+    import feedparser
+    import httpx
+    import trafilatura
+
+    pages = 0
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as client:
+        for url in feeds:
+            parsed = feedparser.parse(client.get(url).content)
+            for entry in parsed.entries:
+                html = client.get(entry.link).content
+                trafilatura.extract(html, url=entry.link, with_metadata=True)
+                pages += 1
+    return time.monotonic() - started, pages
+
+
+def extraction_bound(n: int = 300) -> float:
+    """2 x the pages/s one core manages with the pipeline's own analyse() on simulated pages."""
+    from ingest.pipeline import analyse
+
+    texts = load_texts()
+    pages = [page_html(t, b, "Site 1") for t, b in texts[:n]]
+    analyse(pages[0], "http://127.1.0.2/a/0/0.html")  # imports, caches
+    started = time.process_time()
+    for i, html in enumerate(pages):
+        analyse(html, f"http://127.1.0.2/a/0/{i}.html")
+    return 2 * len(pages) / (time.process_time() - started)
+
+
+def score_rate(folder: Path, seeds: Path, n: int = 5000) -> float:
+    texts = load_texts(limit=n, seed=3)
+    files = folder / "score"
+    files.mkdir()
+    paths = []
+    for i, (t, b) in enumerate(texts):
+        p = files / f"{i}.txt"
+        p.write_text(t + "\n\n" + b, encoding="utf-8")
+        paths.append(str(p))
+    cfg = write_config(folder, [], seeds)
+    # startup (imports, wordfreq) timed apart: a one-file run
+    one, _, _ = run_ingest(cfg, "score", paths[0])
+    many, _, _ = run_ingest(cfg, "score", *paths)
+    return (len(paths) - 1) / max(1e-9, many - one)
+
+
+def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> None:
+    """n articles (rows, corpus files, LSH keys, pages, entries, sources) written in bulk."""
+    from ingest.dedup import band_keys, signature, text_hash
+    from ingest.store import Store, corpus_text
+    from ingest.urls import url_hash
+
+    store = Store.open(store_dir)
+    store.sync_feeds([("http://127.9.0.1/feed.xml", "filler")], 0)
+    rng = random.Random(5)
+    sigs = [signature(b) for _, b in seed_texts[:200]]
+    db = store.db
+    db.execute("BEGIN")
+    for i in range(n):
+        title, body = seed_texts[i % len(seed_texts)]
+        url = f"http://127.9.{i // 60000}.{i % 250 + 2}/old/{i}.html"
+        name = f"{i:03d}_{url_hash(url)}.txt"
+        (store.corpus / name).write_text(corpus_text(title, body), encoding="utf-8")
+        sig = sigs[i % len(sigs)]
+        sig = bytes(b ^ rng.randrange(256) for b in sig[:64]) + sig[64:]  # distinct signatures
+        cur = db.execute(
+            "INSERT INTO articles (number, url, canonical_url, title, fetched, text_hash, score, threshold, terms, "
+            "path, minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (i, url, url, title, 1e9 + i, text_hash(f"{i}{body}"), 0.5, 0.2, "[]", f"corpus/{name}", sig))
+        aid = cur.lastrowid
+        db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)", ((k, aid) for k in band_keys(sig)))
+        pid = db.execute("INSERT INTO pages (url, fetched, outcome, score, article_id) VALUES (?,?,?,?,?)",
+                         (url, 1e9 + i, "kept", 0.5, aid)).lastrowid
+        db.execute("INSERT INTO entries (feed_id, key, link, first_seen, page_id) VALUES (1,?,?,?,?)",
+                   (f"old-{i}", url, 1e9 + i, pid))
+        db.execute("INSERT INTO sources (article_id, url, feed_id, first_seen) VALUES (?,?,1,?)", (aid, url, 1e9))
+        if i % 10000 == 9999:
+            db.execute("COMMIT")
+            db.execute("BEGIN")
+    db.execute("COMMIT")
+    store.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--feeds", type=int, default=5)
+    ap.add_argument("--entries", type=int, default=20)
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--naive-feeds", type=int, default=10, help="feeds the naive loop runs on (it is slow)")
+    ap.add_argument("--repoll-feeds", type=int, default=10000)
+    ap.add_argument("--corpus", type=int, default=100000)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["naive", "repoll", "scale", "score"])
+    args = ap.parse_args()
+    rows: list[tuple[str, str]] = []
+    res: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        seeds = make_seeds(tmp)
+        web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18100).start()
+        try:
+            feeds = web.feed_urls()
+            n_pages = len(feeds) * args.entries
+            if "naive" not in args.skip:
+                sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
+                secs, pages = naive(web, sample)
+                res["naive_pps"] = pages / secs
+                rows.append(("(a) naive sequential loop", f"{pages} pages in {secs:.1f} s = "
+                                                          f"{res['naive_pps']:.1f} pages/s"))
+            (tmp / "fresh").mkdir()
+            cfg = write_config(tmp / "fresh", feeds, seeds)
+            secs, out, rss = run_ingest(cfg, "poll", "--json")
+            res["ingest_pps"] = out["pages_fetched"] / secs
+            rows.append(("(b) ingest poll, fresh store", f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s "
+                                                         f"= {res['ingest_pps']:.1f} pages/s (kept {out['kept']}, "
+                                                         f"peak RSS {rss:.0f} MB)"))
+            res["bound_pps"] = extraction_bound()
+            rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))
+            web.control("grow")
+            secs, out, rss = run_ingest(cfg, "poll", "--json")
+            rows.append(("(d) second poll, +1 entry per feed", f"{out['pages_fetched']} pages, {len(feeds)} feeds "
+                                                               f"in {secs:.1f} s (peak RSS {rss:.0f} MB)"))
+        finally:
+            web.stop()
+        if "repoll" not in args.skip:
+            hosts = max(1, args.repoll_feeds // 50)
+            big = SimWeb(hosts, 50, 0, args.latency, port=18101).start()
+            try:
+                (tmp / "repoll").mkdir()
+                cfg = write_config(tmp / "repoll", big.feed_urls()[: args.repoll_feeds], seeds)
+                first, out1, _ = run_ingest(cfg, "poll", "--json")
+                secs, out, rss = run_ingest(cfg, "poll", "--json")
+                stats = big.control("stats")
+            finally:
+                big.stop()
+            rows.append(("(e) re-poll of unchanged feeds", f"{args.repoll_feeds} feeds ({hosts} hosts) in {secs:.1f} s; "
+                                                           f"{out['feeds_not_modified']} not modified, 304s served "
+                                                           f"{stats['not_modified']}; first poll {first:.1f} s"))
+            rows.append(("(f) peak RSS, 10k-feed re-poll", f"{rss:.0f} MB"))
+        if "scale" not in args.skip:
+            texts = load_texts()
+            scale_web = SimWeb(5, 4, 5, args.latency, port=18102).start()  # 100 new entries
+            try:
+                times = {}
+                for label, n in (("empty", 0), ("full", args.corpus)):
+                    (tmp / label).mkdir()
+                    if n:
+                        t0 = time.monotonic()
+                        fill_store(tmp / label / "store", n, texts)
+                        fill = time.monotonic() - t0
+                    cfg = write_config(tmp / label, scale_web.feed_urls(), seeds)
+                    times[label], out, rss_s = run_ingest(cfg, "poll", "--json")
+                rows.append(("scale: 100 new entries", f"empty store {times['empty']:.1f} s; with {args.corpus:,} "
+                                                       f"articles {times['full']:.1f} s "
+                                                       f"({times['full'] / times['empty']:.2f}x; store filled in "
+                                                       f"{fill:.0f} s; peak RSS {rss_s:.0f} MB)"))
+            finally:
+                scale_web.stop()
+        if "score" not in args.skip:
+            res["score_dps"] = score_rate(tmp, seeds)
+            rows.append(("(g) ingest score", f"{res['score_dps']:,.0f} documents/s"))
+    width = max(len(r[0]) for r in rows)
+    print(f"simulated web: {args.hosts} hosts x {args.feeds} feeds x {args.entries} entries, "
+          f"{args.latency * 1000:.0f} ms latency")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if "naive_pps" in res:
+        print(f"ingest / naive:            {res['ingest_pps'] / res['naive_pps']:.1f}x")
+    print(f"ingest / extraction bound: {res['ingest_pps'] / res['bound_pps']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
