@@ -3,10 +3,11 @@
 Each host is an asyncio HTTP/1.1 server (keep-alive) on its own address,
 127.1.x.y:8080-ish, answering after a configurable latency (default 100 ms,
 like a real round trip). Feeds are RSS 2.0 with ETag and Last-Modified (304
-on a match) and gzip when asked; article pages carry real text (Reuters-21578
-stories, or the fixtures when the shared data is absent) wrapped in the
-boilerplate real news pages have (navigation, cookie banner, related links,
-comments, footer).
+on a match) and gzip when asked; article pages are real saved web pages
+(the 990 pages of trafilatura's evaluation set: news, blogs, magazines, with
+their own boilerplate and sizes, 145 KB on average); without the shared
+data, Reuters-21578 stories (or the test fixtures) wrapped in typical news
+boilerplate (navigation, cookie banner, related links, comments, footer).
 
 Control: GET /_sim/grow on any host adds one entry to every feed of every
 host; GET /_sim/stats returns the request counts (total, feeds, pages, 304s)
@@ -32,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REUTERS = ROOT.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
+EVAL_PAGES = ROOT.parent / "shared" / "data" / "extraction" / "trafilatura-eval" / "pages"
 BASE_TIME = 1_790_000_000  # entry dates count back from here
 
 
@@ -49,6 +51,14 @@ def load_texts(limit: int = 5000, seed: int = 1) -> list[tuple[str, str]]:
         return out[:limit]
     folder = ROOT / "tests" / "fixtures" / "articles"
     return [tuple(p.read_text().split("\n\n", 1)) for p in sorted(folder.glob("*.txt"))]
+
+
+def load_pages(limit: int = 1000) -> list[bytes]:
+    """Real saved news/blog pages (trafilatura's evaluation set), as served: realistic
+    sizes and boilerplate. Empty when the shared data is absent."""
+    if not EVAL_PAGES.exists():
+        return []
+    return [gzip.decompress(p.read_bytes()) for p in sorted(EVAL_PAGES.glob("*.html.gz"))[:limit]]
 
 
 def page_html(title: str, body: str, site: str) -> bytes:
@@ -106,9 +116,11 @@ class _Host:
 
 
 class _Server:
-    def __init__(self, hosts: int, feeds: int, entries: int, latency: float, port: int, seed: int) -> None:
+    def __init__(self, hosts: int, feeds: int, entries: int, latency: float, port: int, seed: int,
+                 real_pages: bool) -> None:
         self.n_hosts, self.n_feeds, self.entries, self.latency, self.port = hosts, feeds, entries, latency, port
         self.texts = load_texts(seed=seed)
+        self.pages = load_pages() if real_pages else []
         self.grown = 0  # entries added to every feed by /_sim/grow
         self.stats = {"requests": 0, "feeds": 0, "pages": 0, "not_modified": 0, "robots": 0}
         self.hosts = [_Host(self, i, host_ip(i)) for i in range(hosts)]
@@ -160,8 +172,12 @@ class _Server:
             key = f"{host.index}/{path}"
             body = self.page_cache.get(key)
             if body is None:
-                title, text = self.texts[self._text_index(host.index, int(feed), int(entry.split(".")[0]))]
-                body = page_html(title, text, f"Site {host.index}")
+                i = self._text_index(host.index, int(feed), int(entry.split(".")[0]))
+                if self.pages:
+                    body = self.pages[i % len(self.pages)]
+                else:
+                    title, text = self.texts[i]
+                    body = page_html(title, text, f"Site {host.index}")
             return self._body(body, {"Content-Type": "text/html; charset=utf-8"}, gz)
         return 404, {"Content-Type": "text/plain"}, b"not found"
 
@@ -187,9 +203,9 @@ def _run(args, ready) -> None:
 
 class SimWeb:
     def __init__(self, hosts: int = 20, feeds: int = 5, entries: int = 20, latency: float = 0.1,
-                 port: int = 18080, seed: int = 1) -> None:
+                 port: int = 18080, seed: int = 1, real_pages: bool = True) -> None:
         self.hosts, self.feeds, self.entries, self.latency, self.port = hosts, feeds, entries, latency, port
-        self.args = (hosts, feeds, entries, latency, port, seed)
+        self.args = (hosts, feeds, entries, latency, port, seed, real_pages)
         self.proc: multiprocessing.Process | None = None
 
     def start(self) -> SimWeb:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -32,6 +33,7 @@ from .urls import host_of, unsafe_reason
 MAX_REDIRECTS = 10
 _Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
 PERMANENT_REDIRECTS = (301, 308)
+MAX_OPEN_CLIENTS = 256  # per-host connection pools kept open at once
 ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 3600.0  # seconds before asking again for one that failed with a server error
 
@@ -73,12 +75,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 class _Host:
-    """Per-host politeness state."""
+    """Per-host politeness state, and the host's own small connection pool."""
 
     def __init__(self, slots: int) -> None:
         self.slots = asyncio.Semaphore(slots)
         self.next_start = 0.0  # monotonic time before which no request may start
         self.lock = asyncio.Lock()
+        self.client: httpx.AsyncClient | None = None
+        self.active = 0  # requests in flight
 
 
 class Fetcher:
@@ -93,21 +97,41 @@ class Fetcher:
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
         self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
         self._robots_locks: dict[str, asyncio.Lock] = {}
-        self._client = httpx.AsyncClient(
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-            timeout=httpx.Timeout(settings.timeout),
-            limits=httpx.Limits(max_connections=settings.concurrency,
-                                max_keepalive_connections=min(settings.concurrency, 100)),
-            follow_redirects=False,
-            transport=transport,
-            trust_env=False,
-        )
+        self._transport = transport
+        self._ssl = httpx.create_ssl_context()  # built once: each client would otherwise build its own
+        self._open: OrderedDict[str, _Host] = OrderedDict()  # hosts with an open client, least recent first
 
     async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        await self._client.aclose()
+        for state in self._open.values():
+            if state.client is not None:
+                await state.client.aclose()
+        self._open.clear()
+
+    def _client_for(self, host: str, state: _Host) -> httpx.AsyncClient:
+        """One small pool per host. A single shared pool gets slow with many connections
+        (httpcore scans all of them per request, encode/httpx#3215) and evicts one host's
+        keep-alive connections to make room for another's; a per-host pool does neither."""
+        if state.client is None:
+            state.client = httpx.AsyncClient(
+                headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+                timeout=httpx.Timeout(self.settings.timeout),
+                limits=httpx.Limits(max_connections=self.settings.per_host,
+                                    max_keepalive_connections=self.settings.per_host, keepalive_expiry=30),
+                follow_redirects=False, transport=self._transport, trust_env=False, verify=self._ssl)
+        self._open[host] = state
+        self._open.move_to_end(host)
+        while len(self._open) > MAX_OPEN_CLIENTS:  # close the least recently used idle pools
+            old_host, old = next(iter(self._open.items()))
+            if old.active:
+                break
+            del self._open[old_host]
+            if old.client is not None:
+                asyncio.ensure_future(old.client.aclose())
+                old.client = None
+        return state.client
 
     async def robots_reason(self, url: str) -> str | None:
         """Why robots.txt forbids fetching ``url`` (None when allowed). Cached per
@@ -194,15 +218,18 @@ class Fetcher:
             async with self._global:
                 # the deadline covers the request itself (connect, headers, body), not the
                 # wait for this host's turn: politeness queues must not turn into timeouts
+                state.active += 1
                 try:
                     async with asyncio.timeout(self.settings.timeout):
-                        return await self._request(url, host, headers)
+                        return await self._request(self._client_for(host, state), url, host, headers)
                 except TimeoutError:
                     return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
+                finally:
+                    state.active -= 1
 
-    async def _request(self, url: str, host: str, headers: dict[str, str]) -> _Raw:
+    async def _request(self, client: httpx.AsyncClient, url: str, host: str, headers: dict[str, str]) -> _Raw:
         try:
-            async with self._client.stream("GET", url, headers=headers) as resp:
+            async with client.stream("GET", url, headers=headers) as resp:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 if resp.status_code in (429, 503):
                     wait = parse_retry_after(resp_headers.get("retry-after"), self.clock())

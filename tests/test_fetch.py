@@ -9,6 +9,8 @@ import time
 from ingest.config import FetchSettings
 from ingest.fetch import Fetcher, parse_retry_after
 
+from .web import redirect
+
 
 def fetch(settings: FetchSettings, url: str, **kw):
     async def go():
@@ -18,15 +20,6 @@ def fetch(settings: FetchSettings, url: str, **kw):
 
 
 OPEN = FetchSettings(allow_private_networks=True, host_delay=0, timeout=5)
-
-
-def redirect(to: str, status: int = 302):
-    def handler(req):
-        req.send_response(status)
-        req.send_header("Location", to)
-        req.send_header("Content-Length", "0")
-        req.end_headers()
-    return handler
 
 
 def test_user_agent_and_conditional_headers(web):

@@ -17,7 +17,7 @@ from ingest.seeds import load_seeds
 from ingest.store import Store
 
 from .conftest import write_config
-from .web import http_date, rss
+from .web import http_date, redirect, rss
 
 S = ScheduleSettings()  # poll 30m, min 5m, max 24h, max_errors 10
 NOW = 1_800_000_000.0
@@ -158,20 +158,11 @@ def test_gone_disables_the_feed(tmp_path, seeds_dir, web):
     assert len(h.hits("/feed.xml")) == 1
 
 
-def _redirect(to: str, status: int):
-    def handler(req):
-        req.send_response(status)
-        req.send_header("Location", to)
-        req.send_header("Content-Length", "0")
-        req.end_headers()
-    return handler
-
-
 @pytest.mark.parametrize("status,moves", [(301, True), (308, True), (302, False), (307, False)])
 def test_permanent_redirect_updates_the_stored_url(tmp_path, seeds_dir, web, status, moves):
     h = web.host(2)
     new = h.add("/new.xml", rss("Moved", []), content_type="application/rss+xml")
-    old = h.add("/old.xml", handler=_redirect(new, status))
+    old = h.add("/old.xml", handler=redirect(new, status))
     cfg = write_config(tmp_path, [old])
     _, feeds = poll(cfg, Clock())
     assert feeds[old].url == (new if moves else old)

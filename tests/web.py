@@ -224,6 +224,13 @@ def rdf(title: str, items: list[dict]) -> str:
             + "".join(out) + "</rdf:RDF>")
 
 
+def redirect(to: str, status: int = 302):
+    """A route handler answering with a redirect to ``to``."""
+    def handler(req):
+        Host.respond(req, status, b"", {"Location": to})
+    return handler
+
+
 def http_date(ts: float) -> str:
     return formatdate(ts, usegmt=True)
 

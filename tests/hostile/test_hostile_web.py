@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ..conftest import REPO, run_cli, write_config
-from ..web import article_page, article_text, atom, http_date, rss
+from ..web import article_page, article_text, atom, http_date, redirect, rss
 from . import webs
 
 TIMEOUT = 3  # [fetch] timeout for this suite, seconds
@@ -54,17 +54,17 @@ def hostile(web, tmp_path, seeds_dir):
     feeds["503date"] = web.host(4).add("/busy.xml", "maintenance", status=503, content_type="text/plain",
                                        headers={"Retry-After": http_date(time.time() + 3600)})
     target = h.add("/moved-here.xml", ok_feed, content_type="application/rss+xml")
-    feeds["301"] = h.add("/old.xml", handler=webs.redirect(target, 301))
+    feeds["301"] = h.add("/old.xml", handler=redirect(target, 301))
     for i in range(12):
-        h.add(f"/chain{i}.xml", handler=webs.redirect(h.url(f"/chain{i + 1}.xml")))
+        h.add(f"/chain{i}.xml", handler=redirect(h.url(f"/chain{i + 1}.xml")))
     feeds["chain"] = h.url("/chain0.xml")
-    h.add("/loopA.xml", handler=webs.redirect(h.url("/loopB.xml")))
-    h.add("/loopB.xml", handler=webs.redirect(h.url("/loopA.xml")))
+    h.add("/loopA.xml", handler=redirect(h.url("/loopB.xml")))
+    h.add("/loopB.xml", handler=redirect(h.url("/loopA.xml")))
     feeds["loop"] = h.url("/loopA.xml")
     for scheme, to in (("file", "file:///etc/passwd"), ("ftp", "ftp://example.org/feed.xml"),
                        ("javascript", "javascript:alert(1)")):
-        feeds[f"to_{scheme}"] = h.add(f"/to-{scheme}.xml", handler=webs.redirect(to))
-    feeds["metadata"] = h.add("/to-metadata.xml", handler=webs.redirect("http://169.254.169.254/latest/"))
+        feeds[f"to_{scheme}"] = h.add(f"/to-{scheme}.xml", handler=redirect(to))
+    feeds["metadata"] = h.add("/to-metadata.xml", handler=redirect("http://169.254.169.254/latest/"))
     feeds["silent"] = web.host(5).add("/feed.xml", handler=webs.never_answers)
     feeds["drip"] = web.host(6).add("/feed.xml", handler=webs.drip)
     feeds["huge"] = web.host(7).add("/feed.xml", handler=webs.huge)
@@ -243,7 +243,7 @@ def test_private_addresses_refused_from_feed_content(web, tmp_path, seeds_dir):
                                         {"title": "meta", "link": "http://169.254.169.254/latest/", "guid": "b"},
                                         {"title": "v6", "link": "http://[::1]:1/x", "guid": "c"}]),
                  content_type="application/rss+xml")
-    moved = h.add("/moved.xml", handler=webs.redirect(web.host(4).add("/f.xml", rss("x", []))))
+    moved = h.add("/moved.xml", handler=redirect(web.host(4).add("/f.xml", rss("x", []))))
     cfg = write_config(tmp_path, [feed, moved])
     cfg.write_text(cfg.read_text().replace("allow_private_networks = true", "allow_private_networks = false"))
     s = run_cli("--config", str(cfg), "poll", "--json").json()

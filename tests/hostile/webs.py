@@ -9,16 +9,6 @@ import zlib
 from ..web import Host
 
 
-def raw(status: int, headers: dict[str, str], body: bytes = b""):
-    def handler(req):
-        Host.respond(req, status, body, headers)
-    return handler
-
-
-def redirect(to: str, status: int = 302):
-    return raw(status, {"Location": to, "Content-Length": "0"})
-
-
 def never_answers(req) -> None:
     time.sleep(30)  # accepts, reads the request, says nothing
 
