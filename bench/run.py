@@ -113,11 +113,11 @@ def naive(web: SimWeb, feeds: list[str]) -> tuple[float, int]:
     return time.monotonic() - started, pages
 
 
-def extraction_bound(n: int = 300) -> float:
+def extraction_bound(n: int = 300, light: bool = False) -> float:
     """2 x the pages/s one core manages with the pipeline's own analyse() on the pages the web serves."""
     from ingest.pipeline import analyse
 
-    pages = load_pages()[:n] or [page_html(t, b, "Site 1") for t, b in load_texts()[:n]]
+    pages = ([] if light else load_pages()[:n]) or [page_html(t, b, "Site 1") for t, b in load_texts()[:n]]
     analyse(pages[0], "http://127.1.0.2/a/0/0.html")  # imports, caches
     started = time.process_time()
     for i, html in enumerate(pages):
@@ -186,38 +186,43 @@ def main() -> None:
     ap.add_argument("--naive-feeds", type=int, default=10, help="feeds the naive loop runs on (it is slow)")
     ap.add_argument("--repoll-feeds", type=int, default=10000)
     ap.add_argument("--corpus", type=int, default=100000)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["naive", "repoll", "scale", "score"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["naive", "fresh", "repoll", "scale", "score"],
+                    help="parts to leave out (fresh = (b)-(d))")
+    ap.add_argument("--light-pages", action="store_true",
+                    help="serve small synthetic pages (Reuters text in a news template) instead of real pages")
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
     res: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         seeds = make_seeds(tmp)
-        web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18100).start()
-        try:
-            feeds = web.feed_urls()
-            n_pages = len(feeds) * args.entries
-            if "naive" not in args.skip:
-                sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
-                secs, pages = naive(web, sample)
-                res["naive_pps"] = pages / secs
-                rows.append(("(a) naive sequential loop", f"{pages} pages in {secs:.1f} s = "
-                                                          f"{res['naive_pps']:.1f} pages/s"))
-            (tmp / "fresh").mkdir()
-            cfg = write_config(tmp / "fresh", feeds, seeds)
-            secs, out, rss = run_ingest(cfg, "poll", "--json")
-            res["ingest_pps"] = out["pages_fetched"] / secs
-            rows.append(("(b) ingest poll, fresh store", f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s "
-                                                         f"= {res['ingest_pps']:.1f} pages/s (kept {out['kept']}, "
-                                                         f"peak RSS {rss:.0f} MB)"))
-            res["bound_pps"] = extraction_bound()
-            rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))
-            web.control("grow")
-            secs, out, rss = run_ingest(cfg, "poll", "--json")
-            rows.append(("(d) second poll, +1 entry per feed", f"{out['pages_fetched']} pages, {len(feeds)} feeds "
-                                                               f"in {secs:.1f} s (peak RSS {rss:.0f} MB)"))
-        finally:
-            web.stop()
+        if "fresh" not in args.skip:
+            web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18100,
+                         real_pages=not args.light_pages).start()
+            try:
+                feeds = web.feed_urls()
+                n_pages = len(feeds) * args.entries
+                if "naive" not in args.skip:
+                    sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
+                    secs, pages = naive(web, sample)
+                    res["naive_pps"] = pages / secs
+                    rows.append(("(a) naive sequential loop", f"{pages} pages in {secs:.1f} s = "
+                                                              f"{res['naive_pps']:.1f} pages/s"))
+                (tmp / "fresh").mkdir()
+                cfg = write_config(tmp / "fresh", feeds, seeds)
+                secs, out, rss = run_ingest(cfg, "poll", "--json")
+                res["ingest_pps"] = out["pages_fetched"] / secs
+                rows.append(("(b) ingest poll, fresh store",
+                             f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s = {res['ingest_pps']:.1f} "
+                             f"pages/s (kept {out['kept']}, peak RSS {rss:.0f} MB)"))
+                res["bound_pps"] = extraction_bound(light=args.light_pages)
+                rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))
+                web.control("grow")
+                secs, out, rss = run_ingest(cfg, "poll", "--json")
+                rows.append(("(d) second poll, +1 entry per feed", f"{out['pages_fetched']} pages, {len(feeds)} feeds "
+                                                                   f"in {secs:.1f} s (peak RSS {rss:.0f} MB)"))
+            finally:
+                web.stop()
         if "repoll" not in args.skip:
             hosts = max(1, args.repoll_feeds // 50)
             big = SimWeb(hosts, 50, 0, args.latency, port=18101).start()
@@ -235,7 +240,8 @@ def main() -> None:
             rows.append(("(f) peak RSS, 10k-feed re-poll", f"{rss:.0f} MB"))
         if "scale" not in args.skip:
             texts = load_texts()
-            scale_web = SimWeb(5, 4, 5, args.latency, port=18102).start()  # 100 new entries
+            scale_web = SimWeb(5, 4, 5, args.latency, port=18102,
+                               real_pages=not args.light_pages).start()  # 100 new entries
             try:
                 times = {}
                 for label, n in (("empty", 0), ("full", args.corpus)):
@@ -260,9 +266,10 @@ def main() -> None:
           f"{args.latency * 1000:.0f} ms latency")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    if "naive_pps" in res:
+    if "naive_pps" in res and "ingest_pps" in res:
         print(f"ingest / naive:            {res['ingest_pps'] / res['naive_pps']:.1f}x")
-    print(f"ingest / extraction bound: {res['ingest_pps'] / res['bound_pps']:.2f}")
+    if "bound_pps" in res:
+        print(f"ingest / extraction bound: {res['ingest_pps'] / res['bound_pps']:.2f}")
 
 
 if __name__ == "__main__":
