@@ -72,8 +72,8 @@ async def unsafe_reason(url: str, allow_private: bool) -> str | None:
         return address_reason(ipaddress.ip_address(host), allow_private)
     except ValueError:
         pass  # a name, not a literal address
-    if allow_private and host not in ("metadata.google.internal",):
-        return None
+    # names are resolved even when private networks are allowed: a name may point at the
+    # metadata address, which is always refused
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
