@@ -34,6 +34,7 @@ from .store import MAX_PAGE_ATTEMPTS, FeedRow, NewArticle, Source, Store, corpus
 
 log = logging.getLogger("ingest")
 
+MAX_REFRESH = 5  # more entries than this (and than half the feed) "updated" at once are not believed
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, */*;q=0.5"
 
@@ -246,6 +247,11 @@ class Poll:
         dated = [k for k, e in unique.items() if k not in unseen and e.updated and e.link]
         stored = self.store.entry_updates(feed.id, dated) if dated else {}
         refreshed = [unique[k] for k in dated if stored.get(k) and unique[k].updated.isoformat() > stored[k]]
+        if len(refreshed) > max(MAX_REFRESH, len(unique) // 2):
+            # most entries "updated" at once: a feed that stamps the time of each request,
+            # not edited articles; refetching them all every poll would be impolite
+            log.info("feed=%s event=updated_dates_ignored entries=%d", feed.url, len(refreshed))
+            refreshed = []
         return new, refreshed
 
     def _follow(self, feed: FeedRow, entry: Entry, now: float, refresh: bool = False) -> None:

@@ -86,3 +86,22 @@ def test_updated_article_is_updated_in_place(tmp_path, seeds_dir, web):
     before = len(h.hits("/story.html"))
     s = run_cli("--config", str(cfg), "poll", "--json").json()
     assert len(h.hits("/story.html")) == before and s["updated"] == 0
+
+
+def test_feed_stamping_every_entry_as_updated_is_not_refetched(tmp_path, seeds_dir, web):
+    h = web.host(2)
+    items = []
+    for i, name in enumerate(["on_hyesan_gold", "on_smuggling_arrests", "on_mine_collapse", "off_football",
+                              "off_recipe", "off_weather", "off_smartphone", "on_sanctions_gold"]):
+        title, body = article_text(name)
+        items.append({"title": title, "link": h.add(f"/{i}.html", article_page(title, body)), "guid": f"g{i}"})
+    h.add("/feed.xml", atom("F", [{**it, "iso": "2026-11-20T08:00:00Z"} for it in items]),
+          content_type="application/atom+xml")
+    cfg = write_config(tmp_path, [h.url("/feed.xml")])
+    run_cli("--config", str(cfg), "poll")
+    pages_before = sum(len(h.hits(f"/{i}.html")) for i in range(8))
+    # the next fetch stamps every entry with the time of the request
+    h.add("/feed.xml", atom("F", [{**it, "iso": "2026-11-26T10:00:00Z"} for it in items]),
+          content_type="application/atom+xml")
+    s = run_cli("--config", str(cfg), "poll", "--json").json()
+    assert sum(len(h.hits(f"/{i}.html")) for i in range(8)) == pages_before and s["updated"] == 0
