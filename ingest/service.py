@@ -69,7 +69,7 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
             self._sync_feeds()
-            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=datetime.now().astimezone().tzinfo)
+            self.scheduler = AsyncIOScheduler(event_loop=loop)  # the digest cron runs in local time (tzlocal)
             self.scheduler.add_job(self._digest_job, CronTrigger.from_crontab(self.config.schedule.digest),
                                    id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
             # the one-shot poll job is re-armed when it has finished (from inside, it would
