@@ -41,6 +41,7 @@ from .store import Store
 log = logging.getLogger("ingest")
 
 IDLE_RECHECK = 3600.0  # seconds between checks when no feed has a next poll time
+SIGNAL_ECHO = 0.2  # a second stop signal sooner than this is the first one delivered twice
 
 
 class Service:
@@ -55,6 +56,7 @@ class Service:
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
         self.in_flight: set[int] = set()  # ids of the feeds they cover
         self.stopping = asyncio.Event()
+        self.stop_signalled = 0.0
         self.rng = random.Random()
 
     # -- lifecycle ----------------------------------------------------------
@@ -91,12 +93,15 @@ class Service:
         return 0
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self.stopping.is_set() and time.monotonic() - self.stop_signalled < SIGNAL_ECHO:
+            return  # the same stop delivered twice (e.g. `timeout` signals the process and its group)
         if self.stopping.is_set():
             log.warning("event=second_signal signal=%s exiting now", sig.name)
             logging.shutdown()
             kill_workers(self.executor)  # they would outlive us, holding our stdout/stderr open
             os._exit(1)
         log.info("event=stopping signal=%s timeout=%gs", sig.name, self.config.schedule.shutdown_timeout)
+        self.stop_signalled = time.monotonic()
         self.stopping.set()
 
     async def _shutdown(self) -> None:
