@@ -142,3 +142,14 @@ def test_sighup_picks_up_a_new_feed(tmp_path, seeds_dir, web):
     finally:
         code, err = stop(proc)
     assert code == 0 and "event=reloaded feeds=2" in err
+
+
+def test_a_stop_signal_delivered_twice_at_once_is_one_stop(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:1], FAST)
+    proc = start(cfg)
+    wait_for(lambda: web.host(2).hits("/rss.xml"), what="first poll")
+    proc.send_signal(signal.SIGTERM)  # as timeout(1) does: to the process, then to its group
+    proc.send_signal(signal.SIGTERM)
+    code, err = stop(proc, signal.SIGCONT)
+    assert code == 0 and "second_signal" not in err and "event=service_stopped" in err
