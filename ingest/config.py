@@ -76,10 +76,6 @@ class Config:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     feeds: tuple[FeedSettings, ...] = ()
 
-    @property
-    def db_path(self) -> Path:
-        return self.paths.store / "ingest.db"
-
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}

@@ -155,7 +155,7 @@ class Poll:
         if feed.id in self.retry_feeds:  # a page failed: fetch the whole feed again next time
             for key in ("etag", "last_modified", "content_hash"):
                 extra.pop(key, None)
-        state = FeedState(feed.interval, feed.consecutive_errors, feed.last_success, feed.errors_since)
+        state = FeedState(feed.interval, feed.consecutive_errors, feed.errors_since)
         fields = plan(state, outcome, self.config.schedule, upd.when, self.rng)
         fields["last_poll"] = upd.when
         if not outcome.ok:

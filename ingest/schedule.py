@@ -62,7 +62,6 @@ class FeedState:
 
     interval: float | None
     consecutive_errors: int
-    last_success: float | None
     first_error_at: float | None  # when the current run of errors began
 
 

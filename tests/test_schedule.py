@@ -33,13 +33,13 @@ def test_publishing_interval_from_entry_dates():
 
 def test_plan_success_uses_publishing_rate_and_feed_hints():
     dates = [datetime.fromtimestamp(NOW - 120 * i, UTC) for i in range(100)]  # one entry every 2 minutes
-    state = FeedState(None, 0, None, None)
+    state = FeedState(None, 0, None)
     fields = plan(state, FeedOutcome(ok=True, changed=True, entry_dates=dates), S, NOW, random.Random(1))
     assert fields["interval"] == S.min_interval  # clamped to min_interval
     hinted = plan(state, FeedOutcome(ok=True, changed=True, entry_dates=dates, hint_seconds=7200), S, NOW,
                   random.Random(1))
     assert hinted["interval"] == 7200  # the feed asked for 2 h (ttl, sy:update*, max-age)
-    unchanged = plan(FeedState(3600, 0, None, None), FeedOutcome(ok=True), S, NOW, random.Random(1))
+    unchanged = plan(FeedState(3600, 0, None), FeedOutcome(ok=True), S, NOW, random.Random(1))
     assert unchanged["interval"] == 3600 and unchanged["next_poll"] == NOW + 3600
 
 
@@ -60,19 +60,19 @@ def test_backoff_grows_with_jitter_and_is_capped():
 
 
 def test_failing_after_max_errors_spanning_three_days_then_daily():
-    state = FeedState(1800, 9, None, NOW - 4 * 86400)
+    state = FeedState(1800, 9, NOW - 4 * 86400)
     fields = plan(state, FeedOutcome(ok=False, status=500, error="HTTP 500"), S, NOW, random.Random(1))
     assert fields["state"] == "failing" and fields["next_poll"] == NOW + 86400
-    young = plan(FeedState(1800, 9, None, NOW - 3600), FeedOutcome(ok=False, status=500, error="HTTP 500"), S,
+    young = plan(FeedState(1800, 9, NOW - 3600), FeedOutcome(ok=False, status=500, error="HTTP 500"), S,
                  NOW, random.Random(1))
     assert young["state"] == "error"  # ten quick failures are not three days of failure
 
 
 def test_gone_disables_and_retry_after_is_a_floor():
-    gone = plan(FeedState(1800, 0, None, None), FeedOutcome(ok=False, status=410, error="HTTP 410"), S, NOW,
+    gone = plan(FeedState(1800, 0, None), FeedOutcome(ok=False, status=410, error="HTTP 410"), S, NOW,
                 random.Random(1))
     assert gone["state"] == "disabled" and gone["next_poll"] is None
-    busy = plan(FeedState(1800, 0, None, None),
+    busy = plan(FeedState(1800, 0, None),
                 FeedOutcome(ok=False, status=503, error="HTTP 503", retry_after=NOW + 7200), S, NOW, random.Random(1))
     assert busy["next_poll"] == NOW + 7200
 
