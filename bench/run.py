@@ -148,7 +148,7 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
     from ingest.urls import url_hash
 
     store = Store.open(store_dir)
-    store.sync_feeds([("http://127.9.0.1/feed.xml", "filler")], 0)
+    store.sync_feeds([("http://127.9.0.1/feed.xml", "filler")])
     rng = random.Random(5)
     db = store.db
     db.execute("BEGIN")

@@ -430,7 +430,7 @@ def kill_workers(executor: Executor) -> None:
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
                     *, clock: Callable[[], float] = time.time) -> PollSummary:
     """Sync the feed list with the config, then poll every active feed once."""
-    store.sync_feeds(((f.url, f.name) for f in config.feeds), clock())
+    store.sync_feeds((f.url, f.name) for f in config.feeds)
     run_id = store.start_run("poll", clock())
     async with Fetcher(config.fetch, clock=clock) as fetcher:
         summary = await Poll(config, store, seeds, fetcher, executor, clock=clock).run()

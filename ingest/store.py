@@ -286,7 +286,7 @@ class Store:
 
     # -- feeds ----------------------------------------------------------
 
-    def sync_feeds(self, feeds: Iterable[tuple[str, str]], now: float) -> None:
+    def sync_feeds(self, feeds: Iterable[tuple[str, str]]) -> None:
         """Make the feeds table match the config: add new feeds, mark removed ones
         inactive (their history stays), keep the state of unchanged ones."""
         wanted = dict(feeds)

@@ -101,7 +101,7 @@ def poll(cfg_path, clock: Clock, feeds=None):
 
     async def go():
         with Store.open(config.paths.store) as store, ThreadPoolExecutor(2) as ex:
-            store.sync_feeds(((f.url, f.name) for f in config.feeds), clock())
+            store.sync_feeds((f.url, f.name) for f in config.feeds)
             async with Fetcher(config.fetch, clock=clock) as fetcher:
                 summary = await Poll(config, store, seeds, fetcher, ex, clock=clock, rng=random.Random(3)).run(feeds)
             return summary, {f.config_url: f for f in store.feeds(active_only=False)}

@@ -28,7 +28,7 @@ def _add(store: Store, n: int = 1):
 @pytest.fixture
 def store(tmp_path):
     s = Store.open(tmp_path / "store")
-    s.sync_feeds([("http://e.org/feed", "")], 0)
+    s.sync_feeds([("http://e.org/feed", "")])
     yield s
     s.close()
 
@@ -129,9 +129,9 @@ def test_newer_schema_is_refused(tmp_path, store):
 
 def test_sync_feeds_keeps_state(store):
     store.update_feed(1, etag='"x"', state="ok")
-    store.sync_feeds([("http://e.org/feed", "Renamed"), ("http://e.org/new", "")], 0)
+    store.sync_feeds([("http://e.org/feed", "Renamed"), ("http://e.org/new", "")])
     rows = {f.config_url: f for f in store.feeds(active_only=False)}
     assert rows["http://e.org/feed"].etag == '"x"' and rows["http://e.org/feed"].name == "Renamed"
-    store.sync_feeds([("http://e.org/new", "")], 0)
+    store.sync_feeds([("http://e.org/new", "")])
     assert [f.config_url for f in store.feeds()] == ["http://e.org/new"]
     assert len(store.feeds(active_only=False)) == 2  # a removed feed keeps its history
