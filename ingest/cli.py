@@ -104,10 +104,23 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
 
     now = time.time()
     if args.since is None:  # the next digest: since the previous one; written to digests/ and recorded
-        with Store.open(config.paths.store) as store:
-            d, paths = digest.scheduled(store, now)
+        try:
+            store = Store.open(config.paths.store)
+        except StoreError as exc:
+            if "another ingest process" not in str(exc):
+                raise
+            # the service holds the store and writes the digests itself: show what the next
+            # one would hold so far, without recording it
+            with Store.open(config.paths.store, writer=False) as reader:
+                since = reader.last_digest_until() or now - 86400
+                d = digest.build(reader, since, now, now)
+            print("ingest: the service is running and records the digests; this preview since the last "
+                  "digest is not recorded", file=sys.stderr)
+        else:
+            with store:
+                d, paths = digest.scheduled(store, now)
+            print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
         text = digest.render(d, args.format)
-        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     else:
         since = parse_since(args.since, now)
         with Store.open(config.paths.store, writer=False) as store:

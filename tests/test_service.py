@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -153,3 +154,19 @@ def test_a_stop_signal_delivered_twice_at_once_is_one_stop(tmp_path, seeds_dir, 
     proc.send_signal(signal.SIGTERM)
     code, err = stop(proc, signal.SIGCONT)
     assert code == 0 and "second_signal" not in err and "event=service_stopped" in err
+
+
+def test_digest_while_the_service_runs_is_a_preview(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3], FAST)
+    proc = start(cfg)
+    try:
+        wait_for(lambda: len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == 4, what="four articles")
+        r = run_cli("--config", str(cfg), "digest", "--format", "json")
+        assert r.code == 0 and "not recorded" in r.err
+        assert len(json.loads(r.out)["items"]) == 4
+    finally:
+        code, err = stop(proc)
+    assert code == 0
+    # nothing was recorded: the next real digest still holds the four articles
+    assert len(json.loads(run_cli("--config", str(cfg), "digest", "--format", "json").out)["items"]) == 4
