@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import smtplib
 import sqlite3
 import sys
 import time
@@ -120,6 +121,12 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
             with store:
                 d, paths = digest.scheduled(store, now)
             print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+            if config.digest.email:
+                try:
+                    digest.deliver(d, config.digest)
+                    print(f"sent to {config.digest.email}", file=sys.stderr)
+                except (OSError, ValueError, smtplib.SMTPException) as exc:  # the files are written anyway
+                    print(f"ingest: digest not e-mailed: {exc}", file=sys.stderr)
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)

@@ -62,6 +62,18 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class DigestSettings:
+    """Optional e-mail delivery of each scheduled digest (off while ``email`` is empty).
+    Credentials come from $INGEST_SMTP_USER / $INGEST_SMTP_PASSWORD, never from the file."""
+
+    email: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_from: str = "seed-ingest@localhost"
+    starttls: bool = True
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     url: str
     name: str = ""
@@ -74,6 +86,7 @@ class Config:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     feeds: tuple[FeedSettings, ...] = ()
 
 
@@ -178,7 +191,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"paths", "fetch", "relevance", "schedule", "feeds"}
+    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds"}
     for key in data:
         if key not in sections:
             hint = difflib.get_close_matches(key, sorted(sections), n=1)
@@ -240,6 +253,19 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if schedule.min_interval > schedule.max_interval:
         raise ConfigError(f"{file}: [schedule.min_interval] must not exceed [schedule.max_interval]")
 
+    d3 = DigestSettings()
+    r = _Reader(file, data, "digest", list(DigestSettings.__dataclass_fields__))
+    address = {"check": lambda v: v == "" or bool(re.fullmatch(r"[^@\s]+@[^@\s]+", v)),
+               "expected": 'an e-mail address such as "me@example.org" (or "" for none)'}
+    digest_settings = DigestSettings(
+        email=r.get("email", str, d3.email, **address),
+        smtp_host=r.get("smtp_host", str, d3.smtp_host, check=lambda v: bool(v.strip()), expected="a host name"),
+        smtp_port=r.get("smtp_port", int, d3.smtp_port, check=lambda v: 0 < v < 65536, expected="a port number"),
+        smtp_from=r.get("smtp_from", str, d3.smtp_from, **address),
+        starttls=r.get("starttls", bool, d3.starttls, expected="true or false"),
+    )
+    r.done()
+
     raw_feeds = data.get("feeds", [])
     if not isinstance(raw_feeds, list):
         raise ConfigError(f"{file}: [feeds] expected a list of [[feeds]] tables with url = \"...\"")
@@ -264,4 +290,4 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         feeds.append(FeedSettings(url=url, name=name))
 
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
-                  schedule=schedule, feeds=tuple(feeds))
+                  schedule=schedule, digest=digest_settings, feeds=tuple(feeds))

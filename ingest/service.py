@@ -188,7 +188,7 @@ class Service:
             self._arm_poll()
 
     async def _digest_job(self) -> None:
-        from .digest import scheduled
+        from .digest import deliver, scheduled
 
         if self.stopping.is_set():
             return
@@ -196,6 +196,9 @@ class Service:
             digest, paths = scheduled(self.store, now=self.clock())
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
+            if self.config.digest.email:
+                await asyncio.to_thread(deliver, digest, self.config.digest)
+                log.info("event=digest_sent to=%s", self.config.digest.email)
         except Exception:
             log.exception("event=digest_failed")
 

@@ -103,3 +103,80 @@ def test_bad_since_is_a_clear_error(tmp_path, seeds_dir):
     cfg = write_config(tmp_path, [])
     r = run_cli("--config", str(cfg), "digest", "--since", "last tuesday")
     assert r.code == 2 and "expected a duration such as 24h" in r.err
+
+
+class _SMTP:
+    """A minimal SMTP server on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        self.messages: list[bytes] = []
+        self.commands: list[str] = []
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 test ESMTP\r\n")
+                while line := self.rfile.readline():
+                    cmd = line.decode().strip()
+                    outer.commands.append(cmd.split(" ")[0].upper())
+                    if cmd.upper().startswith("EHLO"):
+                        self.wfile.write(b"250-test\r\n250 8BITMIME\r\n")
+                    elif cmd.upper() == "DATA":
+                        self.wfile.write(b"354 go\r\n")
+                        data = b""
+                        while (chunk := self.rfile.readline()) != b".\r\n":
+                            data += chunk
+                        outer.messages.append(data)
+                        self.wfile.write(b"250 queued\r\n")
+                    elif cmd.upper() == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.3", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_digest_is_emailed_when_configured(tmp_path, seeds_dir, web, monkeypatch):
+    import email
+
+    smtp = _SMTP()
+    try:
+        news = build_news_web(web)
+        extra = (f'[digest]\nemail = "analyst@example.org"\nsmtp_host = "127.0.0.3"\nsmtp_port = {smtp.port}\n'
+                 'starttls = false\n')
+        cfg = write_config(tmp_path, news.feeds[:3], extra)
+        _poll(cfg)
+        monkeypatch.delenv("INGEST_SMTP_USER", raising=False)
+        r = run_cli("--config", str(cfg), "digest")
+        assert r.code == 0 and "sent to analyst@example.org" in r.err
+        (raw,) = smtp.messages
+        msg = email.message_from_bytes(raw)
+        assert msg["To"] == "analyst@example.org" and "4 new stories" in msg["Subject"]
+        kinds = {part.get_content_type() for part in msg.walk()}
+        assert {"text/plain", "text/html"} <= kinds
+        # credentials are never sent without STARTTLS, and never printed
+        monkeypatch.setenv("INGEST_SMTP_USER", "me")
+        monkeypatch.setenv("INGEST_SMTP_PASSWORD", "s3cret-password")
+        r = run_cli("--config", str(cfg), "digest")
+        assert r.code == 0 and "refusing to send SMTP credentials without STARTTLS" in r.err
+        assert "s3cret" not in r.err + r.out and len(smtp.messages) == 1 and "AUTH" not in smtp.commands
+        assert list((tmp_path / "store" / "digests").glob("*.md"))  # the files are written regardless
+    finally:
+        smtp.close()
+
+
+def test_bad_digest_email_is_a_config_error(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [], '[digest]\nemail = "not an address"\n')
+    r = run_cli("--config", str(cfg), "status")
+    assert r.code == 2 and "[digest.email] expected an e-mail address" in r.err
