@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "story; then the feeds that are failing, backing off, disabled or moved. "
                                    "Without --since: the next digest, covering the time since the previous "
                                    "one; it is also written to the store's digests/ folder (Markdown, HTML, "
-                                   "rolling Atom feed.xml) and recorded, so no item appears twice.")
+                                   "rolling Atom feed.xml), recorded so no item appears twice, and e-mailed "
+                                   "when [digest] email is set.")
     p.add_argument("--since", metavar="WHEN", help="a period such as 24h or 7d, or an ISO date; not recorded")
     p.add_argument("--format", choices=["markdown", "html", "atom", "json"], default="markdown")
     p.add_argument("--output", metavar="PATH", help="write to this file instead of stdout")
