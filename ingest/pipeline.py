@@ -240,13 +240,12 @@ class Poll:
         unique: dict[str, Entry] = {}
         for e in entries:
             unique.setdefault(e.key, e)  # duplicate guids inside one feed: the first wins
-        unseen = self.store.unseen(feed.id, list(unique))
-        new = [e for k, e in unique.items() if k in unseen]
+        seen = self.store.seen_entries(feed.id, list(unique))  # one query: seen keys and their dates
+        new = [e for k, e in unique.items() if k not in seen]
         # newest first, so a capped poll takes the most recent entries
         new.sort(key=lambda e: e.published.timestamp() if e.published else float("-inf"), reverse=True)
-        dated = [k for k, e in unique.items() if k not in unseen and e.updated and e.link]
-        stored = self.store.entry_updates(feed.id, dated) if dated else {}
-        refreshed = [unique[k] for k in dated if stored.get(k) and unique[k].updated.isoformat() > stored[k]]
+        refreshed = [e for k, e in unique.items()
+                     if seen.get(k) and e.updated and e.link and e.updated.isoformat() > seen[k]]
         if len(refreshed) > max(MAX_REFRESH, len(unique) // 2):
             # most entries "updated" at once: a feed that stamps the time of each request,
             # not edited articles; refetching them all every poll would be impolite

@@ -326,25 +326,17 @@ class Store:
 
     # -- entries and pages ----------------------------------------------
 
-    def unseen(self, feed_id: int, keys: Sequence[str]) -> set[str]:
-        """The keys among ``keys`` this feed has not recorded yet."""
-        seen: set[str] = set()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = ",".join("?" * len(chunk))
-            seen.update(r[0] for r in self.db.execute(
-                f"SELECT key FROM entries WHERE feed_id=? AND key IN ({q})", (feed_id, *chunk)))
-        return set(keys) - seen
+    def _rows_in(self, sql: str, params: tuple, values: Sequence) -> Iterator[sqlite3.Row]:
+        """Rows of ``sql`` whose ``{q}`` placeholder is ``values``, queried in chunks
+        (SQLite limits the number of parameters per statement)."""
+        for i in range(0, len(values), 500):
+            chunk = values[i:i + 500]
+            yield from self.db.execute(sql.format(q=",".join("?" * len(chunk))), (*params, *chunk))
 
-    def entry_updates(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
-        """Stored ``updated`` dates of these (seen) entries."""
-        out: dict[str, str | None] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = ",".join("?" * len(chunk))
-            out.update(self.db.execute(
-                f"SELECT key, updated FROM entries WHERE feed_id=? AND key IN ({q})", (feed_id, *chunk)).fetchall())
-        return out
+    def seen_entries(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
+        """The keys among ``keys`` this feed has recorded, with each one's stored ``updated`` date."""
+        return {r[0]: r[1] for r in self._rows_in(
+            "SELECT key, updated FROM entries WHERE feed_id=? AND key IN ({q})", (feed_id,), keys)}
 
     def page(self, url: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM pages WHERE url=?", (url,)).fetchone()
@@ -490,11 +482,7 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key='n_docs'").fetchone()
         n = int(row[0]) if row else 0
         terms = list(set(terms))
-        df: dict[str, int] = {}
-        for i in range(0, len(terms), 500):
-            chunk = terms[i:i + 500]
-            q = ",".join("?" * len(chunk))
-            df.update(self.db.execute(f"SELECT term, df FROM term_df WHERE term IN ({q})", chunk).fetchall())
+        df = {r[0]: r[1] for r in self._rows_in("SELECT term, df FROM term_df WHERE term IN ({q})", (), terms)}
         return n, df
 
     def history_scores(self, limit: int = HISTORY_SCORES) -> list[float]:
