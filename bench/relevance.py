@@ -1,13 +1,21 @@
 """Relevance benchmark on Reuters-21578 (evaluation only; nothing of it ships).
 
-For each topic and draw: 3 random TRAIN documents of the topic are the seeds;
-positives are the other documents of the topic, negatives a random sample of
-documents without it (bodies deduplicated). Every candidate is scored; the
-automatic threshold is calibrated exactly as `ingest poll` does, with the
-candidates as the stream's background. Prints precision/recall/F1 at that
-threshold, the best F1 any threshold could reach, ROC-AUC and throughput.
+A topic is the subject. For each topic, on-topic share and seed count, and
+each draw: S random TRAIN documents of the topic are the seeds; the stream is
+other documents of the topic mixed with documents without it so that the
+topic makes up the given share (at most --stream texts; small topics give
+shorter streams). Every stream text is scored exactly as `ingest poll`
+scores a batch, the stream standing in for the store's window of recent
+pages. Prints precision/recall/F1 at the automatic threshold, the best F1 any
+threshold could reach, ROC-AUC and throughput, for the learned model and for
+the cosine model alone (the baseline, in the same run).
 
-    python bench/relevance.py [--topics N] [--draws N] [--negatives N]
+--feedback adds the learning curve: the stream is split in halves; in rounds,
+5 texts of the first half chosen by `ingest review`'s own rule get their true
+verdict; F1 is measured on the second half after 0/10/20/40 verdicts.
+
+    python bench/relevance.py                       # shares 1,2,5,15,20 %, seeds 1,3,5, 10 draws
+    python bench/relevance.py --feedback --seeds 3
 """
 
 from __future__ import annotations
@@ -19,22 +27,17 @@ import random
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.relevance import TermStats, score_batch, term_counts  # noqa: E402
+from ingest.relevance import borderline, score_stream, term_counts  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
-# Topic sets: "hard" mixes commodity topics whose stories overlap (ship/crude,
-# grain/livestock, money-fx/interest); "r10" is the classic ModApte top-10
-# (plus gold and coffee, to reach 12).
-TOPIC_SETS = {
-    "hard": ["gold", "crude", "coffee", "sugar", "cocoa", "ship", "grain", "trade", "interest", "money-fx",
-             "copper", "livestock"],
-    "r10": ["earn", "acq", "money-fx", "grain", "crude", "trade", "interest", "ship", "wheat", "corn", "gold",
-            "coffee"],
-}
+# The development topics (issue 11): tune on these only.
+DEV_TOPICS = ["gold", "crude", "grain", "sugar", "ship", "interest", "money-fx", "trade", "livestock", "wheat",
+              "veg-oil", "reserves"]
 
 
 def load() -> list[dict]:
@@ -48,6 +51,7 @@ def load() -> list[dict]:
                 continue
             seen.add(body)
             d["text"] = (d["title"].strip() + "\n\n" + d["body"]) if d["title"].strip() else d["body"]
+            d["counts"] = term_counts(d["text"])
             docs.append(d)
     return docs
 
@@ -62,7 +66,7 @@ def prf(pos: list[float], neg: list[float], t: float) -> tuple[float, float, flo
     tp = sum(s >= t for s in pos)
     fp = sum(s >= t for s in neg)
     p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / len(pos)
+    r = tp / len(pos) if pos else 0.0
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
@@ -70,50 +74,121 @@ def best_f1(pos: list[float], neg: list[float]) -> float:
     return max(prf(pos, neg, t)[2] for t in set(pos))
 
 
+def draw_stream(rng: random.Random, on: list[dict], off: list[dict], n_seeds: int, share: float, size: int):
+    seedable = [d for d in on if d["lewissplit"] == "TRAIN"] or on
+    seeds = rng.sample(seedable, n_seeds)
+    ids = {d["id"] for d in seeds}
+    pool = [d for d in on if d["id"] not in ids]
+    n_pos = min(len(pool), round(size * share))
+    n_neg = min(len(off), round(n_pos * (1 - share) / share))
+    stream = rng.sample(pool, n_pos) + rng.sample(off, n_neg)
+    rng.shuffle(stream)
+    return seeds, stream
+
+
+def evaluate(scores: list[float], truth: list[bool], t: float) -> tuple[float, ...]:
+    pos = [s for s, y in zip(scores, truth, strict=True) if y]
+    neg = [s for s, y in zip(scores, truth, strict=True) if not y]
+    p, r, f = prf(pos, neg, t)
+    return p, r, f, best_f1(pos, neg), auc(pos, neg)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--topics", type=int, default=12)
-    ap.add_argument("--set", choices=sorted(TOPIC_SETS), default="hard", help="which topics (see TOPIC_SETS)")
+    ap.add_argument("--topics", default=",".join(DEV_TOPICS), help="comma-separated Reuters topics")
+    ap.add_argument("--shares", default="1,2,5,15,20", help="on-topic shares of the stream, in per cent")
+    ap.add_argument("--seeds", default="1,3,5", help="seed counts")
     ap.add_argument("--draws", type=int, default=10)
-    ap.add_argument("--negatives", type=int, default=3000)
-    ap.add_argument("--split", default="TRAIN", help="lewissplit the seeds come from (TRAIN to tune)")
+    ap.add_argument("--stream", type=int, default=3000, help="stream size (the store's window)")
+    ap.add_argument("--feedback", action="store_true", help="print the learning curve from verdicts instead")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"missing {DATA}")
     docs = load()
+    topics = args.topics.split(",")
+    shares = [float(s) / 100 for s in args.shares.split(",")]
+    seed_counts = [int(s) for s in args.seeds.split(",")]
     rng = random.Random(args.seed)
-    rows = []
-    n_scored = 0
-    t_score = 0.0
-    for topic in TOPIC_SETS[args.set][: args.topics]:
+    if args.feedback:
+        return feedback(docs, topics, shares, seed_counts, args, rng)
+    rows: dict[tuple, list] = defaultdict(list)
+    n_scored, seconds = 0, 0.0
+    for topic in topics:
         on = [d for d in docs if topic in d["topics"]]
         off = [d for d in docs if topic not in d["topics"]]
-        seedable = [d for d in on if d["lewissplit"] == args.split] or on
-        for _ in range(args.draws):
-            seeds = rng.sample(seedable, 3)
-            seed_ids = {d["id"] for d in seeds}
-            pos_docs = [d for d in on if d["id"] not in seed_ids]
-            neg_docs = rng.sample(off, min(args.negatives, len(off)))
-            cands = pos_docs + neg_docs
-            t0 = time.perf_counter()
-            counts = [term_counts(d["text"]) for d in cands]
-            scores, th = score_batch([d["text"] for d in seeds], counts, TermStats(), history=[])
-            t_score += time.perf_counter() - t0
-            n_scored += len(cands)
-            pos = [s.score for s in scores[: len(pos_docs)]]
-            neg = [s.score for s in scores[len(pos_docs):]]
-            p, r, f = prf(pos, neg, th.value)
-            rows.append((topic, p, r, f, best_f1(pos, neg), auc(pos, neg)))
-    print(f"{'topic':<10} {'P':>6} {'R':>6} {'F1':>6} {'bestF1':>7} {'AUC':>6}")
-    for topic in dict.fromkeys(r[0] for r in rows):
-        sel = [r for r in rows if r[0] == topic]
-        m = [statistics.mean(r[i] for r in sel) for i in range(1, 6)]
-        print(f"{topic:<10} " + " ".join(f"{v:6.3f}" for v in m))
-    m = [statistics.mean(r[i] for r in rows) for i in range(1, 6)]
-    print(f"{'MEAN':<10} " + " ".join(f"{v:6.3f}" for v in m))
-    print(f"topics={len(set(r[0] for r in rows))} draws={args.draws} negatives={args.negatives} "
-          f"scoring {n_scored / t_score:,.0f} docs/s (one core)")
+        for k in seed_counts:
+            for share in shares:
+                for _ in range(args.draws):
+                    seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
+                    truth = [topic in d["topics"] for d in stream]
+                    counts = [d["counts"] for d in stream]
+                    texts = [d["text"] for d in seeds]
+                    t0 = time.perf_counter()
+                    res = score_stream(texts, counts)
+                    seconds += time.perf_counter() - t0
+                    n_scored += len(stream)
+                    base = score_stream(texts, counts, learn=False)
+                    for name, r in (("learned", res), ("cosine", base)):
+                        rows[(name, k, share, topic)].append(
+                            evaluate([s.score for s in r.scores], truth, r.threshold.value))
+    print("mean over topics and draws; F1 at the automatic threshold, best-threshold F1, ROC-AUC\n")
+    print("| seeds | share | P | R | F1 | best F1 | AUC | cosine F1 | cosine best F1 | cosine AUC | F1 ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    summary: dict[int, list] = defaultdict(list)
+    for k in seed_counts:
+        for share in shares:
+            m = [statistics.mean(v[i] for t in topics for v in rows[("learned", k, share, t)]) for i in range(5)]
+            b = [statistics.mean(v[i] for t in topics for v in rows[("cosine", k, share, t)]) for i in range(5)]
+            ratio = m[2] / b[2] if b[2] else float("nan")
+            print(f"| {k} | {share:.0%} | " + " | ".join(f"{v:.3f}" for v in m) +
+                  f" | {b[2]:.3f} | {b[3]:.3f} | {b[4]:.3f} | {ratio:.2f} |")
+            if share in (0.02, 0.05, 0.15):
+                summary[k].append((m[2], b[2]))
+    for k, vals in summary.items():
+        print(f"seeds={k}: mean F1 over shares 2/5/15 %: learned {statistics.mean(v[0] for v in vals):.3f}, "
+              f"cosine {statistics.mean(v[1] for v in vals):.3f}")
+    print(f"topics={len(topics)} draws={args.draws} stream<={args.stream}; learned model "
+          f"{n_scored / seconds:,.0f} docs/s (one core, whole stream re-learned per draw)")
+    if "--per-topic" in sys.argv:
+        pass
+
+
+def feedback(docs, topics, shares, seed_counts, args, rng) -> None:
+    steps = [0, 10, 20, 40]
+    rows: dict[tuple, list] = defaultdict(list)
+    for topic in topics:
+        on = [d for d in docs if topic in d["topics"]]
+        off = [d for d in docs if topic not in d["topics"]]
+        for k in seed_counts:
+            for share in shares:
+                for _ in range(args.draws):
+                    seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
+                    truth = [topic in d["topics"] for d in stream]
+                    half = len(stream) // 2  # verdicts on [:half], F1 on [half:]
+                    counts = [d["counts"] for d in stream]
+                    texts = [d["text"] for d in seeds]
+                    verdicts: list[bool | None] = [None] * len(stream)
+                    for n in range(0, steps[-1] + 1, 5):
+                        res = score_stream(texts, counts, verdicts)
+                        scores = [s.score for s in res.scores]
+                        if n in steps:
+                            rows[(k, share, n)].append(evaluate(scores[half:], truth[half:], res.threshold.value))
+                        judged = {i for i, v in enumerate(verdicts) if v is not None} | set(range(half, len(stream)))
+                        for i in borderline(scores, res.threshold.value, judged, 5):
+                            verdicts[i] = truth[i]
+    print("F1 on the held-out half after N verdicts chosen by `review` (mean over topics and draws)\n")
+    print("| seeds | share | " + " | ".join(f"{n} verdicts" for n in steps) + " |")
+    print("| --- | --- |" + " --- |" * len(steps))
+    for k in seed_counts:
+        for share in shares:
+            print(f"| {k} | {share:.0%} | " + " | ".join(
+                f"{statistics.mean(v[2] for v in rows[(k, share, n)]):.3f}" for n in steps) + " |")
+    for k in seed_counts:
+        for n in steps:
+            vals = [statistics.mean(v[2] for v in rows[(k, s, n)]) for s in shares if s in (0.02, 0.05, 0.15)]
+            if vals:
+                print(f"seeds={k} verdicts={n}: mean F1 over shares 2/5/15 %: {statistics.mean(vals):.3f}")
 
 
 if __name__ == "__main__":

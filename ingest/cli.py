@@ -89,14 +89,17 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
         names.append(name)
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with Store.open(config.paths.store, writer=False) as store:
-        results = score_texts(config, store, seeds, texts)
-    for name, r in zip(names, results, strict=True):
+        scored = score_texts(config, store, seeds, texts)
+    for w in scored.threshold.warnings:
+        print(f"ingest: warning: {w}", file=sys.stderr)
+    th = scored.threshold.value
+    for name, s in zip(names, scored.scores, strict=True):
         if args.json:
-            print(json.dumps({"path": name, **r}))
+            print(json.dumps({"path": name, "score": s.score, "relevant": s.score >= th, "threshold": th,
+                              "terms": list(s.terms)}))
         else:
-            verdict = "relevant" if r["relevant"] else "not relevant"
-            print(f"{r['score']:.3f}  {verdict:<12}  {name}  (threshold {r['threshold']:.3f}; "
-                  f"terms: {', '.join(r['terms'][:6])})")
+            verdict = "relevant" if s.score >= th else "not relevant"
+            print(f"{s.score:.3f}  {verdict:<12}  {name}  (threshold {th:.3f}; terms: {', '.join(s.terms[:6])})")
     return 0
 
 

@@ -49,6 +49,7 @@ class FetchSettings:
 class RelevanceSettings:
     threshold: float | None = None  # None = "auto"
     language: str = "en"
+    keep_rejected: float = 30 * 86400.0  # how long rejected pages keep their text (for rescore and review)
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     )
     r.done()
 
-    r = _Reader(file, data, "relevance", ["threshold", "language"])
+    r = _Reader(file, data, "relevance", ["threshold", "language", "keep_rejected"])
     threshold: float | None = None
     if "threshold" in r.table:
         value = r.table.pop("threshold")
@@ -235,8 +236,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             r.fail("threshold", '"auto" or a number from 0 to 1 (0 keeps every article)', value)
     language = r.get("language", str, "en", check=lambda v: bool(re.fullmatch(r"[a-z]{2,3}", v)),
                      expected="a language code such as \"en\"")
+    keep_rejected = r.duration("keep_rejected", RelevanceSettings.keep_rejected)
     r.done()
-    relevance = RelevanceSettings(threshold=threshold, language=language)
+    relevance = RelevanceSettings(threshold=threshold, language=language, keep_rejected=keep_rejected)
 
     d2 = ScheduleSettings()
     r = _Reader(file, data, "schedule", list(ScheduleSettings.__dataclass_fields__))

@@ -28,9 +28,9 @@ from .dedup import band_keys, best_match, signature, text_hash
 from .extract import Page, extract
 from .feeds import Entry, parse_feed
 from .fetch import Fetcher, FetchResult
-from .relevance import Score, TermStats, Threshold, score_batch, term_counts
+from .relevance import Score, Scored, TermStats, Threshold, score_stream, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan
-from .store import MAX_PAGE_ATTEMPTS, FeedRow, NewArticle, Source, Store, corpus_text
+from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text, unpack
 
 log = logging.getLogger("ingest")
 
@@ -82,6 +82,23 @@ def analyse(html: bytes, url: str) -> Analysed | None:
     return Analysed(page, text, term_counts(text), text_hash(page.text), signature(page.text))
 
 
+def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[dict[str, int]],
+                 labels: Sequence[bool | None], language: str, fixed: float | None) -> Scored:
+    """Score the model's window (packed term counts, as stored) and a batch in one stream;
+    returns the batch's scores. CPU work (a fraction of a second for 3,000 texts): runs in a worker."""
+    stream = [unpack(b) for b in window] + list(batch)
+    scored = score_stream(seeds, stream, list(labels) + [None] * len(batch), stats=TermStats(language),
+                          fixed=fixed)
+    return Scored(scored.scores[len(window):], scored.threshold)
+
+
+def window_inputs(store: Store) -> tuple[list[bytes], list[bool | None]]:
+    """The model's window as stored, and the user's verdicts on it."""
+    window = store.stream()
+    verdicts = store.verdicts()
+    return [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
+
+
 @dataclass
 class _PageJob:
     link: str
@@ -116,6 +133,7 @@ class Poll:
         self.updates: list[_FeedUpdate] = []
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
         self._feed_tasks: list[asyncio.Future] = []
+        self.threshold: Threshold | None = None
 
     async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
         started = time.monotonic()
@@ -135,9 +153,11 @@ class Poll:
                     log.error("page=%s event=page_crashed error=%r", job.link, res)
                 continue
             done.append((job, res))
-        self._store_pages(done)
+        scored = await self._score(done)
+        self._store_pages(done, scored)
         for upd in self.updates:
             self._save_feed(upd)
+        self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
         self.summary.seconds = round(time.monotonic() - started, 3)
         return self.summary
 
@@ -297,7 +317,30 @@ class Poll:
 
     # -- phase 2: decide and store ----------------------------------------
 
-    def _store_pages(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]]) -> None:
+    async def _score(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]]) -> dict[int, Score]:
+        """Scores of the extracted pages (by id of the Analysed), the model learning from the store's
+        window plus these pages; in a worker process, so the event loop stays free."""
+        analysed = [a for _, a in done if isinstance(a, Analysed)]
+        self.threshold = None
+        if not analysed:
+            return {}
+        window, labels = window_inputs(self.store)
+        rel = self.config.relevance
+        try:
+            res = await asyncio.get_running_loop().run_in_executor(
+                self.executor, score_window, self.seeds, window, [a.counts for a in analysed], labels,
+                rel.language, rel.threshold)
+        except Exception as exc:  # a crashed worker: score here rather than lose the poll
+            log.error("event=scoring_worker_failed error=%r", exc)
+            res = score_window(self.seeds, window, [a.counts for a in analysed], labels, rel.language,
+                               rel.threshold)
+        for w in res.threshold.warnings:
+            log.warning("event=seeds_warning reason=%r", w)
+        self.threshold = res.threshold
+        return {id(a): s for a, s in zip(analysed, res.scores, strict=True)}
+
+    def _store_pages(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]],
+                     scored: dict[int, Score]) -> None:
         store, now = self.store, self.clock()
         batch: list[tuple[_PageJob, Analysed]] = []
         leaders: dict[str, int] = {}  # canonical url / text hash -> index in batch
@@ -339,17 +382,14 @@ class Poll:
                 continue
             leaders[result.page.canonical_url] = leaders[result.text_hash] = len(batch)
             batch.append((job, result))
-        if not batch:
+        if not batch or self.threshold is None:
             self._store_followers(followers, {}, now)
             return
-        counts = [a.counts for _, a in batch]
-        n_docs, df = store.term_stats(t for c in counts for t in c)
-        scores, threshold = score_batch(self.seeds, counts, TermStats(self.config.relevance.language, n_docs, df),
-                                        store.history_scores(), self.config.relevance.threshold)
+        threshold = self.threshold
         self.summary.threshold = threshold.value
         article_ids: dict[int, int] = {}
-        for i, ((job, a), score) in enumerate(zip(batch, scores, strict=True)):
-            aid = self._decide(job, a, score, threshold, now)
+        for i, (job, a) in enumerate(batch):
+            aid = self._decide(job, a, scored[id(a)], threshold, now)
             if aid is not None:
                 article_ids[i] = aid
         self._store_followers(followers, article_ids, now)
@@ -374,19 +414,23 @@ class Poll:
                                        reason=f"near-duplicate of article {match[0]} (similarity {match[1]:.2f})")
                 log.info("page=%s event=duplicate article=%d similarity=%.2f", job.link, match[0], match[1])
                 return match[0]
+        title, _, text = a.text.partition("\n\n")
+        published = a.page.date or next((s.published for s in job.sources if s.published), None)
         if score.score < threshold.value:
             self.summary.rejected += 1
+            doc = PageDoc(url=a.page.url, canonical_url=a.page.canonical_url, title=title, text=text,
+                          author=a.page.author, site=a.page.site, language=a.page.language, published=published,
+                          text_hash=a.text_hash)
             self.store.record_page(job.link, job.sources, now, outcome="rejected", final_url=a.page.url,
-                                   score=score.score, counts=a.counts,
+                                   score=score.score, counts=a.counts, doc=doc,
+                                   decision=Decision(threshold.value, score.terms),
                                    reason=f"score {score.score:.3f} < threshold {threshold.value:.3f}")
             return None
-        title, _, text = a.text.partition("\n\n")
         art = NewArticle(url=a.page.url, canonical_url=a.page.canonical_url, title=title, author=a.page.author,
-                         site=a.page.site, language=a.page.language, published=a.page.date or
-                         next((s.published for s in job.sources if s.published), None),
+                         site=a.page.site, language=a.page.language, published=published,
                          text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
                          terms=score.terms, minhash=a.minhash)
-        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url)
+        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url, counts=a.counts)
         self.summary.kept += 1
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))
@@ -437,11 +481,8 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     return summary
 
 
-def score_texts(config: Config, store: Store, seeds: Sequence[str], texts: Sequence[str]) -> list[dict]:
+def score_texts(config: Config, store: Store, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
     """Score texts as ``poll`` would if they arrived in one poll on this store."""
-    counts = [term_counts(t) for t in texts]
-    n_docs, df = store.term_stats(t for c in counts for t in c)
-    scores, threshold = score_batch(seeds, counts, TermStats(config.relevance.language, n_docs, df),
-                                    store.history_scores(), config.relevance.threshold)
-    return [{"score": s.score, "relevant": s.score >= threshold.value, "threshold": threshold.value,
-             "terms": list(s.terms)} for s in scores]
+    window, labels = window_inputs(store)
+    return score_window(seeds, window, [term_counts(t) for t in texts], labels, config.relevance.language,
+                        config.relevance.threshold)

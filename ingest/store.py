@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import filelock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -53,7 +54,9 @@ CREATE TABLE IF NOT EXISTS articles (
     path TEXT NOT NULL UNIQUE,            -- corpus file, relative to the store
     minhash BLOB,                         -- near-duplicate signature (ingest.dedup), NULL for short texts
     updated REAL,                         -- when the text last changed in place
-    revisions INTEGER NOT NULL DEFAULT 0  -- how many times it changed
+    revisions INTEGER NOT NULL DEFAULT 0, -- how many times it changed
+    withdrawn REAL,                       -- when it left the corpus folder (file in withdrawn/), else NULL
+    withdrawn_by TEXT                     -- user (a verdict) | rescore (ingest rescore --apply)
 );
 CREATE TABLE IF NOT EXISTS lsh (          -- near-duplicate index: LSH band keys of each article
     key INTEGER NOT NULL, article_id INTEGER NOT NULL REFERENCES articles(id)
@@ -68,7 +71,11 @@ CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: ne
     outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | blocked | error
     reason TEXT NOT NULL DEFAULT '',
     score REAL, attempts INTEGER NOT NULL DEFAULT 1,
-    article_id INTEGER REFERENCES articles(id)
+    article_id INTEGER REFERENCES articles(id),
+    threshold REAL, terms TEXT,           -- the decision: threshold in force, terms that matched (JSON)
+    title TEXT,
+    doc BLOB                              -- a rejected page's extracted text and metadata (zlib JSON), kept for
+                                          -- [relevance] keep_rejected so rescore and review need no refetch
 );
 CREATE INDEX IF NOT EXISTS pages_scored ON pages(id) WHERE score IS NOT NULL;
 CREATE TABLE IF NOT EXISTS entries (      -- feed entries seen
@@ -97,14 +104,34 @@ CREATE TABLE IF NOT EXISTS digests (
     items INTEGER NOT NULL, path TEXT
 );
 CREATE INDEX IF NOT EXISTS articles_updated ON articles(updated) WHERE updated IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stream (     -- the model's window: term counts of recent kept and rejected pages
+    page_id INTEGER PRIMARY KEY REFERENCES pages(id),
+    counts BLOB NOT NULL                  -- zlib JSON {term: count}
+);
+CREATE TABLE IF NOT EXISTS verdicts (     -- the user's verdicts (ingest mark), never overridden by the model
+    id INTEGER PRIMARY KEY,
+    page_id INTEGER NOT NULL UNIQUE REFERENCES pages(id),
+    url TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('relevant', 'irrelevant')),
+    time REAL NOT NULL,
+    applied REAL                          -- when the corpus folder followed it (NULL: pending)
+);
+CREATE INDEX IF NOT EXISTS pages_doc ON pages(fetched) WHERE doc IS NOT NULL;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'
 );
 """
 
+# columns added since version 1 (new tables and indexes come from SCHEMA's IF NOT EXISTS)
+MIGRATIONS = {
+    2: ["ALTER TABLE articles ADD COLUMN withdrawn REAL", "ALTER TABLE articles ADD COLUMN withdrawn_by TEXT",
+        "ALTER TABLE pages ADD COLUMN threshold REAL", "ALTER TABLE pages ADD COLUMN terms TEXT",
+        "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB"],
+}
 TMP_PREFIX = ".tmp-"
-HISTORY_SCORES = 5000  # background scores the threshold calibration looks at
+WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
+STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
 MAX_PAGE_ATTEMPTS = 3  # a page that keeps failing is given up after this many polls
 
 
@@ -151,6 +178,37 @@ class NewArticle:
     threshold: float
     terms: tuple[str, ...]
     minhash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the model said of a page."""
+
+    threshold: float
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageDoc:
+    """A page's extracted text and metadata, enough to make it an article later."""
+
+    url: str
+    canonical_url: str
+    title: str
+    text: str
+    author: str
+    site: str
+    language: str
+    published: str | None
+    text_hash: str
+
+
+def pack(value: object) -> bytes:
+    return zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
+
+
+def unpack(blob: bytes) -> dict:
+    return json.loads(zlib.decompress(blob).decode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -253,6 +311,9 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         with self.transaction() as db:
+            for v in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+                for stmt in MIGRATIONS.get(v, []):
+                    db.execute(stmt)
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
@@ -279,6 +340,19 @@ class Store:
             else:
                 tmp.unlink(missing_ok=True)
                 done["removed"] += 1
+        # a verdict's move between corpus/ and withdrawn/ interrupted: put the file where the row says
+        # (withdrawn rows are few: the ones the user or rescore took out)
+        moving = {r["path"]: r for r in self.db.execute("SELECT * FROM articles WHERE withdrawn IS NOT NULL")}
+        for f in (self.root / WITHDRAWN).glob("*.txt"):
+            if f"corpus/{f.name}" not in moving:
+                row = self.db.execute("SELECT * FROM articles WHERE path=?", (f"corpus/{f.name}",)).fetchone()
+                if row is not None:
+                    self._place(row)
+                    done["renamed"] += 1
+        for row in moving.values():
+            if (self.root / row["path"]).exists():
+                self._place(row)
+                done["renamed"] += 1
         for tmp in (self.root / "digests").glob(TMP_PREFIX + "*"):  # a digest killed while writing
             tmp.unlink(missing_ok=True)
             done["removed"] += 1
@@ -381,17 +455,25 @@ class Store:
 
     def record_page(self, url: str, sources: Sequence[Source], now: float, *, outcome: str, reason: str = "",
                     final_url: str | None = None, score: float | None = None, article_id: int | None = None,
-                    counts: dict[str, int] | None = None) -> int:
+                    counts: dict[str, int] | None = None, decision: Decision | None = None,
+                    doc: PageDoc | None = None) -> int:
         """One page that will not become a new article (rejected, duplicate, empty, error).
 
         An error leaves its entries unseen, so the page is tried again while
-        the feed lists it, up to MAX_PAGE_ATTEMPTS times."""
+        the feed lists it, up to MAX_PAGE_ATTEMPTS times. A rejected page
+        keeps its term counts in the model's window and its text (``doc``)
+        until the keep_rejected period ends."""
         with self.transaction() as db:
             page_id, attempts = self._upsert_page(db, url, final_url, now, outcome, reason, score, article_id)
             if outcome != "error" or attempts >= MAX_PAGE_ATTEMPTS:
                 self.record_entries(sources, page_id, now, article_id, db=db)
+            if decision is not None or doc is not None:
+                db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=? WHERE id=?",
+                           (decision.threshold if decision else None,
+                            json.dumps(list(decision.terms)) if decision else None,
+                            doc.title if doc else None, pack(asdict(doc)) if doc else None, page_id))
             if counts:
-                self._count_terms(db, counts)
+                self._add_stream(db, page_id, counts)
         return page_id
 
     @staticmethod
@@ -406,14 +488,14 @@ class Store:
         return row[0], row[1]
 
     @staticmethod
-    def _count_terms(db: sqlite3.Connection, counts: dict[str, int]) -> None:
-        db.executemany("INSERT INTO term_df (term, df) VALUES (?, 1) "
-                       "ON CONFLICT(term) DO UPDATE SET df = df + 1", ((t,) for t in counts))
-        db.execute("INSERT INTO meta (key, value) VALUES ('n_docs', '1') "
-                   "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+    def _add_stream(db: sqlite3.Connection, page_id: int, counts: dict[str, int]) -> None:
+        """Put a page's term counts in the model's window; the oldest beyond STREAM_WINDOW leave it."""
+        db.execute("INSERT OR REPLACE INTO stream (page_id, counts) VALUES (?,?)", (page_id, pack(counts)))
+        db.execute("DELETE FROM stream WHERE page_id <= (SELECT page_id FROM stream ORDER BY page_id DESC "
+                   "LIMIT 1 OFFSET ?)", (STREAM_WINDOW,))
 
     def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
-                    final_url: str | None) -> tuple[int, str]:
+                    final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
         """Store a new article: corpus file + rows, atomically. Returns (id, path)."""
         from .urls import url_hash
 
@@ -432,7 +514,11 @@ class Store:
                 article_id = cur.lastrowid
                 self._index_near(db, article_id, art.minhash)
                 page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
+                db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=NULL WHERE id=?",
+                           (art.threshold, json.dumps(list(art.terms)), art.title, page_id))
                 self.record_entries(sources, page_id, now, article_id, db=db)
+                if counts:
+                    self._add_stream(db, page_id, counts)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -475,19 +561,89 @@ class Store:
             db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)",
                            ((k, article_id) for k in band_keys(minhash)))
 
-    # -- relevance statistics -------------------------------------------
+    # -- relevance: the model's window, rejected texts, verdicts ------------
 
-    def term_stats(self, terms: Iterable[str]) -> tuple[int, dict[str, int]]:
-        """(documents counted, df of the given terms)."""
-        row = self.db.execute("SELECT value FROM meta WHERE key='n_docs'").fetchone()
-        n = int(row[0]) if row else 0
-        terms = list(set(terms))
-        df = {r[0]: r[1] for r in self._rows_in("SELECT term, df FROM term_df WHERE term IN ({q})", (), terms)}
-        return n, df
+    def stream(self) -> list[tuple[int, bytes]]:
+        """The model's window: (page id, packed term counts), oldest first."""
+        return [(r[0], r[1]) for r in self.db.execute("SELECT page_id, counts FROM stream ORDER BY page_id")]
 
-    def history_scores(self, limit: int = HISTORY_SCORES) -> list[float]:
-        return [r[0] for r in self.db.execute(
-            "SELECT score FROM pages WHERE score IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,))]
+    def verdicts(self) -> dict[int, bool]:
+        """page id -> the user's verdict (True: relevant)."""
+        return {r[0]: r[1] == "relevant" for r in self.db.execute("SELECT page_id, verdict FROM verdicts")}
+
+    def set_verdict(self, page_id: int, url: str, relevant: bool, now: float) -> None:
+        """Record a verdict (the newest one for a page wins); the corpus follows in apply_verdict."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO verdicts (page_id, url, verdict, time) VALUES (?,?,?,?) "
+                       "ON CONFLICT(page_id) DO UPDATE SET verdict=excluded.verdict, time=excluded.time, "
+                       "applied=NULL", (page_id, url, "relevant" if relevant else "irrelevant", now))
+
+    def pending_verdicts(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM verdicts WHERE applied IS NULL ORDER BY id").fetchall()
+
+    def verdict_applied(self, verdict_id: int, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE verdicts SET applied=? WHERE id=?", (now, verdict_id))
+
+    def page_by_id(self, page_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM pages WHERE id=?", (page_id,)).fetchone()
+
+    def page_doc(self, row: sqlite3.Row) -> PageDoc | None:
+        """The page's text and metadata: its corpus file for a kept article, else the kept rejected text."""
+        if row["article_id"] is not None and row["outcome"] == "kept":
+            art = self.article(row["article_id"])
+            try:
+                title, text = read_corpus_file(self.article_file(art))
+            except OSError:
+                return None
+            return PageDoc(url=art["url"], canonical_url=art["canonical_url"], title=title, text=text,
+                           author=art["author"], site=art["site"], language=art["language"],
+                           published=art["published"], text_hash=art["text_hash"])
+        if row["doc"] is None:
+            return None
+        return PageDoc(**unpack(row["doc"]))
+
+    def pages_since(self, since: float) -> list[sqlite3.Row]:
+        """Kept and rejected pages fetched since ``since`` (the ones rescore can re-decide)."""
+        return self.db.execute("SELECT * FROM pages WHERE fetched >= ? AND outcome IN ('kept', 'rejected') "
+                               "ORDER BY id", (since,)).fetchall()
+
+    def page_sources(self, page_id: int) -> list[Source]:
+        return [Source(r["feed_id"], r["key"], r["link"], r["title"], r["published"], r["updated"])
+                for r in self.db.execute("SELECT * FROM entries WHERE page_id=?", (page_id,))]
+
+    def expire_rejected_texts(self, before: float) -> int:
+        """Drop the kept texts of rejected pages fetched before ``before`` (score and terms stay)."""
+        with self.transaction() as db:
+            return db.execute("UPDATE pages SET doc=NULL WHERE doc IS NOT NULL AND fetched < ?", (before,)).rowcount
+
+    def article_file(self, art: sqlite3.Row) -> Path:
+        """Where an article's file is now: the corpus folder, or withdrawn/ once it left the corpus."""
+        name = art["path"].split("/", 1)[1]
+        return (self.root / WITHDRAWN / name) if art["withdrawn"] is not None else (self.corpus / name)
+
+    def withdraw_article(self, article_id: int, by: str, now: float) -> None:
+        """Take an article out of the corpus folder: the row says so first, then the file moves to
+        withdrawn/ (recover finishes a move a crash interrupted). Nothing is deleted."""
+        with self.transaction() as db:
+            db.execute("UPDATE articles SET withdrawn=?, withdrawn_by=? WHERE id=? AND withdrawn IS NULL",
+                       (now, by, article_id))
+        self._place(self.article(article_id))
+
+    def restore_article(self, article_id: int) -> None:
+        """Bring a withdrawn article back to the corpus folder, under the same file name."""
+        with self.transaction() as db:
+            db.execute("UPDATE articles SET withdrawn=NULL, withdrawn_by=NULL WHERE id=?", (article_id,))
+        self._place(self.article(article_id))
+
+    def _place(self, art: sqlite3.Row) -> None:
+        """Move an article's file to where its row says it belongs."""
+        name = art["path"].split("/", 1)[1]
+        want = self.article_file(art)
+        other = (self.corpus / name) if art["withdrawn"] is not None else (self.root / WITHDRAWN / name)
+        if other.exists():
+            want.parent.mkdir(exist_ok=True)
+            os.replace(other, want)
 
     # -- runs -----------------------------------------------------------
 
@@ -504,8 +660,9 @@ class Store:
     def articles_between(self, since: float, until: float) -> list[sqlite3.Row]:
         """Articles kept, or changed in place, in (since, until]."""
         return self.db.execute(
-            "SELECT * FROM articles WHERE fetched > ? AND fetched <= ? UNION "
-            "SELECT * FROM articles WHERE updated > ? AND updated <= ?", (since, until, since, until)).fetchall()
+            "SELECT * FROM articles WHERE fetched > ? AND fetched <= ? AND withdrawn IS NULL UNION "
+            "SELECT * FROM articles WHERE updated > ? AND updated <= ? AND withdrawn IS NULL",
+            (since, until, since, until)).fetchall()
 
     def last_digest_until(self) -> float | None:
         return self.db.execute("SELECT MAX(until) FROM digests").fetchone()[0]
@@ -517,20 +674,22 @@ class Store:
 
     def rolling_since(self, n: int) -> float | None:
         """A time just before the n-th newest article was fetched (None: no articles)."""
-        row = self.db.execute("SELECT MIN(fetched) FROM (SELECT fetched FROM articles ORDER BY fetched DESC "
-                              "LIMIT ?)", (n,)).fetchone()
+        row = self.db.execute("SELECT MIN(fetched) FROM (SELECT fetched FROM articles WHERE withdrawn IS NULL "
+                              "ORDER BY fetched DESC LIMIT ?)", (n,)).fetchone()
         return row[0] - 1e-6 if row[0] is not None else None
 
     # -- reading --------------------------------------------------------
 
     def articles(self) -> Iterator[sqlite3.Row]:
-        yield from self.db.execute("SELECT * FROM articles ORDER BY number")
+        """The articles in the corpus folder (not the withdrawn ones), in file order."""
+        yield from self.db.execute("SELECT * FROM articles WHERE withdrawn IS NULL ORDER BY number")
 
     def feed_counts(self) -> dict[int, tuple[int, int]]:
         """feed id -> (entries seen, articles kept)."""
         seen = dict(self.db.execute("SELECT feed_id, COUNT(*) FROM entries GROUP BY feed_id").fetchall())
         kept = dict(self.db.execute(
-            "SELECT feed_id, COUNT(DISTINCT article_id) FROM sources GROUP BY feed_id").fetchall())
+            "SELECT feed_id, COUNT(DISTINCT article_id) FROM sources s JOIN articles a ON a.id = s.article_id "
+            "WHERE a.withdrawn IS NULL GROUP BY feed_id").fetchall())
         return {fid: (seen.get(fid, 0), kept.get(fid, 0)) for fid in seen.keys() | kept.keys()}
 
     def article_sources(self, article_id: int) -> list[sqlite3.Row]:
