@@ -14,16 +14,19 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .config import DigestSettings
+from .feedback import ReviewItem
 from .store import Store, read_corpus_file
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
 EXCERPT_CHARS = 420
+REVIEW_ITEMS = 5  # "Help it learn": how many pages to ask about
 _SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)]))\s+(?=[\"'“‘(]?[A-Z0-9])")
 
 
@@ -67,6 +70,7 @@ class Digest:
     until: str
     items: list[Item]
     health: list[Health]
+    review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
 
 
 def _iso(ts: float | None) -> str | None:
@@ -91,7 +95,7 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return out
 
 
-def build(store: Store, since: float, until: float, now: float) -> Digest:
+def build(store: Store, since: float, until: float, now: float, review: Sequence[ReviewItem] = ()) -> Digest:
     items = []
     for row in store.articles_between(since, until):
         try:
@@ -121,7 +125,7 @@ def build(store: Store, since: float, until: float, now: float) -> Digest:
             else:
                 state, reason = "moved", f"moved permanently to {f.url}"
             health.append(Health(f.config_url, f.name or f.title, state, reason, _iso(f.errors_since)))
-    return Digest(_iso(now), _iso(since), _iso(until), items, health)
+    return Digest(_iso(now), _iso(since), _iso(until), items, health, list(review))
 
 
 # -- renderers -------------------------------------------------------------------
@@ -165,6 +169,15 @@ def render_markdown(d: Digest) -> str:
     for h in d.health:
         lines.append(f"- **{h.state}**: {_md(h.name or h.url)} (<{h.url}>): {_md(h.reason)}")
     lines.append("")
+    if d.review:
+        lines += ["## Help it learn", "", "The model is least sure about these. A verdict on each teaches it "
+                  "most: `ingest mark ID --relevant` or `ingest mark ID --irrelevant`.", ""]
+        for r in d.review:
+            url = _safe_url(r.url)
+            title = f"[{_md(r.title or r.url)}](<{url}>)" if url else _md(r.title or r.url)
+            lines.append(f"- `{r.id}` {title}: {_md(r.site)} · score {r.score:.2f} vs threshold "
+                         f"{r.threshold:.2f} · {'kept' if r.kept else 'not kept'}")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -211,7 +224,15 @@ def render_html(d: Digest) -> str:
     for h in d.health:
         parts.append(f'<li><span class="state">{e(h.state)}</span>: {link(h.url, h.name or h.url)}: '
                      f"{e(h.reason)}</li>")
-    parts.append("</ul></main></body></html>")
+    parts.append("</ul>")
+    if d.review:
+        parts.append("<h2>Help it learn</h2><p>The model is least sure about these. A verdict on each teaches it "
+                     "most: <code>ingest mark ID --relevant</code> or <code>--irrelevant</code>.</p><ul>")
+        for r in d.review:
+            parts.append(f"<li><code>{e(r.id)}</code> {link(r.url, r.title or r.url)}: {e(r.site)} · score "
+                         f"{r.score:.2f} vs threshold {r.threshold:.2f} · {'kept' if r.kept else 'not kept'}</li>")
+        parts.append("</ul>")
+    parts.append("</main></body></html>")
     return "\n".join(parts)
 
 
@@ -249,10 +270,11 @@ def render(d: Digest, fmt: str) -> str:
     return render_json(d)
 
 
-def scheduled(store: Store, now: float, default_period: float = 86400.0) -> tuple[Digest, list[Path]]:
+def scheduled(store: Store, now: float, default_period: float = 86400.0,
+              review: Sequence[ReviewItem] = ()) -> tuple[Digest, list[Path]]:
     """The next digest: since the previous one, written to digests/, recorded."""
     since = store.last_digest_until() or now - default_period
-    d = build(store, since, now, now)
+    d = build(store, since, now, now, review)
     folder = store.root / "digests"
     folder.mkdir(exist_ok=True)
     stem = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H%M")

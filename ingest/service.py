@@ -5,14 +5,18 @@ APScheduler 3 (AsyncIOScheduler) drives two jobs on one event loop:
 * ``poll``: a one-shot job re-armed after every poll for the earliest
   ``next_poll`` of any feed (per-feed times live in ingest.db, so a restart
   continues where it stopped); it polls the feeds that are due, as one batch;
-* ``digest``: on the ``[schedule] digest`` cron.
+* ``digest``: on the ``[schedule] digest`` cron;
+* ``feedback``: every few seconds, apply the verdicts ``ingest mark`` queued
+  (the corpus folder follows them) and look for changed seed files; when the
+  seeds change, recent pages are rescored: additions are made, removals only
+  logged (``ingest rescore --apply`` makes them).
 
 Signals: SIGTERM/SIGINT stop taking work, give the running poll
 ``shutdown_timeout`` to finish, then abandon its unfinished requests and
 commit what is complete, and exit 0; a second signal exits at once (every
 commit is a transaction and corpus files are renamed into place, so the
 store stays consistent). SIGHUP re-reads the config and seeds (feeds added or
-removed take effect; unchanged feeds keep their state).
+removed take effect; unchanged feeds keep their state; changed seeds rescore).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from .store import Store
 log = logging.getLogger("ingest")
 
 IDLE_RECHECK = 3600.0  # seconds between checks when no feed has a next poll time
+FEEDBACK_EVERY = 3.0  # seconds between looks for queued verdicts and changed seeds
 SIGNAL_ECHO = 0.2  # a second stop signal sooner than this is the first one delivered twice
 
 
@@ -49,6 +54,8 @@ class Service:
         self.config = config
         self.clock = clock
         self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
+        self.seeds_mark = _seeds_mark(config.paths.seeds)
+        self.rescoring: asyncio.Future | None = None
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
         self.executor = None
@@ -76,6 +83,8 @@ class Service:
                                    id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
             # the one-shot poll job is re-armed when it has finished (from inside, it would
             # count as a second running instance and be skipped)
+            self.scheduler.add_job(self._feedback_job, "interval", seconds=FEEDBACK_EVERY, id="feedback",
+                                   max_instances=1, coalesce=True)
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._arm_poll()
@@ -127,10 +136,14 @@ class Service:
         if config.paths.store != self.config.paths.store:
             log.error("event=reload_failed reason='[paths] store cannot change while running; restart instead'")
             return
+        changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
+        self.seeds_mark = _seeds_mark(config.paths.seeds)
         self._sync_feeds()
         self._arm_poll()
         log.info("event=reloaded feeds=%d", len(config.feeds))
+        if changed:
+            self._start_rescore("seeds changed")
 
     # -- jobs -----------------------------------------------------------------
 
@@ -187,13 +200,79 @@ class Service:
         if event.job_id == "poll":
             self._arm_poll()
 
-    async def _digest_job(self) -> None:
-        from .digest import deliver, scheduled
+    async def _feedback_job(self) -> None:
+        """Apply queued verdicts; notice changed seed files."""
+        from .feedback import apply_verdicts
 
         if self.stopping.is_set():
             return
         try:
-            digest, paths = scheduled(self.store, now=self.clock())
+            done = apply_verdicts(self.store, self.clock())
+            for path in done.added + done.restored:
+                log.info("event=verdict_applied action=added path=%s", path)
+            for path in done.withdrawn:
+                log.info("event=verdict_applied action=withdrawn path=%s", path)
+            for url in done.missing:
+                log.warning("event=verdict_not_applied page=%s reason='text no longer kept'", url)
+        except Exception:
+            log.exception("event=verdicts_failed")
+        mark = _seeds_mark(self.config.paths.seeds)
+        if mark != self.seeds_mark:
+            self.seeds_mark = mark
+            try:
+                seeds = [s.text for s in load_seeds(self.config.paths.seeds)]
+            except SeedError as exc:
+                log.error("event=seeds_unusable reason=%r (keeping the previous seeds)", str(exc))
+                return
+            if seeds != self.seeds:
+                self.seeds = seeds
+                log.info("event=seeds_reloaded seeds=%d", len(seeds))
+                self._start_rescore("seeds changed")
+
+    def _start_rescore(self, why: str) -> None:
+        if self.rescoring is not None and not self.rescoring.done():
+            self.rescoring.add_done_callback(lambda _: self._start_rescore(why))  # once more, with the newest
+            return
+        self.rescoring = asyncio.ensure_future(self._rescore(why))
+
+    async def _rescore(self, why: str) -> None:
+        """Re-decide the recent pages: reads and writes here, the scoring in a worker process."""
+        from .feedback import apply_rescore, plan_rescore, score_rescore
+
+        try:
+            now = self.clock()
+            plan = plan_rescore(self.store, now - self.config.relevance.keep_rejected)
+            ids, window, texts = plan.stream()
+            rel = self.config.relevance
+            scored = await asyncio.get_running_loop().run_in_executor(
+                self.executor, score_rescore, self.seeds, ids, window, texts, plan.verdicts, rel.language,
+                rel.threshold)
+            if self.stopping.is_set():
+                return
+            report = apply_rescore(self.store, plan, ids, scored, self.clock(), apply=False)
+            a = report.applied
+            log.info("event=rescored reason=%r pages=%d threshold=%.3f added=%d restored=%d below=%d", why,
+                     report.pages, report.threshold or 0.0, len(a.added), len(a.restored), len(report.below))
+            for it in report.below:
+                log.warning("event=rescore_below page=%s id=%s score=%.3f threshold=%.3f "
+                            "hint='ingest rescore --apply takes it out; ingest mark %s --relevant keeps it'",
+                            it.url, it.id, it.score, it.threshold, it.id)
+        except Exception:
+            log.exception("event=rescore_failed")
+
+    async def _digest_job(self) -> None:
+        from .digest import REVIEW_ITEMS, deliver, scheduled
+        from .feedback import pick_review, score_packed, window_stream
+
+        if self.stopping.is_set():
+            return
+        try:
+            ids, window, labels = window_stream(self.store)
+            rel = self.config.relevance
+            scored = await asyncio.get_running_loop().run_in_executor(
+                self.executor, score_packed, self.seeds, window, labels, rel.language, rel.threshold)
+            digest, paths = scheduled(self.store, now=self.clock(),
+                                      review=pick_review(self.store, ids, scored, REVIEW_ITEMS))
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
             if self.config.digest.email:
@@ -201,6 +280,15 @@ class Service:
                 log.info("event=digest_sent to=%s", self.config.digest.email)
         except Exception:
             log.exception("event=digest_failed")
+
+
+def _seeds_mark(folder: Path) -> tuple:
+    """What changes when a seed file is added, removed or edited (names, sizes, mtimes)."""
+    try:
+        return tuple(sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir()
+                            if not p.name.startswith(".") and (st := p.stat())))
+    except OSError:
+        return ()
 
 
 def run_service(config: Config) -> int:

@@ -585,6 +585,9 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE verdicts SET applied=? WHERE id=?", (now, verdict_id))
 
+    def pages_by_ids(self, ids: Sequence[int]) -> dict[int, sqlite3.Row]:
+        return {r["id"]: r for r in self._rows_in("SELECT * FROM pages WHERE id IN ({q})", (), ids)}
+
     def page_by_id(self, page_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM pages WHERE id=?", (page_id,)).fetchone()
 
