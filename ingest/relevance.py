@@ -147,6 +147,7 @@ ROUNDS_ON_TOPIC = 6  # when the stream looks largely on topic, more rounds recov
 ON_TOPIC_SHARE = 0.06
 THRESHOLD_SCALE = 0.25
 VERDICT_WEIGHT = 5.0  # a user's verdict counts as much as this many pseudo-labels
+ROCCHIO_NEGATIVE = 0.25  # cosine model: weight of the judged-irrelevant centroid taken off the seeds'
 COPY_SIMILARITY = 0.9  # two seeds this similar (cosine) are copies of one story
 SEED_WEIGHT = 1.0  # a seed counts as this many pseudo-positives
 POSITIVE_CUT = 0.0  # later rounds: texts with z above this are pseudo-positives
@@ -222,6 +223,21 @@ class _Matrix:
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n else v
+
+
+def _rocchio(x: sparse.csr_matrix, n: int, labels: np.ndarray) -> np.ndarray:
+    """The seeds' centroid, moved by the user's verdicts (Rocchio): texts judged relevant count as
+    seeds, the centroid of those judged irrelevant is subtracted at ROCCHIO_NEGATIVE of its weight."""
+    pos = np.asarray(x[n:].sum(axis=0)).ravel()
+    liked = np.flatnonzero(labels == 1.0)
+    disliked = np.flatnonzero(labels == 0.0)
+    if len(liked):
+        pos = pos + np.asarray(x[liked].sum(axis=0)).ravel()
+    centroid = _unit(pos)
+    if len(disliked):
+        centroid = _unit(np.maximum(centroid - ROCCHIO_NEGATIVE * _unit(np.asarray(x[disliked].sum(axis=0)).ravel()),
+                                    0.0))
+    return centroid
 
 
 def _seed_level(x_seeds: sparse.csr_matrix) -> float:
@@ -332,7 +348,7 @@ def score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     background = stream_rows.copy()
     background[:n] = (cos < first) & (labels != 1.0)
     x = mat.vectors(background)
-    centroid = _unit(np.asarray(x[n:].sum(axis=0)).ravel())
+    centroid = _rocchio(x, n, labels)
     cos = x[:n] @ centroid
     warnings = _seed_warnings(x[n:], len(seed_texts))
     judged = ~np.isnan(labels)
@@ -341,10 +357,12 @@ def score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
         if n >= MIN_STREAM and value > float(cos.max()):
             warnings.append(f"none of the last {n} texts reaches the threshold; if this persists, check that "
                             f"the seeds are different articles on one topic and that the feeds carry it")
-        coef = centroid
+        liked = np.flatnonzero(labels == 1.0)
+        if len(liked):  # "more like this": as close to what the user judged relevant as to the seeds
+            cos = np.maximum(cos, x[:n] @ _unit(np.asarray(x[liked].sum(axis=0)).ravel()))
         th = Threshold(round(fixed if fixed is not None else value, 6), "cosine", float(np.mean(cos >= value))
                        if n else 0.0, n, tuple(warnings))
-        terms = _explain(x[:n], coef, mat.terms, n_terms) if n else []
+        terms = _explain(x[:n], centroid, mat.terms, n_terms) if n else []
         return Scored([Score(round(float(s), 6), t) for s, t in zip(cos, terms, strict=True)], th)
     first_k = TOP_POSITIVES
     if FIRST_BY_COSINE:

@@ -1,0 +1,218 @@
+"""Verdicts end to end: review, mark, rescore, seeds add, the digest's "Help it learn", migration."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from ingest.store import Store
+
+from .conftest import OFF, ON, build_news_web, run_cli, write_config
+from .web import article_page, article_text, rss
+
+FOOTBALL_SEED = """Derby ends level after late equaliser
+
+The two clubs shared the points in a derby that ended two-all after a late equaliser from the visitors' striker.
+The home side led twice in the first half through their captain and a penalty, but the visitors' manager made
+three substitutions at half time and his side dominated possession, the goalkeeper making a string of saves.
+The result leaves both clubs in the top half of the league table ahead of the cup match next weekend."""
+
+
+def _poll(cfg) -> dict:
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.code == 0, r.err
+    return r.json()
+
+
+def _db(tmp_path) -> sqlite3.Connection:
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _page_id(tmp_path, url: str) -> str:
+    return f"p{_db(tmp_path).execute('SELECT id FROM pages WHERE url=?', (url,)).fetchone()[0]}"
+
+
+def _corpus(tmp_path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "store" / "corpus").glob("*.txt")}
+
+
+def consistent(store: Path) -> None:
+    """Every row's file is where the row says (corpus/ or withdrawn/), and no file is without its row."""
+    db = sqlite3.connect(store / "ingest.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = db.execute("SELECT path, withdrawn FROM articles").fetchall()
+    in_corpus = {p.split("/", 1)[1] for p, w in rows if w is None}
+    out = {p.split("/", 1)[1] for p, w in rows if w is not None}
+    assert {p.name for p in (store / "corpus").iterdir()} == in_corpus
+    folder = store / "withdrawn"
+    assert ({p.name for p in folder.iterdir()} if folder.exists() else set()) == out
+
+
+def test_review_mark_withdraw_and_restore(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert _poll(cfg)["kept"] == 4
+    r = run_cli("--config", str(cfg), "review", "--json", "--limit", "8")
+    assert r.code == 0, r.err
+    items = r.jsonl()
+    assert len(items) == 8  # all 8 scored pages, nearest the threshold first, both sides
+    for it in items:
+        assert {"id", "url", "title", "score", "threshold", "kept", "terms", "site"} <= it.keys()
+    assert {it["kept"] for it in items[:2]} == {True, False}  # the first above and the first below
+    assert {it["url"] for it in items} == {news.pages[n] for n in ON + OFF}
+    # a kept article judged irrelevant leaves the corpus folder at once; nothing is lost
+    hyesan = next(it for it in items if it["url"] == news.pages["on_hyesan_gold"])
+    before = _corpus(tmp_path)
+    r = run_cli("--config", str(cfg), "mark", hyesan["id"], "--irrelevant")
+    assert r.code == 0, r.err
+    assert "taken out of the corpus" in r.out
+    after = _corpus(tmp_path)
+    (gone,) = set(before) - set(after)
+    assert (tmp_path / "store" / "withdrawn" / gone).read_text(encoding="utf-8") == before[gone]
+    consistent(tmp_path / "store")
+    exported = run_cli("--config", str(cfg), "export").jsonl()
+    assert news.pages["on_hyesan_gold"] not in {a["url"] for a in exported} and len(exported) == 3
+    # judged pages are never offered for review again
+    again = run_cli("--config", str(cfg), "review", "--json", "--limit", "8").jsonl()
+    assert hyesan["id"] not in {it["id"] for it in again} and len(again) == 7
+    # the user's verdict stands: a rescore does not bring it back
+    assert run_cli("--config", str(cfg), "rescore").code == 0
+    assert gone not in _corpus(tmp_path)
+    # --relevant brings it back under the same file name
+    r = run_cli("--config", str(cfg), "mark", hyesan["id"], "--relevant")
+    assert r.code == 0 and "back in the corpus" in r.out
+    assert _corpus(tmp_path) == before
+    consistent(tmp_path / "store")
+    verdicts = _db(tmp_path).execute("SELECT url, verdict, applied FROM verdicts").fetchall()
+    assert [(v["url"], v["verdict"]) for v in verdicts] == [(news.pages["on_hyesan_gold"], "relevant")]
+    assert verdicts[0]["applied"] is not None
+
+
+def test_rejected_page_marked_relevant_joins_and_teaches_the_next_poll(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    _poll(cfg)
+    football = news.pages["off_football"]
+    r = run_cli("--config", str(cfg), "mark", _page_id(tmp_path, football), "--relevant")
+    assert r.code == 0 and "added to the corpus" in r.out, r.out + r.err
+    files = _corpus(tmp_path)
+    assert len(files) == 5
+    title, body = article_text("off_football")
+    text = next(t for t in files.values() if t.startswith(title))
+    assert "penalty in the final minute" in text
+    # its provenance came along: the feed it was listed in
+    art = next(a for a in run_cli("--config", str(cfg), "export").jsonl() if a["url"] == football)
+    assert art["feeds"] == [news.feeds[0]]
+    # the next poll: a new football report (another page, same subject) is kept now, a recipe is not
+    h = web.host(7)
+    match = h.add("/match.html", article_page("Cup tie settled by penalties after goalless derby",
+                                              FOOTBALL_SEED.split("\n", 2)[2]))
+    recipe_title, recipe_body = article_text("off_recipe")
+    other = h.add("/bake.html", article_page("A second loaf: " + recipe_title, recipe_body + " Serve warm."))
+    feed = h.add("/feed.xml", rss("Sport", [{"title": "Cup tie", "link": match, "guid": "m1"},
+                                            {"title": "Bake", "link": other, "guid": "b1"}]))
+    cfg = write_config(tmp_path, news.feeds + [feed])
+    s = _poll(cfg)
+    assert s["kept"] == 1 and s["rejected"] == 1, s
+    assert any(t.startswith("Cup tie settled") for t in _corpus(tmp_path).values())
+
+
+def test_rescore_adds_and_only_lists_removals_unless_applied(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    _poll(cfg)
+    before = _corpus(tmp_path)
+    # the topic changes: football is the only seed now
+    for p in seeds_dir.iterdir():
+        p.unlink()
+    (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    r = run_cli("--config", str(cfg), "rescore", "--json")
+    assert r.code == 0, r.err
+    rep = r.json()
+    assert rep["pages"] == 8 and rep["without_text"] == 0
+    assert len(rep["added"]) == 1  # the football report joined
+    assert {it["url"] for it in rep["below"]} == {news.pages[n] for n in ON}
+    now = _corpus(tmp_path)
+    assert set(before) < set(now) and len(now) == 5  # nothing left silently
+    r = run_cli("--config", str(cfg), "rescore", "--apply", "--json")
+    rep = r.json()
+    assert len(rep["withdrawn"]) == 4 and rep["added"] == []
+    assert len(_corpus(tmp_path)) == 1
+    consistent(tmp_path / "store")
+    # and back: the old seeds again bring the articles rescore took out back to their files
+    for p in seeds_dir.iterdir():
+        p.unlink()
+    for p in sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt")):
+        (seeds_dir / p.name).write_bytes(p.read_bytes())
+    rep = run_cli("--config", str(cfg), "rescore", "--json").json()
+    assert len(rep["restored"]) == 4
+    assert set(before) <= set(_corpus(tmp_path))
+    consistent(tmp_path / "store")
+
+
+def test_seeds_add_article_and_file(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    _poll(cfg)
+    ref = _page_id(tmp_path, news.pages["off_weather"])
+    r = run_cli("--config", str(cfg), "seeds", "add", ref)
+    assert r.code == 0, r.err
+    names = sorted(p.name for p in seeds_dir.iterdir())
+    assert len(names) == 3 and names[-1].startswith("003_") and len(names[-1]) == len("003_0123456789abcdef.txt")
+    title, _ = article_text("off_weather")
+    assert (seeds_dir / names[-1]).read_text(encoding="utf-8").startswith(title + "\n\n")
+    assert "added to the corpus" in r.out  # an article made a seed is judged relevant too
+    assert run_cli("--config", str(cfg), "seeds", "add", ref).code == 2  # already a seed
+    f = tmp_path / "note.txt"
+    f.write_text(FOOTBALL_SEED, encoding="utf-8")
+    assert run_cli("--config", str(cfg), "seeds", "add", str(f)).code == 0
+    assert sorted(p.name for p in seeds_dir.iterdir())[-1].startswith("004_")
+    short = tmp_path / "short.txt"
+    short.write_text("too short to be an article", encoding="utf-8")
+    r = run_cli("--config", str(cfg), "seeds", "add", str(short))
+    assert r.code == 2 and "fewer than" in r.err
+    assert len(list(seeds_dir.iterdir())) == 4
+    listing = run_cli("--config", str(cfg), "seeds", "list")
+    assert listing.code == 0 and len(listing.out.splitlines()) == 4
+    r = run_cli("--config", str(cfg), "mark", "p99999", "--relevant")
+    assert r.code == 2 and "no such page" in r.err
+
+
+def test_digest_asks_for_help(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    _poll(cfg)
+    md = run_cli("--config", str(cfg), "digest", "--since", "1d")
+    assert md.code == 0
+    assert "## Help it learn" in md.out and "ingest mark ID --relevant" in md.out
+    d = json.loads(run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "json").out)
+    ids = [r["id"] for r in d["review"]]
+    assert len(ids) == 5 and all(f"`{i}`" in md.out for i in ids)
+    html = run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "html").out
+    assert "Help it learn" in html and ids[0] in html
+
+
+def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
+    """A store written by the previous release (schema 1) opens, gains the new columns and tables, and works."""
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    Store.open(tmp_path / "store").close()
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    for table, col in [("articles", "withdrawn"), ("articles", "withdrawn_by"), ("pages", "threshold"),
+                       ("pages", "terms"), ("pages", "title")]:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
+    db.execute("DROP INDEX pages_doc")
+    db.execute("ALTER TABLE pages DROP COLUMN doc")
+    db.execute("DROP TABLE stream")
+    db.execute("DROP TABLE verdicts")
+    db.execute("UPDATE schema_version SET version=1")
+    db.commit()
+    db.close()
+    assert _poll(cfg)["kept"] == 4
+    db = _db(tmp_path)
+    assert db.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM stream").fetchone()[0] == 8
+    assert db.execute("SELECT COUNT(*) FROM pages WHERE doc IS NOT NULL").fetchone()[0] == 4
