@@ -170,3 +170,30 @@ def test_digest_while_the_service_runs_is_a_preview(tmp_path, seeds_dir, web):
     assert code == 0
     # nothing was recorded: the next real digest still holds the four articles
     assert len(json.loads(run_cli("--config", str(cfg), "digest", "--format", "json").out)["items"]) == 4
+
+
+def test_running_service_follows_marks_and_changed_seeds(tmp_path, seeds_dir, web):
+    """`ingest mark` while the service holds the store: the service moves the file within seconds. A seed
+    file added while it runs is noticed by itself: recent pages are rescored, additions made."""
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds, FAST)
+    proc = start(cfg)
+    corpus = tmp_path / "store" / "corpus"
+    try:
+        wait_for(lambda: len(list(corpus.glob("*.txt"))) == 4, what="the first poll's four articles")
+        db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+        (hyesan,) = db.execute("SELECT id FROM pages WHERE url=?", (news.pages["on_hyesan_gold"],)).fetchone()
+        r = run_cli("--config", str(cfg), "mark", f"p{hyesan}", "--irrelevant")
+        assert r.code == 0 and "running service" in r.err
+        wait_for(lambda: len(list(corpus.glob("*.txt"))) == 3, what="the marked article to leave the corpus")
+        assert len(list((tmp_path / "store" / "withdrawn").glob("*.txt"))) == 1
+        # a new seed about football: the rejected football report joins the corpus
+        title, body = article_text("off_football")
+        (seeds_dir / "009_football.txt").write_text(f"{title}\n\n{body}\n", encoding="utf-8")
+        wait_for(lambda: any(p.read_text(encoding="utf-8").startswith(title) for p in corpus.glob("*.txt")),
+                 what="the rescore after the seeds changed")
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "event=verdict_applied action=withdrawn" in err and "event=seeds_reloaded" in err
+    assert "event=rescored" in err

@@ -144,3 +144,41 @@ def test_unusable_store_folder(tmp_path, seeds_dir):
     cfg = write_config(tmp_path, [], store="/proc/seed-ingest-store")
     r = run_cli("--config", str(cfg), "poll")
     assert r.code == 1 and "cannot use the store folder" in r.err
+
+
+def test_sigkill_during_rescore_leaves_a_consistent_store(web, tmp_path, seeds_dir):
+    """Rescore promotes 40 rejected pages one transaction at a time; killed at random moments and run
+    again, every page ends in the corpus exactly once."""
+    feeds, pages = build(web, n_feeds=10, per_feed=4)
+    cfg = write_config(tmp_path, feeds, "[relevance]\nthreshold = 1\n")  # everything rejected, text kept
+    poll(cfg)
+    assert not list((tmp_path / "store" / "corpus").iterdir())
+    cfg = write_config(tmp_path, feeds, "[relevance]\nthreshold = 0\n")  # now everything passes
+
+    def rescore(kill_after: float | None = None) -> None:
+        proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "rescore"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill_after is None:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            return
+        corpus = tmp_path / "store" / "corpus"
+        start = len(list(corpus.iterdir()))
+        deadline = time.monotonic() + 120
+        # wait on state, not time: kill once this run has written something (or finished)
+        while proc.poll() is None and len(list(corpus.iterdir())) <= start and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(kill_after)
+        proc.kill()
+        proc.wait()
+
+    rng = random.Random(3)
+    partial = []
+    for _ in range(6):
+        rescore(kill_after=rng.uniform(0, 0.05))
+        Store.open(tmp_path / "store").close()
+        check_store(tmp_path / "store")
+        partial.append(len(list((tmp_path / "store" / "corpus").iterdir())))
+    assert any(0 < n < len(pages) for n in partial), partial  # some kills did land mid-way
+    rescore()
+    check_store(tmp_path / "store", expected_urls=pages)
