@@ -148,6 +148,8 @@ ON_TOPIC_SHARE = 0.06
 THRESHOLD_SCALE = 0.25
 VERDICT_WEIGHT = 5.0  # a user's verdict counts as much as this many pseudo-labels
 ROCCHIO_NEGATIVE = 0.25  # cosine model: weight of the judged-irrelevant centroid taken off the seeds'
+CROSS_FIT = 0
+TF_MODE = 0  # 0: 1 + log tf; 1: BM25 saturation
 COPY_SIMILARITY = 0.9  # two seeds this similar (cosine) are copies of one story
 SEED_WEIGHT = 1.0  # a seed counts as this many pseudo-positives
 POSITIVE_CUT = 0.0  # later rounds: texts with z above this are pseudo-positives
@@ -201,7 +203,14 @@ class _Matrix:
         tf = sparse.csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
                                 np.asarray(indptr, dtype=np.int64)), shape=(len(docs), len(vocab)))
         self.logtf = tf.copy()
-        self.logtf.data = 1.0 + np.log(np.maximum(self.logtf.data, 1.0))
+        if TF_MODE == 1:
+            k1, b = 1.2, 0.75
+            lengths = np.asarray(tf.sum(axis=1)).ravel()
+            avg = float(lengths.mean()) if len(lengths) else 1.0
+            norm = np.repeat(k1 * (1 - b + b * lengths / max(avg, 1.0)), np.diff(tf.indptr))
+            self.logtf.data = tf.data * (k1 + 1) / (tf.data + norm)
+        else:
+            self.logtf.data = 1.0 + np.log(np.maximum(self.logtf.data, 1.0))
         self.present = tf.copy()
         self.present.data[:] = 1.0
         prior_df = np.fromiter((stats.prior(t) for t in self.terms), dtype=np.float64, count=len(self.terms))
@@ -424,8 +433,20 @@ def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.nd
         weight = np.concatenate([np.full(len(pos), wpos), np.full(len(seeds), SEED_WEIGHT * wpos),
                                  np.full(len(upos), VERDICT_WEIGHT * wpos), np.ones(len(neg)),
                                  np.full(len(uneg), VERDICT_WEIGHT)])
-        theta = _fit(x_fit[rows], y, weight, theta)
-        z = xs_fit @ theta[:-1] + theta[-1]
+        if CROSS_FIT:
+            fold = np.arange(n) % 2
+            rowfold = np.where(rows < n, fold[np.minimum(rows, n - 1)], -1)
+            z = np.empty(n)
+            thetas = []
+            for f in (0, 1):
+                m = rowfold != f
+                th_f = _fit(x_fit[rows[m]], y[m], weight[m], theta)
+                thetas.append(th_f)
+                z[fold == f] = xs_fit[fold == f] @ th_f[:-1] + th_f[-1]
+            theta = (thetas[0] + thetas[1]) / 2
+        else:
+            theta = _fit(x_fit[rows], y, weight, theta)
+            z = xs_fit @ theta[:-1] + theta[-1]
         r += 1
         if r == rounds and rounds == ROUNDS:
             share = float(np.mean(z > 0))
