@@ -144,7 +144,8 @@ def score_rate(folder: Path, seeds: Path, n: int = 5000) -> float:
 def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> None:
     """n articles (rows, corpus files, LSH keys, pages, entries, sources) written in bulk."""
     from ingest.dedup import NUM_PERM, band_keys, text_hash
-    from ingest.store import Store, corpus_text
+    from ingest.relevance import term_counts
+    from ingest.store import STREAM_WINDOW, Store, corpus_text, pack
     from ingest.urls import url_hash
 
     store = Store.open(store_dir)
@@ -170,6 +171,9 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
         db.execute("INSERT INTO entries (feed_id, key, link, first_seen, page_id) VALUES (1,?,?,?,?)",
                    (f"old-{i}", url, 1e9 + i, pid))
         db.execute("INSERT INTO sources (article_id, url, feed_id, first_seen) VALUES (?,?,1,?)", (aid, url, 1e9))
+        if i >= n - STREAM_WINDOW:  # the model's window is full, as in a store that has run for a while
+            db.execute("INSERT INTO stream (page_id, counts) VALUES (?,?)",
+                       (pid, pack(term_counts(corpus_text(title, body)))))
         if i % 10000 == 9999:
             db.execute("COMMIT")
             db.execute("BEGIN")

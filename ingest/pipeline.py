@@ -124,7 +124,8 @@ class Poll:
     """One pass over the given feeds (all active ones by default)."""
 
     def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
-                 *, clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 warned: set[str] | None = None) -> None:
         self.config, self.store, self.seeds = config, store, list(seeds)
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
         self.rng = rng or random.Random()
@@ -134,6 +135,7 @@ class Poll:
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
         self._feed_tasks: list[asyncio.Future] = []
         self.threshold: Threshold | None = None
+        self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
 
     async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
         started = time.monotonic()
@@ -335,7 +337,9 @@ class Poll:
             res = score_window(self.seeds, window, [a.counts for a in analysed], labels, rel.language,
                                rel.threshold)
         for w in res.threshold.warnings:
-            log.warning("event=seeds_warning reason=%r", w)
+            if w not in self.warned:
+                self.warned.add(w)
+                log.warning("event=seeds_warning reason=%r", w)
         self.threshold = res.threshold
         return {id(a): s for a, s in zip(analysed, res.scores, strict=True)}
 

@@ -56,6 +56,7 @@ class Service:
         self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
         self.seeds_mark = _seeds_mark(config.paths.seeds)
         self.rescoring: asyncio.Future | None = None
+        self.warned: set[str] = set()  # model warnings logged once, not at every poll
         self.store: Store | None = None
         self.fetcher: Fetcher | None = None
         self.executor = None
@@ -179,7 +180,7 @@ class Service:
         ids = {f.id for f in due}
         self.in_flight |= ids
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                    rng=self.rng)
+                    rng=self.rng, warned=self.warned)
         task = asyncio.ensure_future(self._run_poll(poll, due, ids))
         self.running[task] = poll
         task.add_done_callback(self.running.pop)
@@ -226,6 +227,7 @@ class Service:
                 return
             if seeds != self.seeds:
                 self.seeds = seeds
+                self.warned.clear()
                 log.info("event=seeds_reloaded seeds=%d", len(seeds))
                 self._start_rescore("seeds changed")
 

@@ -95,9 +95,6 @@ CREATE TABLE IF NOT EXISTS sources (      -- provenance: every feed/URL an artic
     UNIQUE (article_id, url, feed_id)
 );
 CREATE INDEX IF NOT EXISTS sources_url ON sources(url);
-CREATE TABLE IF NOT EXISTS term_df (      -- document frequencies of rejected (off-topic) pages, for idf
-    term TEXT PRIMARY KEY, df INTEGER NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS digests (
     id INTEGER PRIMARY KEY, created REAL NOT NULL, since REAL NOT NULL, until REAL NOT NULL,
@@ -127,7 +124,9 @@ CREATE TABLE IF NOT EXISTS runs (
 MIGRATIONS = {
     2: ["ALTER TABLE articles ADD COLUMN withdrawn REAL", "ALTER TABLE articles ADD COLUMN withdrawn_by TEXT",
         "ALTER TABLE pages ADD COLUMN threshold REAL", "ALTER TABLE pages ADD COLUMN terms TEXT",
-        "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB"],
+        "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB",
+        # schema 1's relevance background; the model's window (table stream) replaced it
+        "DROP TABLE IF EXISTS term_df", "DELETE FROM meta WHERE key = 'n_docs'"],
 }
 TMP_PREFIX = ".tmp-"
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore

@@ -208,6 +208,8 @@ def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
     db.execute("ALTER TABLE pages DROP COLUMN doc")
     db.execute("DROP TABLE stream")
     db.execute("DROP TABLE verdicts")
+    db.execute("CREATE TABLE term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO term_df VALUES ('gold', 3)")
     db.execute("UPDATE schema_version SET version=1")
     db.commit()
     db.close()
@@ -216,3 +218,18 @@ def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
     assert db.execute("SELECT version FROM schema_version").fetchone()[0] == 2
     assert db.execute("SELECT COUNT(*) FROM stream").fetchone()[0] == 8
     assert db.execute("SELECT COUNT(*) FROM pages WHERE doc IS NOT NULL").fetchone()[0] == 4
+    assert not db.execute("SELECT name FROM sqlite_master WHERE name='term_df'").fetchall()
+
+
+def test_rejected_texts_expire_after_keep_rejected(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds, '[relevance]\nkeep_rejected = "0s"\n')
+    _poll(cfg)
+    db = _db(tmp_path)
+    assert db.execute("SELECT COUNT(*) FROM pages WHERE outcome='rejected' AND doc IS NULL "
+                      "AND score IS NOT NULL AND terms IS NOT NULL").fetchone()[0] == 4  # score and terms stay
+    r = run_cli("--config", str(cfg), "mark", _page_id(tmp_path, news.pages["off_recipe"]), "--relevant")
+    assert r.code == 0 and "text no longer kept" in r.out
+    assert len(_corpus(tmp_path)) == 4
+    rep = run_cli("--config", str(cfg), "rescore", "--since", "1d", "--json").json()
+    assert rep["without_text"] == 4 and rep["pages"] == 4  # the kept ones are re-decided from their files
