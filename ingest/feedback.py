@@ -212,11 +212,11 @@ def _promote(store: Store, row: Row, doc: PageDoc, now: float, done: Applied) ->
             store.restore_article(existing)
             done.restored.append(art["path"])
         return
-    art = NewArticle(url=doc.url, canonical_url=doc.canonical_url, title=doc.title, author=doc.author,
+    new = NewArticle(url=doc.url, canonical_url=doc.canonical_url, title=doc.title, author=doc.author,
                      site=doc.site, language=doc.language, published=doc.published, text=doc.text,
                      text_hash=doc.text_hash, score=row["score"] or 0.0, threshold=row["threshold"] or 0.0,
                      terms=tuple(json.loads(row["terms"] or "[]")), minhash=minhash)
-    _, path = store.add_article(art, row["url"], sources, now, row["final_url"])
+    _, path = store.add_article(new, row["url"], sources, now, row["final_url"])
     done.added.append(path)
 
 

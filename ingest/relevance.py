@@ -376,8 +376,7 @@ def score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     # first round: the top of the cosine ranking, but no more than the cosine model keeps (a stream with
     # fewer on-topic texts than TOP_POSITIVES would otherwise teach the model off-topic ones)
     first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES, int((cos >= _cosine_threshold(x[n:], cos)).sum()))))
-    z = _self_train(x[:n], x[n:], cos, labels, first_k)
-    coef, z = z
+    coef, z = _self_train(x[:n], x[n:], cos, labels, first_k)
     share = float(np.mean(z > 0))
     cut = _cut(share, n)
     probs = _sigmoid(z)
