@@ -117,9 +117,11 @@ def window_stream(store: Store) -> tuple[list[int], list[bytes], list[bool | Non
 
 
 def score_packed(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence[bool | None], language: str,
-                 fixed: float | None) -> Scored:
-    """Score the window (pure CPU: may run in a worker process)."""
-    return score_stream(seeds, [unpack(b) for b in window], labels, stats=TermStats(language), fixed=fixed)
+                 fixed: float | None, batch: Sequence[dict[str, int]] = ()) -> Scored:
+    """Score the window (packed as stored) followed by ``batch`` (term counts) as one stream.
+    Pure CPU: may run in a worker process."""
+    counts = [unpack(b) for b in window] + list(batch)
+    return score_stream(seeds, counts, list(labels) + [None] * len(batch), stats=TermStats(language), fixed=fixed)
 
 
 def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:

@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from .config import Config
 from .dedup import band_keys, best_match, signature, text_hash
 from .extract import Page, extract
+from .feedback import score_packed, window_stream
 from .feeds import Entry, parse_feed
 from .fetch import Fetcher, FetchResult
-from .relevance import Score, Scored, TermStats, Threshold, score_stream, term_counts
+from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan
-from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text, unpack
+from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
 
 log = logging.getLogger("ingest")
 
@@ -86,17 +87,8 @@ def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[
                  labels: Sequence[bool | None], language: str, fixed: float | None) -> Scored:
     """Score the model's window (packed term counts, as stored) and a batch in one stream;
     returns the batch's scores. CPU work (a fraction of a second for 3,000 texts): runs in a worker."""
-    stream = [unpack(b) for b in window] + list(batch)
-    scored = score_stream(seeds, stream, list(labels) + [None] * len(batch), stats=TermStats(language),
-                          fixed=fixed)
+    scored = score_packed(seeds, window, labels, language, fixed, batch)
     return Scored(scored.scores[len(window):], scored.threshold)
-
-
-def window_inputs(store: Store) -> tuple[list[bytes], list[bool | None]]:
-    """The model's window as stored, and the user's verdicts on it."""
-    window = store.stream()
-    verdicts = store.verdicts()
-    return [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
 
 
 @dataclass
@@ -326,7 +318,7 @@ class Poll:
         self.threshold = None
         if not analysed:
             return {}
-        window, labels = window_inputs(self.store)
+        _, window, labels = window_stream(self.store)
         rel = self.config.relevance
         try:
             res = await asyncio.get_running_loop().run_in_executor(
@@ -487,6 +479,6 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
 
 def score_texts(config: Config, store: Store, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
     """Score texts as ``poll`` would if they arrived in one poll on this store."""
-    window, labels = window_inputs(store)
+    _, window, labels = window_stream(store)
     return score_window(seeds, window, [term_counts(t) for t in texts], labels, config.relevance.language,
                         config.relevance.threshold)
