@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError, load_config
+from .relevance import MIN_STREAM
 from .seeds import SeedError, load_seeds
 from .store import Store, StoreError, read_corpus_file
 
@@ -185,6 +186,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     with Store.open(config.paths.store, writer=False) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
+        learning = store.learning_counts()
     configured = {f.url for f in config.feeds}
     now = time.time()
     out = []
@@ -210,6 +212,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
+    window, relevant, irrelevant, pending = learning
+    model = "logistic regression" if window >= MIN_STREAM else f"cosine (learns once {MIN_STREAM} pages are in)"
+    print(f"relevance: {model} on a window of {window} recent pages; your verdicts: {relevant} relevant, "
+          f"{irrelevant} not{f', {pending} not applied yet' if pending else ''} (ingest review asks)\n")
     for r in out:
         flag = "" if r["in_config"] else " (removed from config)"
         print(f"{r['state']:<9} {r['config_url']}{flag}")

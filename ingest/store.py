@@ -577,6 +577,14 @@ class Store:
                        "ON CONFLICT(page_id) DO UPDATE SET verdict=excluded.verdict, time=excluded.time, "
                        "applied=NULL", (page_id, url, "relevant" if relevant else "irrelevant", now))
 
+    def learning_counts(self) -> tuple[int, int, int, int]:
+        """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""
+        window = self.db.execute("SELECT COUNT(*) FROM stream").fetchone()[0]
+        row = self.db.execute("SELECT COALESCE(SUM(verdict = 'relevant'), 0), "
+                              "COALESCE(SUM(verdict = 'irrelevant'), 0), COALESCE(SUM(applied IS NULL), 0) "
+                              "FROM verdicts").fetchone()
+        return window, row[0], row[1], row[2]
+
     def pending_verdicts(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM verdicts WHERE applied IS NULL ORDER BY id").fetchall()
 

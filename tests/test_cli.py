@@ -89,12 +89,13 @@ def test_status_json_and_text(tmp_path, seeds_dir, web):
     assert a["last_poll"] and a["last_success"] and a["last_error"] is None
     text = run_cli("--config", str(cfg), "status").out
     assert "HTTP 500" in text and news.feeds[0] in text
+    assert "relevance: cosine" in text and "window of 8 recent pages" in text and "0 relevant, 0 not" in text
 
 
 def test_help_reads_like_docs():
     r = subprocess.run([sys.executable, "-m", "ingest", "--help"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0
-    for cmd in ("poll", "score", "export", "status"):
+    for cmd in ("poll", "score", "export", "status", "review", "mark", "rescore", "seeds"):
         assert cmd in r.stdout
     r = subprocess.run([sys.executable, "-m", "ingest", "score", "--help"], capture_output=True, text=True, cwd=REPO)
     assert "same store" in r.stdout
