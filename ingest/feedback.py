@@ -133,6 +133,8 @@ def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequenc
         kept = art["withdrawn"] is None
         title = art["title"]
         site = art["site"] or site
+    elif row["doc"] is not None:
+        site = unpack(row["doc"]).get("site") or site
     return ReviewItem(page_ref(row["id"]), row["final_url"] or row["url"], title, site, round(score, 4),
                       round(threshold, 4), kept, tuple(terms))
 
