@@ -164,7 +164,11 @@ def mark(store: Store, refs: Sequence[str], relevant: bool, now: float) -> list[
     """Record the user's verdict on each page (all or nothing: every ref is checked first)."""
     rows = [resolve(store, ref) for ref in refs]
     for row in rows:
-        store.set_verdict(row["id"], row["final_url"] or row["url"], relevant, now)
+        counts = None
+        if not store.in_stream(row["id"]):  # an older page: back into the window, so the verdict teaches
+            doc = store.page_doc(row)
+            counts = term_counts(corpus_text(doc.title, doc.text)) if doc else None
+        store.set_verdict(row["id"], row["final_url"] or row["url"], relevant, now, counts)
     return rows
 
 

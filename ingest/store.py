@@ -488,10 +488,11 @@ class Store:
 
     @staticmethod
     def _add_stream(db: sqlite3.Connection, page_id: int, counts: dict[str, int]) -> None:
-        """Put a page's term counts in the model's window; the oldest beyond STREAM_WINDOW leave it."""
+        """Put a page's term counts in the model's window; the oldest beyond STREAM_WINDOW leave it,
+        except the pages you judged (your verdicts keep teaching the model)."""
         db.execute("INSERT OR REPLACE INTO stream (page_id, counts) VALUES (?,?)", (page_id, pack(counts)))
         db.execute("DELETE FROM stream WHERE page_id <= (SELECT page_id FROM stream ORDER BY page_id DESC "
-                   "LIMIT 1 OFFSET ?)", (STREAM_WINDOW,))
+                   "LIMIT 1 OFFSET ?) AND page_id NOT IN (SELECT page_id FROM verdicts)", (STREAM_WINDOW,))
 
     def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
                     final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
@@ -570,12 +571,19 @@ class Store:
         """page id -> the user's verdict (True: relevant)."""
         return {r[0]: r[1] == "relevant" for r in self.db.execute("SELECT page_id, verdict FROM verdicts")}
 
-    def set_verdict(self, page_id: int, url: str, relevant: bool, now: float) -> None:
-        """Record a verdict (the newest one for a page wins); the corpus follows in apply_verdict."""
+    def set_verdict(self, page_id: int, url: str, relevant: bool, now: float,
+                    counts: dict[str, int] | None = None) -> None:
+        """Record a verdict (the newest one for a page wins); the corpus follows in apply_verdicts.
+        ``counts`` put a page that has left the model's window back into it."""
         with self.transaction() as db:
             db.execute("INSERT INTO verdicts (page_id, url, verdict, time) VALUES (?,?,?,?) "
                        "ON CONFLICT(page_id) DO UPDATE SET verdict=excluded.verdict, time=excluded.time, "
                        "applied=NULL", (page_id, url, "relevant" if relevant else "irrelevant", now))
+            if counts:
+                db.execute("INSERT OR IGNORE INTO stream (page_id, counts) VALUES (?,?)", (page_id, pack(counts)))
+
+    def in_stream(self, page_id: int) -> bool:
+        return self.db.execute("SELECT 1 FROM stream WHERE page_id=?", (page_id,)).fetchone() is not None
 
     def learning_counts(self) -> tuple[int, int, int, int]:
         """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""

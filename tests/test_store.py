@@ -135,3 +135,29 @@ def test_sync_feeds_keeps_state(store):
     store.sync_feeds([("http://e.org/new", "")])
     assert [f.config_url for f in store.feeds()] == ["http://e.org/new"]
     assert len(store.feeds(active_only=False)) == 2  # a removed feed keeps its history
+
+
+def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
+    import ingest.store
+
+    from ingest.feedback import mark
+    from ingest.store import Decision, PageDoc, unpack
+
+    monkeypatch.setattr(ingest.store, "STREAM_WINDOW", 3)
+    feed = store.db.execute("SELECT id FROM feeds").fetchone()[0]
+    ids = []
+    for i in range(6):
+        doc = PageDoc(f"http://e.org/r{i}", f"http://e.org/r{i}", f"Rejected {i}", f"text number {i} here", "",
+                      "", "en", None, f"h{i}")
+        ids.append(store.record_page(f"http://e.org/r{i}", [Source(feed, f"r{i}", f"http://e.org/r{i}", "", None)],
+                                     1000.0 + i, outcome="rejected", score=0.1, counts={"word": i + 1, f"t{i}": 1},
+                                     decision=Decision(0.2, ("word",)), doc=doc))
+        if i == 1:
+            store.set_verdict(ids[1], "http://e.org/r1", False, 1001.5)  # judged while in the window
+    window = dict(store.stream())
+    assert set(window) == {ids[1], ids[3], ids[4], ids[5]}  # the 3 newest beyond the judged one, and it
+    assert unpack(window[ids[5]]) == {"word": 6, "t5": 1}
+    # a verdict on a page that had left the window puts it back, from its kept text
+    mark(store, [f"p{ids[0]}"], True, 1010.0)
+    window = dict(store.stream())
+    assert ids[0] in window and unpack(window[ids[0]])["rejected"] == 2  # a title word counts twice
