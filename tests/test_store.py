@@ -139,7 +139,6 @@ def test_sync_feeds_keeps_state(store):
 
 def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
     import ingest.store
-
     from ingest.feedback import mark
     from ingest.store import Decision, PageDoc, unpack
 
