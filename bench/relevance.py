@@ -97,6 +97,19 @@ def draw_stream(rng: random.Random, on: list[dict], off: list[dict], n_seeds: in
     return seeds, stream
 
 
+def draws(docs: list[dict], topics: list[str], seed_counts: list[int], shares: list[float], args, rng):
+    """Every (topic, seed count, share, draw): yields (topic, k, share, seed texts, stream counts, truth)."""
+    for topic in topics:
+        on = [d for d in docs if topic in d["topics"]]
+        off = [d for d in docs if topic not in d["topics"]]
+        for k in seed_counts:
+            for share in shares:
+                for _ in range(args.draws):
+                    seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
+                    yield (topic, k, share, [d["text"] for d in seeds], [d["counts"] for d in stream],
+                           [topic in d["topics"] for d in stream])
+
+
 def evaluate(scores: list[float], truth: list[bool], t: float) -> tuple[float, ...]:
     pos = [s for s, y in zip(scores, truth, strict=True) if y]
     neg = [s for s, y in zip(scores, truth, strict=True) if not y]
@@ -125,24 +138,14 @@ def main() -> None:
         return feedback(docs, topics, shares, seed_counts, args, rng)
     rows: dict[tuple, list] = defaultdict(list)
     n_scored, seconds = 0, 0.0
-    for topic in topics:
-        on = [d for d in docs if topic in d["topics"]]
-        off = [d for d in docs if topic not in d["topics"]]
-        for k in seed_counts:
-            for share in shares:
-                for _ in range(args.draws):
-                    seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
-                    truth = [topic in d["topics"] for d in stream]
-                    counts = [d["counts"] for d in stream]
-                    texts = [d["text"] for d in seeds]
-                    t0 = time.perf_counter()
-                    res = score_stream(texts, counts)
-                    seconds += time.perf_counter() - t0
-                    n_scored += len(stream)
-                    base = score_stream(texts, counts, learn=False)
-                    for name, r in (("learned", res), ("cosine", base)):
-                        rows[(name, k, share, topic)].append(
-                            evaluate([s.score for s in r.scores], truth, r.threshold.value))
+    for topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng):
+        t0 = time.perf_counter()
+        res = score_stream(texts, counts)
+        seconds += time.perf_counter() - t0
+        n_scored += len(counts)
+        base = score_stream(texts, counts, learn=False)
+        for name, r in (("learned", res), ("cosine", base)):
+            rows[(name, k, share, topic)].append(evaluate([s.score for s in r.scores], truth, r.threshold.value))
     print("mean over topics and draws; F1 at the automatic threshold, best-threshold F1, ROC-AUC\n")
     print("| seeds | share | P | R | F1 | best F1 | AUC | cosine F1 | cosine best F1 | cosine AUC | F1 ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -161,33 +164,22 @@ def main() -> None:
               f"cosine {statistics.mean(v[1] for v in vals):.3f}")
     print(f"topics={len(topics)} draws={args.draws} stream<={args.stream}; learned model "
           f"{n_scored / seconds:,.0f} docs/s (one core, whole stream re-learned per draw)")
-    if "--per-topic" in sys.argv:
-        pass
 
 
 def feedback(docs, topics, shares, seed_counts, args, rng) -> None:
     steps = [0, 10, 20, 40]
     rows: dict[tuple, list] = defaultdict(list)
-    for topic in topics:
-        on = [d for d in docs if topic in d["topics"]]
-        off = [d for d in docs if topic not in d["topics"]]
-        for k in seed_counts:
-            for share in shares:
-                for _ in range(args.draws):
-                    seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
-                    truth = [topic in d["topics"] for d in stream]
-                    half = len(stream) // 2  # verdicts on [:half], F1 on [half:]
-                    counts = [d["counts"] for d in stream]
-                    texts = [d["text"] for d in seeds]
-                    verdicts: list[bool | None] = [None] * len(stream)
-                    for n in range(0, steps[-1] + 1, 5):
-                        res = score_stream(texts, counts, verdicts)
-                        scores = [s.score for s in res.scores]
-                        if n in steps:
-                            rows[(k, share, n)].append(evaluate(scores[half:], truth[half:], res.threshold.value))
-                        judged = {i for i, v in enumerate(verdicts) if v is not None} | set(range(half, len(stream)))
-                        for i in borderline(scores, res.threshold.value, judged, 5):
-                            verdicts[i] = truth[i]
+    for _topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng):
+        half = len(counts) // 2  # verdicts on [:half], F1 on [half:]
+        verdicts: list[bool | None] = [None] * len(counts)
+        for n in range(0, steps[-1] + 1, 5):
+            res = score_stream(texts, counts, verdicts)
+            scores = [s.score for s in res.scores]
+            if n in steps:
+                rows[(k, share, n)].append(evaluate(scores[half:], truth[half:], res.threshold.value))
+            judged = {i for i, v in enumerate(verdicts) if v is not None} | set(range(half, len(counts)))
+            for i in borderline(scores, res.threshold.value, judged, 5):
+                verdicts[i] = truth[i]
     print("F1 on the held-out half after N verdicts chosen by `review` (mean over topics and draws)\n")
     print("| seeds | share | " + " | ".join(f"{n} verdicts" for n in steps) + " |")
     print("| --- | --- |" + " --- |" * len(steps))
