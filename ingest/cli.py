@@ -385,6 +385,8 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
         done, applied = _apply_now(config)
         if applied:
             _print_applied(done)
+        else:
+            print("judged relevant: the running service applies it within a few seconds", file=sys.stderr)
     return 0
 
 
