@@ -97,29 +97,15 @@ def term_counts(text: str) -> dict[str, int]:
 
 
 class TermStats:
-    """Document frequencies: general word statistics as a prior, updated by the background.
-
-    ``df`` holds background document counts for (at least) the terms that will
-    be looked up; ``n_docs`` is the number of documents counted. The prior
-    is worth PRIOR_DOCS documents: a word's wordfreq frequency f becomes the
-    chance it occurs in a document of DOC_LEN tokens, 1 - exp(-f * DOC_LEN).
+    """General word statistics: the document-frequency prior of the idf (the stream supplies the rest,
+    in _Matrix.vectors). The prior is worth PRIOR_DOCS documents: a word's wordfreq frequency f
+    becomes the chance it occurs in a document of DOC_LEN tokens, 1 - exp(-f * DOC_LEN).
     """
 
     PRIOR_DOCS = 100
 
-    def __init__(self, lang: str = "en", n_docs: int = 0, df: dict[str, int] | None = None) -> None:
+    def __init__(self, lang: str = "en") -> None:
         self._freq = _frequencies(lang)
-        self.n_docs = n_docs
-        self.df: dict[str, int] = dict(df or {})
-        self._cache: dict[str, float] = {}
-
-    def add(self, counts: Iterable[dict[str, int]]) -> None:
-        """Count documents (their term sets) into the stream statistics."""
-        for c in counts:
-            self.n_docs += 1
-            for t in c:
-                self.df[t] = self.df.get(t, 0) + 1
-        self._cache.clear()
 
     def prior(self, token: str) -> float:
         freq = self._freq.get(token)
@@ -128,14 +114,6 @@ class TermStats:
         if freq is None:  # a folded plural: the unfolded spelling may be known
             freq = self._freq.get(token + "s", MIN_FREQ)
         return -math.expm1(-max(freq, MIN_FREQ) * DOC_LEN)
-
-    def idf(self, token: str) -> float:
-        value = self._cache.get(token)
-        if value is None:
-            m = self.PRIOR_DOCS
-            value = math.log((self.n_docs + m + 1) / (self.df.get(token, 0) + m * self.prior(token) + 1))
-            self._cache[token] = value
-        return value
 
 
 # -- the model ------------------------------------------------------------------
@@ -187,13 +165,6 @@ class Scored:
     threshold: Threshold
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method)."""
-    if not len(values):
-        raise ValueError("no values")
-    return float(np.percentile(np.asarray(values, dtype=float), q))
-
-
 class _Matrix:
     """Term counts of the stream and the seeds as one sparse matrix, and the vectors built from it."""
 
@@ -214,15 +185,13 @@ class _Matrix:
         self.logtf.data = 1.0 + np.log(np.maximum(self.logtf.data, 1.0))
         self.present = tf.copy()
         self.present.data[:] = 1.0
-        prior_df = np.fromiter((stats.prior(t) for t in self.terms), dtype=np.float64, count=len(self.terms))
-        known = np.fromiter((stats.df.get(t, 0) for t in self.terms), dtype=np.float64, count=len(self.terms))
-        self.prior_df, self.known_df, self.known_n = prior_df, known, stats.n_docs
+        self.prior_df = np.fromiter((stats.prior(t) for t in self.terms), dtype=np.float64, count=len(self.terms))
 
     def vectors(self, background: np.ndarray) -> sparse.csr_matrix:
         """L2-normalised (1 + log tf) * idf rows, idf from the ``background`` rows (a boolean mask)."""
         m = TermStats.PRIOR_DOCS
-        df = np.asarray(self.present[np.flatnonzero(background)].sum(axis=0)).ravel() + self.known_df
-        n = int(background.sum()) + self.known_n
+        df = np.asarray(self.present[np.flatnonzero(background)].sum(axis=0)).ravel()
+        n = int(background.sum())
         idf = np.log((n + m + 1) / (df + m * self.prior_df + 1))
         x = self.logtf @ sparse.diags(idf)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
@@ -346,8 +315,7 @@ def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     """Score every text of ``stream`` (term counts) against the seeds, and choose the threshold.
 
     ``verdicts[i]`` is the user's verdict on stream text i (True relevant,
-    False not, None unjudged). ``stats`` holds the general-word prior (and
-    any document frequencies known beyond the stream). ``fixed`` replaces the
+    False not, None unjudged). ``stats`` holds the general-word prior. ``fixed`` replaces the
     automatic threshold (0..1, on the score scale of the model used).
     ``learn=False`` keeps to the cosine model (the benchmark's baseline).
     """
@@ -378,8 +346,8 @@ def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     cos = x[:n] @ centroid
     warnings = _seed_warnings(x[n:], len(seed_texts))
     judged = ~np.isnan(labels)
+    value = _cosine_threshold(x[n:], cos)
     if n - int(judged.sum()) < MIN_STREAM or not learn:
-        value = _cosine_threshold(x[n:], cos)
         if n >= MIN_STREAM and value > float(cos.max()):
             warnings.append(f"none of the last {n} texts reaches the threshold; if this persists, check that "
                             f"the seeds are different articles on one topic and that the feeds carry it")
@@ -392,7 +360,7 @@ def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
         return Scored([Score(round(float(s), 6), t) for s, t in zip(cos, terms, strict=True)], th)
     # first round: the top of the cosine ranking, but no more than the cosine model keeps (a stream with
     # fewer on-topic texts than TOP_POSITIVES would otherwise teach the model off-topic ones)
-    first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES, int((cos >= _cosine_threshold(x[n:], cos)).sum()))))
+    first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES, int((cos >= value).sum()))))
     coef, z = _self_train(x[:n], x[n:], cos, labels, first_k)
     share = float(np.mean(z > 0))
     cut = _cut(share, n) + VERDICT_SHIFT * min(1.0, int(judged.sum()) / VERDICTS_FOR_SHIFT)

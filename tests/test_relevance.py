@@ -31,11 +31,23 @@ def test_title_detection():
 
 
 def test_idf_prior_and_stream():
-    stats = TermStats()
-    assert stats.idf("the") < 0.1 < 2 < stats.idf("gold") < stats.idf("ryanggang")
-    before = stats.idf("mln")
-    stats.add([{"mln": 1}] * 500)
-    assert stats.idf("mln") < before / 3
+    """idf = prior from general word statistics, lowered for words the stream's background uses.
+    A probe text holding each word once shows the idf ratios in its vector."""
+    import numpy as np
+
+    from ingest.relevance import _Matrix
+
+    probe = {"the": 1, "gold": 1, "ryanggang": 1, "mln": 1}
+    docs = [probe] + [{"mln": 1, "the": 1}] * 500
+    mat = _Matrix(docs, TermStats())
+    col = {t: i for i, t in enumerate(mat.terms)}
+    only_probe = np.zeros(len(docs), dtype=bool)
+    only_probe[0] = True
+    alone = mat.vectors(only_probe).toarray()[0]  # the background is the probe alone: prior-driven
+    assert alone[col["the"]] < 0.05 * alone[col["gold"]] and alone[col["gold"]] < alone[col["ryanggang"]]
+    everyone = mat.vectors(np.ones(len(docs), dtype=bool)).toarray()[0]
+    # "mln" is rare in English, but in every stream text: it loses most of its weight against "gold"
+    assert everyone[col["mln"]] / everyone[col["gold"]] < (alone[col["mln"]] / alone[col["gold"]]) / 3
 
 
 def _sentences(names: list[str]) -> list[str]:
