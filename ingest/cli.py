@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import smtplib
 import sqlite3
 import sys
@@ -20,38 +22,42 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, ConfigError, load_config
+from .logs import setup_logging
 from .relevance import MIN_STREAM
 from .seeds import SeedError, load_seeds
 from .store import Store, StoreError, read_corpus_file
+from .urls import display, redact_text
 
 log = logging.getLogger("ingest")
 
 
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
-
-
-def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:
-    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
-    root = logging.getLogger("ingest")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+    except (OverflowError, OSError, ValueError):  # out of range: shown as unknown, never a traceback
+        return None
 
 
 # -- commands ----------------------------------------------------------------
 
 def cmd_poll(config: Config, args: argparse.Namespace) -> int:
-    from .pipeline import make_executor, poll_once
+    import signal
+
+    from .pipeline import kill_workers, make_executor, poll_once
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with Store.open(config.paths.store) as store:
         executor = make_executor()
+        clean = False
         try:
             summary = asyncio.run(poll_once(config, store, seeds, executor))
+            clean = summary.interrupted is None
         finally:
-            executor.shutdown(cancel_futures=True)
+            if clean:
+                executor.shutdown(cancel_futures=True)
+            else:  # a signal or an error: the workers (and their fork server) go now, not when idle
+                executor.shutdown(wait=False, cancel_futures=True)
+                kill_workers(executor)
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -64,6 +70,10 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         print(f"seconds: {s.seconds:.1f}")
         for f in s.failures:
             print(f"failed: {f['feed']}: {f['error']}")
+    if summary.interrupted:
+        print(f"ingest poll: interrupted by {summary.interrupted}; what was complete is stored, the rest is "
+              f"fetched next time", file=sys.stderr)
+        return 128 + getattr(signal, summary.interrupted)
     return 0
 
 
@@ -89,7 +99,7 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
             return 2
         names.append(name)
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    with Store.open(config.paths.store, writer=False) as store:
+    with Store.open(config.paths.store, readonly=True) as store:
         scored = score_texts(config, store, seeds, texts)
     for w in scored.threshold.warnings:
         print(f"ingest: warning: {w}", file=sys.stderr)
@@ -118,7 +128,7 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
                 raise
             # the service holds the store and writes the digests itself: show what the next
             # one would hold so far, without recording it
-            with Store.open(config.paths.store, writer=False) as reader:
+            with Store.open(config.paths.store, readonly=True) as reader:
                 since = reader.last_digest_until() or now - 86400
                 d = digest.build(reader, since, now, now, review(reader, seeds, config, digest.REVIEW_ITEMS))
             print("ingest: the service is running and records the digests; this preview since the last "
@@ -136,11 +146,11 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)
-        with Store.open(config.paths.store, writer=False) as store:
+        with Store.open(config.paths.store, readonly=True) as store:
             d = digest.build(store, since, now, now, review(store, seeds, config, digest.REVIEW_ITEMS))
         text = digest.render(d, args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_output(args.output, text)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -148,12 +158,13 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
 
 def parse_since(value: str, now: float) -> float:
     """'24h', '7d', '90m' (ago) or an ISO date/time (UTC when no zone is given)."""
-    from .config import parse_duration
+    from .config import _DURATION, parse_duration
 
     try:
         return now - parse_duration(value)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if _DURATION.match(value):
+            raise ConfigError(f"--since {value!r}: expected {exc}") from None
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -163,27 +174,29 @@ def parse_since(value: str, now: float) -> float:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    with Store.open(config.paths.store, writer=False) as store:
+    with Store.open(config.paths.store, readonly=True) as store:
         for row in store.articles():
             try:
                 _, text = read_corpus_file(store.root / row["path"])
             except OSError:
                 text = None
             sources = store.article_sources(row["id"])
-            feeds = list(dict.fromkeys(s["feed_url"] for s in sources if s["feed_url"]))
+            feeds = list(dict.fromkeys(display(s["feed_url"]) for s in sources if s["feed_url"]))
             print(json.dumps({
-                "id": row["id"], "url": row["url"], "canonical_url": row["canonical_url"], "title": row["title"],
+                "id": row["id"], "url": display(row["url"]), "canonical_url": display(row["canonical_url"]),
+                "title": row["title"],
                 "text": text, "author": row["author"] or None, "published": row["published"],
                 "fetched": _iso(row["fetched"]), "feeds": feeds, "score": row["score"], "path": row["path"],
                 "site": row["site"] or None, "terms": json.loads(row["terms"]),
-                "sources": [{"url": s["url"], "feed": s["feed_url"], "first_seen": _iso(s["first_seen"])}
+                "sources": [{"url": display(s["url"]), "feed": display(s["feed_url"]) if s["feed_url"] else None,
+                             "first_seen": _iso(s["first_seen"])}
                             for s in sources],
             }, ensure_ascii=False))
     return 0
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    with Store.open(config.paths.store, writer=False) as store:
+    with Store.open(config.paths.store, readonly=True) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
         learning = store.learning_counts()
@@ -193,18 +206,21 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     for f in rows:
         seen, kept = counts.get(f.id, (0, 0))
         out.append({
-            "url": f.url, "config_url": f.config_url, "name": f.name or f.title,
-            "in_config": f.config_url in configured, "state": f.state, "reason": f.state_reason or None,
-            "summary": _state_summary(f, now), "moved_to": f.url if f.url != f.config_url else None,
-            "retry_after": _iso(f.retry_after),
-            "last_poll": _iso(f.last_poll), "last_success": _iso(f.last_success), "last_error": f.last_error,
+            "url": display(f.url), "config_url": display(f.config_url), "name": f.name or f.title,
+            "in_config": f.config_url in configured, "state": f.state,
+            "reason": redact_text(f.state_reason) or None,
+            "summary": redact_text(_state_summary(f, now)),
+            "moved_to": display(f.url) if f.url != f.config_url else None, "retry_after": _iso(f.retry_after),
+            "last_poll": _iso(f.last_poll), "last_success": _iso(f.last_success),
+            "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_error_at": _iso(f.last_error_at), "consecutive_errors": f.consecutive_errors,
             "next_poll": _iso(f.next_poll), "interval": f.interval, "entries_seen": seen, "articles_kept": kept,
         })
     polled = {r.config_url for r in rows}
     for f in config.feeds:
         if f.url not in polled:
-            out.append({"url": f.url, "config_url": f.url, "name": f.name, "in_config": True, "state": "new",
+            out.append({"url": display(f.url), "config_url": display(f.url), "name": f.name, "in_config": True,
+                        "state": "new",
                         "reason": None, "summary": "new: not polled yet", "moved_to": None, "retry_after": None,
                         "last_poll": None, "last_success": None, "last_error": None,
                         "last_error_at": None, "consecutive_errors": 0, "next_poll": None, "interval": None,
@@ -247,7 +263,7 @@ def _state_summary(f, now: float) -> str:
     if f.retry_after and f.retry_after > now:
         parts.append(f"server asked to wait until {_iso(f.retry_after)} (Retry-After)")
     if f.url != f.config_url:
-        parts.append(f"moved permanently to {f.url}")
+        parts.append(f"moved permanently to {display(f.url)}")
     return "; ".join(parts)
 
 
@@ -256,11 +272,36 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    with Store.open(config.paths.store, writer=args.repair, readonly=not args.repair) as store:
+        report = store.check(repair=args.repair)
+        if store.recovered.get("renamed") or store.recovered.get("removed"):
+            report.repaired.insert(0, f"interrupted writes: {store.recovered['renamed']} finished, "
+                                      f"{store.recovered['removed']} temp file(s) removed")
+    if args.json:
+        print(json.dumps({"ok": report.ok, **dataclasses.asdict(report)}))
+        return 0 if report.ok else 1
+    for line in report.integrity:
+        print(f"database: {line}")
+    for path in report.missing:
+        print(f"missing file: {path}: indexed but gone (deleted by hand?); restore it from a backup")
+    for path in report.orphans:
+        print(f"unindexed file: {path}: no row in ingest.db (--repair moves it to orphans/)")
+    for path in report.misplaced:
+        print(f"misplaced file: {path}: its row says the other folder (--repair moves it)")
+    for path in report.temp_files:
+        print(f"temp file: {path}: left by an interrupted write (--repair finishes or removes it)")
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    print("store is consistent" if report.ok else "store has problems (listed above)", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
 def cmd_review(config: Config, args: argparse.Namespace) -> int:
     from .feedback import review
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    with Store.open(config.paths.store, writer=False) as store:
+    with Store.open(config.paths.store, readonly=True) as store:
         items = review(store, seeds, config, args.limit)
     if args.json:
         for it in items:
@@ -316,7 +357,7 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
             return 2
     verdict = "relevant" if args.relevant else "not relevant"
     for row in rows:
-        print(f"p{row['id']}: {verdict}  {row['final_url'] or row['url']}")
+        print(f"p{row['id']}: {verdict}  {display(row['final_url'] or row['url'])}")
     done, applied = _apply_now(config)
     if applied:
         _print_applied(done)
@@ -504,6 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_rescore)
 
+    p = sub.add_parser("check", parents=[common], help="check the index against the corpus files",
+                       description="Compare ingest.db with the store folder: database integrity, a file for "
+                                   "every article, a row for every file, temp files left by an interrupted "
+                                   "write. Exit status 0 when consistent, 1 otherwise. Works while the "
+                                   "service runs (read-only); --repair needs the store to itself.")
+    p.add_argument("--repair", action="store_true",
+                   help="do what is safe and say what was done: finish or undo interrupted writes, put "
+                        "misplaced files where their row says, move unindexed files to orphans/ (nothing "
+                        "is deleted; a missing file can only come back from a backup)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("seeds", parents=[common], help="list the seeds, or add one",
                        description="The seeds define the topic. `seeds add` writes an article (its id or URL) "
                                    "or a text file into the seeds folder as NNN_<hex>.txt, in the seeds' "
@@ -518,23 +571,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OutputError(Exception):
+    """An output file named on the command line cannot be written."""
+
+
+def write_output(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level, args.log_file)
+    try:
+        setup_logging(args.log_level, args.log_file)
+    except OSError as exc:
+        print(f"ingest: --log-file {args.log_file}: cannot open for writing: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
         return args.func(config, args)
+    except BrokenPipeError:
+        # the reader went away (`ingest export | head -1`): not an error of ours; exit as a
+        # SIGPIPE-terminated tool would, without a traceback when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ConfigError, SeedError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
-    except StoreError as exc:
+    except (StoreError, OutputError) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
     except (sqlite3.Error, OSError) as exc:  # disk full, read-only store, I/O error
-        print(f"ingest: cannot write the store: {exc}. The store stays consistent (each article is committed "
-              f"with its file or not at all; a partial file is removed on the next start); free space or fix "
-              f"permissions and run again.", file=sys.stderr)
+        text = str(exc).lower()
+        writing = isinstance(exc, OSError) or "readonly" in text or "disk" in text or "full" in text
+        what = "cannot write the store" if writing else "store error"
+        print(f"ingest: {what}: {exc}. The store stays consistent (each article is committed with its file "
+              f"or not at all; a partial file is removed on the next start); free space or fix permissions "
+              f"and run again.", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0

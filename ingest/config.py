@@ -95,18 +95,23 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
 
+MAX_DURATION = 100 * 365.25 * 86400  # longer durations are typing errors (and overflow dates)
+
+
 def parse_duration(value: str | int | float) -> float:
     """Seconds in '90s', '5m', '2h', '1d', '1w' (a bare number is seconds)."""
     if isinstance(value, bool):
         raise ValueError("a duration such as \"90s\", \"5m\", \"2h\" or \"1d\"")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a positive duration")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError("a duration such as \"90s\", \"5m\", \"2h\" or \"1d\"")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError("a duration such as \"90s\", \"5m\", \"2h\" or \"1d\"")
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if not 0 <= seconds <= MAX_DURATION:  # also NaN and inf
+        raise ValueError("a duration between 0 and 100 years" if seconds == seconds else "a finite duration")
+    return seconds
 
 
 class _Reader:
@@ -163,6 +168,13 @@ def _check_url(file: Path, where: str, url: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{file}: [{where}] expected an http:// or https:// URL with a host, got {url!r}")
     return url.strip()
+
+
+def _languages() -> set[str]:
+    """Languages the relevance model has word frequencies for (wordfreq's wordlists)."""
+    import wordfreq
+
+    return set(wordfreq.available_languages())
 
 
 def _check_cron(expr: str) -> bool:
@@ -234,8 +246,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             threshold = float(value)
         else:
             r.fail("threshold", '"auto" or a number from 0 to 1 (0 keeps every article)', value)
-    language = r.get("language", str, "en", check=lambda v: bool(re.fullmatch(r"[a-z]{2,3}", v)),
-                     expected="a language code such as \"en\"")
+    language = r.get("language", str, "en", check=lambda v: v in _languages(),
+                     expected=f"a language code the word-frequency data covers ({', '.join(sorted(_languages()))})")
     keep_rejected = r.duration("keep_rejected", RelevanceSettings.keep_rejected)
     r.done()
     relevance = RelevanceSettings(threshold=threshold, language=language, keep_rejected=keep_rejected)

@@ -11,6 +11,7 @@ write ``digests/YYYY-MM-DDTHHMM.md`` and ``.html``, refresh the rolling
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from .config import DigestSettings
 from .feedback import ReviewItem
 from .store import Store, read_corpus_file
+from .urls import display, display_host, redact_text
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
 EXCERPT_CHARS = 420
@@ -74,11 +76,14 @@ class Digest:
 
 
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+    except (OverflowError, OSError, ValueError):  # a time out of range must not stop a digest
+        return None
 
 
 def _site(url: str) -> str:
-    host = urlsplit(url).hostname or ""
+    host = display_host(url)
     return host.removeprefix("www.")
 
 
@@ -102,9 +107,10 @@ def build(store: Store, since: float, until: float, now: float, review: Sequence
             _, text = read_corpus_file(store.root / row["path"])
         except OSError:
             text = ""
-        sources = [Source(s["url"], _site(s["url"]), s["feed_url"], _iso(s["first_seen"]))
-                   for s in store.article_sources(row["id"])]
-        primary = row["url"]
+        # every URL as it may be shown: no credentials, punycode host, nothing that breaks out of markup
+        sources = [Source(display(s["url"]), _site(s["url"]), display(s["feed_url"]) if s["feed_url"] else None,
+                          _iso(s["first_seen"])) for s in store.article_sources(row["id"])]
+        primary = display(row["url"])
         others = [s for s in sources if s.url != primary]
         updated = bool(row["updated"]) and row["fetched"] <= since
         items.append(Item(
@@ -119,13 +125,14 @@ def build(store: Store, since: float, until: float, now: float, review: Sequence
         if f.state in ("error", "failing", "disabled") or moved:
             if f.state == "error":
                 state, reason = "backing off", f"{f.consecutive_errors} error(s), next try {_iso(f.next_poll)}: " \
-                                              f"{f.last_error}"
+                                              f"{redact_text(f.last_error or '')}"
             elif f.state in ("failing", "disabled"):
-                state, reason = f.state, f.state_reason
+                state, reason = f.state, redact_text(f.state_reason)
             else:
-                state, reason = "moved", f"moved permanently to {f.url}"
-            health.append(Health(f.config_url, f.name or f.title, state, reason, _iso(f.errors_since)))
-    return Digest(_iso(now), _iso(since), _iso(until), items, health, list(review))
+                state, reason = "moved", f"moved permanently to {display(f.url)}"
+            health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
+    review = [dataclasses.replace(r, url=display(r.url)) for r in review]
+    return Digest(_iso(now), _iso(since), _iso(until), items, health, review)
 
 
 # -- renderers -------------------------------------------------------------------

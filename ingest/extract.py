@@ -82,3 +82,37 @@ def extract(html: bytes, url: str) -> Page | None:
         language=clean_line(doc.language, 20),
         text=text,
     )
+
+
+def extract_plain(body: bytes, url: str, charset: str | None = None) -> Page | None:
+    """A text/plain page as text: decoded (the declared charset, else UTF-8, else Latin-1), the first
+    line as the title when it reads like one (the seeds' own format), paragraphs kept."""
+    text = None
+    for enc in (charset, "utf-8"):
+        if enc:
+            try:
+                text = body.decode(enc)
+                break
+            except (LookupError, UnicodeDecodeError):
+                continue
+    if text is None:
+        text = body.decode("latin-1")
+    text = "".join(ch for ch in text if ch.isprintable() or ch in "\n\t")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    # paragraphs: blank-line separated; hard-wrapped lines inside one are joined
+    paras, cur = [], []
+    for line in lines + [""]:
+        if line.strip():
+            cur.append(line.strip())
+        elif cur:
+            paras.append(" ".join(cur))
+            cur = []
+    paras = [_SPACE.sub(" ", p) for p in paras]
+    if not paras:
+        return None
+    title = ""
+    first = lines[0].strip() if lines else ""
+    if first and len(first) <= MAX_TITLE and len(paras) > 1 and paras[0] == first:
+        title, paras = clean_line(first), paras[1:]
+    return Page(url=url, canonical_url=normalize(url), title=unicodedata.normalize("NFC", title),
+                author="", date="", site="", language="", text=unicodedata.normalize("NFC", "\n\n".join(paras)))

@@ -30,11 +30,11 @@ from pathlib import Path
 from sqlite3 import Row
 
 from .config import Config
-from .dedup import band_keys, best_match, signature
+from .dedup import signature
 from .relevance import Scored, TermStats, borderline, score_stream, term_counts
 from .seeds import MIN_SEED_WORDS, SeedError, load_seeds
 from .store import NewArticle, PageDoc, Store, corpus_text, unpack
-from .urls import host_of, normalize, url_hash
+from .urls import display, display_host, normalize, url_hash
 
 
 class FeedbackError(Exception):
@@ -127,7 +127,7 @@ def score_packed(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence
 def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
-    site = host_of(row["final_url"] or row["url"]).removeprefix("www.")
+    site = display_host(row["final_url"] or row["url"]).removeprefix("www.")
     if row["article_id"] is not None:
         art = store.article(row["article_id"])
         kept = art["withdrawn"] is None
@@ -135,7 +135,7 @@ def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequenc
         site = art["site"] or site
     elif row["doc"] is not None:
         site = unpack(row["doc"]).get("site") or site
-    return ReviewItem(page_ref(row["id"]), row["final_url"] or row["url"], title, site, round(score, 4),
+    return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 4),
                       round(threshold, 4), kept, tuple(terms))
 
 
@@ -204,11 +204,11 @@ def _follow(store: Store, row: Row, relevant: bool, by: str, now: float, done: A
 
 def _promote(store: Store, row: Row, doc: PageDoc, now: float, done: Applied) -> None:
     """A rejected page joins the corpus, unless its story is already there (then it is a duplicate of it)."""
+    from .identity import identify
+
     minhash = signature(doc.text)
-    existing = store.article_by(canonical_url=doc.canonical_url) or store.article_by(text_hash=doc.text_hash)
-    if existing is None and minhash is not None:
-        match = best_match(minhash, store.near_candidates(band_keys(minhash)))
-        existing = match[0] if match else None
+    ident = identify(store, doc.text, doc.text_hash, doc.canonical_url, normalize(doc.url), minhash)
+    existing = ident.article_id
     sources = store.page_sources(row["id"])
     if existing is not None:
         store.record_page(row["url"], sources, now, outcome="duplicate", final_url=row["final_url"],
@@ -220,7 +220,7 @@ def _promote(store: Store, row: Row, doc: PageDoc, now: float, done: Applied) ->
             store.restore_article(existing)
             done.restored.append(art["path"])
         return
-    new = NewArticle(url=doc.url, canonical_url=doc.canonical_url, title=doc.title, author=doc.author,
+    new = NewArticle(url=doc.url, canonical_url=ident.key, title=doc.title, author=doc.author,
                      site=doc.site, language=doc.language, published=doc.published, text=doc.text,
                      text_hash=doc.text_hash, score=row["score"] or 0.0, threshold=row["threshold"] or 0.0,
                      terms=tuple(json.loads(row["terms"] or "[]")), minhash=minhash)

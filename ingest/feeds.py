@@ -26,7 +26,7 @@ _HREF = re.compile(rb"href=[\"']?([^\"' >]+)", re.IGNORECASE)
 @dataclass(frozen=True)
 class Entry:
     key: str  # identity within the feed: guid/id when present, else the normalised link
-    link: str  # normalised absolute URL of the article page ("" when none)
+    link: str  # absolute URL of the article page exactly as the feed gives it ("" when none): what is fetched
     title: str
     published: datetime | None
     summary: str
@@ -84,9 +84,8 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         link = urljoin(url, link.strip()) if isinstance(link, str) and link.strip() else ""
         if link and scheme_reason(link):
             link = ""
-        link = normalize(link) if link else ""
         guid = raw.get("id") or raw.get("guid") or ""
-        key = _clean(guid, 2000) or link
+        key = _clean(guid, 2000) or (normalize(link) if link else "")
         if not key:
             continue  # neither id nor link: nothing to follow or to remember
         entries.append(Entry(key=key, link=link, title=_clean(raw.get("title", ""), 1000),

@@ -8,10 +8,19 @@
 * bodies streamed and cut at ``max_bytes`` after decompression; one deadline
   covers each whole request (not its wait in the host's queue), so a slow
   drip cannot hold a slot forever;
-* Retry-After on 429/503 keeps the whole host quiet until it expires;
-* robots.txt (protego) is checked for article pages, cached per origin.
+* Retry-After on 429/503 keeps the whole host quiet until it expires (capped
+  at ``max_wait``), checked when a request's turn comes, not when it joins
+  the host's queue;
+* robots.txt (protego) is checked for article pages, cached per origin;
+* a name checked by the private-address guard is connected to at the
+  addresses that were checked (no second DNS lookup: no rebinding);
+* credentials in a URL are sent to that host only, never after a redirect
+  to another one.
 
-Failures never raise: they come back as a FetchResult with ``error`` set.
+Failures never raise: they come back as a FetchResult with ``error`` set. A
+request that was not sent because the host asked for quiet, or its
+robots.txt could not be read, comes back with ``deferred_until``: it is not
+a failed attempt.
 """
 
 from __future__ import annotations
@@ -24,18 +33,39 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 from protego import Protego
 
 from .config import FetchSettings
-from .urls import host_of, unsafe_reason
+from .urls import host_of, resolve_safe
 
 MAX_REDIRECTS = 10
+ROBOTS_UNREACHABLE = "robots.txt unreachable (server error or no answer): not fetching the site for now"
+
+
+class _Deferred(str):
+    """An error string for a request that was not sent, with when it may be."""
+
+    until: float
+
+    def __new__(cls, text: str, until: float) -> _Deferred:
+        obj = super().__new__(cls, text)
+        obj.until = until
+        return obj
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 _Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
 PERMANENT_REDIRECTS = (301, 308)
 MAX_OPEN_CLIENTS = 256  # per-host connection pools kept open at once
 ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
-ROBOTS_RETRY = 3600.0  # seconds before asking again for one that failed with a server error
+ROBOTS_RETRY = 300.0  # seconds before asking again for one that was unreachable or failed with a server error
+MAX_SERVER_DELAY = 30 * 86400.0  # no server-given delay (Retry-After) is believed beyond 30 days
 
 
 @dataclass(frozen=True)
@@ -48,6 +78,11 @@ class FetchResult:
     error: str | None = None
     permanent_redirect: str | None = None  # new URL when every hop was 301/308
     elapsed: float = 0.0
+    deferred_until: float | None = None  # not sent (Retry-After, robots.txt unreadable): try again then
+
+    @property
+    def deferred(self) -> bool:
+        return self.deferred_until is not None
 
     @property
     def ok(self) -> bool:
@@ -58,20 +93,49 @@ class FetchResult:
         return self.status == 304
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_DELAY) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), at most ``cap``."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), cap)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - now)
+    return min(cap, max(0.0, when.timestamp() - now))
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the addresses the private-address guard checked for a name, not to
+    whatever a second DNS lookup returns (DNS rebinding). TLS still verifies the name."""
+
+    def __init__(self, pins: dict[str, tuple[str, ...]]) -> None:
+        from httpcore._backends.auto import AutoBackend
+
+        self._pins = pins
+        self._backend = AutoBackend()
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        addresses = self._pins.get(host.lower() if isinstance(host, str) else host)
+        if not addresses:
+            return await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        error: Exception | None = None
+        for addr in addresses:
+            try:
+                return await self._backend.connect_tcp(addr, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error if error else httpcore.ConnectError(f"no address for {host}")
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return await self._backend.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
 
 
 class _Host:
@@ -89,9 +153,11 @@ class Fetcher:
     """Use as ``async with Fetcher(settings) as f: await f.fetch(url)``."""
 
     def __init__(self, settings: FetchSettings, *, clock: Callable[[], float] = time.time,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, max_wait: float = MAX_SERVER_DELAY) -> None:
         self.settings = settings
         self.clock = clock
+        self.max_wait = min(max_wait, MAX_SERVER_DELAY)  # longest Retry-After believed
+        self._pins: dict[str, tuple[str, ...]] = {}  # host name -> addresses the guard checked
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, _Host] = {}
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
@@ -115,12 +181,20 @@ class Fetcher:
         (httpcore scans all of them per request, encode/httpx#3215) and evicts one host's
         keep-alive connections to make room for another's; a per-host pool does neither."""
         if state.client is None:
+            transport = self._transport
+            if transport is None:
+                transport = httpx.AsyncHTTPTransport(
+                    verify=self._ssl, trust_env=False,
+                    limits=httpx.Limits(max_connections=self.settings.per_host,
+                                        max_keepalive_connections=self.settings.per_host, keepalive_expiry=30))
+                # httpx has no public hook for the network backend; its pool keeps it here
+                transport._pool._network_backend = _PinnedBackend(self._pins)
             state.client = httpx.AsyncClient(
                 headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
                 timeout=httpx.Timeout(self.settings.timeout),
                 limits=httpx.Limits(max_connections=self.settings.per_host,
                                     max_keepalive_connections=self.settings.per_host, keepalive_expiry=30),
-                follow_redirects=False, transport=self._transport, trust_env=False, verify=self._ssl)
+                follow_redirects=False, transport=transport, trust_env=False, verify=self._ssl)
         self._open[host] = state
         self._open.move_to_end(host)
         while len(self._open) > MAX_OPEN_CLIENTS:  # close the least recently used idle pools
@@ -136,7 +210,8 @@ class Fetcher:
     async def robots_reason(self, url: str) -> str | None:
         """Why robots.txt forbids fetching ``url`` (None when allowed). Cached per
         origin for a day. As RFC 9309 says: a 4xx robots.txt allows everything, a
-        5xx or unreachable one disallows everything for now."""
+        5xx or unreachable one disallows everything for now (asked again after
+        ROBOTS_RETRY; see :meth:`robots_retry_at`)."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         lock = self._robots_locks.setdefault(origin, asyncio.Lock())
@@ -156,9 +231,16 @@ class Fetcher:
         if rules is None:
             return None
         if rules == "unreachable":
-            return "robots.txt unreachable (server error): not fetching the site for now"
+            return ROBOTS_UNREACHABLE
         product = self.settings.user_agent.split("/", 1)[0]
         return None if rules.can_fetch(url, product) else "disallowed by robots.txt"
+
+    def robots_retry_at(self, url: str) -> float:
+        """Wall-clock time at which an unreadable robots.txt of ``url``'s origin is asked for again."""
+        parts = urlsplit(url)
+        cached = self._robots.get(f"{parts.scheme}://{parts.netloc}")
+        left = cached[0] - time.monotonic() if cached else 0.0
+        return self.clock() + max(0.0, left)
 
     def host_quiet_until(self, url: str) -> float:
         """Wall-clock time before which ``url``'s host asked not to be contacted."""
@@ -185,15 +267,21 @@ class Fetcher:
         seen = {url}
         for hop in range(MAX_REDIRECTS + 1):
             if not (trusted and hop == 0):
-                reason = await unsafe_reason(current, self.settings.allow_private_networks)
+                reason, addresses = await resolve_safe(current, self.settings.allow_private_networks)
                 if reason:
                     return FetchResult(url, current, 0, error=f"refused {current}: {reason}")
+                if addresses:
+                    self._pins[host_of(current)] = addresses
             status, resp_headers, body, error = await self._get(current, headers)
+            if isinstance(error, _Deferred):
+                return FetchResult(url, current, 0, error=str(error), deferred_until=error.until)
             if error:
                 return FetchResult(url, current, status, resp_headers, error=error)
             if status in (301, 302, 303, 307, 308) and "location" in resp_headers:
                 permanent = permanent and status in PERMANENT_REDIRECTS
                 target = urljoin(current, resp_headers["location"].strip())
+                if host_of(target) != host_of(current):
+                    target = _without_userinfo(target)  # credentials are for the host they were given for
                 if target in seen:
                     return FetchResult(url, current, status, resp_headers, error=f"redirect loop at {target}")
                 seen.add(target)
@@ -204,17 +292,25 @@ class Fetcher:
             return FetchResult(url, current, status, resp_headers, body, error=error, permanent_redirect=moved)
         return FetchResult(url, current, 0, error=f"more than {MAX_REDIRECTS} redirects")
 
+    def _quiet(self, host: str) -> _Deferred | None:
+        quiet = self._quiet_until.get(host, 0.0)
+        if quiet > self.clock():
+            return _Deferred(f"host {host} asked not to be contacted for {quiet - self.clock():.0f}s more "
+                             f"(Retry-After)", quiet)
+        return None
+
     async def _get(self, url: str, headers: dict[str, str]) -> _Raw:
         host = host_of(url)
         state = self._hosts.get(host)
         if state is None:
             state = self._hosts[host] = _Host(self.settings.per_host)
-        quiet = self._quiet_until.get(host, 0.0)
-        if quiet > self.clock():
-            wait = quiet - self.clock()
-            return 0, {}, b"", f"host {host} asked not to be contacted for {wait:.0f}s more (Retry-After)"
+        if deferred := self._quiet(host):
+            return 0, {}, b"", deferred
         async with state.slots:
             await self._wait_turn(state)
+            # checked again at send time: a 429 may have come while this request waited its turn
+            if deferred := self._quiet(host):
+                return 0, {}, b"", deferred
             async with self._global:
                 # the deadline covers the request itself (connect, headers, body), not the
                 # wait for this host's turn: politeness queues must not turn into timeouts
@@ -232,7 +328,7 @@ class Fetcher:
             async with client.stream("GET", url, headers=headers) as resp:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 if resp.status_code in (429, 503):
-                    wait = parse_retry_after(resp_headers.get("retry-after"), self.clock())
+                    wait = parse_retry_after(resp_headers.get("retry-after"), self.clock(), self.max_wait)
                     if wait is not None:
                         self._quiet_until[host] = self.clock() + wait
                 if not 200 <= resp.status_code < 300:

@@ -24,14 +24,16 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
 from .config import Config
-from .dedup import band_keys, best_match, signature, text_hash
-from .extract import Page, extract
+from .dedup import signature, text_hash
+from .extract import Page, extract, extract_plain
 from .feedback import score_packed, window_stream
 from .feeds import Entry, parse_feed
-from .fetch import Fetcher, FetchResult
+from .fetch import ROBOTS_UNREACHABLE, Fetcher, FetchResult
+from .identity import identify, is_update
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
+from .urls import display, normalize, redact_text
 
 log = logging.getLogger("ingest")
 
@@ -50,12 +52,14 @@ class PollSummary:
     page_errors: int = 0
     empty: int = 0
     blocked: int = 0  # robots.txt said no
+    deferred: int = 0  # not fetched yet: the host asked for quiet (Retry-After) or robots.txt was unreadable
     kept: int = 0
     updated: int = 0  # articles whose text changed in place
     rejected: int = 0
     duplicates: int = 0
     threshold: float | None = None
     seconds: float = 0.0
+    interrupted: str | None = None  # the signal that cut the poll short
     failures: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -73,9 +77,14 @@ class Analysed:
     minhash: bytes | None  # near-duplicate signature
 
 
-def analyse(html: bytes, url: str) -> Analysed | None:
-    """Extraction, term counting and near-duplicate signature: the CPU-bound part (runs in a worker)."""
-    page = extract(html, url)
+def analyse(html: bytes, url: str, content_type: str = "") -> Analysed | None:
+    """Extraction, term counting and near-duplicate signature: the CPU-bound part (runs in a worker).
+    A text/plain page is read as text (trafilatura would find no HTML in it)."""
+    if content_type.split(";")[0].strip().lower() == "text/plain":
+        charset = content_type.partition("charset=")[2].split(";")[0].strip(" \"'") or None
+        page = extract_plain(html, url, charset)
+    else:
+        page = extract(html, url)
     if page is None:
         return None
     title = page.title or page.text.split("\n", 1)[0][:120]
@@ -93,7 +102,8 @@ def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[
 
 @dataclass
 class _PageJob:
-    link: str
+    key: str  # identity (normalised link): the pages row
+    link: str  # as the feed gave it: what is fetched
     sources: list[Source]
     feed_ids: set[int]
     task: asyncio.Future | None = None
@@ -133,6 +143,10 @@ class Poll:
         started = time.monotonic()
         if feeds is None:
             feeds = self.store.pollable_feeds(self.clock())
+        for key, link, sources in self.store.due_deferred(self.clock()):  # their host said "later": now is later
+            if key not in self.jobs:
+                job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources})
+                job.task = asyncio.ensure_future(self._fetch_page(link))
         self._feed_tasks = [asyncio.ensure_future(self._poll_feed(f)) for f in feeds]
         for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
             if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
@@ -187,7 +201,7 @@ class Poll:
 
     def _feed_failed(self, feed: FeedRow, res: FetchResult, reason: str, now: float) -> None:
         self.summary.feeds_failed += 1
-        self.summary.failures.append({"feed": feed.url, "error": reason})
+        self.summary.failures.append({"feed": display(feed.url), "error": redact_text(reason)})
         log.warning("feed=%s event=feed_error status=%s reason=%r", feed.url, res.status, reason)
         quiet = self.fetcher.host_quiet_until(feed.url)
         outcome = FeedOutcome(ok=False, status=res.status, error=reason, retry_after=quiet if quiet > now else None)
@@ -273,13 +287,16 @@ class Poll:
         if not entry.link:
             self.store.record_entries([source], None, now)
             return
-        job = self.jobs.get(entry.link)
+        key = normalize(entry.link)
+        job = self.jobs.get(key)
         if job is not None:  # another feed of this poll listed it too: one fetch, both sources
             if feed.id not in job.feed_ids:
                 job.sources.append(source)
                 job.feed_ids.add(feed.id)
             return
-        known = self.store.page(entry.link)
+        known = self.store.page(key)
+        if known is not None and known["outcome"] == "deferred":
+            return  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
         if not refresh and known is not None and \
                 (known["outcome"] != "error" or known["attempts"] >= MAX_PAGE_ATTEMPTS):
             # fetched in an earlier poll (maybe for another feed): record where else it appeared
@@ -287,12 +304,15 @@ class Poll:
             if known["article_id"] is not None:
                 self.summary.duplicates += 1
             return
-        job = self.jobs[entry.link] = _PageJob(entry.link, [source], {feed.id}, refresh=refresh)
+        job = self.jobs[key] = _PageJob(key, entry.link, [source], {feed.id}, refresh=refresh)
         job.task = asyncio.ensure_future(self._fetch_page(entry.link))
 
     async def _fetch_page(self, link: str) -> FetchResult | Analysed | None:
         if self.config.fetch.robots:
             reason = await self.fetcher.robots_reason(link)
+            if reason == ROBOTS_UNREACHABLE:  # not the page's fault: no attempt counted, asked again soon
+                return FetchResult(link, link, 0, error=f"not fetched: {reason}",
+                                   deferred_until=self.fetcher.robots_retry_at(link))
             if reason:
                 return FetchResult(link, link, 0, error=f"not fetched: {reason}")
         res = await self.fetcher.fetch(link)
@@ -305,7 +325,8 @@ class Poll:
                                error=f"not an HTML page ({ctype or 'no content type'})")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, analyse, res.body, res.final_url)
+            return await loop.run_in_executor(self.executor, analyse, res.body, res.final_url,
+                                              res.headers.get("content-type", ""))
         except Exception as exc:  # a crashed worker must not end the poll
             return FetchResult(res.url, res.final_url, res.status, error=f"extraction failed: {exc!r}")
 
@@ -339,9 +360,18 @@ class Poll:
                      scored: dict[int, Score]) -> None:
         store, now = self.store, self.clock()
         batch: list[tuple[_PageJob, Analysed]] = []
-        leaders: dict[str, int] = {}  # canonical url / text hash -> index in batch
+        leaders: dict[str, int] = {}  # text hash -> index in batch
         followers: list[tuple[_PageJob, Analysed, int]] = []
         for job, result in done:
+            if isinstance(result, FetchResult) and result.deferred_until is not None:
+                if store.defer_page(job.key, job.link, job.sources, now, result.deferred_until, result.error or ""):
+                    self.summary.deferred += 1
+                    log.info("page=%s event=page_deferred until=%s reason=%r", job.link,
+                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.deferred_until)), result.error)
+                else:
+                    self.summary.page_errors += 1
+                    log.warning("page=%s event=page_given_up reason=%r", job.link, result.error)
+                continue
             if isinstance(result, FetchResult):
                 error = result.error or f"HTTP {result.status}"
                 page_outcome = "error"
@@ -355,28 +385,24 @@ class Poll:
                 log.info("page=%s event=page_%s reason=%r", job.link, page_outcome, error)
                 if page_outcome == "error":
                     self.retry_feeds |= job.feed_ids
-                store.record_page(job.link, job.sources, now, outcome=page_outcome, reason=error,
+                store.record_page(job.key, job.sources, now, outcome=page_outcome, reason=error,
                                   final_url=result.final_url)
                 continue
             if result is None:
                 self.summary.empty += 1
-                store.record_page(job.link, job.sources, now, outcome="empty", reason="no extractable text")
+                store.record_page(job.key, job.sources, now, outcome="empty", reason="no extractable text")
                 continue
-            same_url = store.article_by(canonical_url=result.page.canonical_url)
-            if job.refresh and same_url is not None:
-                self._refresh(job, result, same_url, now)
-                continue
-            existing = same_url or store.article_by(text_hash=result.text_hash)
-            if existing is not None:
-                self.summary.duplicates += 1
-                store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=result.page.url,
-                                  article_id=existing, reason="same article already stored")
-                continue
-            lead = leaders.get(result.page.canonical_url, leaders.get(result.text_hash))
+            if job.refresh:
+                known = store.page(job.key)
+                if known is not None and known["article_id"] is not None and known["outcome"] == "kept" and \
+                        self._refresh(job, result, known["article_id"], now):
+                    continue
+            # exact copies inside this poll: one leads, the others follow it (URL evidence alone merges nothing)
+            lead = leaders.get(result.text_hash)
             if lead is not None:
                 followers.append((job, result, lead))
                 continue
-            leaders[result.page.canonical_url] = leaders[result.text_hash] = len(batch)
+            leaders[result.text_hash] = len(batch)
             batch.append((job, result))
         if not batch or self.threshold is None:
             self._store_followers(followers, {}, now)
@@ -390,43 +416,50 @@ class Poll:
                 article_ids[i] = aid
         self._store_followers(followers, article_ids, now)
 
-    def _refresh(self, job: _PageJob, a: Analysed, article_id: int, now: float) -> None:
-        """A known article fetched again because its entry was updated."""
-        if self.store.article(article_id)["text_hash"] == a.text_hash:
+    def _refresh(self, job: _PageJob, a: Analysed, article_id: int, now: float) -> bool:
+        """A known article fetched again because its entry was updated. An edit of the same story
+        replaces the text in place; another story (the page now says something else) is not an
+        update: returns False and the page is decided as a new one."""
+        stored = self.store.article(article_id)
+        if stored["text_hash"] == a.text_hash:
             self.store.record_entries(job.sources, None, now, article_id)  # remember the new updated date
-            return
+            return True
         title, _, text = a.text.partition("\n\n")
-        path = self.store.update_article(article_id, title, text, a.text_hash, a.minhash, job.link, job.sources, now)
+        old = self.store.article_text(article_id)
+        if old is None or not is_update(old, text):
+            log.info("page=%s event=update_is_another_story article=%d", job.link, article_id)
+            return False
+        path = self.store.update_article(article_id, title, text, a.text_hash, a.minhash, job.key, job.sources, now)
         self.summary.updated += 1
         log.info("page=%s event=updated path=%s", job.link, path)
+        return True
 
     def _decide(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
-        if a.minhash is not None:  # the same story as a stored article (syndicated or edited copy)?
-            match = best_match(a.minhash, self.store.near_candidates(band_keys(a.minhash)))
-            if match is not None:
-                self.summary.duplicates += 1
-                self.store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=a.page.url,
-                                       article_id=match[0], score=score.score,
-                                       reason=f"near-duplicate of article {match[0]} (similarity {match[1]:.2f})")
-                log.info("page=%s event=duplicate article=%d similarity=%.2f", job.link, match[0], match[1])
-                return match[0]
         title, _, text = a.text.partition("\n\n")
+        # the same story as a stored article (same text, a declared URL whose text agrees, a near copy)?
+        ident = identify(self.store, text, a.text_hash, a.page.canonical_url, normalize(a.page.url), a.minhash)
+        if ident.article_id is not None:
+            self.summary.duplicates += 1
+            self.store.record_page(job.key, job.sources, now, outcome="duplicate", final_url=a.page.url,
+                                   article_id=ident.article_id, score=score.score, reason=ident.reason)
+            log.info("page=%s event=duplicate article=%d reason=%r", job.link, ident.article_id, ident.reason)
+            return ident.article_id
         published = a.page.date or next((s.published for s in job.sources if s.published), None)
         if score.score < threshold.value:
             self.summary.rejected += 1
             doc = PageDoc(url=a.page.url, canonical_url=a.page.canonical_url, title=title, text=text,
                           author=a.page.author, site=a.page.site, language=a.page.language, published=published,
                           text_hash=a.text_hash)
-            self.store.record_page(job.link, job.sources, now, outcome="rejected", final_url=a.page.url,
+            self.store.record_page(job.key, job.sources, now, outcome="rejected", final_url=a.page.url,
                                    score=score.score, counts=a.counts, doc=doc,
                                    decision=Decision(threshold.value, score.terms),
                                    reason=f"score {score.score:.3f} < threshold {threshold.value:.3f}")
             return None
-        art = NewArticle(url=a.page.url, canonical_url=a.page.canonical_url, title=title, author=a.page.author,
+        art = NewArticle(url=a.page.url, canonical_url=ident.key, title=title, author=a.page.author,
                          site=a.page.site, language=a.page.language, published=published,
                          text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
                          terms=score.terms, minhash=a.minhash)
-        aid, path = self.store.add_article(art, job.link, job.sources, now, a.page.url, counts=a.counts)
+        aid, path = self.store.add_article(art, job.key, job.sources, now, a.page.url, counts=a.counts)
         self.summary.kept += 1
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))
@@ -436,7 +469,7 @@ class Poll:
         for job, a, lead in followers:
             aid = article_ids.get(lead)
             self.summary.duplicates += 1
-            self.store.record_page(job.link, job.sources, now, outcome="duplicate", final_url=a.page.url,
+            self.store.record_page(job.key, job.sources, now, outcome="duplicate", final_url=a.page.url,
                                    article_id=aid, reason="same article as another page of this poll")
 
 
@@ -448,7 +481,27 @@ def make_executor(workers: int | None = None) -> Executor:
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["ingest.pipeline", "trafilatura"])
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx,
+                               initializer=_watch_parent, initargs=(os.getpid(),))
+
+
+def _watch_parent(pid: int) -> None:
+    """In each worker: exit when the process that made the pool is gone. Workers are children
+    of the fork server, not of that process, and block on a queue whose write end they hold
+    themselves, so a parent killed outright (SIGKILL, OOM) would otherwise leave them forever."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive (owned by another user after a pid reuse: cannot tell, keep going)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def kill_workers(executor: Executor) -> None:
@@ -468,11 +521,38 @@ def kill_workers(executor: Executor) -> None:
 
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
                     *, clock: Callable[[], float] = time.time) -> PollSummary:
-    """Sync the feed list with the config, then poll every active feed once."""
+    """Sync the feed list with the config, then poll every active feed once.
+
+    SIGTERM, SIGINT or SIGHUP (cron's ``timeout``, systemd's stop, a closed
+    terminal) abandon the unfinished requests and commit what is complete;
+    ``summary.interrupted`` names the signal. A second signal kills the
+    workers and exits at once (the store stays consistent: every article is
+    one transaction)."""
+    import signal
+
     store.sync_feeds((f.url, f.name) for f in config.feeds)
     run_id = store.start_run("poll", clock())
-    async with Fetcher(config.fetch, clock=clock) as fetcher:
-        summary = await Poll(config, store, seeds, fetcher, executor, clock=clock).run()
+    loop = asyncio.get_running_loop()
+    async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
+        poll = Poll(config, store, seeds, fetcher, executor, clock=clock)
+
+        def on_signal(sig: signal.Signals) -> None:
+            if poll.summary.interrupted:
+                log.warning("event=second_signal signal=%s exiting now", sig.name)
+                kill_workers(executor)
+                os._exit(128 + sig)
+            log.warning("event=interrupted signal=%s committing what is complete", sig.name)
+            poll.summary.interrupted = sig.name
+            poll.abort()
+
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        for sig in stops:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            summary = await poll.run()
+        finally:
+            for sig in stops:
+                loop.remove_signal_handler(sig)
     store.finish_run(run_id, clock(), summary.as_dict())
     return summary
 

@@ -39,6 +39,7 @@ from .config import ScheduleSettings
 WEEK = 7 * 86400.0
 DAY = 86400.0
 FAILING_SPAN = 3 * DAY
+MAX_SERVER_DELAY = 30 * DAY  # no delay a server asks for (Retry-After, ttl, max-age) is believed beyond this
 JITTER = 0.2  # +-20 % on backoff delays, so failing feeds do not retry in lockstep
 
 
@@ -78,7 +79,7 @@ def hint_from(headers: dict[str, str], ttl_minutes: int | None, update_seconds: 
     import email.utils
 
     hints = []
-    if ttl_minutes:
+    if ttl_minutes and ttl_minutes > 0:
         hints.append(ttl_minutes * 60.0)
     if update_seconds:
         hints.append(update_seconds)
@@ -90,9 +91,9 @@ def hint_from(headers: dict[str, str], ttl_minutes: int | None, update_seconds: 
             exp = email.utils.parsedate_to_datetime(headers["expires"])
             if exp is not None and exp.timestamp() > now:
                 hints.append(exp.timestamp() - now)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             pass
-    return max(hints) if hints else None
+    return min(max(hints), MAX_SERVER_DELAY) if hints else None
 
 
 def publishing_interval(dates: Sequence[datetime], now: float) -> float | None:
@@ -146,10 +147,13 @@ def plan(state: FeedState, outcome: FeedOutcome, settings: ScheduleSettings, now
                  f"retried daily. Last: {outcome.error}"
         delay = DAY
     next_poll = now + delay
-    if outcome.retry_after and outcome.retry_after > next_poll:
-        next_poll = outcome.retry_after
+    # a server-given delay is believed up to max_interval (and never beyond 30 days)
+    retry_after = min(outcome.retry_after, now + min(settings.max_interval, MAX_SERVER_DELAY)) \
+        if outcome.retry_after else None
+    if retry_after and retry_after > next_poll:
+        next_poll = retry_after
     return {"consecutive_errors": errors, "state": state_name, "state_reason": reason, "next_poll": next_poll,
-            "retry_after": outcome.retry_after}
+            "retry_after": retry_after}
 
 
 def first_poll(url: str, n_feeds: int, settings: ScheduleSettings, now: float) -> float:

@@ -15,13 +15,16 @@ Signals: SIGTERM/SIGINT stop taking work, give the running poll
 ``shutdown_timeout`` to finish, then abandon its unfinished requests and
 commit what is complete, and exit 0; a second signal exits at once (every
 commit is a transaction and corpus files are renamed into place, so the
-store stays consistent). SIGHUP re-reads the config and seeds (feeds added or
-removed take effect; unchanged feeds keep their state; changed seeds rescore).
+store stays consistent). SIGHUP re-reads the config and seeds and applies
+all of it but [paths] store (feeds added or removed take effect, unchanged
+feeds keep their state; [fetch] settings apply to the next polls; the digest
+cron is re-armed; changed seeds rescore); the log names the keys changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import random
@@ -38,7 +41,7 @@ from apscheduler.triggers.cron import CronTrigger
 from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
 from .pipeline import Poll, kill_workers, make_executor
-from .schedule import first_poll
+from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
 from .store import Store
 
@@ -66,6 +69,8 @@ class Service:
         self.stopping = asyncio.Event()
         self.stop_signalled = 0.0
         self.rng = random.Random()
+        self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
+        self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -73,7 +78,7 @@ class Service:
         loop = asyncio.get_running_loop()
         self.store = Store.open(self.config.paths.store)
         self.executor = make_executor()
-        self.fetcher = Fetcher(self.config.fetch, clock=self.clock)
+        self.fetcher = Fetcher(self.config.fetch, clock=self.clock, max_wait=self.config.schedule.max_interval)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
@@ -128,23 +133,44 @@ class Service:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def _on_reload_signal(self) -> None:
+        """Re-read the config and seeds and apply everything that can change while running:
+        feeds, [fetch] (a new fetcher for the next polls; the running ones finish on the old),
+        the digest cron, [relevance], [schedule], [digest], the seeds. Only [paths] store needs a
+        restart: it is kept, and logged by name."""
         try:
             config = load_config(self.config.path)
             seeds = [s.text for s in load_seeds(config.paths.seeds)]
         except (ConfigError, SeedError) as exc:
             log.error("event=reload_failed reason=%r (keeping the running config)", str(exc))
             return
-        if config.paths.store != self.config.paths.store:
-            log.error("event=reload_failed reason='[paths] store cannot change while running; restart instead'")
-            return
-        changed = seeds != self.seeds
+        old = self.config
+        changed = changed_keys(old, config)
+        restart = [k for k in changed if k in RESTART_KEYS]
+        if restart:
+            config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, store=old.paths.store))
+            log.warning("event=reload_needs_restart keys=%s (kept the running values)", ",".join(restart))
+        seeds_changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
         self.seeds_mark = _seeds_mark(config.paths.seeds)
+        if config.fetch != old.fetch or config.schedule.max_interval != old.schedule.max_interval:
+            retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock,
+                                                          max_wait=config.schedule.max_interval)
+            asyncio.ensure_future(self._retire(retired, list(self.running)))
+        if config.schedule.digest != old.schedule.digest and self.scheduler is not None:
+            self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
         self._sync_feeds()
         self._arm_poll()
-        log.info("event=reloaded feeds=%d", len(config.feeds))
-        if changed:
+        applied = [k for k in changed if k not in RESTART_KEYS]
+        log.info("event=reloaded feeds=%d changed=%s", len(config.feeds), ",".join(applied) or "-")
+        if seeds_changed:
             self._start_rescore("seeds changed")
+
+    @staticmethod
+    async def _retire(fetcher: Fetcher, polls: list[asyncio.Future]) -> None:
+        """Close a replaced fetcher once the polls that use it are done."""
+        if polls:
+            await asyncio.wait(polls)
+        await fetcher.__aexit__(None, None, None)
 
     # -- jobs -----------------------------------------------------------------
 
@@ -162,6 +188,7 @@ class Service:
             return
         due = self.store.next_due(exclude=self.in_flight)
         when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
+        when = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
                                replace_existing=True, misfire_grace_time=None)
 
@@ -191,11 +218,28 @@ class Service:
             log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
                      "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
                      s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
-        except Exception:  # a bug must not end a service meant to run for months
-            log.exception("event=poll_crashed")
+            self.poll_failures = 0
+        except Exception as exc:  # a bug or a broken store must not end a service meant to run for months
+            self.poll_failures += 1
+            delay = backoff(self.poll_failures, self.config.schedule, self.rng)
+            self.hold_until = self.clock() + delay
+            log.exception("event=poll_crashed failures=%d next_try_in=%.0fs", self.poll_failures, delay)
+            self._feeds_failed(due, f"poll failed: {exc!r}")
         finally:
             self.in_flight -= ids
             self._arm_poll()
+
+    def _feeds_failed(self, due, reason: str) -> None:
+        """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""
+        now = self.clock()
+        try:
+            for f in due:
+                fields = plan(FeedState(f.interval, f.consecutive_errors, f.errors_since),
+                              FeedOutcome(ok=False, error=reason), self.config.schedule, now, self.rng)
+                self.store.update_feed(f.id, **fields, last_error=reason, last_error_at=now,
+                                       errors_since=f.errors_since or now)
+        except Exception as exc:
+            log.error("event=feed_state_not_saved reason=%r", str(exc))
 
     def _on_job_done(self, event) -> None:
         if event.job_id == "poll":
@@ -282,6 +326,20 @@ class Service:
                 log.info("event=digest_sent to=%s", self.config.digest.email)
         except Exception:
             log.exception("event=digest_failed")
+
+
+RESTART_KEYS = ("paths.store",)  # everything else is applied by SIGHUP
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The config keys whose values differ, as "section.key" (and "feeds")."""
+    out = []
+    for section in ("paths", "fetch", "relevance", "schedule", "digest"):
+        a, b = getattr(old, section), getattr(new, section)
+        out += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+    if old.feeds != new.feeds:
+        out.append("feeds")
+    return out
 
 
 def _seeds_mark(folder: Path) -> tuple:

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import filelock
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -68,15 +70,19 @@ CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: ne
     id INTEGER PRIMARY KEY,
     url TEXT NOT NULL UNIQUE,             -- normalised entry link
     final_url TEXT, fetched REAL NOT NULL,
-    outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | blocked | error
+    outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | blocked | error | deferred
     reason TEXT NOT NULL DEFAULT '',
-    score REAL, attempts INTEGER NOT NULL DEFAULT 1,
+    score REAL, attempts INTEGER NOT NULL DEFAULT 1, -- requests sent that failed (deferrals do not count)
     article_id INTEGER REFERENCES articles(id),
     threshold REAL, terms TEXT,           -- the decision: threshold in force, terms that matched (JSON)
     title TEXT,
-    doc BLOB                              -- a rejected page's extracted text and metadata (zlib JSON), kept for
+    doc BLOB,                             -- a rejected page's extracted text and metadata (zlib JSON), kept for
                                           -- [relevance] keep_rejected so rescore and review need no refetch
+    retry_at REAL,                        -- deferred (host's Retry-After, robots.txt unreadable): fetch after this
+    deferred_since REAL,                  -- first deferral (given up after MAX_DEFERRAL)
+    pending BLOB                          -- a deferred page's link as given and its sources (zlib JSON)
 );
+CREATE INDEX IF NOT EXISTS pages_retry ON pages(retry_at) WHERE retry_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pages_scored ON pages(id) WHERE score IS NOT NULL;
 CREATE TABLE IF NOT EXISTS entries (      -- feed entries seen
     feed_id INTEGER NOT NULL REFERENCES feeds(id),
@@ -127,11 +133,33 @@ MIGRATIONS = {
         "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB",
         # schema 1's relevance background; the model's window (table stream) replaced it
         "DROP TABLE IF EXISTS term_df", "DELETE FROM meta WHERE key = 'n_docs'"],
+    3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
+        "ALTER TABLE pages ADD COLUMN pending BLOB"],
 }
 TMP_PREFIX = ".tmp-"
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
-MAX_PAGE_ATTEMPTS = 3  # a page that keeps failing is given up after this many polls
+MAX_PAGE_ATTEMPTS = 3  # a page whose requests keep failing is given up after this many polls
+MAX_DEFERRAL = 7 * 86400.0  # a page deferred (never sent) for this long is given up
+
+
+ORPHANS = "orphans"  # folder where `ingest check --repair` puts corpus files no row knows
+
+
+@dataclass
+class CheckReport:
+    """What `ingest check` found (and, with --repair, did)."""
+
+    integrity: list[str] = field(default_factory=list)  # SQLite integrity_check problems
+    missing: list[str] = field(default_factory=list)  # rows whose file is gone (deleted by hand?)
+    orphans: list[str] = field(default_factory=list)  # files no row knows
+    misplaced: list[str] = field(default_factory=list)  # in corpus/ vs withdrawn/ against their row
+    temp_files: list[str] = field(default_factory=list)  # left by an interrupted write
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files)
 
 
 class StoreError(Exception):
@@ -241,12 +269,27 @@ class Store:
         self.corpus = root / "corpus"
         self.db = db
         self._lock = lock
+        self.recovered: dict[str, int] = {}  # what the writer's start-up recovery did
 
     @classmethod
-    def open(cls, root: Path, *, writer: bool = True) -> Store:
+    def open(cls, root: Path, *, writer: bool = True, readonly: bool = False) -> Store:
         """Open the store. A writer takes the store's lock (one writer per store;
         the OS releases it on any exit, kill -9 included) and repairs what a
-        crash left; readers (status, export, score) take neither."""
+        crash left; other processes (mark, seeds add) take neither and write
+        only small rows the writer then acts on; ``readonly`` opens the
+        database read-only (status, export, digest --since: they work on a
+        store they cannot write, e.g. a copy or a mounted backup)."""
+        root = Path(root)
+        db_path = root / "ingest.db"
+        if readonly:
+            if not db_path.exists() or db_path.stat().st_size == 0:  # nothing stored yet: an empty store
+                cls._refuse_lost_index(root, db_path)
+                db = sqlite3.connect(":memory:", isolation_level=None)
+                db.row_factory = sqlite3.Row
+                empty = cls(root, db, None)
+                empty._migrate()
+                return empty
+            return cls._open_readonly(root, db_path)
         lock = None
         try:
             (root / "corpus").mkdir(parents=True, exist_ok=True)
@@ -257,7 +300,8 @@ class Store:
                 except filelock.Timeout:
                     raise StoreError(f"{root}: another ingest process is using this store "
                                      f"(lock {root / '.lock'}); stop it first, or use another [paths] store") from None
-            db = sqlite3.connect(root / "ingest.db", timeout=30, isolation_level=None)
+            cls._refuse_lost_index(root, db_path)
+            db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -265,15 +309,61 @@ class Store:
             store = cls(root, db, lock)
             store._migrate()
             if writer:
-                store.recover()
-        except sqlite3.DatabaseError as exc:
+                store.recovered = store.recover()
+        except (sqlite3.DatabaseError, StoreError) as exc:
             if lock:
                 lock.release()
-            raise StoreError(f"{root / 'ingest.db'}: {exc}") from None
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{db_path}: {exc}") from None
         except OSError as exc:
             if lock:
                 lock.release()
             raise StoreError(f"{root}: cannot use the store folder: {exc.strerror or exc}") from None
+        return store
+
+    @staticmethod
+    def _refuse_lost_index(root: Path, db_path: Path) -> None:
+        """A missing or empty ingest.db next to corpus files is a lost index, not a new store:
+        starting a new one would orphan those files and reuse their numbers."""
+        try:
+            empty = not db_path.exists() or db_path.stat().st_size == 0
+        except OSError:
+            return
+        if not empty:
+            return
+        files = [p for d in (root / "corpus", root / WITHDRAWN) if d.is_dir() for p in d.glob("*.txt")]
+        if files:
+            state = "is missing" if not db_path.exists() else "is empty (0 bytes)"
+            raise StoreError(
+                f"{db_path} {state}, but the store holds {len(files)} corpus file(s) it indexed "
+                f"(e.g. {files[0].relative_to(root)}). Refusing to start a new index that would orphan them "
+                f"and reuse their numbers. Restore ingest.db from a backup (with its -wal file, if any), "
+                f"or move the corpus files elsewhere to start a new store.")
+
+    @classmethod
+    def _open_readonly(cls, root: Path, db_path: Path) -> Store:
+        uri = "file:" + urllib.parse.quote(str(db_path.resolve())) + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            # a WAL database in a folder we cannot write (no -shm to create): read it as immutable
+            db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        store = cls(root, db, None)
+        try:
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreError(f"{db_path}: {exc}") from None
+        version = row[0] if row else 0
+        if version != SCHEMA_VERSION:
+            db.close()
+            if os.access(root, os.W_OK) and os.access(db_path, os.W_OK):
+                return cls.open(root, writer=False)  # upgrades the schema first
+            raise StoreError(f"{db_path}: schema version {version}, this seed-ingest reads {SCHEMA_VERSION}; "
+                             f"run a writing command (ingest poll) once on a writable copy")
         return store
 
     def __enter__(self) -> Store:
@@ -312,10 +402,18 @@ class Store:
         with self.transaction() as db:
             for v in range(version + 1, SCHEMA_VERSION + 1) if version else ():
                 for stmt in MIGRATIONS.get(v, []):
+                    add = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt)
+                    if add and add.group(2) in {r[1] for r in db.execute(f"PRAGMA table_info({add.group(1)})")}:
+                        continue  # already there (a migration interrupted before its version was written)
                     db.execute(stmt)
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
+            if version and version < 3:  # LSH banding changed (ingest.dedup.BANDS): re-index the signatures
+                db.execute("DELETE FROM lsh")
+                for aid, minhash in db.execute("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL"
+                                               ).fetchall():
+                    self._index_near(db, aid, minhash)
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
@@ -356,6 +454,48 @@ class Store:
             tmp.unlink(missing_ok=True)
             done["removed"] += 1
         return done
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """Compare the index with the folder: database integrity, every row's file, every file's
+        row, temp files left by a crash. ``repair`` does only what loses nothing: finishes or
+        undoes interrupted writes (:meth:`recover`) and moves files no row knows into orphans/."""
+        report = CheckReport()
+        report.integrity = [r[0] for r in self.db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        temps = [p for d in (self.corpus, self.root / "digests") if d.is_dir() for p in d.glob(TMP_PREFIX + "*")]
+        report.temp_files = [str(p.relative_to(self.root)) for p in temps]
+        if repair and temps:
+            done = self.recover()
+            report.repaired.append(f"interrupted writes: {done['renamed']} finished, {done['removed']} temp "
+                                   f"file(s) removed (their rows never committed)")
+        known: set[str] = set()
+        for art in self.db.execute("SELECT id, path, url, withdrawn FROM articles ORDER BY number"):
+            name = art["path"].split("/", 1)[1]
+            known.add(name)
+            where = self.article_file(art)
+            if where.exists():
+                continue
+            other = (self.corpus / name) if art["withdrawn"] is not None else (self.root / WITHDRAWN / name)
+            if other.exists():
+                if repair:
+                    self._place(art)
+                    report.repaired.append(f"moved {name} to {where.parent.name}/ as its row says")
+                else:
+                    report.misplaced.append(str(other.relative_to(self.root)))
+                continue
+            report.missing.append(f"{where.relative_to(self.root)} (article a{art['id']})")
+        for d in (self.corpus, self.root / WITHDRAWN):
+            for f in sorted(d.glob("*.txt")) if d.is_dir() else ():
+                if f.name in known:
+                    continue
+                if repair:
+                    (self.root / ORPHANS).mkdir(exist_ok=True)
+                    os.replace(f, self.root / ORPHANS / f.name)
+                    report.repaired.append(f"moved {f.relative_to(self.root)} (no row in ingest.db) to {ORPHANS}/")
+                else:
+                    report.orphans.append(str(f.relative_to(self.root)))
+        if repair:
+            report.temp_files = []
+        return report
 
     # -- feeds ----------------------------------------------------------
 
@@ -424,6 +564,16 @@ class Store:
     def article(self, article_id: int) -> sqlite3.Row:
         return self.db.execute("SELECT * FROM articles WHERE id=?", (article_id,)).fetchone()
 
+    def article_text(self, article_id: int) -> str | None:
+        """An article's text as its corpus file holds it (None when the file is gone)."""
+        art = self.article(article_id)
+        if art is None:
+            return None
+        try:
+            return read_corpus_file(self.article_file(art))[1]
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def article_by(self, *, canonical_url: str | None = None, text_hash: str | None = None) -> int | None:
         if canonical_url is not None:
             row = self.db.execute("SELECT id FROM articles WHERE canonical_url=?", (canonical_url,)).fetchone()
@@ -475,6 +625,43 @@ class Store:
                 self._add_stream(db, page_id, counts)
         return page_id
 
+    def defer_page(self, url: str, link: str, sources: Sequence[Source], now: float, until: float,
+                   reason: str) -> bool:
+        """A page not fetched because its host said not now: queue it for ``until`` without counting
+        an attempt. Its entries stay unseen; the page row keeps the link and sources, so it is
+        fetched when allowed even if its feeds no longer list it. After MAX_DEFERRAL of deferrals
+        it is given up (an error, entries recorded). Returns False when given up."""
+        with self.transaction() as db:
+            row = db.execute("SELECT id, deferred_since, pending FROM pages WHERE url=?", (url,)).fetchone()
+            since = (row["deferred_since"] if row is not None else None) or now
+            known = [Source(**s) for s in unpack(row["pending"])["sources"]] if row is not None and \
+                row["pending"] else []
+            merged = list({(s.feed_id, s.key): s for s in [*known, *sources]}.values())
+            if now - since >= MAX_DEFERRAL:
+                page_id, _ = self._upsert_page(db, url, None, now, "error",
+                                               f"given up after {MAX_DEFERRAL / 86400:.0f} days deferred: {reason}",
+                                               None, None)
+                db.execute("UPDATE pages SET attempts=? WHERE id=?", (MAX_PAGE_ATTEMPTS, page_id))
+                self.record_entries(merged, page_id, now, db=db)
+                return False
+            pending = pack({"link": link, "sources": [asdict(s) for s in merged]})
+            if row is None:
+                db.execute("INSERT INTO pages (url, fetched, outcome, reason, attempts, retry_at, deferred_since, "
+                           "pending) VALUES (?,?,?,?,0,?,?,?)", (url, now, "deferred", reason, until, since, pending))
+            else:
+                db.execute("UPDATE pages SET outcome='deferred', reason=?, retry_at=?, deferred_since=?, pending=? "
+                           "WHERE id=?", (reason, until, since, pending, row["id"]))
+        return True
+
+    def due_deferred(self, now: float, limit: int = 10_000) -> list[tuple[str, str, list[Source]]]:
+        """Deferred pages whose time has come: (key, link as given, sources)."""
+        out = []
+        for r in self.db.execute("SELECT url, pending FROM pages WHERE retry_at IS NOT NULL AND retry_at <= ? "
+                                 "ORDER BY retry_at LIMIT ?", (now, limit)):
+            pending = unpack(r["pending"]) if r["pending"] else {"link": r["url"], "sources": []}
+            out.append((r["url"], pending["link"], [Source(**s) for s in pending["sources"]]))
+        return out
+
     @staticmethod
     def _upsert_page(db, url, final_url, now, outcome, reason, score, article_id) -> tuple[int, int]:
         """Insert or update the page row; returns (id, attempts so far)."""
@@ -482,7 +669,8 @@ class Store:
             "INSERT INTO pages (url, final_url, fetched, outcome, reason, score, article_id) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(url) DO UPDATE SET final_url=excluded.final_url, fetched=excluded.fetched, "
             "outcome=excluded.outcome, reason=excluded.reason, score=excluded.score, "
-            "article_id=excluded.article_id, attempts=attempts+1 RETURNING id, attempts",
+            "article_id=excluded.article_id, attempts=attempts+1, retry_at=NULL, deferred_since=NULL, "
+            "pending=NULL RETURNING id, attempts",
             (url, final_url, now, outcome, reason, score, article_id)).fetchone()
         return row[0], row[1]
 

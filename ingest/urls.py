@@ -1,9 +1,21 @@
-"""URL identity and URL safety.
+"""URL identity, URL display and URL safety.
 
-``normalize`` gives the key under which a page is known (courlan: lower-case
-scheme and host, default ports dropped, query sorted, tracking parameters
-such as utm_* removed; plus no fragment). ``unsafe_reason`` says why a URL
-taken from feed content must not be fetched (SSRF guard).
+``normalize`` gives the key under which a page is known: lower-case scheme
+and host (IDN as punycode), default port and fragment dropped, query sorted,
+and only well-known click-tracking parameters (utm_*, fbclid, gclid …)
+removed. It is an identity key only: pages are fetched by the link exactly
+as the feed gives it, so a parameter that selects content (``?cid=3``,
+``?ref=``, ``?session=``) is never lost. courlan's much wider tracker list
+(and its lower-casing of the whole authority, passwords included) made
+``view.php?cid=1..3`` one page.
+
+``display`` is the form every output shows (logs, digests, exports,
+status): credentials and secret query values redacted, host in punycode,
+and every character that could end a Markdown link or an HTML attribute
+percent-encoded. ``redact_text`` does the same to URLs inside free text
+(error messages). ``unsafe_reason`` says why a URL taken from feed content
+must not be fetched (SSRF guard); ``resolve_safe`` also returns the checked
+addresses, which the fetcher then connects to (no second DNS lookup).
 """
 
 from __future__ import annotations
@@ -11,21 +23,122 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import re
 import socket
-from urllib.parse import urldefrag, urlsplit
-
-import courlan
+from urllib.parse import parse_qsl, quote, urldefrag, urlencode, urlsplit, urlunsplit
 
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
 
+# click-tracking parameters: they never select content (the list Firefox's and Brave's
+# query stripping share); anything else may, so it stays
+_TRACKING = re.compile(r"utm_\w+|fbclid|gclid|gclsrc|dclid|gbraid|wbraid|msclkid|yclid|twclid|ttclid|igshid|"
+                       r"mc_cid|mc_eid|_hsenc|_hsmi|__hssc|__hstc|__hsfp|hsctatracking|mkt_tok|oly_anon_id|"
+                       r"oly_enc_id|vero_id|vero_conv|_openstat|wickedid|rb_clickid|s_cid|ml_subscriber(_hash)?",
+                       re.IGNORECASE)
+# query parameter names whose values are secrets (matched per word of the name: api_key, X-Amz-Signature)
+_SECRET_WORDS = {"token", "key", "apikey", "password", "passwd", "pwd", "pass", "secret", "sig", "signature",
+                 "auth", "authorization", "credential", "credentials", "session", "sessionid", "sid", "jwt",
+                 "hash", "otp", "code"}
+_NAME_WORD = re.compile(r"[a-z0-9]+")
+REDACTED = "REDACTED"
+
+
+def _host(hostname: str) -> str:
+    """Lower-case host, IDN labels as punycode (xn--), never look-alike Unicode."""
+    host = hostname.lower().rstrip(".")
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return quote(host, safe="")
+
+
+def _netloc(parts, userinfo: str | None) -> str:
+    host = _host(parts.hostname or "")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and (parts.scheme, port) not in (("http", 80), ("https", 443)):
+        host += f":{port}"
+    return f"{userinfo}@{host}" if userinfo else host
+
+
+def _userinfo(parts) -> str | None:
+    """The authority's user:password exactly as written (urlsplit would not lower-case it, courlan did)."""
+    netloc = parts.netloc
+    return netloc.rpartition("@")[0] if "@" in netloc else None
+
+
 def normalize(url: str) -> str:
-    """The canonical form of ``url`` used as its identity everywhere."""
+    """The identity key of ``url`` (never used to fetch)."""
     url = urldefrag(url.strip())[0]
     try:
-        return courlan.normalize_url(url) or url
-    except (ValueError, AttributeError):
+        parts = urlsplit(url)
+        query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not _TRACKING.fullmatch(k))
+        return urlunsplit((parts.scheme.lower(), _netloc(parts, _userinfo(parts)), parts.path or "/",
+                           urlencode(query, quote_via=quote, safe="/:@!$'()*,;~"), ""))
+    except ValueError:
         return url
+
+
+def is_secret_param(name: str) -> bool:
+    return any(w in _SECRET_WORDS for w in _NAME_WORD.findall(name.lower()))
+
+
+def redact(url: str) -> str:
+    """``url`` without its credentials: userinfo and the values of secret query parameters replaced."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    userinfo = _userinfo(parts)
+    query = parts.query
+    if query and any(is_secret_param(k) for k, _ in parse_qsl(query, keep_blank_values=True)):
+        query = "&".join(f"{k}={REDACTED}" if is_secret_param(k) else f"{quote(k)}={quote(v)}"
+                         for k, v in parse_qsl(query, keep_blank_values=True))
+    netloc = parts.netloc
+    if userinfo is not None:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_SAFE_CHARS = "/:@!$&+,;=?~%*-._"  # RFC 3986 characters that cannot end a Markdown link or an HTML attribute
+
+
+def display(url: str) -> str:
+    """The form every output shows: redacted, punycode host, and nothing that can break out of
+    a Markdown link destination, an autolink or an HTML attribute (``<>()[]"'`` spaces and
+    controls are percent-encoded)."""
+    try:
+        parts = urlsplit(redact(url.strip()))
+        netloc = _netloc(parts, REDACTED if "@" in parts.netloc else None)
+    except ValueError:
+        return REDACTED
+    enc = lambda v: quote(v, safe=_SAFE_CHARS)  # noqa: E731
+    return urlunsplit((quote(parts.scheme.lower(), safe=""), netloc, enc(parts.path), enc(parts.query),
+                       enc(parts.fragment)))
+
+
+def display_host(url: str) -> str:
+    """The host as shown: lower case, punycode for IDN."""
+    try:
+        return _host(urlsplit(url).hostname or "")
+    except ValueError:
+        return ""
+
+
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error message, a log line) with every URL in it redacted."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
 
 
 def url_hash(url: str) -> str:
@@ -59,17 +172,24 @@ def address_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_priv
 
 
 async def unsafe_reason(url: str, allow_private: bool) -> str | None:
-    """Why ``url`` (from feed content or a redirect) may not be fetched, or None.
+    """Why ``url`` (from feed content or a redirect) may not be fetched, or None."""
+    return (await resolve_safe(url, allow_private))[0]
+
+
+async def resolve_safe(url: str, allow_private: bool) -> tuple[str | None, tuple[str, ...]]:
+    """(why ``url`` may not be fetched or None, the addresses checked).
 
     Resolves the host name and checks every address it maps to, so a public
-    name pointing at a private address is refused too.
+    name pointing at a private address is refused too. The caller connects
+    to the checked addresses only: a second lookup (DNS rebinding) could
+    return another one.
     """
     reason = scheme_reason(url)
     if reason:
-        return reason
+        return reason, ()
     host = urlsplit(url).hostname or ""
     try:
-        return address_reason(ipaddress.ip_address(host), allow_private)
+        return address_reason(ipaddress.ip_address(host), allow_private), ()
     except ValueError:
         pass  # a name, not a literal address
     # names are resolved even when private networks are allowed: a name may point at the
@@ -77,9 +197,10 @@ async def unsafe_reason(url: str, allow_private: bool) -> str | None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        return f"cannot resolve host {host}: {exc}"
-    for info in infos:
-        reason = address_reason(ipaddress.ip_address(info[4][0]), allow_private)
+        return f"cannot resolve host {host}: {exc}", ()
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    for addr in addresses:
+        reason = address_reason(ipaddress.ip_address(addr), allow_private)
         if reason:
-            return reason
-    return None
+            return reason, ()
+    return None, addresses

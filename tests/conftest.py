@@ -10,10 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import InMemoryExampleDatabase
 
 from ingest.cli import main
 
 from .web import Web, article_page, article_text, atom, rdf, rss
+
+# examples Hypothesis finds are kept in memory: the suite writes nothing into the repository
+settings.register_profile("suite", database=InMemoryExampleDatabase())
+settings.load_profile("suite")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from ingest.store import Store
+from ingest.store import SCHEMA_VERSION, Store
 
 from .conftest import OFF, ON, build_news_web, run_cli, write_config
 from .web import article_page, article_text, rss
@@ -206,6 +206,9 @@ def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
         db.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
     db.execute("DROP INDEX pages_doc")
     db.execute("ALTER TABLE pages DROP COLUMN doc")
+    db.execute("DROP INDEX pages_retry")
+    for col in ("retry_at", "deferred_since", "pending"):  # schema 3
+        db.execute(f"ALTER TABLE pages DROP COLUMN {col}")
     db.execute("DROP TABLE stream")
     db.execute("DROP TABLE verdicts")
     db.execute("CREATE TABLE term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID")
@@ -215,7 +218,7 @@ def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
     db.close()
     assert _poll(cfg)["kept"] == 4
     db = _db(tmp_path)
-    assert db.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+    assert db.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("SELECT COUNT(*) FROM stream").fetchone()[0] == 8
     assert db.execute("SELECT COUNT(*) FROM pages WHERE doc IS NOT NULL").fetchone()[0] == 4
     assert not db.execute("SELECT name FROM sqlite_master WHERE name='term_df'").fetchall()

@@ -96,7 +96,8 @@ class Host:
         return [r for r in self.requests if r.path == path]
 
     def _serve(self, req: BaseHTTPRequestHandler) -> None:
-        route = self.routes.get(req.path)
+        # like a real server, a query string the route does not name is ignored (?utm_source=...)
+        route = self.routes.get(req.path) or self.routes.get(req.path.split("?", 1)[0])
         if route is None:
             self.respond(req, 404, b"not found", {"Content-Type": "text/plain"})
             return
