@@ -76,11 +76,12 @@ CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: ne
     article_id INTEGER REFERENCES articles(id),
     threshold REAL, terms TEXT,           -- the decision: threshold in force, terms that matched (JSON)
     title TEXT,
-    doc BLOB,                             -- a rejected page's extracted text and metadata (zlib JSON), kept for
+    doc BLOB,                             -- a rejected page's extracted text and metadata (zlib JSON) kept for
                                           -- [relevance] keep_rejected so rescore and review need no refetch
     retry_at REAL,                        -- deferred (host's Retry-After, robots.txt unreadable): fetch after this
     deferred_since REAL,                  -- first deferral (given up after MAX_DEFERRAL)
-    pending BLOB                          -- a deferred page's link as given and its sources (zlib JSON)
+    -- a deferred page's link as given and its sources (zlib JSON)
+    pending BLOB
 );
 CREATE INDEX IF NOT EXISTS pages_retry ON pages(retry_at) WHERE retry_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS pages_scored ON pages(id) WHERE score IS NOT NULL;
@@ -332,7 +333,8 @@ class Store:
             return
         if not empty:
             return
-        files = [p for d in (root / "corpus", root / WITHDRAWN) if d.is_dir() for p in d.glob("*.txt")]
+        files = [p for d in (root / "corpus", root / WITHDRAWN) if d.is_dir() for p in d.glob("*.txt")
+                 if not p.name.startswith(TMP_PREFIX)]
         if files:
             state = "is missing" if not db_path.exists() else "is empty (0 bytes)"
             raise StoreError(
@@ -485,7 +487,7 @@ class Store:
             report.missing.append(f"{where.relative_to(self.root)} (article a{art['id']})")
         for d in (self.corpus, self.root / WITHDRAWN):
             for f in sorted(d.glob("*.txt")) if d.is_dir() else ():
-                if f.name in known:
+                if f.name in known or f.name.startswith(TMP_PREFIX):
                     continue
                 if repair:
                     (self.root / ORPHANS).mkdir(exist_ok=True)
