@@ -56,8 +56,8 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
             if clean:
                 executor.shutdown(cancel_futures=True)
             else:  # a signal or an error: the workers (and their fork server) go now, not when idle
-                executor.shutdown(wait=False, cancel_futures=True)
                 kill_workers(executor)
+                executor.shutdown(wait=False, cancel_futures=True)
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:

@@ -355,11 +355,10 @@ class Fetcher:
             return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
     async def _wait_turn(self, state: _Host) -> None:
-        """Space request starts to one host by at least host_delay."""
+        """Space request starts to one host by at least host_delay, measured from when each
+        request really got its turn (a stalled event loop must not release a burst)."""
         async with state.lock:
-            now = time.monotonic()
-            start = max(now, state.next_start)
-            state.next_start = start + self.settings.host_delay
-        delay = start - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+            delay = state.next_start - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            state.next_start = time.monotonic() + self.settings.host_delay

@@ -108,6 +108,7 @@ class _PageJob:
     feed_ids: set[int]
     task: asyncio.Future | None = None
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
+    fetched: bool = False  # the request is done (extraction may still run)
 
 
 @dataclass
@@ -146,7 +147,7 @@ class Poll:
         for key, link, sources in self.store.due_deferred(self.clock()):  # their host said "later": now is later
             if key not in self.jobs:
                 job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources})
-                job.task = asyncio.ensure_future(self._fetch_page(link))
+                job.task = asyncio.ensure_future(self._fetch_page(job))
         self._feed_tasks = [asyncio.ensure_future(self._poll_feed(f)) for f in feeds]
         for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
             if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
@@ -170,11 +171,12 @@ class Poll:
         return self.summary
 
     def abort(self) -> None:
-        """Abandon unfinished requests; ``run`` then stores what is complete."""
+        """Abandon unfinished requests; ``run`` then stores what is complete (pages already
+        fetched finish their extraction, a matter of seconds)."""
         for task in self._feed_tasks:
             task.cancel()
         for job in self.jobs.values():
-            if job.task is not None:
+            if job.task is not None and not job.fetched:
                 job.task.cancel()
 
     def _save_feed(self, upd: _FeedUpdate) -> None:
@@ -305,9 +307,10 @@ class Poll:
                 self.summary.duplicates += 1
             return
         job = self.jobs[key] = _PageJob(key, entry.link, [source], {feed.id}, refresh=refresh)
-        job.task = asyncio.ensure_future(self._fetch_page(entry.link))
+        job.task = asyncio.ensure_future(self._fetch_page(job))
 
-    async def _fetch_page(self, link: str) -> FetchResult | Analysed | None:
+    async def _fetch_page(self, job: _PageJob) -> FetchResult | Analysed | None:
+        link = job.link
         if self.config.fetch.robots:
             reason = await self.fetcher.robots_reason(link)
             if reason == ROBOTS_UNREACHABLE:  # not the page's fault: no attempt counted, asked again soon
@@ -316,6 +319,7 @@ class Poll:
             if reason:
                 return FetchResult(link, link, 0, error=f"not fetched: {reason}")
         res = await self.fetcher.fetch(link)
+        job.fetched = True  # from here on only extraction is left: an abort lets it finish
         if res.error:
             return res
         self.summary.pages_fetched += 1
@@ -509,7 +513,7 @@ def kill_workers(executor: Executor) -> None:
     import multiprocessing.forkserver
     import signal
 
-    for proc in list(getattr(executor, "_processes", {}).values()):
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
         proc.kill()
     pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
     if pid:

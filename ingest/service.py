@@ -157,7 +157,9 @@ class Service:
                                                           max_wait=config.schedule.max_interval)
             asyncio.ensure_future(self._retire(retired, list(self.running)))
         if config.schedule.digest != old.schedule.digest and self.scheduler is not None:
-            self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
+            job = self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
+            log.info("event=digest_rescheduled cron=%r next=%s", config.schedule.digest,
+                     job.next_run_time.isoformat() if job.next_run_time else "-")
         self._sync_feeds()
         self._arm_poll()
         applied = [k for k in changed if k not in RESTART_KEYS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import feedparser
+import pytest
 
 from .conftest import build_news_web, run_cli, write_config
 from .web import article_page, article_text, rss
@@ -106,24 +107,39 @@ def test_bad_since_is_a_clear_error(tmp_path, seeds_dir):
 
 
 class _SMTP:
-    """A minimal SMTP server on loopback that keeps what it receives."""
+    """A minimal SMTP server on loopback that keeps what it receives; with ``tls`` (an
+    ssl.SSLContext) it offers STARTTLS, and AUTH only once the connection is encrypted."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls=None) -> None:
         import socketserver
         import threading
 
         self.messages: list[bytes] = []
         self.commands: list[str] = []
+        self.auth: list[tuple[str, bool]] = []  # (AUTH line, sent over TLS)
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
+                secure = False
                 self.wfile.write(b"220 test ESMTP\r\n")
                 while line := self.rfile.readline():
                     cmd = line.decode().strip()
                     outer.commands.append(cmd.split(" ")[0].upper())
                     if cmd.upper().startswith("EHLO"):
-                        self.wfile.write(b"250-test\r\n250 8BITMIME\r\n")
+                        ext = b"250-STARTTLS\r\n" if tls and not secure else b""
+                        ext += b"250-AUTH PLAIN\r\n" if secure else b""
+                        self.wfile.write(b"250-test\r\n" + ext + b"250 8BITMIME\r\n")
+                    elif cmd.upper() == "STARTTLS" and tls:
+                        self.wfile.write(b"220 go ahead\r\n")
+                        self.wfile.flush()
+                        self.connection = self.request = tls.wrap_socket(self.request, server_side=True)
+                        self.rfile = self.connection.makefile("rb")
+                        self.wfile = self.connection.makefile("wb", buffering=0)
+                        secure = True
+                    elif cmd.upper().startswith("AUTH"):
+                        outer.auth.append((cmd, secure))
+                        self.wfile.write(b"235 ok\r\n")
                     elif cmd.upper() == "DATA":
                         self.wfile.write(b"354 go\r\n")
                         data = b""
@@ -180,3 +196,39 @@ def test_bad_digest_email_is_a_config_error(tmp_path, seeds_dir):
     cfg = write_config(tmp_path, [], '[digest]\nemail = "not an address"\n')
     r = run_cli("--config", str(cfg), "status")
     assert r.code == 2 and "[digest.email] expected an e-mail address" in r.err
+
+
+def test_digest_is_emailed_over_starttls_with_credentials(tmp_path, seeds_dir, web, monkeypatch):
+    """STARTTLS against a loopback server whose certificate comes from a throwaway CA (trustme):
+    the certificate is verified, and the credentials travel only inside TLS."""
+    import base64
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.3").configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    smtp = _SMTP(tls=server_ctx)
+    try:
+        news = build_news_web(web)
+        extra = (f'[digest]\nemail = "analyst@example.org"\nsmtp_host = "127.0.0.3"\nsmtp_port = {smtp.port}\n'
+                 'starttls = true\n')
+        cfg = write_config(tmp_path, news.feeds[:3], extra)
+        _poll(cfg)
+        monkeypatch.setenv("INGEST_SMTP_USER", "me")
+        monkeypatch.setenv("INGEST_SMTP_PASSWORD", "s3cret-password")
+        # without the CA the certificate is refused: nothing is sent, the files are written anyway
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
+        r = run_cli("--config", str(cfg), "digest")
+        assert r.code == 0 and "digest not e-mailed" in r.err and not smtp.messages and not smtp.auth
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        r = run_cli("--config", str(cfg), "digest")
+        assert r.code == 0 and "sent to analyst@example.org" in r.err, r.err
+        assert len(smtp.messages) == 1 and smtp.commands.index("STARTTLS") < smtp.commands.index("AUTH")
+        ((line, secure),) = smtp.auth
+        assert secure and base64.b64decode(line.split()[-1]) == b"\0me\0s3cret-password"
+        assert "s3cret" not in r.out + r.err
+    finally:
+        smtp.close()

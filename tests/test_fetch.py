@@ -102,18 +102,19 @@ def test_total_timeout_bounds_a_slow_drip(web):
 def test_per_host_concurrency_and_spacing(web):
     h = web.host(2)
     for i in range(8):
-        h.add(f"/s{i}", "x", delay=0.2)
+        h.add(f"/s{i}", "x", delay=0.8)  # longer than host_delay: two overlap, never three
 
     async def go():
-        settings = FetchSettings(allow_private_networks=True, host_delay=0.1, per_host=2, timeout=10)
+        settings = FetchSettings(allow_private_networks=True, host_delay=0.3, per_host=2, timeout=10)
         async with Fetcher(settings) as f:
             return await asyncio.gather(*(f.fetch(h.url(f"/s{i}")) for i in range(8)))
     assert all(r.ok for r in asyncio.run(go()))
     assert h.max_in_flight == 2
-    # starts are spaced by host_delay (measured at the server, so allow thread-scheduling jitter)
+    # starts are spaced by host_delay (measured at the server, where a loaded machine's thread
+    # scheduling can shift one arrival against the next: half the delay is the bar per gap)
     starts = sorted(r.at for r in h.requests)
-    assert starts[-1] - starts[0] >= 7 * 0.1 - 0.02
-    assert all(b - a >= 0.05 for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[-1] - starts[0] >= 7 * 0.3 - 0.1
+    assert all(b - a >= 0.15 for a, b in zip(starts, starts[1:], strict=False))
 
 
 def test_retry_after_quiets_the_host(web):
@@ -135,3 +136,72 @@ def test_parse_retry_after():
     assert parse_retry_after("120", 0) == 120
     assert parse_retry_after("Thu, 01 Jan 1970 00:02:00 GMT", 60) == 60
     assert parse_retry_after("soon", 0) is None
+
+
+def test_robots_txt_allow_disallow_4xx_5xx_and_unreachable(web):
+    """RFC 9309: rules apply to our product token; a 4xx robots.txt allows everything; a 5xx
+    or unreachable one disallows for now and is asked again within minutes; one request per
+    origin however many pages wait."""
+    from ingest.fetch import ROBOTS_RETRY, ROBOTS_UNREACHABLE
+
+    rules, missing, broken, dead, ours = (web.host(n) for n in (2, 3, 4, 5, 6))
+    rules.add("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
+    missing.add("/robots.txt", "gone", status=404, content_type="text/plain")
+    broken.add("/robots.txt", "oops", status=503, content_type="text/plain")
+
+    def hang_up(req):
+        req.connection.close()  # no status line at all
+
+    dead.add("/robots.txt", handler=hang_up)
+    ours.add("/robots.txt", "User-agent: seed-ingest\nDisallow: /\n\nUser-agent: *\nAllow: /\n",
+             content_type="text/plain")
+
+    async def go():
+        async with Fetcher(OPEN) as f:
+            out = {
+                "public": await f.robots_reason(rules.url("/public.html")),
+                "private": await f.robots_reason(rules.url("/private/a.html")),
+                "again": await asyncio.gather(*(f.robots_reason(rules.url(f"/p{i}")) for i in range(5))),
+                "404": await f.robots_reason(missing.url("/a.html")),
+                "503": await f.robots_reason(broken.url("/a.html")),
+                "dead": await f.robots_reason(dead.url("/a.html")),
+                "ours": await f.robots_reason(ours.url("/a.html")),
+                "retry": f.robots_retry_at(broken.url("/a.html")) - time.time(),
+            }
+            return out
+
+    out = asyncio.run(go())
+    assert out["public"] is None and out["private"] == "disallowed by robots.txt"
+    assert out["again"] == [None] * 5 and len(rules.hits("/robots.txt")) == 1  # cached per origin
+    assert out["404"] is None
+    assert out["503"] == ROBOTS_UNREACHABLE and out["dead"] == ROBOTS_UNREACHABLE
+    assert out["ours"] == "disallowed by robots.txt"
+    assert 0 < out["retry"] <= ROBOTS_RETRY <= 600
+
+
+def test_retry_after_is_checked_when_a_queued_request_gets_its_turn(web):
+    h = web.host(2)
+    h.add("/busy", "slow down", status=429, headers={"Retry-After": "120"}, delay=0.3)
+    for i in range(3):
+        h.add(f"/q{i}", "x")
+
+    async def go():
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, per_host=1, timeout=5)
+        async with Fetcher(settings) as f:
+            first = asyncio.ensure_future(f.fetch(h.url("/busy")))
+            await asyncio.sleep(0)  # the 429 request takes the host's only slot
+            queued = await asyncio.gather(*(f.fetch(h.url(f"/q{i}")) for i in range(3)))
+            return await first, queued
+
+    first, queued = asyncio.run(go())
+    assert first.status == 429
+    assert all(q.deferred and q.status == 0 for q in queued)  # not sent: deferred, not failed
+    assert [r.path for r in h.requests] == ["/busy"]
+
+
+def test_huge_retry_after_values_are_capped():
+    from ingest.fetch import MAX_SERVER_DELAY
+
+    assert parse_retry_after("9" * 20, 0) == MAX_SERVER_DELAY
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0) == MAX_SERVER_DELAY
+    assert parse_retry_after("120", 0, cap=60) == 60

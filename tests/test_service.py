@@ -22,7 +22,8 @@ def start(cfg, *extra) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 90.0, what: str = "condition") -> None:
+    """Wait on state (files, rows, server logs); the timeout only ends a test that is stuck."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
