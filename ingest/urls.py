@@ -112,12 +112,16 @@ _SAFE_CHARS = "/:@!$&+,;=?~%*-._"  # RFC 3986 characters that cannot end a Markd
 
 
 def display(url: str) -> str:
-    """The form every output shows: redacted, punycode host, and nothing that can break out of
-    a Markdown link destination, an autolink or an HTML attribute (``<>()[]"'`` spaces and
-    controls are percent-encoded)."""
+    """The form every output shows: redacted, click trackers (utm_* …) dropped, punycode host,
+    and nothing that can break out of a Markdown link destination, an autolink or an HTML
+    attribute (``<>()[]"'`` spaces and controls are percent-encoded)."""
     try:
         parts = urlsplit(redact(url.strip()))
         netloc = _netloc(parts, REDACTED if "@" in parts.netloc else None)
+        if parts.query and any(_TRACKING.fullmatch(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+            # click trackers select nothing: shown without them, as the identity key has them
+            parts = parts._replace(query="&".join(
+                p for p in parts.query.split("&") if not _TRACKING.fullmatch(p.split("=", 1)[0])))
     except ValueError:
         return REDACTED
     enc = lambda v: quote(v, safe=_SAFE_CHARS)  # noqa: E731
