@@ -222,8 +222,11 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     r = _Reader(file, data, "fetch", list(FetchSettings.__dataclass_fields__))
     positive = {"check": lambda v: v > 0, "expected": "a number greater than 0"}
     fetch = FetchSettings(
-        user_agent=r.get("user_agent", str, d.user_agent, check=lambda v: bool(v.strip()),
-                         expected="a non-empty string"),
+        # checked as httpx will send it: a header value of printable ASCII (a newline or "é" would
+        # otherwise fail every request of every poll, not the config)
+        user_agent=r.get("user_agent", str, d.user_agent,
+                         check=lambda v: bool(v.strip()) and v.isascii() and v.isprintable() and len(v) <= 512,
+                         expected="a non-empty line of printable ASCII (at most 512 characters)"),
         timeout=r.duration("timeout", d.timeout, minimum=0.001),
         max_bytes=r.get("max_bytes", int, d.max_bytes, check=lambda v: v >= 1024, expected="an integer >= 1024"),
         concurrency=r.get("concurrency", int, d.concurrency, check=lambda v: v >= 1, expected="an integer >= 1"),

@@ -250,3 +250,10 @@ def test_a_read_only_store_can_be_read(tmp_path, seeds_dir, web):
     finally:
         for p in locked:
             subprocess.run(["chattr", "-i", str(p)])
+
+
+def test_a_user_agent_httpx_cannot_send_fails_at_load(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [])
+    cfg.write_text(cfg.read_text().replace("timeout = 10", 'timeout = 10\nuser_agent = "bot\\nX-Injected: 1"'))
+    r = run_cli("--config", str(cfg), "poll")
+    assert r.code == 2 and "[fetch.user_agent]" in r.err
