@@ -17,7 +17,7 @@ from ingest.cli import main
 
 from .web import Web, article_page, article_text, atom, rdf, rss
 
-# examples Hypothesis finds are kept in memory: the suite writes nothing into the repository
+# examples Hypothesis finds are kept in memory (see tests/__init__.py for the rest)
 settings.register_profile("suite", database=InMemoryExampleDatabase())
 settings.load_profile("suite")
 

@@ -150,7 +150,9 @@ def test_robots_txt_allow_disallow_4xx_5xx_and_unreachable(web):
     broken.add("/robots.txt", "oops", status=503, content_type="text/plain")
 
     def hang_up(req):
-        req.connection.close()  # no status line at all
+        import socket
+
+        req.connection.shutdown(socket.SHUT_RDWR)  # no status line at all
 
     dead.add("/robots.txt", handler=hang_up)
     ours.add("/robots.txt", "User-agent: seed-ingest\nDisallow: /\n\nUser-agent: *\nAllow: /\n",
