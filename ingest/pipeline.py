@@ -117,6 +117,7 @@ class _FeedUpdate:
     outcome: FeedOutcome
     fields: dict  # validators, title ... stored along with the schedule's fields
     when: float
+    deferred_until: float | None = None  # not fetched: its host asked for quiet (not an error)
 
 
 def _published(entry: Entry) -> str | None:
@@ -182,6 +183,9 @@ class Poll:
     def _save_feed(self, upd: _FeedUpdate) -> None:
         """Store what the poll learned about a feed, with its next poll time (ingest.schedule)."""
         feed, outcome, extra = upd.feed, upd.outcome, dict(upd.fields)
+        if upd.deferred_until is not None:  # no request was sent: the schedule and error count stand
+            self.store.update_feed(feed.id, next_poll=upd.deferred_until, retry_after=upd.deferred_until)
+            return
         if feed.id in self.retry_feeds:  # a page failed: fetch the whole feed again next time
             for key in ("etag", "last_modified", "content_hash"):
                 extra.pop(key, None)
@@ -213,6 +217,10 @@ class Poll:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
                                        trusted=True, accept=FEED_ACCEPT)
         now = self.clock()
+        if res.deferred_until is not None:
+            log.info("feed=%s event=feed_deferred reason=%r", feed.url, res.error)
+            self.updates.append(_FeedUpdate(feed, FeedOutcome(ok=False), {}, now, res.deferred_until))
+            return
         if res.error:
             self._feed_failed(feed, res, res.error, now)
             return

@@ -257,3 +257,23 @@ def test_a_user_agent_httpx_cannot_send_fails_at_load(tmp_path, seeds_dir):
     cfg.write_text(cfg.read_text().replace("timeout = 10", 'timeout = 10\nuser_agent = "bot\\nX-Injected: 1"'))
     r = run_cli("--config", str(cfg), "poll")
     assert r.code == 2 and "[fetch.user_agent]" in r.err
+
+
+def test_a_feed_whose_host_asked_for_quiet_is_deferred_not_failed(tmp_path, seeds_dir, web):
+    """A page's 429 quiets its whole host; the feed on that host is then not fetched until the
+    Retry-After passes, and that is no error of the feed (no backoff, no failing state)."""
+    h = web.host(2)
+    h.add("/busy.html", "slow down", status=429, content_type="text/plain", headers={"Retry-After": "3600"})
+    feed = _feed(h, [{"title": "b", "link": h.url("/busy.html"), "guid": "b"}])
+    cfg = write_config(tmp_path, [feed], FAST)
+    log = tmp_path / "service.log"
+    proc = start(cfg, "--log-file", str(log))
+    try:
+        wait_for(lambda: log.exists() and "event=feed_deferred" in log.read_text(), what="a deferred feed")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    state, errors, next_poll = db.execute("SELECT state, consecutive_errors, next_poll FROM feeds").fetchone()
+    assert state == "ok" and errors == 0 and next_poll > time.time() + 3000
+    assert len(h.hits("/busy.html")) == 1
