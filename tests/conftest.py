@@ -6,20 +6,24 @@ import contextlib
 import io
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import InMemoryExampleDatabase
 
 from ingest.cli import main
 
 from .web import Web, article_page, article_text, atom, rdf, rss
 
-# examples Hypothesis finds are kept in memory (see tests/__init__.py for the rest)
+# examples Hypothesis finds are kept in memory, and its other caches in a temporary folder
+# (see tests/__init__.py for the rest of "nothing written into the repository")
 settings.register_profile("suite", database=InMemoryExampleDatabase())
 settings.load_profile("suite")
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="seed-ingest-hypothesis-"))
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
