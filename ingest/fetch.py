@@ -187,8 +187,11 @@ class Fetcher:
                     verify=self._ssl, trust_env=False,
                     limits=httpx.Limits(max_connections=self.settings.per_host,
                                         max_keepalive_connections=self.settings.per_host, keepalive_expiry=30))
-                # httpx has no public hook for the network backend; its pool keeps it here
-                transport._pool._network_backend = _PinnedBackend(self._pins)
+                # httpx has no public hook for the network backend; its pool keeps it here (a test
+                # fails if a new httpx moves it: tests/hostile/test_nothing_leaked.py)
+                pool = getattr(transport, "_pool", None)
+                if pool is not None and hasattr(pool, "_network_backend"):
+                    pool._network_backend = _PinnedBackend(self._pins)
             state.client = httpx.AsyncClient(
                 headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
                 timeout=httpx.Timeout(self.settings.timeout),
