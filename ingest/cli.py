@@ -195,7 +195,42 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(config: Config, args: argparse.Namespace) -> int:
+    from .store import SearchError
+
+    with Store.open(config.paths.store, readonly=True) as store:
+        try:
+            hits = store.search(args.query, limit=max(1, args.limit), rejected=args.rejected)
+        except SearchError as exc:
+            print(f"ingest search: {exc}", file=sys.stderr)
+            return 2
+    for h in hits:
+        snippet = h.snippet.replace("\x02", "[").replace("\x03", "]")
+        if args.json:
+            print(json.dumps({"kind": h.kind, "id": f"{'a' if h.kind == 'article' else 'p'}{h.id}", "title": h.title,
+                              "url": display(h.url), "site": h.site or None, "published": h.published,
+                              "fetched": _iso(h.fetched), "score": h.score, "snippet": snippet,
+                              "rank": round(h.rank, 4)}, ensure_ascii=False))
+        else:
+            ref = f"{'a' if h.kind == 'article' else 'p'}{h.id}"
+            flag = "" if h.kind == "article" else "  (rejected)"
+            print(f"{ref:<8} {_short(h.title or h.url, 90)}{flag}")
+            print(f"{'':<9}{display(h.url)}\n{'':<9}{_short(snippet, 160)}")
+    if not hits and not args.json:
+        print("no match", file=sys.stderr)
+    return 0
+
+
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    if args.check:
+        with Store.open(config.paths.store, readonly=True) as store:
+            h = store.health(time.time(), config.schedule.poll_interval)
+        age = f"{h.last_success_age:.0f}s ago" if h.last_success_age is not None else "never"
+        feeds = ", ".join(f"{n} {state}" for state, n in sorted(h.feeds.items())) or "no feeds"
+        print(f"{'ok' if h.ok else 'unhealthy'}: last successful poll {age}; {feeds}; store "
+              f"{'writable' if h.store_writable else 'not writable'}"
+              + "".join(f"; {p}" for p in h.problems))
+        return 0 if h.ok else 1
     with Store.open(config.paths.store, readonly=True) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
@@ -507,7 +542,23 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Per feed: state, last poll, last success, last error, consecutive "
                                    "errors, entries seen, articles kept.")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--check", action="store_true",
+                   help="health check for cron, systemd or a container HEALTHCHECK: print one line and exit 1 "
+                        "when no poll has succeeded within twice the longest interval in use or the store "
+                        "cannot be written (0 otherwise); the same rule as GET /healthz")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("search", parents=[common], help="full-text search of the corpus",
+                       description="Search the kept articles (and with --rejected the rejected pages whose text "
+                                   "is still kept), best match first (SQLite FTS5, bm25; a title match weighs "
+                                   "more). Query syntax: words (all must match), \"a phrase\", prefix*, "
+                                   "OR, NOT (gold NOT coal), parentheses. Matches are shown [like this].")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--rejected", action="store_true", help="also search rejected pages while their text is kept")
+    p.add_argument("--json", action="store_true",
+                   help="JSON lines: kind, id, title, url, site, published, fetched, score, snippet, rank")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("review", parents=[common], help="the articles whose verdict would teach the model most",
                        description="Pages of the model's window (recent kept and rejected pages) nearest the "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import filelock
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -121,6 +121,12 @@ CREATE TABLE IF NOT EXISTS verdicts (     -- the user's verdicts (ingest mark), 
     applied REAL                          -- when the corpus folder followed it (NULL: pending)
 );
 CREATE INDEX IF NOT EXISTS pages_doc ON pages(fetched) WHERE doc IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(  -- full text of kept articles (rowid = articles.id)
+    title, text, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(  -- rejected pages while their text is kept (rowid = pages.id)
+    title, text, tokenize = 'unicode61 remove_diacritics 2'
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'
@@ -134,6 +140,7 @@ MIGRATIONS = {
         "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB",
         # schema 1's relevance background; the model's window (table stream) replaced it
         "DROP TABLE IF EXISTS term_df", "DELETE FROM meta WHERE key = 'n_docs'"],
+    4: [],  # the full-text tables come from SCHEMA; _backfill_search fills them
     3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
         "ALTER TABLE pages ADD COLUMN pending BLOB"],
 }
@@ -161,6 +168,34 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    kind: str  # "article" (kept) or "page" (rejected, text still kept)
+    id: int  # articles.id or pages.id
+    title: str
+    url: str
+    site: str
+    published: str | None
+    fetched: float
+    score: float | None
+    snippet: str  # matched terms between \x02 and \x03 (the caller marks them up)
+    rank: float  # bm25: lower is better
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    last_success: float | None  # newest successful feed poll
+    last_success_age: float | None  # seconds
+    feeds: dict[str, int]  # feeds by state (new, ok, error, failing, disabled)
+    store_writable: bool
+    problems: tuple[str, ...]
+
+
+class SearchError(Exception):
+    """A query FTS5 cannot read."""
 
 
 class StoreError(Exception):
@@ -411,6 +446,8 @@ class Store:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
+            if version and version < 4:
+                self._backfill_search(db)
             if version and version < 3:  # LSH banding changed (ingest.dedup.BANDS): re-index the signatures
                 db.execute("DELETE FROM lsh")
                 for aid, minhash in db.execute("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL"
@@ -418,6 +455,21 @@ class Store:
                     self._index_near(db, aid, minhash)
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+
+    def _backfill_search(self, db: sqlite3.Connection) -> None:
+        """Fill the full-text tables of a store made before they existed (once, at migration)."""
+        db.execute("DELETE FROM articles_fts")
+        db.execute("DELETE FROM pages_fts")
+        for art in db.execute("SELECT * FROM articles").fetchall():
+            try:
+                title, text = read_corpus_file(self.article_file(art))
+            except (OSError, UnicodeDecodeError):
+                title, text = art["title"], ""
+            db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?,?,?)", (art["id"], title, text))
+        for row in db.execute("SELECT id, doc FROM pages WHERE doc IS NOT NULL").fetchall():
+            doc = unpack(row["doc"])
+            db.execute("INSERT INTO pages_fts (rowid, title, text) VALUES (?,?,?)",
+                       (row["id"], doc.get("title", ""), doc.get("text", "")))
 
     # -- crash recovery -------------------------------------------------
 
@@ -618,6 +670,9 @@ class Store:
             page_id, attempts = self._upsert_page(db, url, final_url, now, outcome, reason, score, article_id)
             if outcome != "error" or attempts >= MAX_PAGE_ATTEMPTS:
                 self.record_entries(sources, page_id, now, article_id, db=db)
+            if doc is not None:  # searchable while its text is kept
+                db.execute("DELETE FROM pages_fts WHERE rowid=?", (page_id,))
+                db.execute("INSERT INTO pages_fts (rowid, title, text) VALUES (?,?,?)", (page_id, doc.title, doc.text))
             if decision is not None or doc is not None:
                 db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=? WHERE id=?",
                            (decision.threshold if decision else None,
@@ -703,6 +758,8 @@ class Store:
                      art.minhash))
                 article_id = cur.lastrowid
                 self._index_near(db, article_id, art.minhash)
+                db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?,?,?)",
+                           (article_id, art.title, art.text))
                 page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
                 db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=NULL WHERE id=?",
                            (art.threshold, json.dumps(list(art.terms)), art.title, page_id))
@@ -727,6 +784,8 @@ class Store:
                            "WHERE id=?", (title, text_hash, minhash, now, article_id))
                 db.execute("DELETE FROM lsh WHERE article_id=?", (article_id,))
                 self._index_near(db, article_id, minhash)
+                db.execute("DELETE FROM articles_fts WHERE rowid=?", (article_id,))
+                db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?,?,?)", (article_id, title, text))
                 page_id, _ = self._upsert_page(db, url, url, now, "kept", "updated in place", None, article_id)
                 self.record_entries(sources, page_id, now, article_id, db=db)
         except BaseException:
@@ -823,6 +882,8 @@ class Store:
     def expire_rejected_texts(self, before: float) -> int:
         """Drop the kept texts of rejected pages fetched before ``before`` (score and terms stay)."""
         with self.transaction() as db:
+            db.execute("DELETE FROM pages_fts WHERE rowid IN (SELECT id FROM pages WHERE doc IS NOT NULL "
+                       "AND fetched < ?)", (before,))
             return db.execute("UPDATE pages SET doc=NULL WHERE doc IS NOT NULL AND fetched < ?", (before,)).rowcount
 
     def article_file(self, art: sqlite3.Row) -> Path:
@@ -885,6 +946,93 @@ class Store:
         row = self.db.execute("SELECT MIN(fetched) FROM (SELECT fetched FROM articles WHERE withdrawn IS NULL "
                               "ORDER BY fetched DESC LIMIT ?)", (n,)).fetchone()
         return row[0] - 1e-6 if row[0] is not None else None
+
+    # -- search ---------------------------------------------------------
+
+    def search(self, query: str, *, limit: int = 20, offset: int = 0, rejected: bool = False,
+               feed_id: int | None = None, site: str | None = None, since: float | None = None,
+               until: float | None = None, min_score: float | None = None) -> list[SearchHit]:
+        """Full-text search (FTS5 syntax: words, "phrases", prefix*, AND/OR/NOT, NEAR), best first
+        (bm25, the title weighing 5 times the text); kept articles, and with ``rejected`` the
+        rejected pages whose text is still kept. Raises SearchError on a malformed query."""
+        where, args = [], []
+        if since is not None:
+            where.append("x.fetched >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("x.fetched <= ?")
+            args.append(until)
+        if min_score is not None:
+            where.append("x.score >= ?")
+            args.append(min_score)
+        if site:
+            where.append("x.site = ?")
+            args.append(site)
+        art_where = " AND ".join(["a.withdrawn IS NULL"] + [w.replace("x.", "a.") for w in where])
+        if feed_id is not None:
+            art_where += " AND a.id IN (SELECT article_id FROM sources WHERE feed_id = ?)"
+        sql = (f"SELECT 'article' AS kind, a.id, a.title, a.url, a.site, a.published, a.fetched, a.score, "
+               f"snippet(articles_fts, 1, char(2), char(3), '…', 16) AS snippet, bm25(articles_fts, 5.0, 1.0) AS rank "
+               f"FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
+               f"WHERE articles_fts MATCH ? AND {art_where}")
+        params: list = [query, *args] + ([feed_id] if feed_id is not None else [])
+        if rejected:
+            page_where = " AND ".join(["p.outcome = 'rejected'"] + [w.replace("x.", "p.") for w in where
+                                                                    if not w.startswith("x.site")])
+            if feed_id is not None:
+                page_where += " AND p.id IN (SELECT page_id FROM entries WHERE feed_id = ?)"
+            sql += (f" UNION ALL SELECT 'page', p.id, p.title, COALESCE(p.final_url, p.url), '', NULL, p.fetched, "
+                    f"p.score, snippet(pages_fts, 1, char(2), char(3), '…', 16), bm25(pages_fts, 5.0, 1.0) "
+                    f"FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid WHERE pages_fts MATCH ? AND {page_where}")
+            params += [query, *[a for w, a in zip(where, args, strict=True) if not w.startswith("x.site")]]
+            params += [feed_id] if feed_id is not None else []
+        sql += " ORDER BY rank LIMIT ? OFFSET ?"
+        try:
+            rows = self.db.execute(sql, (*params, limit, offset)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if any(w in str(exc) for w in ("fts5", "syntax", "no such column", "unterminated", "unknown special")):
+                raise SearchError(f"cannot read the query {query!r}: {exc}. Words, \"a phrase\", prefix*, "
+                                  f"AND, OR, NOT (as in: gold NOT coal) and parentheses are understood") from None
+            raise
+        return [SearchHit(r["kind"], r["id"], r["title"] or "", r["url"], r["site"] or "", r["published"],
+                          r["fetched"], r["score"], r["snippet"] or "", r["rank"]) for r in rows]
+
+    # -- health ---------------------------------------------------------
+
+    def health(self, now: float, default_interval: float) -> Health:
+        """Is ingestion alive? Unhealthy when no poll has succeeded within twice the longest
+        interval in use (counted from the first run when none ever has), or the store folder
+        cannot be written."""
+        feeds = self.feeds()
+        states: dict[str, int] = {}
+        for f in feeds:
+            states[f.state] = states.get(f.state, 0) + 1
+        last = max((f.last_success for f in feeds if f.last_success), default=None)
+        first_run = self.db.execute("SELECT MIN(started) FROM runs").fetchone()[0]
+        longest = max([f.interval or default_interval for f in feeds if f.state != "disabled"] or
+                      [default_interval])
+        since = last or first_run or now
+        writable, why = self._writable()
+        problems = []
+        if feeds and now - since > 2 * longest:
+            problems.append(f"no poll has succeeded for {now - since:.0f}s (limit {2 * longest:.0f}s: twice the "
+                            f"longest interval in use)")
+        if not writable:
+            problems.append(f"store not writable: {why}")
+        return Health(ok=not problems, last_success=last, last_success_age=(now - last) if last else None,
+                      feeds=states, store_writable=writable, problems=tuple(problems))
+
+    def _writable(self) -> tuple[bool, str]:
+        probe = self.root / f"{TMP_PREFIX}health-{os.getpid()}"
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return False, exc.strerror or str(exc)
+        if not os.access(self.root / "ingest.db", os.W_OK):
+            return False, "ingest.db is read-only"
+        return True, ""
 
     # -- reading --------------------------------------------------------
 
