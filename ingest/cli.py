@@ -24,6 +24,7 @@ from . import __version__
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .relevance import MIN_STREAM
+from .schedule import explain_state
 from .seeds import SeedError, load_seeds
 from .store import Store, StoreError, read_corpus_file
 from .urls import display, redact_text
@@ -74,6 +75,39 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         print(f"ingest poll: interrupted by {summary.interrupted}; what was complete is stored, the rest is "
               f"fetched next time", file=sys.stderr)
         return 128 + getattr(signal, summary.interrupted)
+    return 0
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from .config import check_listen
+    from .metrics import Metrics
+    from .web import WebContext, bind, make_app, make_server
+
+    listen = args.listen or config.web.listen or "127.0.0.1:8750"
+    reason = check_listen(listen, config.web.password)
+    if reason:
+        print(f"ingest serve: --listen {listen}: expected {reason}", file=sys.stderr)
+        return 2
+    try:
+        store = Store.open(config.paths.store)
+    except StoreError as exc:
+        if "another ingest process" not in str(exc):
+            raise
+        where = f" at http://{config.web.listen}/" if config.web.listen else " (its [web] listen is off)"
+        print(f"ingest serve: the service (`ingest run`) holds this store and serves the web view{where}",
+              file=sys.stderr)
+        return 1
+    host, port = listen.rpartition(":")[0].strip("[]"), int(listen.rpartition(":")[2])
+    with store:
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        ctx = WebContext(store, lambda: config, lambda: [s.text for s in load_seeds(config.paths.seeds)],
+                         Metrics())
+        print(f"serving http://{listen}/ (Ctrl-C stops)", file=sys.stderr)
+        asyncio.run(make_server(make_app(ctx), install_signals=True).serve(sockets=[sock]))
     return 0
 
 
@@ -244,7 +278,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "url": display(f.url), "config_url": display(f.config_url), "name": f.name or f.title,
             "in_config": f.config_url in configured, "state": f.state,
             "reason": redact_text(f.state_reason) or None,
-            "summary": redact_text(_state_summary(f, now)),
+            "summary": redact_text(explain_state(f, now)),
             "moved_to": display(f.url) if f.url != f.config_url else None, "retry_after": _iso(f.retry_after),
             "last_poll": _iso(f.last_poll), "last_success": _iso(f.last_success),
             "last_error": redact_text(f.last_error) if f.last_error else None,
@@ -278,28 +312,6 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         if r["last_error"]:
             print(f"          last error ({r['last_error_at']}): {r['last_error']}")
     return 0
-
-
-def _state_summary(f, now: float) -> str:
-    """One line that explains the feed's state."""
-    if f.state == "disabled":
-        return f"disabled: {f.state_reason}"
-    parts = []
-    if f.state == "failing":
-        parts.append(f"failing: {f.state_reason}")
-    elif f.state == "error":
-        until = max(f.next_poll or 0, f.retry_after or 0)
-        parts.append(f"backing off until {_iso(until)} after {f.consecutive_errors} error(s): {f.last_error}")
-    elif f.state == "new":
-        parts.append("new: not polled yet")
-    else:
-        every = f"every {f.interval / 60:.0f} min" if f.interval else "on the default interval"
-        parts.append(f"ok: polled {every}")
-    if f.retry_after and f.retry_after > now:
-        parts.append(f"server asked to wait until {_iso(f.retry_after)} (Retry-After)")
-    if f.url != f.config_url:
-        parts.append(f"moved permanently to {display(f.url)}")
-    return "; ".join(parts)
 
 
 def _short(text: str, width: int) -> str:
@@ -547,6 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "when no poll has succeeded within twice the longest interval in use or the store "
                         "cannot be written (0 otherwise); the same rule as GET /healthz")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("serve", parents=[common], help="the web view, when the service is not running",
+                       description="Serve the web view (corpus, articles, search, review, near misses, feeds, "
+                                   "digests, /healthz, /metrics) without polling. It takes the store, so it "
+                                   "cannot run next to `ingest run`, which serves the same view itself at "
+                                   "[web] listen. Beyond loopback it needs [web] password.")
+    p.add_argument("--listen", metavar="ADDR:PORT", help="where to listen (default: [web] listen, 127.0.0.1:8750)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("search", parents=[common], help="full-text search of the corpus",
                        description="Search the kept articles (and with --rejected the rejected pages whose text "

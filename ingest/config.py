@@ -75,6 +75,44 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web view (ingest.web): served by ``ingest run`` and ``ingest serve``."""
+
+    listen: str = "127.0.0.1:8750"  # "" turns it off inside the service
+    password: str = field(default="", repr=False)  # HTTP Basic (any user name); required beyond loopback
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(listen: str, password: str) -> str | None:
+    """Why ``listen`` cannot be served (None when it can)."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return 'an address and port such as "127.0.0.1:8750" (or "" for none)'
+    if not is_loopback(host.strip("[]")) and not password:
+        return ("a loopback address (127.0.0.1, ::1, localhost) unless [web] password or password_file is set: "
+                "the web view can change the corpus")
+    return None
+
+
+@dataclass(frozen=True)
 class FeedSettings:
     url: str
     name: str = ""
@@ -89,6 +127,7 @@ class Config:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     feeds: tuple[FeedSettings, ...] = ()
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -204,7 +243,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds"}
+    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web"}
     for key in data:
         if key not in sections:
             hint = difflib.get_close_matches(key, sorted(sections), n=1)
@@ -283,6 +322,23 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     )
     r.done()
 
+    r = _Reader(file, data, "web", ["listen", "password", "password_file"])
+    listen = r.get("listen", str, WebSettings.listen, expected='an address and port such as "127.0.0.1:8750"')
+    password = r.get("password", str, "", expected="a string")
+    password_file = r.get("password_file", str, "", expected="a path")
+    r.done()
+    if password_file:
+        pw_path = (file.resolve().parent / password_file)
+        try:
+            password = pw_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: [web.password_file] cannot read {pw_path}: {exc}") from None
+    if listen:
+        reason = check_listen(listen, password)
+        if reason:
+            raise ConfigError(f"{file}: [web.listen] expected {reason}, got {listen!r}")
+    web = WebSettings(listen=listen, password=password)
+
     raw_feeds = data.get("feeds", [])
     if not isinstance(raw_feeds, list):
         raise ConfigError(f"{file}: [feeds] expected a list of [[feeds]] tables with url = \"...\"")
@@ -307,4 +363,4 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         feeds.append(FeedSettings(url=url, name=name))
 
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
-                  schedule=schedule, digest=digest_settings, feeds=tuple(feeds))
+                  schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web)

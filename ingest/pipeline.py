@@ -30,6 +30,7 @@ from .feedback import score_packed, window_stream
 from .feeds import Entry, parse_feed
 from .fetch import ROBOTS_UNREACHABLE, Fetcher, FetchResult
 from .identity import identify, is_update
+from .metrics import Metrics
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
@@ -129,7 +130,8 @@ class Poll:
 
     def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 warned: set[str] | None = None) -> None:
+                 warned: set[str] | None = None, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.config, self.store, self.seeds = config, store, list(seeds)
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
         self.rng = rng or random.Random()
@@ -169,6 +171,13 @@ class Poll:
             self._save_feed(upd)
         self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
         self.summary.seconds = round(time.monotonic() - started, 3)
+        if self.metrics is not None:
+            s, pages = self.summary, self.metrics.pages
+            self.metrics.polls.inc()
+            for outcome, n in (("kept", s.kept), ("rejected", s.rejected), ("duplicate", s.duplicates),
+                               ("empty", s.empty), ("error", s.page_errors), ("blocked", s.blocked),
+                               ("deferred", s.deferred), ("updated", s.updated)):
+                pages.labels(outcome).inc(n)
         return self.summary
 
     def abort(self) -> None:
@@ -217,6 +226,9 @@ class Poll:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
                                        trusted=True, accept=FEED_ACCEPT)
         now = self.clock()
+        if self.metrics is not None and res.deferred_until is None:
+            self.metrics.fetch_seconds.observe(res.elapsed)
+            self.metrics.feed_requests.labels("304" if res.not_modified else "error" if res.error else "200").inc()
         if res.deferred_until is not None:
             log.info("feed=%s event=feed_deferred reason=%r", feed.url, res.error)
             self.updates.append(_FeedUpdate(feed, FeedOutcome(ok=False), {}, now, res.deferred_until))
@@ -327,6 +339,8 @@ class Poll:
             if reason:
                 return FetchResult(link, link, 0, error=f"not fetched: {reason}")
         res = await self.fetcher.fetch(link)
+        if self.metrics is not None and res.deferred_until is None:
+            self.metrics.fetch_seconds.observe(res.elapsed)
         job.fetched = True  # from here on only extraction is left: an abort lets it finish
         if res.error:
             return res
@@ -336,11 +350,15 @@ class Poll:
             return FetchResult(res.url, res.final_url, res.status, res.headers,
                                error=f"not an HTML page ({ctype or 'no content type'})")
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         try:
             return await loop.run_in_executor(self.executor, analyse, res.body, res.final_url,
                                               res.headers.get("content-type", ""))
         except Exception as exc:  # a crashed worker must not end the poll
             return FetchResult(res.url, res.final_url, res.status, error=f"extraction failed: {exc!r}")
+        finally:
+            if self.metrics is not None:
+                self.metrics.extract_seconds.observe(time.monotonic() - started)
 
     # -- phase 2: decide and store ----------------------------------------
 

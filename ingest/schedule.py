@@ -163,3 +163,36 @@ def first_poll(url: str, n_feeds: int, settings: ScheduleSettings, now: float) -
 
     window = min(settings.poll_interval, max(5.0, n_feeds * 0.5))
     return now + (zlib.crc32(url.encode()) % 10_000) / 10_000 * window
+
+
+def _iso(ts: float | None) -> str | None:
+    from datetime import UTC
+
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def explain_state(f, now: float) -> str:
+    """One line that explains a feed's state (status, the web view)."""
+    from .urls import display
+
+    if f.state == "disabled":
+        return f"disabled: {f.state_reason}"
+    parts = []
+    if f.state == "failing":
+        parts.append(f"failing: {f.state_reason}")
+    elif f.state == "error":
+        until = max(f.next_poll or 0, f.retry_after or 0)
+        parts.append(f"backing off until {_iso(until)} after {f.consecutive_errors} error(s): {f.last_error}")
+    elif f.state == "new":
+        parts.append("new: not polled yet")
+    else:
+        every = f"every {f.interval / 60:.0f} min" if f.interval else "on the default interval"
+        parts.append(f"ok: polled {every}")
+    if f.retry_after and f.retry_after > now:
+        parts.append(f"server asked to wait until {_iso(f.retry_after)} (Retry-After)")
+    if f.url != f.config_url:
+        parts.append(f"moved permanently to {display(f.url)}")
+    return "; ".join(parts)

@@ -40,6 +40,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
+from .metrics import Metrics
 from .pipeline import Poll, kill_workers, make_executor
 from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
@@ -69,6 +70,9 @@ class Service:
         self.stopping = asyncio.Event()
         self.stop_signalled = 0.0
         self.rng = random.Random()
+        self.metrics = Metrics()
+        self.web = None  # the uvicorn server of the web view, when [web] listen is set
+        self.web_task: asyncio.Future | None = None
         self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
         self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
 
@@ -93,6 +97,7 @@ class Service:
                                    max_instances=1, coalesce=True)
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
+            self._start_web()
             self._arm_poll()
             log.info("event=service_started feeds=%d store=%s pid=%d", len(self.config.feeds),
                      self.config.paths.store, os.getpid())
@@ -106,6 +111,24 @@ class Service:
             self.store.close()
         log.info("event=service_stopped")
         return 0
+
+    def _start_web(self) -> None:
+        """Serve the web view on this loop (verdicts go through this process's store writer)."""
+        from .web import WebContext, bind, make_app, make_server
+
+        web = self.config.web
+        if not web.listen:
+            return
+        try:
+            sock = bind(web.host, web.port)
+        except OSError as exc:
+            log.error("event=web_failed listen=%s reason=%r (the service runs on without the web view)",
+                      web.listen, exc.strerror or str(exc))
+            return
+        ctx = WebContext(self.store, lambda: self.config, lambda: self.seeds, self.metrics, self.clock)
+        self.web = make_server(make_app(ctx))
+        self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
+        log.info("event=web_listening url=http://%s/", web.listen)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set() and time.monotonic() - self.stop_signalled < SIGNAL_ECHO:
@@ -122,6 +145,9 @@ class Service:
     async def _shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self.web is not None and self.web_task is not None:
+            self.web.should_exit = True
+            await asyncio.gather(self.web_task, return_exceptions=True)
         running = dict(self.running)
         if not running:
             return
@@ -147,7 +173,8 @@ class Service:
         changed = changed_keys(old, config)
         restart = [k for k in changed if k in RESTART_KEYS]
         if restart:
-            config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, store=old.paths.store))
+            config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, store=old.paths.store),
+                                         web=dataclasses.replace(config.web, listen=old.web.listen))
             log.warning("event=reload_needs_restart keys=%s (kept the running values)", ",".join(restart))
         seeds_changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
@@ -209,7 +236,7 @@ class Service:
         ids = {f.id for f in due}
         self.in_flight |= ids
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                    rng=self.rng, warned=self.warned)
+                    rng=self.rng, warned=self.warned, metrics=self.metrics)
         task = asyncio.ensure_future(self._run_poll(poll, due, ids))
         self.running[task] = poll
         task.add_done_callback(self.running.pop)
@@ -330,13 +357,13 @@ class Service:
             log.exception("event=digest_failed")
 
 
-RESTART_KEYS = ("paths.store",)  # everything else is applied by SIGHUP
+RESTART_KEYS = ("paths.store", "web.listen")  # everything else is applied by SIGHUP
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The config keys whose values differ, as "section.key" (and "feeds")."""
     out = []
-    for section in ("paths", "fetch", "relevance", "schedule", "digest"):
+    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web"):
         a, b = getattr(old, section), getattr(new, section)
         out += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
     if old.feeds != new.feeds:

@@ -1034,6 +1034,53 @@ class Store:
             return False, "ingest.db is read-only"
         return True, ""
 
+    def list_articles(self, *, before: int | None = None, limit: int = 50, feed_id: int | None = None,
+                      site: str | None = None, since: float | None = None, until: float | None = None,
+                      min_score: float | None = None) -> list[sqlite3.Row]:
+        """Corpus articles newest first (by id), ``before`` an id for stable pagination."""
+        where, args = ["withdrawn IS NULL"], []
+        for cond, value in (("id < ?", before), ("site = ?", site or None), ("fetched >= ?", since),
+                            ("fetched <= ?", until), ("score >= ?", min_score)):
+            if value is not None:
+                where.append(cond)
+                args.append(value)
+        if feed_id is not None:
+            where.append("id IN (SELECT article_id FROM sources WHERE feed_id = ?)")
+            args.append(feed_id)
+        return self.db.execute(f"SELECT * FROM articles WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                               (*args, limit)).fetchall()
+
+    def article_copies(self, article_id: int) -> list[sqlite3.Row]:
+        """The other pages found to be this article's story (duplicates), newest first."""
+        return self.db.execute("SELECT * FROM pages WHERE article_id = ? AND outcome = 'duplicate' "
+                               "ORDER BY fetched DESC", (article_id,)).fetchall()
+
+    def article_page(self, article_id: int) -> sqlite3.Row | None:
+        """The page row that made this article (its verdict target)."""
+        return self.db.execute("SELECT * FROM pages WHERE article_id = ? ORDER BY outcome = 'kept' DESC, id "
+                               "LIMIT 1", (article_id,)).fetchone()
+
+    def near_misses(self, limit: int = 50) -> list[sqlite3.Row]:
+        """Rejected pages whose text is kept, scored at least half their threshold, newest first:
+        where recall is recovered."""
+        return self.db.execute(
+            "SELECT * FROM pages WHERE outcome = 'rejected' AND doc IS NOT NULL AND threshold IS NOT NULL "
+            "AND score >= threshold / 2 AND id NOT IN (SELECT page_id FROM verdicts) "
+            "ORDER BY fetched DESC, id DESC LIMIT ?", (limit,)).fetchall()
+
+    def sites(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT site FROM articles WHERE site != '' AND withdrawn "
+                                              "IS NULL ORDER BY site")]
+
+    def digest_rows(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM digests ORDER BY id DESC").fetchall()
+
+    def metrics_snapshot(self) -> dict:
+        """What /metrics reads from the store at scrape time."""
+        feeds = dict(self.db.execute("SELECT state, COUNT(*) FROM feeds WHERE active=1 GROUP BY state").fetchall())
+        articles = self.db.execute("SELECT COUNT(*) FROM articles WHERE withdrawn IS NULL").fetchone()[0]
+        return {"feeds": feeds, "articles": articles, "last_digest": self.last_digest_until()}
+
     # -- reading --------------------------------------------------------
 
     def articles(self) -> Iterator[sqlite3.Row]:

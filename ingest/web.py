@@ -1,0 +1,365 @@
+"""The web view: read, search and steer the corpus in a browser (Starlette + Jinja2).
+
+Server-rendered pages, no JavaScript, no external assets. It runs inside
+``ingest run`` on the service's event loop (so verdicts go through the one
+store writer) or standalone with ``ingest serve``. Handlers are ``async``
+and touch the store only from the event loop's thread (SQLite connections
+are not shared across threads).
+
+Security: loopback by default; any other address needs ``[web] password``
+(HTTP Basic, meant to sit behind the operator's TLS proxy). Every POST carries
+a CSRF token (double submit: a SameSite=Strict cookie and a form field);
+every response carries a strict Content-Security-Policy (no script at all),
+``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
+``X-Frame-Options: DENY``. Every value from a feed or page is escaped
+(Jinja2 autoescape); only http(s) links are rendered, through
+:func:`ingest.urls.display`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import html
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .config import Config
+from .metrics import Metrics
+from .schedule import explain_state
+from .store import SearchError, Store, read_corpus_file
+from .urls import display, display_host, redact_text
+
+PAGE_SIZE = 50
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+DIGEST_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+              "form-action 'none'")
+CSRF_COOKIE = "ingest_csrf"
+
+
+@dataclass
+class WebContext:
+    """What the web view needs from its host (the service or ``ingest serve``)."""
+
+    store: Store
+    config: Callable[[], Config]  # the current config (SIGHUP may replace it)
+    seeds: Callable[[], list[str]]
+    metrics: Metrics
+    clock: Callable[[], float] = time.time
+
+
+def _date(ts: float | None) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
+    except (OverflowError, OSError, ValueError):
+        return ""
+
+
+def _safe_url(url: str | None) -> str | None:
+    if not url or urlsplit(url).scheme not in ("http", "https"):
+        return None
+    return display(url)
+
+
+def _highlight(snippet: str) -> Markup:
+    """FTS5 snippet markers (\\x02 … \\x03) as <mark>, everything else escaped."""
+    return Markup(html.escape(snippet).replace("\x02", "<mark>").replace("\x03", "</mark>"))
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("ingest", "templates"), autoescape=select_autoescape(default=True))
+    env.filters.update(date=_date, safe_url=_safe_url, display=display, host=display_host, highlight=_highlight)
+    return env
+
+
+def _parse_day(value: str | None, end: bool = False) -> float | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return day.timestamp() + (86400 - 1e-6 if end else 0)
+
+
+def make_app(ctx: WebContext) -> Starlette:
+    env = _environment()
+
+    def page(request: Request, template: str, **values) -> HTMLResponse:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        values.setdefault("flash", request.query_params.get("done"))
+        body = env.get_template(template).render(csrf=token, **values)
+        response = HTMLResponse(body)
+        if request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def form(request: Request) -> dict[str, str]:
+        body = (await request.body())[:10_000].decode("utf-8", "replace")
+        fields = {k: v[0] for k, v in parse_qs(body).items()}
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(cookie, fields.get("csrf", "")):
+            raise _Forbidden("missing or wrong CSRF token: reload the page and try again")
+        return fields
+
+    async def corpus(request: Request) -> Response:
+        q = request.query_params
+        feed = int(q["feed"]) if q.get("feed", "").isdigit() else None
+        min_score = None
+        try:
+            min_score = float(q["min_score"]) if q.get("min_score") else None
+        except ValueError:
+            pass
+        since, until = _parse_day(q.get("since")), _parse_day(q.get("until"), end=True)
+        before = int(q["before"]) if q.get("before", "").isdigit() else None
+        rows = ctx.store.list_articles(before=before, limit=PAGE_SIZE + 1, feed_id=feed, site=q.get("site") or None,
+                                       since=since, until=until, min_score=min_score)
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        params = {k: v for k, v in q.items() if k != "before" and v}
+        next_url = "/?" + urlencode({**params, "before": rows[-1]["id"]}) if more and rows else ""
+        filters = {"feed": feed, "site": q.get("site"), "since_text": q.get("since", ""),
+                   "until_text": q.get("until", ""), "min_score": min_score}
+        return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more,
+                    next_url=next_url, feeds=ctx.store.feeds(), sites=ctx.store.sites(), filters=filters,
+                    total=ctx.store.metrics_snapshot()["articles"])
+
+    async def article(request: Request) -> Response:
+        aid = request.path_params["id"]
+        art = ctx.store.article(aid)
+        if art is None:
+            return PlainTextResponse("no such article", status_code=404)
+        try:
+            _, text = read_corpus_file(ctx.store.article_file(art))
+        except (OSError, UnicodeDecodeError):
+            text = "(the corpus file is missing: see `ingest check`)"
+        return page(request, "article.html", title=art["title"], nav="corpus", art=art,
+                    withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
+                    paragraphs=[p for p in text.split("\n\n") if p.strip()],
+                    sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid))
+
+    def _verdict(ref: str, relevant: bool) -> str:
+        from .feedback import apply_verdicts, mark
+
+        now = ctx.clock()
+        mark(ctx.store, [ref], relevant, now)
+        done = apply_verdicts(ctx.store, now)
+        if done.withdrawn:
+            return "Taken out of the corpus (kept in withdrawn/). The model learns from it at the next poll."
+        if done.added or done.restored:
+            return "Added to the corpus. The model learns from it at the next poll."
+        return "Recorded. The model learns from it at the next poll."
+
+    async def article_verdict(request: Request) -> Response:
+        fields = await form(request)
+        aid = request.path_params["id"]
+        msg = _verdict(f"a{aid}", fields.get("verdict") == "relevant")
+        return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
+
+    async def page_verdict(request: Request) -> Response:
+        fields = await form(request)
+        msg = _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
+        back = request.headers.get("referer", "")
+        target = urlsplit(back).path if urlsplit(back).path in ("/review", "/near-misses") else "/review"
+        return RedirectResponse(target + "?" + urlencode({"done": msg}), status_code=303)
+
+    async def article_seed(request: Request) -> Response:
+        from .feedback import FeedbackError, add_seed, apply_verdicts, mark
+
+        await form(request)
+        aid = request.path_params["id"]
+        now = ctx.clock()
+        try:
+            path, row = add_seed(ctx.store, ctx.config(), f"a{aid}", now)
+            if row is not None:
+                mark(ctx.store, [f"p{row['id']}"], True, now)
+                apply_verdicts(ctx.store, now)
+            msg = f"Written to the seeds as {path.name}; the model uses it from the next decision."
+        except FeedbackError as exc:
+            msg = f"Not made a seed: {exc}"
+        return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
+
+    async def review_page(request: Request) -> Response:
+        from .feedback import review
+
+        items = review(ctx.store, ctx.seeds(), ctx.config(), 20)
+        return page(request, "items.html", title="Review", nav="review", items=items,
+                    intro="The model is least sure about these: a few verdicts here teach it most.",
+                    empty="Nothing to review yet.")
+
+    async def near_misses(request: Request) -> Response:
+        from .feedback import ReviewItem, page_ref
+
+        items = []
+        for row in ctx.store.near_misses(PAGE_SIZE):
+            url = row["final_url"] or row["url"]
+            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", display_host(url),
+                                    row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]"))))
+        return page(request, "items.html", title="Near misses", nav="near", items=items,
+                    intro="Rejected pages scored at least half their threshold, newest first: where recall is "
+                          "recovered.", empty="No near miss.")
+
+    async def search(request: Request) -> Response:
+        q = request.query_params.get("q", "").strip()
+        rejected = request.query_params.get("rejected") == "1"
+        offset = int(request.query_params.get("offset", "0")) if request.query_params.get("offset", "").isdigit() \
+            else 0
+        hits, error = [], None
+        if q:
+            try:
+                hits = ctx.store.search(q, limit=PAGE_SIZE + 1, offset=offset, rejected=rejected)
+            except SearchError as exc:
+                error = str(exc)
+        more = len(hits) > PAGE_SIZE
+        params = {"q": q, **({"rejected": "1"} if rejected else {}), "offset": offset + PAGE_SIZE}
+        return page(request, "search.html", title=f"Search: {q}" if q else "Search", nav="search", q=q,
+                    rejected=rejected, hits=hits[:PAGE_SIZE], error=error, more=more,
+                    next_url="/search?" + urlencode(params))
+
+    async def feeds(request: Request) -> Response:
+        now = ctx.clock()
+        counts = ctx.store.feed_counts()
+        rows = []
+        for f in ctx.store.feeds():
+            rows.append({"name": f.name or f.title or display_host(f.config_url), "url": display(f.config_url),
+                         "state": f.state, "summary": redact_text(explain_state(f, now)),
+                         "last_error": redact_text(f.last_error) if f.last_error else None,
+                         "last_success": _date(f.last_success), "next_poll": _date(f.next_poll),
+                         "interval": f"every {f.interval / 60:.0f} min" if f.interval else "",
+                         "kept": counts.get(f.id, (0, 0))[1]})
+        return page(request, "feeds.html", title="Feeds", nav="feeds", feeds=rows)
+
+    def _digest_files() -> dict[str, Path]:
+        folder = ctx.store.root / "digests"
+        return {p.name: p for p in folder.glob("*.html")} if folder.is_dir() else {}
+
+    async def digests(request: Request) -> Response:
+        files = _digest_files()
+        rows = []
+        for d in ctx.store.digest_rows():
+            name = Path(d["path"]).with_suffix(".html").name if d["path"] else None
+            rows.append({"name": name if name in files else None, "items": d["items"],
+                         "period": f"{_date(d['since'])} – {_date(d['until'])}"})
+        return page(request, "digests.html", title="Digests", nav="digests", digests=rows)
+
+    async def digest_file(request: Request) -> Response:
+        path = _digest_files().get(request.path_params["name"])
+        if path is None:
+            return PlainTextResponse("no such digest", status_code=404)
+        # the digest's own self-contained HTML (escaped when it was written), its inline style allowed
+        return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": DIGEST_CSP})
+
+    async def healthz(request: Request) -> Response:
+        h = ctx.store.health(ctx.clock(), ctx.config().schedule.poll_interval)
+        body = {"ok": h.ok, "last_success_age": h.last_success_age, "feeds": h.feeds,
+                "store_writable": h.store_writable, "problems": list(h.problems)}
+        return JSONResponse(body, status_code=200 if h.ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes = [
+        Route("/", corpus), Route("/a/{id:int}", article), Route("/a/{id:int}/verdict", article_verdict,
+                                                                 methods=["POST"]),
+        Route("/a/{id:int}/seed", article_seed, methods=["POST"]),
+        Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
+        Route("/review", review_page), Route("/near-misses", near_misses), Route("/search", search),
+        Route("/feeds", feeds), Route("/digests", digests), Route("/digests/{name}", digest_file),
+        Route("/healthz", healthz), Route("/metrics", metrics),
+        Mount("/static", StaticFiles(packages=[("ingest", "static")]), name="static"),
+    ]
+    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(ctx))]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={_Forbidden: _forbidden})
+    ctx.metrics.watch_store(ctx.store.metrics_snapshot)
+    return app
+
+
+class _Forbidden(Exception):
+    pass
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(f"403 Forbidden: {exc}", status_code=403)
+
+
+def _guard(ctx: WebContext):
+    """HTTP Basic when a password is set; security headers on every response."""
+
+    async def dispatch(request: Request, call_next) -> Response:
+        password = ctx.config().web.password
+        if password and not _authorized(request.headers.get("authorization", ""), password):
+            return PlainTextResponse("401 Unauthorized", status_code=401,
+                                     headers={"WWW-Authenticate": 'Basic realm="seed-ingest", charset="UTF-8"',
+                                              **_HEADERS, "Content-Security-Policy": CSP})
+        response = await call_next(request)
+        for k, v in _HEADERS.items():
+            response.headers.setdefault(k, v)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    return dispatch
+
+
+_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+            "Cache-Control": "no-store"}
+
+
+def _authorized(header: str, password: str) -> bool:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        _, _, given = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(given.encode(), password.encode())
+
+
+def bind(host: str, port: int):
+    """The listening socket, bound here so a port in use is a clear error (uvicorn would exit the process)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: Starlette, *, install_signals: bool = False):
+    """A uvicorn server for ``app``, run with ``await server.serve(sockets=[bind(...)])`` on the current
+    loop and stopped with ``server.should_exit = True``. Inside the service the service owns the signals."""
+    import contextlib
+
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def capture_signals(self):
+            return super().capture_signals() if install_signals else contextlib.nullcontext()
+
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False,
+                            proxy_headers=False)
+    return _Server(config)

@@ -1,0 +1,162 @@
+"""The web view over HTTP: `ingest serve` and the service's own server, as real subprocesses."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import REPO, build_news_web, run_cli, write_config
+from .test_service import FAST, start, wait_for
+from .web import article_page, rss
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _serve(cfg, listen: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "serve", "--listen", listen],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        try:
+            return httpx.get(f"http://{listen}/healthz", timeout=2).status_code in (200, 401, 503)
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, what="the web view to answer")
+    return proc
+
+
+def _csrf(client: httpx.Client, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def test_pages_search_verdicts_and_operations(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    hostile_host = web.host(7)
+    hostile = hostile_host.add("/x.html", article_page('<script>alert("t")</script> Gold mine <img src=x '
+                                                      'onerror=alert(1)>', "North Korea gold mining forced labor "
+                                                      "Hyesan. <script>alert(2)</script>\n\nMore about the mine "
+                                                      "and the prisoners who work there for the state.",
+                                                      canonical="javascript:alert(3)"))
+    feed = hostile_host.add("/f.xml", rss("H", [{"title": "<b>x</b>", "link": hostile, "guid": "h"}]),
+                            content_type="application/rss+xml")
+    cfg = write_config(tmp_path, news.feeds + [feed], "[relevance]\nthreshold = 0.1\n")
+    run_cli("--config", str(cfg), "poll")
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    base = f"http://{listen}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            home = client.get("/")
+            assert home.status_code == 200
+            for header, value in (("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer")):
+                assert home.headers[header] == value
+            assert "script-src" not in home.headers["content-security-policy"]
+            assert "default-src 'none'" in home.headers["content-security-policy"]
+            ids = [int(i) for i in re.findall(r'href="/a/(\d+)"', home.text)]
+            assert len(ids) >= 4 and ids == sorted(ids, reverse=True)  # newest first
+            # nothing hostile is live anywhere
+            for path in ["/", *(f"/a/{i}" for i in ids), "/search?q=gold", "/feeds", "/review", "/near-misses"]:
+                r = client.get(path)
+                assert r.status_code == 200, path
+                assert "<script" not in r.text and "<img" not in r.text and "javascript:" not in r.text, path
+            # an article: text, score vs threshold, terms, buttons
+            art = client.get(f"/a/{ids[-1]}")
+            assert "against threshold" in art.text and "matched on:" in art.text and "Not relevant" in art.text
+            # filters and stable pagination
+            older = client.get(f"/?before={ids[1]}")
+            assert [int(i) for i in re.findall(r'href="/a/(\d+)"', older.text)] == ids[2:]
+            assert client.get("/?min_score=0.99").text.count('href="/a/') == 0
+            # search: ranked, highlighted, errors explained
+            found = client.get("/search", params={"q": "gold"})
+            assert "<mark>" in found.text.lower() and found.text.count('class="card"') >= 3
+            assert "cannot read the query" in client.get("/search", params={"q": '"unbalanced'}).text
+            # a POST without the CSRF token is refused; with it, the verdict applies at once
+            target = ids[0]
+            refused = client.post(f"/a/{target}/verdict", data={"verdict": "irrelevant"})
+            assert refused.status_code == 403
+            token = _csrf(client, f"/a/{target}")
+            done = client.post(f"/a/{target}/verdict", data={"verdict": "irrelevant", "csrf": token})
+            assert done.status_code == 303 and "Taken out of the corpus" in client.get(done.headers["location"]).text
+            assert f'href="/a/{target}"' not in client.get("/").text
+            assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == len(ids) - 1
+            # operations
+            health = client.get("/healthz")
+            assert health.status_code == 200 and health.json()["ok"] and health.json()["store_writable"]
+            families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+            (corpus,) = families["ingest_corpus_articles"].samples
+            assert corpus.value == len(ids) - 1
+            assert {s.labels["state"] for s in families["ingest_feeds"].samples} >= {"ok"}
+            assert client.get("/digests").status_code == 200
+            assert client.get("/a/999999").status_code == 404
+        # a second writer is refused while `serve` holds the store
+        r = run_cli("--config", str(cfg), "poll")
+        assert r.code == 1 and "another ingest process" in r.err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_beyond_loopback_a_password_is_required(tmp_path, seeds_dir):
+    cfg = write_config(tmp_path, [])
+    r = run_cli("--config", str(cfg), "serve", "--listen", "0.0.0.0:8750")
+    assert r.code == 2 and "password" in r.err
+    cfg = write_config(tmp_path, [], '[web]\nlisten = "0.0.0.0:8750"\n')
+    r = run_cli("--config", str(cfg), "status")
+    assert r.code == 2 and "[web.listen]" in r.err and "password" in r.err
+    (tmp_path / "pw").write_text("s3cret-pw\n")
+    cfg = write_config(tmp_path, [], '[web]\npassword_file = "pw"\n')
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        assert httpx.get(f"http://{listen}/").status_code == 401
+        assert httpx.get(f"http://{listen}/", auth=("any", "wrong")).status_code == 401
+        ok = httpx.get(f"http://{listen}/", auth=("any", "s3cret-pw"))
+        assert ok.status_code == 200 and "s3cret" not in ok.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_the_service_serves_the_view_and_counts_its_polls(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    listen = f"127.0.0.1:{_free_port()}"
+    cfg = write_config(tmp_path, news.feeds[:3], FAST + f'[web]\nlisten = "{listen}"\n')
+    proc = start(cfg)
+    try:
+        def polled() -> bool:
+            try:
+                text = httpx.get(f"http://{listen}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return False
+            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            return "ingest_polls" in fams and fams["ingest_polls"].samples[0].value >= 1
+        wait_for(polled, what="a poll counted in /metrics")
+        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"http://{listen}/metrics").text)}
+        kept = [s for s in fams["ingest_pages"].samples if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
+        assert kept and kept[0].value >= 4
+        assert any(s.labels.get("outcome") == "200" for s in fams["ingest_feed_requests"].samples)
+        assert fams["ingest_fetch_seconds"].samples
+        assert httpx.get(f"http://{listen}/healthz").json()["ok"]
+        r = run_cli("--config", str(cfg), "serve")
+        assert r.code == 1 and f"http://{listen}/" in r.err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "event=web_listening" in err
