@@ -1,0 +1,89 @@
+"""The web view in a real browser (Debian's chromium driven by Selenium through chromium-driver):
+walk the pages, search, judge an article not relevant and see it leave the corpus view.
+
+Screenshots go to the test's temporary folder; with INGEST_SCREENSHOTS=DIR they are also
+copied there (that is how docs/web-*.png in the README are made)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+
+from .conftest import build_news_web, run_cli, write_config
+from .test_web import _free_port, _serve
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="no browser: install Debian's chromium and chromium-driver (.ci/run does)")
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1100,900", "--disable-extensions", "--no-first-run"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _shot(driver, tmp_path, name: str) -> None:
+    path = tmp_path / f"web-{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 5000  # a rendered page, not a blank one
+    if os.environ.get("INGEST_SCREENSHOTS"):
+        shutil.copy(path, os.environ["INGEST_SCREENSHOTS"])
+
+
+def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
+    from selenium.webdriver.common.by import By
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 4
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        browser.get(f"http://{listen}/")
+        links = browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")
+        assert len(links) == 4
+        _shot(browser, tmp_path, "corpus")
+        title = links[0].text
+        links[0].click()
+        assert browser.find_element(By.TAG_NAME, "h1").text == title
+        assert "against threshold" in browser.page_source
+        _shot(browser, tmp_path, "article")
+        # search from the header
+        box = browser.find_element(By.CSS_SELECTOR, "header input[name=q]")
+        box.send_keys("gold")
+        box.submit()
+        assert browser.find_elements(By.CSS_SELECTOR, ".snippet mark")
+        _shot(browser, tmp_path, "search")
+        for path in ("/feeds", "/review", "/near-misses", "/digests"):
+            browser.get(f"http://{listen}{path}")
+            assert browser.find_element(By.TAG_NAME, "h1").text
+        # judge the article not relevant: it leaves the corpus view
+        browser.get(f"http://{listen}/")
+        browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")[0].click()
+        browser.find_element(By.CSS_SELECTOR, "button.no").click()
+        assert "Taken out of the corpus" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        browser.get(f"http://{listen}/")
+        remaining = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")]
+        assert len(remaining) == 3 and title not in remaining
+        # the page asked for nothing but its own stylesheet
+        logs = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert all(u.startswith(f"http://{listen}/") for u in logs), logs
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
