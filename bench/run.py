@@ -165,6 +165,8 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
             "path, minhash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (i, url, url, title, 1e9 + i, text_hash(f"{i}{body}"), 0.5, 0.2, "[]", f"corpus/{name}", sig))
         aid = cur.lastrowid
+        db.execute("UPDATE articles SET site=? WHERE id=?", (f"site{i % 40}.example", aid))
+        db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?,?,?)", (aid, title, body))
         db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)", ((k, aid) for k in band_keys(sig)))
         pid = db.execute("INSERT INTO pages (url, fetched, outcome, score, article_id) VALUES (?,?,?,?,?)",
                          (url, 1e9 + i, "kept", 0.5, aid)).lastrowid

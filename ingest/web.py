@@ -119,6 +119,20 @@ def make_app(ctx: WebContext) -> Starlette:
             raise _Forbidden("missing or wrong CSRF token: reload the page and try again")
         return fields
 
+    aggregates: dict[tuple, dict] = {}
+
+    def aggregate(name: str, compute: Callable[[], object]):
+        """Whole-table aggregates (corpus size, site list, per-feed counts) computed once per store
+        state, not per request: on 100,000 articles each is a scan."""
+        key = ctx.store.state_key()
+        if key not in aggregates:
+            aggregates.clear()
+            aggregates[key] = {}
+        cache = aggregates[key]
+        if name not in cache:
+            cache[name] = compute()
+        return cache[name]
+
     async def corpus(request: Request) -> Response:
         q = request.query_params
         feed = int(q["feed"]) if q.get("feed", "").isdigit() else None
@@ -138,8 +152,8 @@ def make_app(ctx: WebContext) -> Starlette:
         filters = {"feed": feed, "site": q.get("site"), "since_text": q.get("since", ""),
                    "until_text": q.get("until", ""), "min_score": min_score}
         return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more,
-                    next_url=next_url, feeds=ctx.store.feeds(), sites=ctx.store.sites(), filters=filters,
-                    total=ctx.store.metrics_snapshot()["articles"])
+                    next_url=next_url, feeds=ctx.store.feeds(), sites=aggregate("sites", ctx.store.sites),
+                    filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]))
 
     async def article(request: Request) -> Response:
         aid = request.path_params["id"]
@@ -196,10 +210,19 @@ def make_app(ctx: WebContext) -> Starlette:
             msg = f"Not made a seed: {exc}"
         return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
 
+    review_cache: dict[tuple, list] = {}
+
     async def review_page(request: Request) -> Response:
         from .feedback import review
 
-        items = review(ctx.store, ctx.seeds(), ctx.config(), 20)
+        # scoring the window takes a fraction of a second: done again only when the window,
+        # the verdicts or the seeds changed
+        seeds = ctx.seeds()
+        key = (ctx.store.review_state(), hash(tuple(seeds)))
+        if key not in review_cache:
+            review_cache.clear()
+            review_cache[key] = review(ctx.store, seeds, ctx.config(), 20)
+        items = review_cache[key]
         return page(request, "items.html", title="Review", nav="review", items=items,
                     intro="The model is least sure about these: a few verdicts here teach it most.",
                     empty="Nothing to review yet.")
@@ -235,7 +258,7 @@ def make_app(ctx: WebContext) -> Starlette:
 
     async def feeds(request: Request) -> Response:
         now = ctx.clock()
-        counts = ctx.store.feed_counts()
+        counts = aggregate("feed_counts", ctx.store.feed_counts)
         rows = []
         for f in ctx.store.feeds():
             rows.append({"name": f.name or f.title or display_host(f.config_url), "url": display(f.config_url),

@@ -144,8 +144,10 @@ def test_the_service_serves_the_view_and_counts_its_polls(tmp_path, seeds_dir, w
             except httpx.HTTPError:
                 return False
             fams = {f.name: f for f in text_string_to_metric_families(text)}
-            return "ingest_polls" in fams and fams["ingest_polls"].samples[0].value >= 1
-        wait_for(polled, what="a poll counted in /metrics")
+            kept = [s.value for s in fams["ingest_pages"].samples
+                    if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
+            return fams["ingest_polls"].samples[0].value >= 1 and bool(kept) and kept[0] >= 4
+        wait_for(polled, what="the polls' four kept pages counted in /metrics")
         fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"http://{listen}/metrics").text)}
         kept = [s for s in fams["ingest_pages"].samples if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
         assert kept and kept[0].value >= 4
