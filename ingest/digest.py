@@ -12,7 +12,6 @@ write ``digests/YYYY-MM-DDTHHMM.md`` and ``.html``, refresh the rolling
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import re
 from collections.abc import Sequence
@@ -201,46 +200,12 @@ a{color:#0b5cad;text-decoration:none}a:hover{text-decoration:underline}
 
 
 def render_html(d: Digest) -> str:
-    e = html.escape
+    """The self-contained HTML digest, on the web view's Jinja2 templates (autoescaped)."""
+    from markupsafe import Markup
 
-    def link(url: str, text: str) -> str:
-        safe = _safe_url(url)
-        return f'<a href="{e(safe, quote=True)}" rel="noopener noreferrer">{e(text)}</a>' if safe else e(text)
+    from .render import environment
 
-    parts = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width,initial-scale=1">',
-             f"<title>seed-ingest digest {e(d.until[:10])}</title><style>{_CSS}</style></head><body><main>",
-             f"<h1>Digest, {e(d.since[:16].replace('T', ' '))} to {e(d.until[:16].replace('T', ' '))} UTC</h1>"]
-    if not d.items:
-        parts.append("<p>Nothing new matched the seeds in this period.</p>")
-    for it in d.items:
-        upd = ' <span class="upd">updated</span>' if it.updated else ""
-        parts.append(f"<article><h2>{link(it.url, it.title)}{upd}</h2>")
-        parts.append(f'<div class="meta">{e(it.site)} · {e(it.published or it.fetched[:10])} · '
-                     f"relevance {it.score:.2f}</div>")
-        if it.excerpt:
-            parts.append(f'<p class="excerpt">{e(it.excerpt)}</p>')
-        parts.append(f'<div class="terms">matched on: {e(", ".join(it.terms))}</div>')
-        if it.other_sources:
-            parts.append('<div class="also">also reported by: '
-                         + ", ".join(link(s.url, s.site) for s in it.other_sources) + "</div>")
-        parts.append("</article>")
-    parts.append('<h2>Sources</h2><ul class="health">')
-    if not d.health:
-        parts.append("<li>All feeds are healthy.</li>")
-    for h in d.health:
-        parts.append(f'<li><span class="state">{e(h.state)}</span>: {link(h.url, h.name or h.url)}: '
-                     f"{e(h.reason)}</li>")
-    parts.append("</ul>")
-    if d.review:
-        parts.append("<h2>Help it learn</h2><p>The model is least sure about these. A verdict on each teaches it "
-                     "most: <code>ingest mark ID --relevant</code> or <code>--irrelevant</code>.</p><ul>")
-        for r in d.review:
-            parts.append(f"<li><code>{e(r.id)}</code> {link(r.url, r.title or r.url)}: {e(r.site)} · score "
-                         f"{r.score:.2f} vs threshold {r.threshold:.2f} · {'kept' if r.kept else 'not kept'}</li>")
-        parts.append("</ul>")
-    parts.append("</main></body></html>")
-    return "\n".join(parts)
+    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS))
 
 
 def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "urn:seed-ingest:digest") -> bytes:

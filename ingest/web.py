@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import html
 import json
 import secrets
 import time
@@ -30,8 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -42,6 +39,8 @@ from starlette.staticfiles import StaticFiles
 
 from .config import Config
 from .metrics import Metrics
+from .render import environment as _environment
+from .render import format_date as _date
 from .schedule import explain_state
 from .store import SearchError, Store, read_corpus_file
 from .urls import display, display_host, redact_text
@@ -63,30 +62,6 @@ class WebContext:
     seeds: Callable[[], list[str]]
     metrics: Metrics
     clock: Callable[[], float] = time.time
-
-
-def _date(ts: float | None) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
-    except (OverflowError, OSError, ValueError):
-        return ""
-
-
-def _safe_url(url: str | None) -> str | None:
-    if not url or urlsplit(url).scheme not in ("http", "https"):
-        return None
-    return display(url)
-
-
-def _highlight(snippet: str) -> Markup:
-    """FTS5 snippet markers (\\x02 … \\x03) as <mark>, everything else escaped."""
-    return Markup(html.escape(snippet).replace("\x02", "<mark>").replace("\x03", "</mark>"))
-
-
-def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("ingest", "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(date=_date, safe_url=_safe_url, display=display, host=display_host, highlight=_highlight)
-    return env
 
 
 def _parse_day(value: str | None, end: bool = False) -> float | None:
@@ -245,13 +220,21 @@ def make_app(ctx: WebContext) -> Starlette:
         offset = int(request.query_params.get("offset", "0")) if request.query_params.get("offset", "").isdigit() \
             else 0
         hits, error = [], None
+        p = request.query_params
+        try:
+            min_score = float(p["min_score"]) if p.get("min_score") else None
+        except ValueError:
+            min_score = None
+        filters = {"feed_id": int(p["feed"]) if p.get("feed", "").isdigit() else None, "site": p.get("site") or None,
+                   "since": _parse_day(p.get("since")), "until": _parse_day(p.get("until"), end=True),
+                   "min_score": min_score}
         if q:
             try:
-                hits = ctx.store.search(q, limit=PAGE_SIZE + 1, offset=offset, rejected=rejected)
+                hits = ctx.store.search(q, limit=PAGE_SIZE + 1, offset=offset, rejected=rejected, **filters)
             except SearchError as exc:
                 error = str(exc)
         more = len(hits) > PAGE_SIZE
-        params = {"q": q, **({"rejected": "1"} if rejected else {}), "offset": offset + PAGE_SIZE}
+        params = {**{k: v for k, v in p.items() if v and k != "offset"}, "offset": offset + PAGE_SIZE}
         return page(request, "search.html", title=f"Search: {q}" if q else "Search", nav="search", q=q,
                     rejected=rejected, hits=hits[:PAGE_SIZE], error=error, more=more,
                     next_url="/search?" + urlencode(params))

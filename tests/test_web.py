@@ -188,3 +188,20 @@ def test_healthz_turns_503_when_polls_stop_succeeding(tmp_path, seeds_dir, web):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_search_filters_combine_with_the_query(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    run_cli("--config", str(cfg), "poll")
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        every = httpx.get(f"http://{listen}/search", params={"q": "gold"}).text.count('class="card"')
+        none = httpx.get(f"http://{listen}/search", params={"q": "gold", "min_score": "0.99"}).text
+        assert every >= 3 and none.count('class="card"') == 0 and "No match" in none
+        future = httpx.get(f"http://{listen}/search", params={"q": "gold", "since": "2999-01-01"}).text
+        assert future.count('class="card"') == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
