@@ -396,6 +396,9 @@ class Store:
                 lock.release()
             if isinstance(exc, StoreError):
                 raise
+            if "disk" in str(exc) or "full" in str(exc):  # a full disk or a file-size limit while opening
+                raise StoreError(f"{db_path}: cannot write the store: {exc}. Nothing was changed; free space "
+                                 f"and run again.") from None
             raise StoreError(f"{db_path}: {exc}") from None
         except OSError as exc:
             if lock:

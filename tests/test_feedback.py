@@ -204,6 +204,10 @@ def test_version_1_store_is_migrated(tmp_path, seeds_dir, web):
     cfg = write_config(tmp_path, news.feeds)
     Store.open(tmp_path / "store").close()
     db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    for index in ("articles_withdrawn", "pages_article", "articles_site"):  # schema 4
+        db.execute(f"DROP INDEX {index}")
+    db.execute("DROP TABLE articles_fts")
+    db.execute("DROP TABLE pages_fts")
     for table, col in [("articles", "withdrawn"), ("articles", "withdrawn_by"), ("pages", "threshold"),
                        ("pages", "terms"), ("pages", "title")]:
         db.execute(f"ALTER TABLE {table} DROP COLUMN {col}")
