@@ -188,15 +188,21 @@ def make_app(ctx: WebContext) -> Starlette:
     review_cache: dict[tuple, list] = {}
 
     async def review_page(request: Request) -> Response:
-        from .feedback import review
+        import asyncio
 
-        # scoring the window takes a fraction of a second: done again only when the window,
-        # the verdicts or the seeds changed
+        from .feedback import pick_review, score_packed, window_stream
+
+        # scoring the window takes a fraction of a second: done again only when the window, the
+        # verdicts or the seeds changed, and in a thread (pure numpy, no store), so the service's
+        # event loop keeps fetching meanwhile
         seeds = ctx.seeds()
         key = (ctx.store.review_state(), hash(tuple(seeds)))
         if key not in review_cache:
+            rel = ctx.config().relevance
+            ids, window, labels = window_stream(ctx.store)
+            scored = await asyncio.to_thread(score_packed, seeds, window, labels, rel.language, rel.threshold)
             review_cache.clear()
-            review_cache[key] = review(ctx.store, seeds, ctx.config(), 20)
+            review_cache[key] = pick_review(ctx.store, ids, scored, 20)
         items = review_cache[key]
         return page(request, "items.html", title="Review", nav="review", items=items,
                     intro="The model is least sure about these: a few verdicts here teach it most.",
