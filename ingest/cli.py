@@ -27,16 +27,10 @@ from .relevance import MIN_STREAM
 from .schedule import explain_state
 from .seeds import SeedError, load_seeds
 from .store import Store, StoreError, read_corpus_file
+from .timefmt import iso as _iso
 from .urls import display, redact_text
 
 log = logging.getLogger("ingest")
-
-
-def _iso(ts: float | None) -> str | None:
-    try:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
-    except (OverflowError, OSError, ValueError):  # out of range: shown as unknown, never a traceback
-        return None
 
 
 # -- commands ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from .config import DigestSettings
 from .feedback import ReviewItem
 from .store import Store, read_corpus_file
+from .timefmt import iso as _iso
 from .urls import display, display_host, redact_text
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
@@ -72,13 +73,6 @@ class Digest:
     items: list[Item]
     health: list[Health]
     review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
-
-
-def _iso(ts: float | None) -> str | None:
-    try:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
-    except (OverflowError, OSError, ValueError):  # a time out of range must not stop a digest
-        return None
 
 
 def _site(url: str) -> str:

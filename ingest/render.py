@@ -4,20 +4,13 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from .timefmt import short as format_date
 from .urls import display, display_host
-
-
-def format_date(ts: float | None) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
-    except (OverflowError, OSError, ValueError):
-        return ""
 
 
 def _safe_url(url: str | None) -> str | None:

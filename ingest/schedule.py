@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .config import ScheduleSettings
+from .timefmt import iso as _iso
 
 WEEK = 7 * 86400.0
 DAY = 86400.0
@@ -163,15 +164,6 @@ def first_poll(url: str, n_feeds: int, settings: ScheduleSettings, now: float) -
 
     window = min(settings.poll_interval, max(5.0, n_feeds * 0.5))
     return now + (zlib.crc32(url.encode()) % 10_000) / 10_000 * window
-
-
-def _iso(ts: float | None) -> str | None:
-    from datetime import UTC
-
-    try:
-        return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def explain_state(f, now: float) -> str:

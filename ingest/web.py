@@ -40,9 +40,9 @@ from starlette.staticfiles import StaticFiles
 from .config import Config
 from .metrics import Metrics
 from .render import environment as _environment
-from .render import format_date as _date
 from .schedule import explain_state
 from .store import SearchError, Store, read_corpus_file
+from .timefmt import short as _date
 from .urls import display, display_host, redact_text
 
 PAGE_SIZE = 50

@@ -55,6 +55,20 @@ def write_config(folder: Path, feeds: list[str], extra: str = "", *, seeds: str 
     return path
 
 
+def stale_polls(store: Path, days: float) -> None:
+    """Make the store's last successful poll (and its first run) ``days`` old: what a stalled
+    service leaves behind (the health check's clock is the wall clock)."""
+    import sqlite3
+    import time
+
+    db = sqlite3.connect(store / "ingest.db")
+    long_ago = time.time() - days * 86400
+    db.execute("UPDATE feeds SET last_success = ?", (long_ago,))
+    db.execute("UPDATE runs SET started = ?", (long_ago,))
+    db.commit()
+    db.close()
+
+
 @dataclass
 class Result:
     code: int

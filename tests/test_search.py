@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
-from .conftest import build_news_web, run_cli, write_config
+from .conftest import build_news_web, run_cli, stale_polls, write_config
 
 
 def _setup(tmp_path, web):
@@ -81,12 +80,7 @@ def test_status_check_for_cron_and_containers(tmp_path, seeds_dir, web):
     _, cfg = _setup(tmp_path, web)
     r = run_cli("--config", str(cfg), "status", "--check")
     assert r.code == 0 and r.out.startswith("ok: last successful poll") and "store writable" in r.out
-    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
-    long_ago = time.time() - 10 * 86400
-    db.execute("UPDATE feeds SET last_success = ?", (long_ago,))
-    db.execute("UPDATE runs SET started = ?", (long_ago,))
-    db.commit()
-    db.close()
+    stale_polls(tmp_path / "store", days=10)
     r = run_cli("--config", str(cfg), "status", "--check")
     assert r.code == 1 and r.out.startswith("unhealthy") and "no poll has succeeded" in r.out
 

@@ -7,12 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import REPO, build_news_web, run_cli, write_config
+from .conftest import REPO, build_news_web, run_cli, stale_polls, write_config
 from .test_service import FAST, start, wait_for
 from .web import article_page, rss
 
@@ -165,7 +164,6 @@ def test_the_service_serves_the_view_and_counts_its_polls(tmp_path, seeds_dir, w
 
 
 def test_healthz_turns_503_when_polls_stop_succeeding(tmp_path, seeds_dir, web):
-    import sqlite3
 
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds[:3])
@@ -176,12 +174,7 @@ def test_healthz_turns_503_when_polls_stop_succeeding(tmp_path, seeds_dir, web):
         first = httpx.get(f"http://{listen}/healthz")
         assert first.status_code == 200 and first.json()["ok"]
         assert first.json()["last_success_age"] < 600 and first.json()["feeds"]["ok"] == 3
-        db = sqlite3.connect(tmp_path / "store" / "ingest.db")
-        long_ago = time.time() - 30 * 86400
-        db.execute("UPDATE feeds SET last_success = ?", (long_ago,))
-        db.execute("UPDATE runs SET started = ?", (long_ago,))
-        db.commit()
-        db.close()
+        stale_polls(tmp_path / "store", days=30)
         later = httpx.get(f"http://{listen}/healthz")
         assert later.status_code == 503 and not later.json()["ok"]
         assert "no poll has succeeded" in later.json()["problems"][0]
