@@ -129,6 +129,20 @@ def _exact_twins(texts: list[str], threshold: float, with_jaccard: bool = False)
     return sorted(out)
 
 
+def _label_resends(docs: list[dict], story: dict) -> tuple[list, set[frozenset]]:
+    """Label Reuters' own re-sends among ``docs`` with an exact, independent measure: bodies whose
+    5-shingle Jaccard is >= 0.8 are the same story (``story`` is updated: doc id -> story id).
+    Corrections (one figure changed) and templated market reports (same words, other figures) have
+    0.5-0.8: whether they are one story is a matter of opinion, so those story pairs are returned
+    apart, to be left out of the second precision figure. Returns (re-send pairs, ambiguous pairs)."""
+    close = _exact_twins([text_of(d).partition("\n\n")[2] for d in docs], 0.5, with_jaccard=True)
+    twins = [(a, b) for a, b, j in close if j >= 0.8]
+    for a, b in twins:
+        story[docs[b]["id"]] = story.get(docs[a]["id"], docs[a]["id"])
+    sid = lambda d: story.get(d["id"], d["id"])  # noqa: E731
+    return twins, {frozenset((sid(docs[a]), sid(docs[b]))) for a, b, j in close if j < 0.8}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stories", type=int, default=4000)
@@ -156,12 +170,7 @@ def main() -> None:
     picked = rng.sample(singles, min(args.stories, len(singles)))
     # Reuters also re-sends stories with small changes (corrections, updates), unlabeled.
     # Label them with an independent, exact measure: Jaccard of the 5-shingle sets >= 0.8.
-    close_main = _exact_twins([text_of(d).partition("\n\n")[2] for d in picked], 0.5, with_jaccard=True)
-    twins = [(a, b) for a, b, j in close_main if j >= 0.8]
-    for a, b in twins:
-        story[picked[b]["id"]] = story.get(picked[a]["id"], picked[a]["id"])
-    sid = lambda d: story.get(d["id"], d["id"])  # noqa: E731
-    ambiguous_main = {frozenset((sid(picked[a]), sid(picked[b]))) for a, b, j in close_main if j < 0.8}
+    twins, ambiguous_main = _label_resends(picked, story)
     stream += [(story.get(d["id"], d["id"]), text_of(d)) for d in picked]
     stream += [(story.get(d["id"], d["id"]), edited_copy(d, rng)) for d in rng.sample(picked, args.copies)]
     rng.shuffle(stream)
@@ -185,16 +194,8 @@ def main() -> None:
         by_short[" ".join(d["body"].split())].append(d)
     firsts = [g[0] for g in by_short.values()]
     picked_s = rng.sample(firsts, min(args.short, len(firsts)))
-    bodies = [text_of(d).partition("\n\n")[2] for d in picked_s]
     story_s = {d["id"]: d["id"] for d in picked_s}
-    close = _exact_twins(bodies, 0.5, with_jaccard=True)
-    for a, b, j in close:  # Reuters re-sends among them (exact Jaccard >= 0.8): the same story
-        if j >= 0.8:
-            story_s[picked_s[b]["id"]] = story_s[picked_s[a]["id"]]
-    # corrections (one figure changed) and templated market reports (same words, other figures) have an
-    # exact Jaccard of 0.5-0.8: whether they are one story is a matter of opinion, so such pairs are
-    # reported apart and left out of the second precision figure
-    ambiguous = {frozenset((story_s[picked_s[a]["id"]], story_s[picked_s[b]["id"]])) for a, b, j in close if j < 0.8}
+    _, ambiguous = _label_resends(picked_s, story_s)
     stream_s = [(story_s[d["id"]], text_of(d)) for d in picked_s]
     can_lose = [d for d in picked_s if _droppable(paragraphs(d["body"]))]
     stream_s += [(story_s[d["id"]], short_copy(d, rng)) for d in rng.sample(can_lose, args.short_copies)]

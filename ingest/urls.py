@@ -13,9 +13,9 @@ as the feed gives it, so a parameter that selects content (``?cid=3``,
 status): credentials and secret query values redacted, host in punycode,
 and every character that could end a Markdown link or an HTML attribute
 percent-encoded. ``redact_text`` does the same to URLs inside free text
-(error messages). ``unsafe_reason`` says why a URL taken from feed content
-must not be fetched (SSRF guard); ``resolve_safe`` also returns the checked
-addresses, which the fetcher then connects to (no second DNS lookup).
+(error messages). ``resolve_safe`` says why a URL taken from feed content
+must not be fetched (SSRF guard) and returns the checked addresses, which
+the fetcher then connects to (no second DNS lookup).
 """
 
 from __future__ import annotations
@@ -173,11 +173,6 @@ def address_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_priv
     if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
         return f"address {ip} is private, loopback, link-local or reserved (fetch.allow_private_networks = false)"
     return None
-
-
-async def unsafe_reason(url: str, allow_private: bool) -> str | None:
-    """Why ``url`` (from feed content or a redirect) may not be fetched, or None."""
-    return (await resolve_safe(url, allow_private))[0]
 
 
 async def resolve_safe(url: str, allow_private: bool) -> tuple[str | None, tuple[str, ...]]:
