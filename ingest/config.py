@@ -43,6 +43,8 @@ class FetchSettings:
     allow_private_networks: bool = False
     robots: bool = True
     max_entries_per_poll: int = 200
+    proxy: str = field(default="", repr=False)  # http://, https://, socks5:// (may hold a password)
+    trust_env: bool = False  # take HTTP(S)_PROXY / ALL_PROXY / NO_PROXY from the environment
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,32 @@ def check_listen(listen: str, password: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Where digests (and optional instant alerts) are sent, as apprise URLs (ingest.notify)."""
+
+    urls: tuple[str, ...] = field(default=(), repr=False)  # they hold tokens and passwords
+    instant_above: float | None = None  # alert per kept article scoring above this (None: no alerts)
+
+
+@dataclass(frozen=True)
 class FeedSettings:
+    """One ``[[feeds]]`` table. The request settings (user_agent, headers, cookie, proxy) apply to the
+    feed and to its article pages; headers and cookie only to pages on the feed's own host."""
+
     url: str
     name: str = ""
+    category: str = ""
+    user_agent: str = ""  # "" = [fetch] user_agent
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # may hold tokens
+    cookie: str = field(default="", repr=False)
+    proxy: str = field(default="", repr=False)  # "" = [fetch] proxy
+    enabled: bool = True
+    poll_interval: float | None = None  # a floor: the adaptive schedule never polls more often
+    threshold: float | None = None  # overrides [relevance] threshold for this feed's pages
+
+
+FEED_KEYS = ("url", "name", "category", "user_agent", "headers", "cookie", "proxy", "enabled", "poll_interval",
+             "threshold")
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,11 @@ class Config:
     digest: DigestSettings = field(default_factory=DigestSettings)
     feeds: tuple[FeedSettings, ...] = ()
     web: WebSettings = field(default_factory=WebSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+
+    def feed(self, url: str) -> FeedSettings | None:
+        """The [[feeds]] table of a feed by its URL as written."""
+        return next((f for f in self.feeds if f.url == url), None)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -166,19 +196,20 @@ class _Reader:
     def where(self, key: str) -> str:
         return f"{self.section}.{key}" if key else self.section
 
-    def fail(self, key: str, expected: str, got: Any) -> None:
-        raise ConfigError(f"{self.file}: [{self.where(key)}] expected {expected}, got {got!r}")
+    def fail(self, key: str, expected: str, got: Any, secret: bool = False) -> None:
+        shown = "a value (hidden: it may hold a secret)" if secret else repr(got)
+        raise ConfigError(f"{self.file}: [{self.where(key)}] expected {expected}, got {shown}")
 
-    def get(self, key: str, kind: type, default: Any, *, check=None, expected: str = "") -> Any:
+    def get(self, key: str, kind: type, default: Any, *, check=None, expected: str = "", secret: bool = False) -> Any:
         if key not in self.table:
             return default
         value = self.table.pop(key)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.fail(key, expected or kind.__name__, value)
+            self.fail(key, expected or kind.__name__, value, secret)
         if check is not None and not check(value):
-            self.fail(key, expected, value)
+            self.fail(key, expected, value, secret)
         return value
 
     def duration(self, key: str, default: float, minimum: float = 0.0) -> float:
@@ -207,6 +238,95 @@ def _check_url(file: Path, where: str, url: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{file}: [{where}] expected an http:// or https:// URL with a host, got {url!r}")
     return url.strip()
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
+_FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "if-none-match",
+                      "if-modified-since", "accept-encoding"}  # the fetcher sets these itself
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def header_value_ok(value: str) -> bool:
+    """What httpx can send as a header value: one line of printable ASCII."""
+    return bool(value.strip()) and value.isascii() and value.isprintable() and len(value) <= 8192
+
+
+def proxy_reason(value: str) -> str | None:
+    """Why ``value`` is not a usable proxy URL (None when it is)."""
+    parts = urlsplit(value)
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        return f"a proxy URL such as \"http://proxy:3128\" or \"socks5://127.0.0.1:1080\" ({', '.join(PROXY_SCHEMES)})"
+    try:
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError:
+        return "a proxy URL with a valid port"
+    if parts.scheme.startswith("socks"):
+        try:
+            import socksio  # noqa: F401
+        except ImportError:
+            return "an http(s) proxy: SOCKS needs the socksio package (pip install 'httpx[socks]')"
+    return None
+
+
+def _feed(file: Path, i: int, item: Any) -> FeedSettings:
+    where = f"feeds[{i}]"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{file}: [{where}] expected a [[feeds]] table with url = \"...\", got {item!r}")
+    if "url" not in item:
+        raise ConfigError(f"{file}: [{where}] missing key url; add url = \"https://...\"")
+    for key in item:
+        if key not in FEED_KEYS:
+            hint = difflib.get_close_matches(key, FEED_KEYS, n=1)
+            tip = f"did you mean {hint[0]!r}?" if hint else f"a feed takes {', '.join(FEED_KEYS)}"
+            raise ConfigError(f"{file}: unknown key [{where}.{key}]; {tip}")
+    url = _check_url(file, f"{where}.url", item["url"])
+
+    def text(key: str, check=None, expected: str = "a string") -> str:
+        value = item.get(key, "")
+        if not isinstance(value, str) or (value and check is not None and not check(value)):
+            shown = "(hidden)" if key in ("cookie", "proxy") else repr(value)
+            raise ConfigError(f"{file}: [{where}.{key}] expected {expected}, got {shown}")
+        return value.strip()
+
+    headers = item.get("headers", {})
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{file}: [{where}.headers] expected a table such as headers = {{ Authorization = \"...\" }}")
+    pairs = []
+    for name, value in headers.items():
+        if not _TOKEN.match(name) or name.lower() in _FORBIDDEN_HEADERS:
+            raise ConfigError(f"{file}: [{where}.headers.{name}] expected a header name the fetcher does not set "
+                              f"itself (not {', '.join(sorted(_FORBIDDEN_HEADERS))})")
+        if not isinstance(value, str) or not header_value_ok(value):
+            raise ConfigError(f"{file}: [{where}.headers.{name}] expected one line of printable ASCII "
+                              f"(value hidden)")
+        pairs.append((name, value))
+    proxy = text("proxy")
+    if proxy and (why := proxy_reason(proxy)):
+        raise ConfigError(f"{file}: [{where}.proxy] expected {why}")
+    enabled = item.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{file}: [{where}.enabled] expected true or false, got {enabled!r}")
+    interval = None
+    if "poll_interval" in item:
+        try:
+            interval = parse_duration(item["poll_interval"])
+        except ValueError as exc:
+            raise ConfigError(f"{file}: [{where}.poll_interval] expected {exc}, "
+                              f"got {item['poll_interval']!r}") from None
+        if interval < 1:
+            raise ConfigError(f"{file}: [{where}.poll_interval] expected a duration of at least 1s")
+    threshold = None
+    if "threshold" in item:
+        value = item["threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ConfigError(f"{file}: [{where}.threshold] expected a number from 0 to 1 (0 keeps every "
+                              f"article of this feed), got {value!r}")
+        threshold = float(value)
+    return FeedSettings(
+        url=url, name=text("name"), category=text("category"),
+        user_agent=text("user_agent", header_value_ok, "a line of printable ASCII"),
+        headers=tuple(pairs), cookie=text("cookie", header_value_ok, "a Cookie header value (printable ASCII)"),
+        proxy=proxy, enabled=enabled, poll_interval=interval, threshold=threshold)
 
 
 def _languages() -> set[str]:
@@ -243,7 +363,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web"}
+    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web", "notify"}
     for key in data:
         if key not in sections:
             hint = difflib.get_close_matches(key, sorted(sections), n=1)
@@ -275,6 +395,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                                      expected="true or false"),
         robots=r.get("robots", bool, d.robots, expected="true or false"),
         max_entries_per_poll=r.get("max_entries_per_poll", int, d.max_entries_per_poll, **positive),
+        proxy=r.get("proxy", str, "", check=lambda v: v == "" or proxy_reason(v) is None,
+                    expected="a proxy URL such as \"http://proxy:3128\" or \"socks5://127.0.0.1:1080\" "
+                             "(http, https, socks5, socks5h; SOCKS needs httpx[socks])", secret=True),
+        trust_env=r.get("trust_env", bool, False, expected="true or false"),
     )
     r.done()
 
@@ -345,22 +469,20 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     feeds = []
     seen: set[str] = set()
     for i, item in enumerate(raw_feeds):
-        where = f"feeds[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{file}: [{where}] expected a [[feeds]] table with url = \"...\", got {item!r}")
-        if "url" not in item:
-            raise ConfigError(f"{file}: [{where}] missing key url; add url = \"https://...\"")
-        url = _check_url(file, f"{where}.url", item["url"])
-        name = item.get("name", "")
-        if not isinstance(name, str):
-            raise ConfigError(f"{file}: [{where}.name] expected a string, got {name!r}")
-        for key in item:
-            if key not in ("url", "name"):
-                raise ConfigError(f"{file}: unknown key [{where}.{key}]; a feed takes url and name")
-        if url in seen:
-            raise ConfigError(f"{file}: [{where}.url] {url} is listed twice; remove one")
-        seen.add(url)
-        feeds.append(FeedSettings(url=url, name=name))
+        feed = _feed(file, i, item)
+        if feed.url in seen:
+            raise ConfigError(f"{file}: [feeds[{i}].url] {feed.url} is listed twice; remove one")
+        seen.add(feed.url)
+        feeds.append(feed)
+
+    r = _Reader(file, data, "notify", ["urls", "instant_above"])
+    urls = r.get("urls", list, [], check=lambda v: all(isinstance(u, str) and "://" in u for u in v),
+                  expected='a list of apprise URLs such as ["ntfy://ntfy.sh/my-topic", "mailtos://..."]', secret=True)
+    instant = r.get("instant_above", float, None, check=lambda v: 0 <= v <= 1,
+                    expected="a score from 0 to 1 (alerts for kept articles scoring above it)")
+    r.done()
+    notify = NotifySettings(urls=tuple(u.strip() for u in urls), instant_above=instant)
 
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
-                  schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web)
+                  schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web,
+                  notify=notify)

@@ -15,7 +15,9 @@
 * a name checked by the private-address guard is connected to at the
   addresses that were checked (no second DNS lookup: no rebinding);
 * credentials in a URL are sent to that host only, never after a redirect
-  to another one.
+  to another one; so are a feed's own headers and cookie (RequestOptions);
+* a proxy per request ([[feeds]] proxy), else [fetch] proxy, else, with
+  [fetch] trust_env, the environment's HTTP(S)_PROXY / ALL_PROXY / NO_PROXY.
 
 Failures never raise: they come back as a FetchResult with ``error`` set. A
 request that was not sent because the host asked for quiet, or its
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +41,7 @@ import httpx
 from protego import Protego
 
 from .config import FetchSettings
-from .urls import host_of, resolve_safe
+from .urls import host_of, redact, resolve_safe
 
 MAX_REDIRECTS = 10
 ROBOTS_UNREACHABLE = "robots.txt unreachable (server error or no answer): not fetching the site for now"
@@ -66,6 +69,24 @@ MAX_OPEN_CLIENTS = 256  # per-host connection pools kept open at once
 ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 300.0  # seconds before asking again for one that was unreachable or failed with a server error
 MAX_SERVER_DELAY = 30 * 86400.0  # no server-given delay (Retry-After) is believed beyond 30 days
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    """A feed's own request settings ([[feeds]] user_agent, headers, cookie, proxy)."""
+
+    user_agent: str = ""  # "" = [fetch] user_agent
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # incl. Cookie; may hold secrets
+    headers_host: str = ""  # the only host the headers are sent to
+    proxy: str = field(default="", repr=False)  # "" = [fetch] proxy / environment
+
+    def headers_for(self, url: str) -> dict[str, str]:
+        if not self.headers or host_of(url) != self.headers_host:
+            return {}
+        return dict(self.headers)
+
+
+NO_OPTIONS = RequestOptions()
 
 
 @dataclass(frozen=True)
@@ -145,7 +166,7 @@ class _Host:
         self.slots = asyncio.Semaphore(slots)
         self.next_start = 0.0  # monotonic time before which no request may start
         self.lock = asyncio.Lock()
-        self.client: httpx.AsyncClient | None = None
+        self.clients: dict[str, httpx.AsyncClient] = {}  # by proxy ("" = direct)
         self.active = 0  # requests in flight
 
 
@@ -165,52 +186,67 @@ class Fetcher:
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._transport = transport
         self._ssl = httpx.create_ssl_context()  # built once: each client would otherwise build its own
-        self._open: OrderedDict[str, _Host] = OrderedDict()  # hosts with an open client, least recent first
+        self._open: OrderedDict[tuple[str, str], _Host] = OrderedDict()  # (host, proxy) with an open client,
+        # least recent first
 
     async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc) -> None:
         for state in self._open.values():
-            if state.client is not None:
-                await state.client.aclose()
+            for client in state.clients.values():
+                await client.aclose()
+            state.clients.clear()
         self._open.clear()
 
-    def _client_for(self, host: str, state: _Host) -> httpx.AsyncClient:
-        """One small pool per host. A single shared pool gets slow with many connections
+    def proxy_for(self, url: str, options: RequestOptions = NO_OPTIONS) -> str:
+        """The proxy a request to ``url`` goes through ("" = none): the feed's, else [fetch] proxy,
+        else (with trust_env) the environment's, unless NO_PROXY names the host."""
+        if options.proxy or self.settings.proxy:
+            return options.proxy or self.settings.proxy
+        if not self.settings.trust_env:
+            return ""
+        env = urllib.request.getproxies_environment()
+        scheme = urlsplit(url).scheme
+        proxy = env.get(scheme) or env.get("all") or ""
+        if proxy and urllib.request.proxy_bypass_environment(host_of(url), env):
+            return ""
+        return proxy
+
+    def _client_for(self, host: str, state: _Host, proxy: str) -> httpx.AsyncClient:
+        """One small pool per host (and proxy). A single shared pool gets slow with many connections
         (httpcore scans all of them per request, encode/httpx#3215) and evicts one host's
         keep-alive connections to make room for another's; a per-host pool does neither."""
-        if state.client is None:
+        client = state.clients.get(proxy)
+        if client is None:
             transport = self._transport
+            limits = httpx.Limits(max_connections=self.settings.per_host,
+                                  max_keepalive_connections=self.settings.per_host, keepalive_expiry=30)
             if transport is None:
-                transport = httpx.AsyncHTTPTransport(
-                    verify=self._ssl, trust_env=False,
-                    limits=httpx.Limits(max_connections=self.settings.per_host,
-                                        max_keepalive_connections=self.settings.per_host, keepalive_expiry=30))
+                transport = httpx.AsyncHTTPTransport(verify=self._ssl, trust_env=False, limits=limits,
+                                                     proxy=httpx.Proxy(proxy) if proxy else None)
                 # httpx has no public hook for the network backend; its pool keeps it here (a test
                 # fails if a new httpx moves it: tests/hostile/test_nothing_leaked.py)
                 pool = getattr(transport, "_pool", None)
                 if pool is not None and hasattr(pool, "_network_backend"):
                     pool._network_backend = _PinnedBackend(self._pins)
-            state.client = httpx.AsyncClient(
+            client = state.clients[proxy] = httpx.AsyncClient(
                 headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
-                timeout=httpx.Timeout(self.settings.timeout),
-                limits=httpx.Limits(max_connections=self.settings.per_host,
-                                    max_keepalive_connections=self.settings.per_host, keepalive_expiry=30),
+                timeout=httpx.Timeout(self.settings.timeout), limits=limits,
                 follow_redirects=False, transport=transport, trust_env=False, verify=self._ssl)
-        self._open[host] = state
-        self._open.move_to_end(host)
+        self._open[(host, proxy)] = state
+        self._open.move_to_end((host, proxy))
         while len(self._open) > MAX_OPEN_CLIENTS:  # close the least recently used idle pools
-            old_host, old = next(iter(self._open.items()))
+            (old_host, old_proxy), old = next(iter(self._open.items()))
             if old.active:
                 break
-            del self._open[old_host]
-            if old.client is not None:
-                asyncio.ensure_future(old.client.aclose())
-                old.client = None
-        return state.client
+            del self._open[(old_host, old_proxy)]
+            old_client = old.clients.pop(old_proxy, None)
+            if old_client is not None:
+                asyncio.ensure_future(old_client.aclose())
+        return client
 
-    async def robots_reason(self, url: str) -> str | None:
+    async def robots_reason(self, url: str, options: RequestOptions = NO_OPTIONS) -> str | None:
         """Why robots.txt forbids fetching ``url`` (None when allowed). Cached per
         origin for a day. As RFC 9309 says: a 4xx robots.txt allows everything, a
         5xx or unreachable one disallows everything for now (asked again after
@@ -221,7 +257,7 @@ class Fetcher:
         async with lock:  # one robots.txt request per origin, however many pages wait for it
             cached = self._robots.get(origin)
             if cached is None or cached[0] < time.monotonic():
-                res = await self.fetch(origin + "/robots.txt", accept="text/plain")
+                res = await self.fetch(origin + "/robots.txt", accept="text/plain", options=options)
                 if res.ok:
                     rules = Protego.parse(res.body.decode("utf-8", "replace"))
                 elif 400 <= res.status < 500:
@@ -235,7 +271,7 @@ class Fetcher:
             return None
         if rules == "unreachable":
             return ROBOTS_UNREACHABLE
-        product = self.settings.user_agent.split("/", 1)[0]
+        product = (options.user_agent or self.settings.user_agent).split("/", 1)[0]
         return None if rules.can_fetch(url, product) else "disallowed by robots.txt"
 
     def robots_retry_at(self, url: str) -> float:
@@ -250,21 +286,25 @@ class Fetcher:
         return self._quiet_until.get(host_of(url), 0.0)
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-                    trusted: bool = False, accept: str | None = None) -> FetchResult:
+                    trusted: bool = False, accept: str | None = None,
+                    options: RequestOptions = NO_OPTIONS) -> FetchResult:
         """GET ``url``. ``trusted`` (configured feed URLs) skips the address check
         for the first hop only; redirects are always checked."""
         started = time.monotonic()
         headers = {}
+        if options.user_agent:
+            headers["User-Agent"] = options.user_agent
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        result = await self._follow(url, headers, trusted)
+        result = await self._follow(url, headers, trusted, options)
         return FetchResult(**{**result.__dict__, "elapsed": time.monotonic() - started})
 
-    async def _follow(self, url: str, headers: dict[str, str], trusted: bool) -> FetchResult:
+    async def _follow(self, url: str, headers: dict[str, str], trusted: bool,
+                      options: RequestOptions) -> FetchResult:
         current = url
         permanent = True
         seen = {url}
@@ -275,7 +315,9 @@ class Fetcher:
                     return FetchResult(url, current, 0, error=f"refused {current}: {reason}")
                 if addresses:
                     self._pins[host_of(current)] = addresses
-            status, resp_headers, body, error = await self._get(current, headers)
+            own = options.headers_for(current)  # the feed's headers and cookie: its own host only
+            status, resp_headers, body, error = await self._get(current, {**own, **headers},
+                                                                self.proxy_for(current, options))
             if isinstance(error, _Deferred):
                 return FetchResult(url, current, 0, error=str(error), deferred_until=error.until)
             if error:
@@ -302,7 +344,7 @@ class Fetcher:
                              f"(Retry-After)", quiet)
         return None
 
-    async def _get(self, url: str, headers: dict[str, str]) -> _Raw:
+    async def _get(self, url: str, headers: dict[str, str], proxy: str = "") -> _Raw:
         host = host_of(url)
         state = self._hosts.get(host)
         if state is None:
@@ -320,13 +362,15 @@ class Fetcher:
                 state.active += 1
                 try:
                     async with asyncio.timeout(self.settings.timeout):
-                        return await self._request(self._client_for(host, state), url, host, headers)
+                        return await self._request(self._client_for(host, state, proxy), url, host, headers,
+                                                   proxy)
                 except TimeoutError:
                     return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
                 finally:
                     state.active -= 1
 
-    async def _request(self, client: httpx.AsyncClient, url: str, host: str, headers: dict[str, str]) -> _Raw:
+    async def _request(self, client: httpx.AsyncClient, url: str, host: str, headers: dict[str, str],
+                       proxy: str = "") -> _Raw:
         try:
             async with client.stream("GET", url, headers=headers) as resp:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -354,6 +398,10 @@ class Fetcher:
             return 0, {}, b"", f"cannot decode body: {exc}"
         except httpx.InvalidURL as exc:  # raised by httpx for an unusable Location header, too
             return 0, {}, b"", f"invalid URL or redirect target: {exc}"
+        except (httpx.ProxyError, httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if proxy:  # most likely the proxy itself: say so (without its password)
+                return 0, {}, b"", f"cannot connect through proxy {redact(proxy)}: {type(exc).__name__}: {exc}"
+            return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except (httpx.HTTPError, OSError, UnicodeError, ValueError) as exc:
             return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

@@ -14,6 +14,7 @@ missed entry.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -23,18 +24,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
-from .config import Config
+from .config import Config, FeedSettings
 from .dedup import signature, text_hash
 from .extract import Page, extract, extract_plain
 from .feedback import score_packed, window_stream
 from .feeds import Entry, parse_feed
-from .fetch import ROBOTS_UNREACHABLE, Fetcher, FetchResult
+from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
 from .identity import identify, is_update
 from .metrics import Metrics
 from .relevance import Score, Scored, Threshold, term_counts
-from .schedule import FeedOutcome, FeedState, hint_from, plan
+from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
-from .urls import display, normalize, redact_text
+from .urls import display, host_of, normalize, redact_text
 
 log = logging.getLogger("ingest")
 
@@ -101,12 +102,21 @@ def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[
     return Scored(scored.scores[len(window):], scored.threshold)
 
 
+def request_options(feed: FeedSettings | None) -> RequestOptions:
+    """A [[feeds]] table's request settings; its headers and cookie go to the feed's own host only."""
+    if feed is None:
+        return NO_OPTIONS
+    headers = feed.headers + ((("Cookie", feed.cookie),) if feed.cookie else ())
+    return RequestOptions(feed.user_agent, headers, host_of(feed.url), feed.proxy)
+
+
 @dataclass
 class _PageJob:
     key: str  # identity (normalised link): the pages row
     link: str  # as the feed gave it: what is fetched
     sources: list[Source]
     feed_ids: set[int]
+    options: RequestOptions = NO_OPTIONS  # of the first feed that listed it
     task: asyncio.Future | None = None
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
     fetched: bool = False  # the request is done (extraction may still run)
@@ -142,6 +152,12 @@ class Poll:
         self._feed_tasks: list[asyncio.Future] = []
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
+        # each feed's own settings ([[feeds]] table), by feed id
+        self.settings: dict[int, FeedSettings | None] = {
+            f.id: config.feed(f.config_url) for f in store.feeds(active_only=False)}
+
+    def _options(self, feed_id: int | None) -> RequestOptions:
+        return request_options(self.settings.get(feed_id)) if feed_id is not None else NO_OPTIONS
 
     async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
         started = time.monotonic()
@@ -149,7 +165,8 @@ class Poll:
             feeds = self.store.pollable_feeds(self.clock())
         for key, link, sources in self.store.due_deferred(self.clock()):  # their host said "later": now is later
             if key not in self.jobs:
-                job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources})
+                job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources},
+                                                self._options(sources[0].feed_id if sources else None))
                 job.task = asyncio.ensure_future(self._fetch_page(job))
         self._feed_tasks = [asyncio.ensure_future(self._poll_feed(f)) for f in feeds]
         for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
@@ -199,7 +216,9 @@ class Poll:
             for key in ("etag", "last_modified", "content_hash"):
                 extra.pop(key, None)
         state = FeedState(feed.interval, feed.consecutive_errors, feed.errors_since)
-        fields = plan(state, outcome, self.config.schedule, upd.when, self.rng)
+        own = self.settings.get(feed.id)
+        schedule = with_floor(self.config.schedule, own.poll_interval if own else None)
+        fields = plan(state, outcome, schedule, upd.when, self.rng)
         fields["last_poll"] = upd.when
         if not outcome.ok:
             fields.update(last_error=outcome.error, last_error_at=upd.when,
@@ -224,7 +243,7 @@ class Poll:
 
     async def _poll_feed(self, feed: FeedRow) -> None:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
-                                       trusted=True, accept=FEED_ACCEPT)
+                                       trusted=True, accept=FEED_ACCEPT, options=self._options(feed.id))
         now = self.clock()
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)
@@ -326,19 +345,20 @@ class Poll:
             if known["article_id"] is not None:
                 self.summary.duplicates += 1
             return
-        job = self.jobs[key] = _PageJob(key, entry.link, [source], {feed.id}, refresh=refresh)
+        job = self.jobs[key] = _PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id),
+                                        refresh=refresh)
         job.task = asyncio.ensure_future(self._fetch_page(job))
 
     async def _fetch_page(self, job: _PageJob) -> FetchResult | Analysed | None:
         link = job.link
         if self.config.fetch.robots:
-            reason = await self.fetcher.robots_reason(link)
+            reason = await self.fetcher.robots_reason(link, job.options)
             if reason == ROBOTS_UNREACHABLE:  # not the page's fault: no attempt counted, asked again soon
                 return FetchResult(link, link, 0, error=f"not fetched: {reason}",
                                    deferred_until=self.fetcher.robots_retry_at(link))
             if reason:
                 return FetchResult(link, link, 0, error=f"not fetched: {reason}")
-        res = await self.fetcher.fetch(link)
+        res = await self.fetcher.fetch(link, options=job.options)
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)
         job.fetched = True  # from here on only extraction is left: an abort lets it finish
@@ -475,6 +495,7 @@ class Poll:
             log.info("page=%s event=duplicate article=%d reason=%r", job.link, ident.article_id, ident.reason)
             return ident.article_id
         published = a.page.date or next((s.published for s in job.sources if s.published), None)
+        threshold = self._threshold_for(job, threshold)
         if score.score < threshold.value:
             self.summary.rejected += 1
             doc = PageDoc(url=a.page.url, canonical_url=a.page.canonical_url, title=title, text=text,
@@ -494,6 +515,14 @@ class Poll:
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))
         return aid
+
+    def _threshold_for(self, job: _PageJob, threshold: Threshold) -> Threshold:
+        """The poll's threshold, or the lowest [[feeds]] threshold among the feeds that listed the page
+        (a feed the user trusts more keeps more of its own pages)."""
+        values = [threshold.value if (own := self.settings.get(fid)) is None or own.threshold is None
+                  else own.threshold for fid in job.feed_ids]
+        value = min(values, default=threshold.value)
+        return threshold if value == threshold.value else dataclasses.replace(threshold, value=value)
 
     def _store_followers(self, followers, article_ids: dict[int, int], now: float) -> None:
         for job, a, lead in followers:
@@ -560,7 +589,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     one transaction)."""
     import signal
 
-    store.sync_feeds((f.url, f.name) for f in config.feeds)
+    store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
     run_id = store.start_run("poll", clock())
     loop = asyncio.get_running_loop()
     async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:

@@ -157,6 +157,16 @@ def plan(state: FeedState, outcome: FeedOutcome, settings: ScheduleSettings, now
             "retry_after": retry_after}
 
 
+def with_floor(settings: ScheduleSettings, floor: float | None) -> ScheduleSettings:
+    """The schedule of a feed whose [[feeds]] poll_interval says "never more often than this"."""
+    import dataclasses
+
+    if not floor or floor <= settings.min_interval:
+        return settings
+    return dataclasses.replace(settings, min_interval=floor, poll_interval=max(settings.poll_interval, floor),
+                               max_interval=max(settings.max_interval, floor))
+
+
 def first_poll(url: str, n_feeds: int, settings: ScheduleSettings, now: float) -> float:
     """Start time for a feed never polled: spread over a window so N feeds do not fire
     together; stable per URL, so a restart keeps the same spread."""
@@ -172,6 +182,8 @@ def explain_state(f, now: float) -> str:
 
     if f.state == "disabled":
         return f"disabled: {f.state_reason}"
+    if not f.enabled:
+        return "paused: enabled = false in config.toml (its state is kept)"
     parts = []
     if f.state == "failing":
         parts.append(f"failing: {f.state_reason}")

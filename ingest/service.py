@@ -206,7 +206,7 @@ class Service:
     def _sync_feeds(self) -> None:
         """Match the feeds table to the config; give new feeds a staggered first poll."""
         now = self.clock()
-        self.store.sync_feeds((f.url, f.name) for f in self.config.feeds)
+        self.store.sync_feeds((f.url, f.name, f.enabled) for f in self.config.feeds)
         feeds = self.store.feeds()
         for f in feeds:
             if f.next_poll is None and f.state != "disabled":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import filelock
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     name TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
     active INTEGER NOT NULL DEFAULT 1,    -- 0 once removed from the config
+    enabled INTEGER NOT NULL DEFAULT 1,   -- 0 while the config says enabled = false (paused, state kept)
     state TEXT NOT NULL DEFAULT 'new',    -- new | ok | error | failing | disabled
     state_reason TEXT NOT NULL DEFAULT '',
     etag TEXT, last_modified TEXT, content_hash TEXT,
@@ -146,6 +147,7 @@ MIGRATIONS = {
         # schema 1's relevance background; the model's window (table stream) replaced it
         "DROP TABLE IF EXISTS term_df", "DELETE FROM meta WHERE key = 'n_docs'"],
     4: [],  # the full-text tables come from SCHEMA; _backfill_search fills them
+    5: ["ALTER TABLE feeds ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1"],
     3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
         "ALTER TABLE pages ADD COLUMN pending BLOB"],
 }
@@ -215,6 +217,7 @@ class FeedRow:
     name: str
     title: str
     active: bool
+    enabled: bool
     state: str
     state_reason: str
     etag: str | None
@@ -601,17 +604,20 @@ class Store:
 
     # -- feeds ----------------------------------------------------------
 
-    def sync_feeds(self, feeds: Iterable[tuple[str, str]]) -> None:
-        """Make the feeds table match the config: add new feeds, mark removed ones
-        inactive (their history stays), keep the state of unchanged ones."""
-        wanted = dict(feeds)
+    def sync_feeds(self, feeds: Iterable[tuple[str, str] | tuple[str, str, bool]]) -> None:
+        """Make the feeds table match the config: (url, name[, enabled]). Add new feeds, mark removed
+        ones inactive (their history stays), keep the state of unchanged ones; a feed with
+        enabled = false is paused (not polled, state kept)."""
+        wanted = {item[0]: (item[1], bool(item[2]) if len(item) > 2 else True) for item in feeds}
         with self.transaction() as db:
             known = {r[0] for r in db.execute("SELECT config_url FROM feeds")}
-            for url, name in wanted.items():
+            for url, (name, enabled) in wanted.items():
                 if url in known:
-                    db.execute("UPDATE feeds SET name=?, active=1 WHERE config_url=?", (name, url))
+                    db.execute("UPDATE feeds SET name=?, active=1, enabled=? WHERE config_url=?",
+                               (name, int(enabled), url))
                 else:
-                    db.execute("INSERT INTO feeds (config_url, url, name) VALUES (?,?,?)", (url, url, name))
+                    db.execute("INSERT INTO feeds (config_url, url, name, enabled) VALUES (?,?,?,?)",
+                               (url, url, name, int(enabled)))
             for url in known - wanted.keys():
                 db.execute("UPDATE feeds SET active=0 WHERE config_url=?", (url,))
 
@@ -621,7 +627,8 @@ class Store:
 
     def pollable_feeds(self, now: float) -> list[FeedRow]:
         """Active feeds that may be fetched now: not disabled, no Retry-After pending."""
-        return [f for f in self.feeds() if f.state != "disabled" and not (f.retry_after and f.retry_after > now)]
+        return [f for f in self.feeds() if f.state != "disabled" and f.enabled
+                and not (f.retry_after and f.retry_after > now)]
 
     def due_feeds(self, now: float) -> list[FeedRow]:
         """Pollable feeds whose next poll time has come (never-polled feeds have one set by the service)."""
@@ -631,7 +638,7 @@ class Store:
         """The earliest next poll time of the active feeds not in ``exclude``."""
         skip = set(exclude)
         times = [max(f.next_poll, f.retry_after or 0) for f in self.feeds()
-                 if f.state != "disabled" and f.next_poll is not None and f.id not in skip]
+                 if f.state != "disabled" and f.enabled and f.next_poll is not None and f.id not in skip]
         return min(times, default=None)
 
     def update_feed(self, feed_id: int, **fields) -> None:

@@ -238,3 +238,45 @@ def http_date(ts: float) -> str:
 
 def gzipped(data: bytes) -> bytes:
     return gzip.compress(data)
+
+
+class Proxy:
+    """A forward HTTP proxy on loopback (absolute-form GET, as httpx sends to an http:// proxy):
+    records what passes through it and relays it to the origin."""
+
+    def __init__(self, ip: str = "127.0.0.90") -> None:
+        import urllib.error
+        import urllib.request
+
+        self.requests: list[Request] = []
+        proxy = self
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy of its own
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                proxy.requests.append(Request(self.path, headers, time.monotonic()))
+                fwd = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "host",
+                                                                                   "proxy-authorization")}
+                try:
+                    with opener.open(urllib.request.Request(self.path, headers=fwd), timeout=10) as resp:
+                        status, body, out = resp.status, resp.read(), dict(resp.headers.items())
+                except urllib.error.HTTPError as exc:
+                    status, body, out = exc.code, exc.read(), dict(exc.headers.items())
+                out = {k: v for k, v in out.items() if k.lower() not in ("transfer-encoding", "connection",
+                                                                         "content-length")}
+                Host.respond(self, status, body, out)
+
+        self.server = ThreadingHTTPServer((ip, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{ip}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
