@@ -28,7 +28,7 @@ from .config import Config, FeedSettings
 from .dedup import signature, text_hash
 from .extract import Page, extract, extract_plain
 from .feedback import score_packed, window_stream
-from .feeds import Entry, parse_feed
+from .feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
 from .identity import identify, is_update
 from .metrics import Metrics
@@ -41,7 +41,10 @@ log = logging.getLogger("ingest")
 
 MAX_REFRESH = 5  # more entries than this (and than half the feed) "updated" at once are not believed
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
-FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.8, */*;q=0.5"
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+               "application/xml;q=0.8, */*;q=0.5")
+MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
+MAX_SITEMAP_FETCHES = 10  # child sitemaps fetched per feed and poll (most recently modified first)
 
 
 @dataclass
@@ -278,6 +281,10 @@ class Poll:
         except Exception as exc:  # a crashed worker: count it against this feed only
             self._feed_failed(feed, res, f"feed parser crashed: {exc!r}", now)
             return
+        if parsed.kind is FeedKind.SITEMAP_INDEX:
+            # its children change without it changing: read it (and them) every poll, no validators
+            parsed = await self._expand_sitemaps(feed, parsed)
+            validators = {}
         if parsed.error:
             self._feed_failed(feed, res, parsed.error, now)
             return
@@ -303,6 +310,40 @@ class Poll:
             self._follow(feed, entry, now)
         for entry in refreshed[:limit]:
             self._follow(feed, entry, now, refresh=True)
+
+    async def _expand_sitemaps(self, feed: FeedRow, index: ParsedFeed) -> ParsedFeed:
+        """The entries of a sitemap index's child sitemaps (breadth first, most recently modified
+        first, at most MAX_SITEMAP_DEPTH levels and MAX_SITEMAP_FETCHES documents). Children are
+        untrusted URLs: the private-address guard applies to them."""
+        loop = asyncio.get_running_loop()
+        entries: list[Entry] = []
+        title, errors, fetched = index.title, [], 0
+        level, seen = list(index.sitemaps), {feed.url}
+        for _depth in range(MAX_SITEMAP_DEPTH):
+            deeper: list[str] = []
+            for url in level:
+                if fetched >= MAX_SITEMAP_FETCHES or url in seen:
+                    continue
+                seen.add(url)
+                fetched += 1
+                res = await self.fetcher.fetch(url, accept="application/xml, text/xml;q=0.9, */*;q=0.5",
+                                               options=self._options(feed.id))
+                if res.error:
+                    errors.append(f"{display(url)}: {res.error}")
+                    continue
+                child = await loop.run_in_executor(self.executor, parse_feed, res.body, res.final_url,
+                                                   res.headers.get("content-type"))
+                if child.error:
+                    errors.append(f"{display(url)}: {child.error}")
+                entries.extend(child.entries)
+                deeper.extend(child.sitemaps)
+                title = title or child.title
+            level = deeper
+        if not entries and errors:
+            return ParsedFeed("", (), error="sitemap index: no child sitemap could be read: " + "; ".join(errors[:3]))
+        warning = f"sitemap index: {len(errors)} child sitemap(s) unreadable: {'; '.join(errors[:3])}" \
+            if errors else None
+        return ParsedFeed(title, tuple(entries), warning=warning, kind=FeedKind.SITEMAP_INDEX)
 
     def _new_entries(self, feed: FeedRow, entries: Sequence[Entry]) -> tuple[list[Entry], list[Entry]]:
         """(entries never seen, newest first; seen entries whose "updated" date moved on)."""

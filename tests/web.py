@@ -225,6 +225,39 @@ def rdf(title: str, items: list[dict]) -> str:
             + "".join(out) + "</rdf:RDF>")
 
 
+def json_feed(title: str, items: list[dict], version: str = "1.1") -> str:
+    import json
+
+    out = []
+    for i, it in enumerate(items):
+        item = {"id": it.get("guid") or i, "title": it.get("title", ""), "content_text": it.get("summary", "x")}
+        item["url" if version == "1.1" or i % 2 == 0 else "external_url"] = it["link"]
+        if it.get("iso"):
+            item["date_published"] = it["iso"]
+        out.append(item)
+    return json.dumps({"version": f"https://jsonfeed.org/version/{version}", "title": title,
+                       "home_page_url": "http://example.org/", "items": out})
+
+
+def news_sitemap(items: list[dict], name: str = "Example News") -> str:
+    out = []
+    for it in items:
+        news = (f"<news:news><news:publication><news:name>{html.escape(name)}</news:name>"
+                f"<news:language>en</news:language></news:publication>"
+                f"<news:publication_date>{it.get('iso', '2026-11-20T08:00:00Z')}</news:publication_date>"
+                f"<news:title>{html.escape(it.get('title', ''))}</news:title></news:news>")
+        out.append(f"<url><loc>{html.escape(it['link'])}</loc><lastmod>{it.get('iso', '2026-11-20')}</lastmod>"
+                   f"{news}</url>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+            'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">' + "".join(out) + "</urlset>")
+
+
+def sitemap_index(children: list[tuple[str, str]]) -> str:
+    body = "".join(f"<sitemap><loc>{html.escape(u)}</loc><lastmod>{d}</lastmod></sitemap>" for u, d in children)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="http://www.sitemaps.org/schemas/'
+            'sitemap/0.9">' + body + "</sitemapindex>")
+
+
 def redirect(to: str, status: int = 302):
     """A route handler answering with a redirect to ``to``."""
     def handler(req):
