@@ -18,7 +18,9 @@ commit is a transaction and corpus files are renamed into place, so the
 store stays consistent). SIGHUP re-reads the config and seeds and applies
 all of it but [paths] store (feeds added or removed take effect, unchanged
 feeds keep their state; [fetch] settings apply to the next polls; the digest
-cron is re-armed; changed seeds rescore); the log names the keys changed.
+cron is re-armed; changed seeds rescore); the log names the keys changed. A
+changed config file (``ingest feeds add``, an editor) is re-read the same way
+within seconds, without a signal.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Service:
         self.clock = clock
         self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
         self.seeds_mark = _seeds_mark(config.paths.seeds)
+        self.config_mark = _file_mark(config.path)
         self.rescoring: asyncio.Future | None = None
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         self.store: Store | None = None
@@ -159,15 +162,19 @@ class Service:
             await asyncio.gather(*pending, return_exceptions=True)
 
     def _on_reload_signal(self) -> None:
+        self._reload("SIGHUP")
+
+    def _reload(self, why: str) -> None:
         """Re-read the config and seeds and apply everything that can change while running:
         feeds, [fetch] (a new fetcher for the next polls; the running ones finish on the old),
         the digest cron, [relevance], [schedule], [digest], the seeds. Only [paths] store needs a
         restart: it is kept, and logged by name."""
+        self.config_mark = _file_mark(self.config.path)
         try:
             config = load_config(self.config.path)
             seeds = [s.text for s in load_seeds(config.paths.seeds)]
         except (ConfigError, SeedError) as exc:
-            log.error("event=reload_failed reason=%r (keeping the running config)", str(exc))
+            log.error("event=reload_failed trigger=%s reason=%r (keeping the running config)", why, str(exc))
             return
         old = self.config
         changed = changed_keys(old, config)
@@ -190,7 +197,7 @@ class Service:
         self._sync_feeds()
         self._arm_poll()
         applied = [k for k in changed if k not in RESTART_KEYS]
-        log.info("event=reloaded feeds=%d changed=%s", len(config.feeds), ",".join(applied) or "-")
+        log.info("event=reloaded trigger=%s feeds=%d changed=%s", why, len(config.feeds), ",".join(applied) or "-")
         if seeds_changed:
             self._start_rescore("seeds changed")
 
@@ -275,11 +282,14 @@ class Service:
             self._arm_poll()
 
     async def _feedback_job(self) -> None:
-        """Apply queued verdicts; notice changed seed files."""
+        """Apply queued verdicts; notice a changed config file (`ingest feeds add`, an editor) and
+        changed seed files."""
         from .feedback import apply_verdicts
 
         if self.stopping.is_set():
             return
+        if _file_mark(self.config.path) != self.config_mark:
+            self._reload("config_changed")
         try:
             done = apply_verdicts(self.store, self.clock())
             for path in done.added + done.restored:
@@ -369,6 +379,15 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     if old.feeds != new.feeds:
         out.append("feeds")
     return out
+
+
+def _file_mark(path: Path) -> tuple:
+    """What changes when a file is edited or replaced (an atomic rename gives a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _seeds_mark(folder: Path) -> tuple:

@@ -143,7 +143,7 @@ def test_sighup_picks_up_a_new_feed(tmp_path, seeds_dir, web):
         wait_for(lambda: web.host(3).hits("/atom.xml"), what="the added feed to be polled")
     finally:
         code, err = stop(proc)
-    assert code == 0 and "event=reloaded feeds=2" in err
+    assert code == 0 and "feeds=2" in err and "event=reloaded trigger=" in err
 
 
 def test_a_stop_signal_delivered_twice_at_once_is_one_stop(tmp_path, seeds_dir, web):
@@ -198,3 +198,18 @@ def test_running_service_follows_marks_and_changed_seeds(tmp_path, seeds_dir, we
     assert code == 0, err
     assert "event=verdict_applied action=withdrawn" in err and "event=seeds_reloaded" in err
     assert "event=rescored" in err
+
+
+def test_feeds_add_reaches_the_running_service_without_a_signal(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:1], FAST)
+    proc = start(cfg)
+    try:
+        wait_for(lambda: web.host(2).hits("/rss.xml"), what="first poll")
+        r = run_cli("--config", str(cfg), "feeds", "add", news.feeds[1], "--name", "Feed B")
+        assert r.code == 0, r.err
+        assert len(web.host(3).hits("/atom.xml")) == 1  # `feeds add` read it once
+        wait_for(lambda: len(web.host(3).hits("/atom.xml")) >= 2, what="the added feed to be polled")
+    finally:
+        code, err = stop(proc)
+    assert code == 0 and "event=reloaded trigger=config_changed feeds=2" in err, err

@@ -1,0 +1,264 @@
+"""The feed list in ``config.toml``: find a site's feed, add and remove feeds, OPML in and out.
+
+``config.toml`` stays the one place of truth, and stays the user's file: it is
+edited with tomlkit, so comments, order and layout survive, and written
+atomically after the result has been loaded and validated like any config
+(a failed edit changes nothing). The running service notices the change
+(SIGHUP, or the file's modification time within seconds).
+
+Discovery fetches with the project's own Fetcher (politeness, size caps and
+the private-address guard apply); trafilatura's ``determine_feed`` only reads
+the HTML for ``<link rel=alternate>`` (and feed-like ``<a>``) candidates.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import tomlkit
+
+from .config import Config, ConfigError, FeedSettings, load_config
+from .feeds import FeedKind, ParsedFeed, parse_feed
+from .fetch import Fetcher
+from .urls import display, normalize, scheme_reason
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# tried when a page links no feed: the paths WordPress, Ghost, Hugo, Jekyll, Blogger and news CMSs use
+COMMON_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json",
+                "/news-sitemap.xml", "/sitemap_news.xml")
+MAX_CANDIDATES = 8  # advertised feeds tried per page
+ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
+          "text/html;q=0.8, */*;q=0.5")
+
+
+class FeedListError(Exception):
+    """A feed-list operation that cannot be done; the message says why. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """A feed that discovery fetched and parsed."""
+
+    url: str
+    parsed: ParsedFeed
+    also: tuple[str, ...] = ()  # other feeds the page advertises
+
+    @property
+    def newest(self) -> datetime | None:
+        dates = [e.published or e.updated for e in self.parsed.entries if e.published or e.updated]
+        return max(dates, default=None)
+
+
+def _usable(parsed: ParsedFeed) -> bool:
+    return parsed.error is None and (bool(parsed.entries) or parsed.kind is not FeedKind.RSS or bool(parsed.title))
+
+
+async def discover(url: str, fetcher: Fetcher) -> Found:
+    """The feed at ``url``, or the first working feed a page at ``url`` advertises, or one at a
+    common path of its site. Raises FeedListError naming what was tried."""
+    from trafilatura.feeds import FeedParameters, determine_feed
+
+    res = await fetcher.fetch(url, accept=ACCEPT)
+    if res.error:
+        raise FeedListError(f"cannot fetch {display(url)}: {res.error}")
+    ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
+    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+    if _usable(parsed):
+        return Found(res.permanent_redirect or url, parsed)
+    looks_html = ctype in HTML_TYPES or b"<html" in res.body[:4096].lower()
+    if not looks_html:
+        raise FeedListError(f"{display(url)} is not a feed ({parsed.error or 'no entries'}) and not an HTML page "
+                            f"that could link one ({ctype or 'no content type'})")
+    parts = urlsplit(res.final_url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    html = res.body.decode("utf-8", "replace")
+    advertised = [u for u in determine_feed(html, FeedParameters(base, parts.hostname or "", res.final_url))
+                  if not scheme_reason(u)][:MAX_CANDIDATES]
+    tried: list[str] = []
+    found: list[Found] = []
+    for cand in advertised:
+        hit = await _try(cand, fetcher, tried)
+        if hit is not None:
+            found.append(hit)
+    if found:
+        return Found(found[0].url, found[0].parsed, tuple(f.url for f in found[1:]))
+    for path in COMMON_PATHS:
+        hit = await _try(urljoin(base, path), fetcher, tried)
+        if hit is not None:
+            return hit
+    what = "links no feed" if not advertised else f"links {len(advertised)} feed(s) that did not work"
+    raise FeedListError(f"no feed found: {display(url)} is an HTML page that {what}, and none of "
+                        f"{', '.join(COMMON_PATHS)} on {display(base)} is a feed; give the feed's own URL")
+
+
+async def _try(url: str, fetcher: Fetcher, tried: list[str]) -> Found | None:
+    if url in tried:
+        return None
+    tried.append(url)
+    res = await fetcher.fetch(url, accept=ACCEPT)
+    if res.error:
+        return None
+    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+    return Found(res.permanent_redirect or url, parsed) if _usable(parsed) else None
+
+
+# -- editing config.toml --------------------------------------------------------
+
+def _load_doc(path: Path) -> tomlkit.TOMLDocument:
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FeedListError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # tomlkit's parse errors; load_config has already named the problem
+        raise FeedListError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _save_doc(path: Path, doc: tomlkit.TOMLDocument) -> Config:
+    """Validate the edited document as a config, then put it in place atomically."""
+    text = tomlkit.dumps(doc)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        except OSError:
+            pass
+        try:
+            config = load_config(tmp)
+        except ConfigError as exc:
+            raise FeedListError(f"{path}: the edit would make the config invalid, nothing changed: "
+                                f"{str(exc).replace(tmp, str(path))}") from None
+        os.replace(tmp, path)
+        tmp = ""
+        return config
+    finally:
+        if tmp:
+            os.unlink(tmp)
+
+
+def _feeds_aot(doc: tomlkit.TOMLDocument) -> tomlkit.items.AoT:
+    feeds = doc.get("feeds")
+    if feeds is None:
+        feeds = tomlkit.aot()
+        doc.append("feeds", feeds)
+    if not isinstance(feeds, tomlkit.items.AoT):
+        raise FeedListError("config.toml: [feeds] is not a list of [[feeds]] tables; fix it by hand")
+    return feeds
+
+
+def _table(feed: FeedSettings) -> tomlkit.items.Table:
+    t = tomlkit.table()
+    t["url"] = feed.url
+    if feed.name:
+        t["name"] = feed.name
+    if feed.category:
+        t["category"] = feed.category
+    return t
+
+
+def same_feed(a: str, b: str) -> bool:
+    """Whether a user's reference names a listed feed (a trailing slash does not matter here)."""
+    return normalize(a).rstrip("/") == normalize(b).rstrip("/")
+
+
+def add_feeds(path: Path, new: list[FeedSettings], known: tuple[FeedSettings, ...]) -> tuple[list[FeedSettings],
+                                                                                              list[FeedSettings]]:
+    """Append ``new`` feeds to the config as ``[[feeds]]`` tables; returns (added, duplicates).
+    A feed is a duplicate when its normalised URL is already listed (or listed earlier in ``new``)."""
+    doc = _load_doc(path)
+    feeds = _feeds_aot(doc)
+    seen = {normalize(f.url) for f in known}
+    added, dupes = [], []
+    for f in new:
+        key = normalize(f.url)
+        if key in seen:
+            dupes.append(f)
+            continue
+        seen.add(key)
+        feeds.append(_table(f))
+        added.append(f)
+    if added:
+        _save_doc(path, doc)
+    return added, dupes
+
+
+def remove_feed(path: Path, ref: str, known: tuple[FeedSettings, ...]) -> FeedSettings:
+    """Remove the feed whose URL (normalised) or name (case-insensitive) is ``ref``."""
+    matches = [f for f in known if same_feed(f.url, ref) or (f.name and f.name.casefold() == ref.casefold())]
+    if not matches:
+        raise FeedListError(f"no feed with URL or name {ref!r} in {path}; `ingest feeds list` shows them")
+    if len(matches) > 1:
+        raise FeedListError(f"{ref!r} names {len(matches)} feeds: {', '.join(display(f.url) for f in matches)}; "
+                            f"give the URL")
+    doc = _load_doc(path)
+    feeds = _feeds_aot(doc)
+    target = matches[0]
+    for i, table in enumerate(feeds):
+        if str(table.get("url", "")).strip() == target.url:
+            del feeds[i]
+            break
+    else:
+        raise FeedListError(f"{path}: cannot find the [[feeds]] table of {display(target.url)}")
+    if not len(feeds):
+        del doc["feeds"]
+    _save_doc(path, doc)
+    return target
+
+
+# -- OPML -----------------------------------------------------------------------
+
+@dataclass
+class OpmlImport:
+    feeds: list[FeedSettings] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (what the outline said, why not)
+
+
+def read_opml(data: bytes, source: str) -> OpmlImport:
+    """The feeds of an OPML subscription list (listparser; never fetches anything). Nested
+    outlines become the feed's category ("News / World" for deeper nesting)."""
+    import listparser
+
+    parsed = listparser.parse(data)  # bytes: parsed as a document, never taken for a URL
+    if not parsed.get("version") and not parsed.get("feeds"):
+        why = parsed.get("bozo_exception") or "no <opml> document with <outline xmlUrl=...> entries"
+        raise FeedListError(f"{source}: not an OPML subscription list ({why}); nothing imported")
+    out = OpmlImport()
+    for item in parsed.get("feeds", []):
+        url = str(item.get("url", "")).strip()
+        title = " ".join(str(item.get("title", "")).split())
+        if not url or scheme_reason(url) or not urlsplit(url).hostname:
+            out.invalid.append((url or title or "(outline without xmlUrl)", "not an http(s) URL with a host"))
+            continue
+        cats = [c for c in item.get("categories", []) if c]
+        category = " / ".join(cats[0]) if cats else ""
+        out.feeds.append(FeedSettings(url=url, name=title if title != url else "", category=category))
+    return out
+
+
+def write_opml(feeds: tuple[FeedSettings, ...], title: str = "seed-ingest feeds") -> str:
+    """OPML 2.0: one outline per category (nested by " / "), feeds with text, title, type, xmlUrl."""
+    import xml.etree.ElementTree as ET
+    from email.utils import formatdate
+
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    ET.SubElement(head, "dateCreated").text = formatdate(usegmt=True)
+    body = ET.SubElement(root, "body")
+    folders: dict[tuple[str, ...], ET.Element] = {(): body}
+    for f in feeds:
+        path = tuple(p.strip() for p in f.category.split("/") if p.strip())
+        for i in range(1, len(path) + 1):
+            if path[:i] not in folders:
+                folders[path[:i]] = ET.SubElement(folders[path[:i - 1]], "outline", text=path[i - 1],
+                                                  title=path[i - 1])
+        name = f.name or f.url
+        ET.SubElement(folders[path], "outline", type="rss", text=name, title=name, xmlUrl=f.url)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

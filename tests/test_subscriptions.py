@@ -1,0 +1,194 @@
+"""`ingest feeds add/remove/list/import/export`: discovery from HTML pages over the loopback
+web, config.toml edited in place (comments kept, nothing half-written), OPML round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.config import load_config
+
+from .conftest import run_cli
+from .web import FIXTURES, atom, json_feed, rss
+
+ITEMS = [{"title": "Gold mine", "link": "http://127.0.0.50/a.html", "guid": "a",
+          "date": "Fri, 20 Nov 2026 08:00:00 GMT", "iso": "2026-11-20T08:00:00Z"},
+         {"title": "Older", "link": "http://127.0.0.50/b.html", "guid": "b", "date": "Thu, 19 Nov 2026 08:00:00 GMT",
+          "iso": "2026-11-19T08:00:00Z"}]
+
+CONFIG = """# my seed-ingest setup
+[paths]
+seeds = "seeds"   # the examples
+store = "store"
+
+[fetch]
+allow_private_networks = true
+host_delay = 0
+timeout = 10
+
+# --- feeds I follow ---
+[[feeds]]
+url = "https://www.dailynk.com/english/feed/"
+name = "Daily NK"   # specialist news
+
+[web]
+# no web view in tests
+listen = ""
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def _page(links: str = "", body: str = "") -> str:
+    return f"<!DOCTYPE html><html><head><title>Site</title>{links}</head><body><p>{body}Hello</p></body></html>"
+
+
+def test_add_finds_the_feed_a_page_advertises(cfg, web):
+    h = web.host(50)
+    h.add("/comments/feed/", rss("Comments", ITEMS), content_type="application/rss+xml")
+    feed = h.add("/feed/", rss("Gold News", ITEMS), content_type="application/rss+xml")
+    h.add("/", _page('<link rel="alternate" type="application/rss+xml" title="Comments" href="/comments/feed/">'
+                     '<link rel="alternate" type="application/rss+xml" title="Gold News" href="/feed/">'))
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/"), "--name", "Gold", "--category", "Mining")
+    assert r.code == 0, r.err
+    assert "Gold News" in r.out and "2 entries" in r.out and "2026-11-20" in r.out
+    text = cfg.read_text(encoding="utf-8")
+    for comment in ("# my seed-ingest setup", "# the examples", "# --- feeds I follow ---", "# specialist news",
+                    "# no web view in tests"):
+        assert comment in text  # the user's file stays the user's file
+    feeds = load_config(cfg).feeds
+    assert [(f.url, f.name, f.category) for f in feeds][-1] == (feed, "Gold", "Mining")
+    assert load_config(cfg).web.listen == ""
+    # the same feed again (by the page, or by a variant of its URL) is refused, the file untouched
+    before = cfg.read_bytes()
+    for again in (h.url("/"), feed + "?utm_source=x"):
+        r = run_cli("--config", str(cfg), "feeds", "add", again)
+        assert r.code == 1 and "already in" in r.err
+    assert cfg.read_bytes() == before
+
+
+def test_add_tries_common_paths_and_json_feed(cfg, web):
+    h = web.host(51)
+    h.add("/", _page())  # links nothing
+    h.add("/feed.json", json_feed("J", ITEMS), content_type="application/feed+json")
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/"))
+    assert r.code == 0, r.err
+    assert "json" in r.out and load_config(cfg).feeds[-1].url == h.url("/feed.json")
+    # a feed URL given directly
+    a = web.host(52).add("/atom.xml", atom("Atom!", ITEMS), content_type="application/atom+xml")
+    r = run_cli("--config", str(cfg), "feeds", "add", a)
+    assert r.code == 0 and "Atom!" in r.out
+
+
+def test_add_refuses_what_is_no_feed_and_changes_nothing(cfg, web, tmp_path):
+    h = web.host(53)
+    h.add("/", _page(body="no feed here "))
+    h.add("/logo.png", b"\x89PNG....", content_type="image/png")
+    before = cfg.read_bytes()
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/"))
+    assert r.code == 1
+    assert "no feed found" in r.err and "links no feed" in r.err and "/feed.xml" in r.err
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/logo.png"))
+    assert r.code == 1 and "not a feed" in r.err and "image/png" in r.err
+    r = run_cli("--config", str(cfg), "feeds", "add", "http://127.0.0.54:9/")
+    assert r.code == 1 and "cannot fetch" in r.err
+    # an unreachable proxy
+    bad = tmp_path / "proxied.toml"
+    bad.write_text(CONFIG.replace("timeout = 10", 'timeout = 10\nproxy = "http://127.0.0.55:9"'), encoding="utf-8")
+    feed = web.host(56).add("/feed.xml", rss("F", ITEMS), content_type="application/rss+xml")
+    proxied = bad.read_bytes()
+    r = run_cli("--config", str(bad), "feeds", "add", feed)
+    assert r.code == 1 and "cannot connect through proxy" in r.err
+    assert bad.read_bytes() == proxied
+    # the private-address guard applies to what `feeds add` fetches
+    guarded = tmp_path / "guarded.toml"
+    guarded.write_text(CONFIG.replace("allow_private_networks = true", "allow_private_networks = false"),
+                       encoding="utf-8")
+    r = run_cli("--config", str(guarded), "feeds", "add", feed)
+    assert r.code == 1 and "refused" in r.err
+    assert cfg.read_bytes() == before
+
+
+def test_remove_and_list(cfg, web):
+    feed = web.host(57).add("/feed.xml", rss("F", ITEMS), content_type="application/rss+xml")
+    assert run_cli("--config", str(cfg), "feeds", "add", feed, "--name", "Fifty-seven").code == 0
+    listed = run_cli("--config", str(cfg), "feeds", "list", "--json").json()
+    assert [f["name"] for f in listed] == ["Daily NK", "Fifty-seven"]
+    assert listed[1]["state"] == "new" and listed[1]["enabled"] is True
+    r = run_cli("--config", str(cfg), "feeds", "remove", "fifty-SEVEN")  # by name, any case
+    assert r.code == 0 and "removed" in r.out
+    r = run_cli("--config", str(cfg), "feeds", "remove", "https://www.dailynk.com/english/feed")  # by URL
+    assert r.code == 0
+    assert load_config(cfg).feeds == ()
+    assert "# my seed-ingest setup" in cfg.read_text(encoding="utf-8")
+    r = run_cli("--config", str(cfg), "feeds", "remove", "nothing-like-it")
+    assert r.code == 1 and "no feed with URL or name" in r.err
+    r = run_cli("--config", str(cfg), "feeds", "list")
+    assert r.code == 0 and "0 feed(s)" in r.err
+
+
+@pytest.mark.parametrize("name, feeds, invalid, categories", [
+    ("miniflux.opml", 4, 0, {"All", "Mining"}),
+    ("freshrss.opml", 3, 1, {"Uncategorized", "Korea"}),
+    ("feedly.opml", 3, 0, {"World", "Korea"}),
+    ("inoreader.opml", 3, 1, {"Sanctions", "Sanctions / Research", ""}),
+])
+def test_opml_import_export_round_trip(tmp_path, name, feeds, invalid, categories):
+    src = FIXTURES / "opml" / name
+    a = tmp_path / "a.toml"
+    a.write_text('[paths]\nseeds = "seeds"\n', encoding="utf-8")
+    r = run_cli("--config", str(a), "feeds", "import", str(src))
+    assert r.code == 0, r.err
+    got = load_config(a).feeds
+    assert len(got) == feeds and f"{invalid} invalid" in r.out
+    assert {f.category for f in got} == categories
+    # again: everything is a duplicate, nothing is written twice
+    r = run_cli("--config", str(a), "feeds", "import", str(src))
+    assert "imported 0 feed(s)" in r.out and f"{feeds} duplicate(s) skipped" in r.out
+    assert load_config(a).feeds == got
+    # export and import into a fresh config: the same feeds, names and categories
+    out = tmp_path / "out.opml"
+    assert run_cli("--config", str(a), "feeds", "export", "--output", str(out)).code == 0
+    assert out.read_text(encoding="utf-8").startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
+    b = tmp_path / "b.toml"
+    b.write_text('[paths]\nseeds = "seeds"\n', encoding="utf-8")
+    assert run_cli("--config", str(b), "feeds", "import", str(out)).code == 0
+    assert {(f.url, f.name, f.category) for f in load_config(b).feeds} == {(f.url, f.name, f.category) for f in got}
+
+
+def test_opml_export_leaves_secrets_out(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[feeds]]\nurl = "https://e.org/feed"\nname = "E"\ncategory = "A / B"\n'
+                   'cookie = "sid=topsecret"\nheaders = { Authorization = "Bearer topsecret" }\n', encoding="utf-8")
+    r = run_cli("--config", str(cfg), "feeds", "export")
+    assert r.code == 0 and "topsecret" not in r.out
+    assert '<outline text="A" title="A">' in r.out and 'xmlUrl="https://e.org/feed"' in r.out
+
+
+def test_malformed_opml_changes_nothing(cfg, tmp_path):
+    before = cfg.read_bytes()
+    bad = tmp_path / "bad.opml"
+    for content in (b"this is not xml at all", b"<html><body><p>hello</p></body></html>", b""):
+        bad.write_bytes(content)
+        r = run_cli("--config", str(cfg), "feeds", "import", str(bad))
+        assert r.code == 1 and "not an OPML subscription list" in r.err
+    r = run_cli("--config", str(cfg), "feeds", "import", str(tmp_path / "missing.opml"))
+    assert r.code == 2 and "cannot read" in r.err
+    assert cfg.read_bytes() == before
+
+
+def test_an_edit_that_would_break_the_config_is_not_written(cfg):
+    from ingest.config import FeedSettings
+    from ingest.subscriptions import FeedListError, add_feeds
+
+    before = cfg.read_bytes()
+    with pytest.raises(FeedListError) as err:
+        add_feeds(cfg, [FeedSettings(url="ftp://example.org/feed")], load_config(cfg).feeds)
+    assert "nothing changed" in str(err.value) and str(cfg) in str(err.value) and "feeds[1].url" in str(err.value)
+    assert cfg.read_bytes() == before and not list(cfg.parent.glob(".config-*"))
