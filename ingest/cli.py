@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import os
-import smtplib
 import sqlite3
 import sys
 import time
@@ -164,13 +163,8 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
         else:
             with store:
                 d, paths = digest.scheduled(store, now, review=review(store, seeds, config, digest.REVIEW_ITEMS))
-            print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
-            if config.digest.email:
-                try:
-                    digest.deliver(d, config.digest)
-                    print(f"sent to {config.digest.email}", file=sys.stderr)
-                except (OSError, ValueError, smtplib.SMTPException) as exc:  # the files are written anyway
-                    print(f"ingest: digest not e-mailed: {exc}", file=sys.stderr)
+                print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
+                _deliver(store, config, now)
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)
@@ -182,6 +176,24 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _deliver(store: Store, config: Config, now: float) -> None:
+    """Send the digest just recorded (and earlier ones that failed) to [notify] urls and [digest] email;
+    a failure is reported and retried at the next digest (the files are written regardless)."""
+    from . import notify
+
+    targets = notify.targets(config)
+    if not targets:
+        return
+    results = notify.send(notify.plan(store, targets, store.last_digest_id(), now))
+    notify.record(store, results, now)
+    for d, error in results:
+        if error:
+            print(f"ingest: digest {d.digest_id} not sent to {d.target.label}: {error} (retried at the next "
+                  f"digest)", file=sys.stderr)
+        else:
+            print(f"digest {d.digest_id} sent to {d.target.label}", file=sys.stderr)
 
 
 def parse_since(value: str, now: float) -> float:

@@ -481,6 +481,12 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     instant = r.get("instant_above", float, None, check=lambda v: 0 <= v <= 1,
                     expected="a score from 0 to 1 (alerts for kept articles scoring above it)")
     r.done()
+    if urls:
+        from .notify import url_reason
+
+        for i, u in enumerate(urls):
+            if why := url_reason(u.strip()):
+                raise ConfigError(f"{file}: [notify.urls[{i}]] expected {why}")
     notify = NotifySettings(urls=tuple(u.strip() for u in urls), instant_above=instant)
 
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import DigestSettings
 from .feedback import ReviewItem
 from .store import Store, read_corpus_file
 from .timefmt import iso as _iso
@@ -260,35 +259,6 @@ def _rolling_items(store: Store, now: float) -> list[Item]:
         return []
     items = build(store, since, now, now).items
     return sorted(items, key=lambda it: it.fetched, reverse=True)[:ROLLING_ITEMS]
-
-
-def deliver(d: Digest, settings: DigestSettings, env: dict[str, str] | None = None) -> None:
-    """E-mail the digest (Markdown as text, HTML as the alternative) over SMTP.
-
-    Credentials come from $INGEST_SMTP_USER and $INGEST_SMTP_PASSWORD and are only
-    ever sent after STARTTLS; they never appear in a digest or a log line."""
-    import os
-    import smtplib
-    import ssl
-    from email.message import EmailMessage
-
-    env = os.environ if env is None else env
-    user, password = env.get("INGEST_SMTP_USER"), env.get("INGEST_SMTP_PASSWORD")
-    if user and password and not settings.starttls:
-        raise ValueError("refusing to send SMTP credentials without STARTTLS ([digest] starttls = false)")
-    msg = EmailMessage()
-    n = len(d.items)
-    msg["Subject"] = f"seed-ingest digest {d.until[:10]}: {n} new {'story' if n == 1 else 'stories'}"
-    msg["From"] = settings.smtp_from
-    msg["To"] = settings.email
-    msg.set_content(render_markdown(d))
-    msg.add_alternative(render_html(d), subtype="html")
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=60) as smtp:
-        if settings.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if user and password:
-            smtp.login(user, password)
-        smtp.send_message(msg)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

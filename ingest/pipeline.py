@@ -32,10 +32,11 @@ from .feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
 from .identity import identify, is_update
 from .metrics import Metrics
+from .notify import Alert
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
-from .urls import display, host_of, normalize, redact_text
+from .urls import display, display_host, host_of, normalize, redact_text
 
 log = logging.getLogger("ingest")
 
@@ -152,6 +153,7 @@ class Poll:
         self.jobs: dict[str, _PageJob] = {}
         self.updates: list[_FeedUpdate] = []
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
+        self.alerts: list[Alert] = []  # kept articles above [notify] instant_above
         self._feed_tasks: list[asyncio.Future] = []
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
@@ -553,6 +555,10 @@ class Poll:
                          terms=score.terms, minhash=a.minhash)
         aid, path = self.store.add_article(art, job.key, job.sources, now, a.page.url, counts=a.counts)
         self.summary.kept += 1
+        above = self.config.notify.instant_above
+        if above is not None and score.score > above:
+            self.alerts.append(Alert(title, display(a.page.url), a.page.site or display_host(a.page.url),
+                                     score.score, tuple(score.terms)))
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))
         return aid
@@ -653,6 +659,10 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
         finally:
             for sig in stops:
                 loop.remove_signal_handler(sig)
+        if poll.alerts:
+            from . import notify
+
+            await asyncio.to_thread(notify.send_alerts, notify.targets(config), poll.alerts)
     store.finish_run(run_id, clock(), summary.as_dict())
     return summary
 

@@ -251,6 +251,10 @@ class Service:
     async def _run_poll(self, poll: Poll, due, ids: set[int]) -> None:
         try:
             s = await poll.run(due)
+            if poll.alerts:
+                from . import notify
+
+                await asyncio.to_thread(notify.send_alerts, notify.targets(self.config), poll.alerts)
             log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
                      "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
                      s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
@@ -346,7 +350,8 @@ class Service:
             log.exception("event=rescore_failed")
 
     async def _digest_job(self) -> None:
-        from .digest import REVIEW_ITEMS, deliver, scheduled
+        from . import notify
+        from .digest import REVIEW_ITEMS, scheduled
         from .feedback import pick_review, score_packed, window_stream
 
         if self.stopping.is_set():
@@ -360,9 +365,12 @@ class Service:
                                       review=pick_review(self.store, ids, scored, REVIEW_ITEMS))
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
-            if self.config.digest.email:
-                await asyncio.to_thread(deliver, digest, self.config.digest)
-                log.info("event=digest_sent to=%s", self.config.digest.email)
+            targets = notify.targets(self.config)
+            if targets:  # plan and record here (the one writer), send in a thread
+                now = self.clock()
+                deliveries = notify.plan(self.store, targets, self.store.last_digest_id(), now)
+                results = await asyncio.to_thread(notify.send, deliveries)
+                notify.record(self.store, results, self.clock())
         except Exception:
             log.exception("event=digest_failed")
 

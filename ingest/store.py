@@ -133,6 +133,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(  -- rejected pages whil
 );
 INSERT INTO articles_fts (articles_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');  -- a title match weighs 5 times
 INSERT INTO pages_fts (pages_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');
+CREATE TABLE IF NOT EXISTS deliveries (   -- each digest's delivery to each target ([notify] urls, [digest] email)
+    digest_id INTEGER NOT NULL REFERENCES digests(id),
+    target TEXT NOT NULL,                 -- "apprise:<hash of the URL>" or "email:<address>": never the URL
+    sent REAL,                            -- when delivered, NULL while it failed (retried at the next digest)
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (digest_id, target)
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'
@@ -991,10 +999,29 @@ class Store:
     def last_digest_until(self) -> float | None:
         return self.db.execute("SELECT MAX(until) FROM digests").fetchone()[0]
 
-    def record_digest(self, since: float, until: float, items: int, path: str | None) -> None:
+    def record_digest(self, since: float, until: float, items: int, path: str | None) -> int:
         with self.transaction() as db:
-            db.execute("INSERT INTO digests (created, since, until, items, path) VALUES (?,?,?,?,?)",
-                       (until, since, until, items, path))
+            return db.execute("INSERT INTO digests (created, since, until, items, path) VALUES (?,?,?,?,?)",
+                              (until, since, until, items, path)).lastrowid
+
+    def undelivered_digests(self, target: str, since: float) -> list[int]:
+        """Digests created after ``since`` whose delivery to ``target`` was tried and failed."""
+        return [r[0] for r in self.db.execute(
+            "SELECT d.id FROM digests d JOIN deliveries x ON x.digest_id = d.id AND x.target = ? "
+            "WHERE x.sent IS NULL AND d.created >= ? ORDER BY d.id", (target, since))]
+
+    def digests_by_ids(self, ids: Sequence[int]) -> list[sqlite3.Row]:
+        return sorted(self._rows_in("SELECT * FROM digests WHERE id IN ({q})", (), list(ids)), key=lambda r: r["id"])
+
+    def record_delivery(self, digest_id: int, target: str, now: float, error: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO deliveries (digest_id, target, sent, attempts, error) VALUES (?,?,?,1,?) "
+                       "ON CONFLICT (digest_id, target) DO UPDATE SET sent = excluded.sent, "
+                       "attempts = attempts + 1, error = excluded.error",
+                       (digest_id, target, None if error else now, error))
+
+    def last_digest_id(self) -> int | None:
+        return self.db.execute("SELECT MAX(id) FROM digests").fetchone()[0]
 
     def rolling_since(self, n: int) -> float | None:
         """A time just before the n-th newest article was fetched (None: no articles)."""

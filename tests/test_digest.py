@@ -202,6 +202,7 @@ def test_digest_is_emailed_over_starttls_with_credentials(tmp_path, seeds_dir, w
     """STARTTLS against a loopback server whose certificate comes from a throwaway CA (trustme):
     the certificate is verified, and the credentials travel only inside TLS."""
     import base64
+    import email
     import ssl
 
     trustme = pytest.importorskip("trustme")
@@ -222,13 +223,15 @@ def test_digest_is_emailed_over_starttls_with_credentials(tmp_path, seeds_dir, w
         # without the CA the certificate is refused: nothing is sent, the files are written anyway
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
         r = run_cli("--config", str(cfg), "digest")
-        assert r.code == 0 and "digest not e-mailed" in r.err and not smtp.messages and not smtp.auth
+        assert r.code == 0 and "not sent to analyst@example.org" in r.err and not smtp.messages and not smtp.auth
         monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
         r = run_cli("--config", str(cfg), "digest")
         assert r.code == 0 and "sent to analyst@example.org" in r.err, r.err
-        assert len(smtp.messages) == 1 and smtp.commands.index("STARTTLS") < smtp.commands.index("AUTH")
-        ((line, secure),) = smtp.auth
-        assert secure and base64.b64decode(line.split()[-1]) == b"\0me\0s3cret-password"
+        # the digest that failed is sent now, then the new one
+        assert len(smtp.messages) == 2 and smtp.commands.index("STARTTLS") < smtp.commands.index("AUTH")
+        assert "4 new stories" in email.message_from_bytes(smtp.messages[0])["Subject"]
+        for line, secure in smtp.auth:
+            assert secure and base64.b64decode(line.split()[-1]) == b"\0me\0s3cret-password"
         assert "s3cret" not in r.out + r.err
     finally:
         smtp.close()

@@ -36,6 +36,8 @@ class Request:
     path: str
     headers: dict[str, str]
     at: float
+    method: str = "GET"
+    body: bytes = b""
 
 
 class Host:
@@ -55,16 +57,21 @@ class Host:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
+                body = b""
+                if self.command == "POST":
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with host._lock:
                     host.in_flight += 1
                     host.max_in_flight = max(host.max_in_flight, host.in_flight)
                     host.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                 time.monotonic()))
+                                                 time.monotonic(), self.command, body))
                 try:
                     host._serve(self)
                 finally:
                     with host._lock:
                         host.in_flight -= 1
+
+            do_POST = do_GET  # webhooks (notifications): recorded with their body
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address) -> None:
