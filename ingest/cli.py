@@ -44,7 +44,14 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         executor = make_executor()
         clean = False
         try:
-            summary = asyncio.run(poll_once(config, store, seeds, executor))
+            if sys.stderr.isatty():
+                from .progress import TerminalProgress
+
+                to_stderr = [h for h in logging.getLogger("ingest").handlers if type(h) is logging.StreamHandler]
+                with TerminalProgress(to_stderr[0] if to_stderr else None) as bar:
+                    summary = asyncio.run(poll_once(config, store, seeds, executor, progress=bar))
+            else:
+                summary = asyncio.run(poll_once(config, store, seeds, executor))
             clean = summary.interrupted is None
         finally:
             if clean:
@@ -599,6 +606,9 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
                         **(default or {"default": "INFO"}), help="log detail (default INFO)")
     common.add_argument("--log-file", metavar="PATH", **default,
                         help="append the log to this file instead of stderr")
+    common.add_argument("--log-format", choices=["text", "json"], **(default or {"default": "text"}),
+                        help="text: one 'time LEVEL key=value ...' line per event (default); json: one JSON "
+                             "object per line (time, level, message and the key=value fields), for log shippers")
     return common
 
 
@@ -801,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        setup_logging(args.log_level, args.log_file)
+        setup_logging(args.log_level, args.log_file, args.log_format)
     except OSError as exc:
         print(f"ingest: --log-file {args.log_file}: cannot open for writing: {exc.strerror or exc}",
               file=sys.stderr)

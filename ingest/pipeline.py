@@ -33,6 +33,7 @@ from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, Request
 from .identity import identify, is_update
 from .metrics import Metrics
 from .notify import Alert
+from .progress import ProgressHook
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
@@ -144,8 +145,10 @@ class Poll:
 
     def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 warned: set[str] | None = None, metrics: Metrics | None = None) -> None:
+                 warned: set[str] | None = None, metrics: Metrics | None = None,
+                 progress: ProgressHook | None = None) -> None:
         self.metrics = metrics
+        self.progress = progress
         self.config, self.store, self.seeds = config, store, list(seeds)
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
         self.rng = rng or random.Random()
@@ -173,7 +176,9 @@ class Poll:
                 job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources},
                                                 self._options(sources[0].feed_id if sources else None))
                 job.task = asyncio.ensure_future(self._fetch_page(job))
-        self._feed_tasks = [asyncio.ensure_future(self._poll_feed(f)) for f in feeds]
+        if self.progress is not None:
+            self.progress.start(len(feeds))
+        self._feed_tasks = [asyncio.ensure_future(self._poll_feed_counted(f)) for f in feeds]
         for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
             if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
                 log.error("feed=%s event=feed_crashed error=%r", feed.url, res)
@@ -245,6 +250,13 @@ class Poll:
         quiet = self.fetcher.host_quiet_until(feed.url)
         outcome = FeedOutcome(ok=False, status=res.status, error=reason, retry_after=quiet if quiet > now else None)
         self.updates.append(_FeedUpdate(feed, outcome, {}, now))
+
+    async def _poll_feed_counted(self, feed: FeedRow) -> None:
+        try:
+            await self._poll_feed(feed)
+        finally:
+            if self.progress is not None:
+                self.progress.feed_done()
 
     async def _poll_feed(self, feed: FeedRow) -> None:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
@@ -408,6 +420,8 @@ class Poll:
         if res.error:
             return res
         self.summary.pages_fetched += 1
+        if self.progress is not None:
+            self.progress.page_fetched()
         ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in HTML_TYPES or res.body[:5] == b"%PDF-":
             return FetchResult(res.url, res.final_url, res.status, res.headers,
@@ -555,6 +569,8 @@ class Poll:
                          terms=score.terms, minhash=a.minhash)
         aid, path = self.store.add_article(art, job.key, job.sources, now, a.page.url, counts=a.counts)
         self.summary.kept += 1
+        if self.progress is not None:
+            self.progress.kept()
         above = self.config.notify.instant_above
         if above is not None and score.score > above:
             self.alerts.append(Alert(title, display(a.page.url), a.page.site or display_host(a.page.url),
@@ -626,7 +642,7 @@ def kill_workers(executor: Executor) -> None:
 
 
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
-                    *, clock: Callable[[], float] = time.time) -> PollSummary:
+                    *, clock: Callable[[], float] = time.time, progress: ProgressHook | None = None) -> PollSummary:
     """Sync the feed list with the config, then poll every active feed once.
 
     SIGTERM, SIGINT or SIGHUP (cron's ``timeout``, systemd's stop, a closed
@@ -640,7 +656,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     run_id = store.start_run("poll", clock())
     loop = asyncio.get_running_loop()
     async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
-        poll = Poll(config, store, seeds, fetcher, executor, clock=clock)
+        poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress)
 
         def on_signal(sig: signal.Signals) -> None:
             if poll.summary.interrupted:
