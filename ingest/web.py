@@ -249,9 +249,12 @@ def make_app(ctx: WebContext) -> Starlette:
         now = ctx.clock()
         counts = aggregate("feed_counts", ctx.store.feed_counts)
         rows = []
+        config = ctx.config()
         for f in ctx.store.feeds():
+            own = config.feed(f.config_url)
             rows.append({"name": f.name or f.title or display_host(f.config_url), "url": display(f.config_url),
-                         "state": f.state, "summary": redact_text(explain_state(f, now)),
+                         "category": own.category if own else "",
+                         "state": f.state if f.enabled else "paused", "summary": redact_text(explain_state(f, now)),
                          "last_error": redact_text(f.last_error) if f.last_error else None,
                          "last_success": _date(f.last_success), "next_poll": _date(f.next_poll),
                          "interval": f"every {f.interval / 60:.0f} min" if f.interval else "",
