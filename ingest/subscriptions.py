@@ -14,6 +14,7 @@ the HTML for ``<link rel=alternate>`` (and feed-like ``<a>``) candidates.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -167,12 +168,28 @@ def same_feed(a: str, b: str) -> bool:
     return normalize(a).rstrip("/") == normalize(b).rstrip("/")
 
 
+def _insert_tables(text: str, tables: str) -> str:
+    """``text`` with ``tables`` (rendered ``[[feeds]]`` tables) placed right after the last
+    ``[[feeds]]`` table, before the comments that introduce the next section; at the end when the
+    file has no feed yet. tomlkit's own append would put them after those comments."""
+    lines = text.splitlines(keepends=True)
+    heads = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*feeds\s*\]\]", ln)]
+    if not heads:
+        return text.rstrip("\n") + ("\n\n" if text.strip() else "") + tables
+    nxt = next((k for k in range(heads[-1] + 1, len(lines)) if re.match(r"\s*\[", lines[k])), len(lines))
+    k = nxt
+    while k > heads[-1] + 1 and (not lines[k - 1].strip() or lines[k - 1].lstrip().startswith("#")):
+        k -= 1
+    before = "".join(lines[:k]).rstrip("\n")
+    after = "".join(lines[k:]).lstrip("\n")
+    return before + "\n\n" + tables + ("\n" + after if after else "")
+
+
 def add_feeds(path: Path, new: list[FeedSettings], known: tuple[FeedSettings, ...]) -> tuple[list[FeedSettings],
                                                                                               list[FeedSettings]]:
     """Append ``new`` feeds to the config as ``[[feeds]]`` tables; returns (added, duplicates).
     A feed is a duplicate when its normalised URL is already listed (or listed earlier in ``new``)."""
     doc = _load_doc(path)
-    feeds = _feeds_aot(doc)
     seen = {normalize(f.url) for f in known}
     added, dupes = [], []
     for f in new:
@@ -181,10 +198,19 @@ def add_feeds(path: Path, new: list[FeedSettings], known: tuple[FeedSettings, ..
             dupes.append(f)
             continue
         seen.add(key)
-        feeds.append(_table(f))
         added.append(f)
-    if added:
-        _save_doc(path, doc)
+    if not added:
+        return added, dupes
+    rendered = tomlkit.dumps({"feeds": [_table(f) for f in added]})
+    text = _insert_tables(tomlkit.dumps(doc), rendered)
+    placed = tomlkit.parse(text)
+    want = [str(t.get("url")) for t in doc.get("feeds", [])] + [f.url for f in added]
+    if [str(t.get("url")) for t in placed.get("feeds", [])] != want:  # an unusual layout: let tomlkit place them
+        placed = doc
+        feeds = _feeds_aot(placed)
+        for f in added:
+            feeds.append(_table(f))
+    _save_doc(path, placed)
     return added, dupes
 
 

@@ -64,6 +64,8 @@ def test_add_finds_the_feed_a_page_advertises(cfg, web):
         assert comment in text  # the user's file stays the user's file
     feeds = load_config(cfg).feeds
     assert [(f.url, f.name, f.category) for f in feeds][-1] == (feed, "Gold", "Mining")
+    # placed after the last [[feeds]] table, before the next section
+    assert text.index("# specialist news") < text.index(feed) < text.index("[web]")
     assert load_config(cfg).web.listen == ""
     # the same feed again (by the page, or by a variant of its URL) is refused, the file untouched
     before = cfg.read_bytes()
