@@ -299,9 +299,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "next_poll": _iso(f.next_poll), "interval": f.interval, "entries_seen": seen, "articles_kept": kept,
         })
     polled = {r.config_url for r in rows}
-    for f in config.feeds:
-        if f.url not in polled:
-            out.append({"url": display(f.url), "config_url": display(f.url), "name": f.name, "in_config": True,
+    for own in config.feeds:
+        if own.url not in polled:
+            out.append({"url": display(own.url), "config_url": display(own.url), "name": own.name,
+                        "in_config": True,
                         "state": "new",
                         "reason": None, "summary": "new: not polled yet", "moved_to": None, "retry_after": None,
                         "last_poll": None, "last_success": None, "last_error": None,
@@ -598,15 +599,17 @@ index of where each came from.
 
 def _common(suppress: bool) -> argparse.ArgumentParser:
     """Options every command takes, before or after its name (defaults set once, on the top parser)."""
-    default = {"default": argparse.SUPPRESS} if suppress else {}
+    def default(value: str | None) -> str | None:
+        return argparse.SUPPRESS if suppress else value
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", **default,
+    common.add_argument("--config", metavar="PATH", default=default(None),
                         help="config file (default: $INGEST_CONFIG, else ./config.toml)")
     common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        **(default or {"default": "INFO"}), help="log detail (default INFO)")
-    common.add_argument("--log-file", metavar="PATH", **default,
+                        default=default("INFO"), help="log detail (default INFO)")
+    common.add_argument("--log-file", metavar="PATH", default=default(None),
                         help="append the log to this file instead of stderr")
-    common.add_argument("--log-format", choices=["text", "json"], **(default or {"default": "text"}),
+    common.add_argument("--log-format", choices=["text", "json"], default=default("text"),
                         help="text: one 'time LEVEL key=value ...' line per event (default); json: one JSON "
                              "object per line (time, level, message and the key=value fields), for log shippers")
     return common

@@ -372,14 +372,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     base = file.resolve().parent
 
     r = _Reader(file, data, "paths", ["seeds", "store"])
-    nonempty = {"check": lambda v: bool(v.strip()), "expected": "a non-empty path string"}
+    nonempty: dict[str, Any] = {"check": lambda v: bool(v.strip()), "expected": "a non-empty path string"}
     seeds = base / r.get("seeds", str, "seeds", **nonempty)
     store = base / r.get("store", str, "store", **nonempty)
     r.done()
 
     d = FetchSettings()
     r = _Reader(file, data, "fetch", list(FetchSettings.__dataclass_fields__))
-    positive = {"check": lambda v: v > 0, "expected": "a number greater than 0"}
+    positive: dict[str, Any] = {"check": lambda v: v > 0, "expected": "a number greater than 0"}
     fetch = FetchSettings(
         # checked as httpx will send it: a header value of printable ASCII (a newline or "é" would
         # otherwise fail every request of every poll, not the config)
@@ -435,7 +435,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
     d3 = DigestSettings()
     r = _Reader(file, data, "digest", list(DigestSettings.__dataclass_fields__))
-    address = {"check": lambda v: v == "" or bool(re.fullmatch(r"[^@\s]+@[^@\s]+", v)),
+    address: dict[str, Any] = {"check": lambda v: v == "" or bool(re.fullmatch(r"[^@\s]+@[^@\s]+", v)),
                "expected": 'an e-mail address such as "me@example.org" (or "" for none)'}
     digest_settings = DigestSettings(
         email=r.get("email", str, d3.email, **address),

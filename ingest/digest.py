@@ -107,7 +107,7 @@ def build(store: Store, since: float, until: float, now: float, review: Sequence
         updated = bool(row["updated"]) and row["fetched"] <= since
         items.append(Item(
             id=row["id"], title=row["title"], url=primary, site=row["site"] or _site(primary),
-            published=row["published"], fetched=_iso(row["fetched"]), score=row["score"],
+            published=row["published"], fetched=_iso(row["fetched"]) or "", score=row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
             other_sources=list({s.url: s for s in others}.values())))
     items.sort(key=lambda it: (-it.score, it.id))
@@ -124,7 +124,7 @@ def build(store: Store, since: float, until: float, now: float, review: Sequence
                 state, reason = "moved", f"moved permanently to {display(f.url)}"
             health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
     review = [dataclasses.replace(r, url=display(r.url)) for r in review]
-    return Digest(_iso(now), _iso(since), _iso(until), items, health, review)
+    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review)
 
 
 # -- renderers -------------------------------------------------------------------

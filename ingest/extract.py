@@ -61,11 +61,11 @@ def extract(html: bytes, url: str) -> Page | None:
         doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
     except Exception:  # trafilatura/lxml on hostile markup: treat as "no text"
         return None
-    if doc is None or not (doc.text or "").strip():
+    if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
         return None
     site = clean_line(doc.sitename or doc.hostname)
     title = _title(clean_line(doc.title), site)
-    text = _paragraphs(doc.text)
+    text = _paragraphs(doc.text or "")
     first, _, rest = text.partition("\n\n")
     if rest and title and first.strip().lower() == title.lower():
         text = rest  # the headline repeated as the first paragraph

@@ -209,7 +209,7 @@ class Fetcher:
         env = urllib.request.getproxies_environment()
         scheme = urlsplit(url).scheme
         proxy = env.get(scheme) or env.get("all") or ""
-        if proxy and urllib.request.proxy_bypass_environment(host_of(url), env):
+        if proxy and urllib.request.proxy_bypass_environment(host_of(url), env):  # type: ignore[attr-defined]
             return ""
         return proxy
 
@@ -258,6 +258,7 @@ class Fetcher:
             cached = self._robots.get(origin)
             if cached is None or cached[0] < time.monotonic():
                 res = await self.fetch(origin + "/robots.txt", accept="text/plain", options=options)
+                rules: Protego | str | None
                 if res.ok:
                     rules = Protego.parse(res.body.decode("utf-8", "replace"))
                 elif 400 <= res.status < 500:
@@ -266,13 +267,13 @@ class Fetcher:
                     rules = "unreachable"
                 ttl = ROBOTS_TTL if rules != "unreachable" else ROBOTS_RETRY
                 cached = self._robots[origin] = (time.monotonic() + ttl, rules)
-        rules = cached[1]
-        if rules is None:
+        found = cached[1]
+        if found is None:
             return None
-        if rules == "unreachable":
+        if isinstance(found, str):
             return ROBOTS_UNREACHABLE
         product = (options.user_agent or self.settings.user_agent).split("/", 1)[0]
-        return None if rules.can_fetch(url, product) else "disallowed by robots.txt"
+        return None if found.can_fetch(url, product) else "disallowed by robots.txt"
 
     def robots_retry_at(self, url: str) -> float:
         """Wall-clock time at which an unreadable robots.txt of ``url``'s origin is asked for again."""

@@ -208,7 +208,7 @@ def plan(store, all_targets: Sequence[Target], digest_id: int | None, now: float
 
 def send(deliveries: Sequence[Delivery]) -> list[tuple[Delivery, str | None]]:
     """Send each delivery; (delivery, error or None). Network only: safe in a thread."""
-    results = []
+    results: list[tuple[Delivery, str | None]] = []
     for d in deliveries:
         try:
             d.target.send(d.message)

@@ -183,7 +183,7 @@ class Poll:
             if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
                 log.error("feed=%s event=feed_crashed error=%r", feed.url, res)
         jobs = list(self.jobs.values())
-        results = await asyncio.gather(*(j.task for j in jobs), return_exceptions=True)
+        results = await asyncio.gather(*(j.task for j in jobs if j.task is not None), return_exceptions=True)
         done = []
         for job, res in zip(jobs, results, strict=True):
             if isinstance(res, BaseException):  # abandoned (abort) or crashed: refetch next time
@@ -369,7 +369,7 @@ class Poll:
         # newest first, so a capped poll takes the most recent entries
         new.sort(key=lambda e: e.published.timestamp() if e.published else float("-inf"), reverse=True)
         refreshed = [e for k, e in unique.items()
-                     if seen.get(k) and e.updated and e.link and e.updated.isoformat() > seen[k]]
+                     if e.updated and e.link and e.updated.isoformat() > (seen.get(k) or "\uffff")]
         if len(refreshed) > max(MAX_REFRESH, len(unique) // 2):
             # most entries "updated" at once: a feed that stamps the time of each request,
             # not edited articles; refetching them all every poll would be impolite

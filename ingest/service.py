@@ -33,9 +33,11 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import uvicorn
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -64,9 +66,10 @@ class Service:
         self.config_mark = _file_mark(config.path)
         self.rescoring: asyncio.Future | None = None
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
-        self.store: Store | None = None
-        self.fetcher: Fetcher | None = None
-        self.executor = None
+        # the store first: a second service (or `ingest poll`) holding it is the error to report
+        self.store: Store = Store.open(config.paths.store)
+        self.executor: Executor = make_executor()
+        self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
         self.in_flight: set[int] = set()  # ids of the feeds they cover
@@ -74,7 +77,7 @@ class Service:
         self.stop_signalled = 0.0
         self.rng = random.Random()
         self.metrics = Metrics()
-        self.web = None  # the uvicorn server of the web view, when [web] listen is set
+        self.web: uvicorn.Server | None = None  # the web view's server, when [web] listen is set
         self.web_task: asyncio.Future | None = None
         self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
         self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
@@ -83,9 +86,6 @@ class Service:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        self.store = Store.open(self.config.paths.store)
-        self.executor = make_executor()
-        self.fetcher = Fetcher(self.config.fetch, clock=self.clock, max_wait=self.config.schedule.max_interval)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)

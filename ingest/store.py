@@ -213,6 +213,12 @@ class SearchError(Exception):
     """A query FTS5 cannot read."""
 
 
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The id an INSERT just made (sqlite3 types lastrowid as optional)."""
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
 class StoreError(Exception):
     """The store cannot be used (unwritable folder, corrupt or newer database)."""
 
@@ -819,7 +825,7 @@ class Store:
                     (number, url, art.canonical_url, art.title, art.author, art.site, art.language, art.published,
                      now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}",
                      art.minhash))
-                article_id = cur.lastrowid
+                article_id = _rowid(cur)
                 self._index_near(db, article_id, art.minhash)
                 db.execute("INSERT INTO articles_fts (rowid, title, text) VALUES (?,?,?)",
                            (article_id, art.title, art.text))
@@ -981,7 +987,7 @@ class Store:
 
     def start_run(self, kind: str, now: float) -> int:
         with self.transaction() as db:
-            return db.execute("INSERT INTO runs (kind, started) VALUES (?,?)", (kind, now)).lastrowid
+            return _rowid(db.execute("INSERT INTO runs (kind, started) VALUES (?,?)", (kind, now)))
 
     def finish_run(self, run_id: int, now: float, stats: dict) -> None:
         with self.transaction() as db:
@@ -1001,8 +1007,8 @@ class Store:
 
     def record_digest(self, since: float, until: float, items: int, path: str | None) -> int:
         with self.transaction() as db:
-            return db.execute("INSERT INTO digests (created, since, until, items, path) VALUES (?,?,?,?,?)",
-                              (until, since, until, items, path)).lastrowid
+            return _rowid(db.execute("INSERT INTO digests (created, since, until, items, path) VALUES (?,?,?,?,?)",
+                                     (until, since, until, items, path)))
 
     def undelivered_digests(self, target: str, since: float) -> list[int]:
         """Digests created after ``since`` whose delivery to ``target`` was tried and failed."""

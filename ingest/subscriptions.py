@@ -51,7 +51,7 @@ class Found:
 
     @property
     def newest(self) -> datetime | None:
-        dates = [e.published or e.updated for e in self.parsed.entries if e.published or e.updated]
+        dates = [d for e in self.parsed.entries if (d := e.published or e.updated) is not None]
         return max(dates, default=None)
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.applications import Starlette
@@ -231,7 +232,8 @@ def make_app(ctx: WebContext) -> Starlette:
             min_score = float(p["min_score"]) if p.get("min_score") else None
         except ValueError:
             min_score = None
-        filters = {"feed_id": int(p["feed"]) if p.get("feed", "").isdigit() else None, "site": p.get("site") or None,
+        filters: dict[str, Any] = {
+            "feed_id": int(p["feed"]) if p.get("feed", "").isdigit() else None, "site": p.get("site") or None,
                    "since": _parse_day(p.get("since")), "until": _parse_day(p.get("until"), end=True),
                    "min_score": min_score}
         if q:

@@ -14,3 +14,11 @@ def test_ruff_clean():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_clean(tmp_path):
+    pytest.importorskip("mypy")
+    # the cache goes to a temporary folder: the suite writes nothing into the repository
+    r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy"), "ingest"], cwd=REPO,
+                       capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stdout + r.stderr
