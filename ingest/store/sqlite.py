@@ -1,4 +1,4 @@
-"""The store: ``ingest.db`` (SQLite, WAL) and the corpus folder.
+"""The SQLite store: ``ingest.db`` (WAL) and the corpus folder (the default backend).
 
 Nothing else touches either. One writer (the process holding the store lock)
 commits one article per transaction. The corpus file is written to a hidden
@@ -23,143 +23,13 @@ from pathlib import Path
 
 import filelock
 
-SCHEMA_VERSION = 5
+from ..blobs import pack, unpack
+from .. import corpus
+from ..corpus import TMP_PREFIX, read_corpus_file
+from .rows import (CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchError, SearchHit, Source,
+                   StoreError)
+from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS feeds (
-    id INTEGER PRIMARY KEY,
-    config_url TEXT NOT NULL UNIQUE,      -- as written in config.toml
-    url TEXT NOT NULL,                    -- where it is fetched now (after 301/308)
-    name TEXT NOT NULL DEFAULT '',
-    title TEXT NOT NULL DEFAULT '',
-    active INTEGER NOT NULL DEFAULT 1,    -- 0 once removed from the config
-    enabled INTEGER NOT NULL DEFAULT 1,   -- 0 while the config says enabled = false (paused, state kept)
-    state TEXT NOT NULL DEFAULT 'new',    -- new | ok | error | failing | disabled
-    state_reason TEXT NOT NULL DEFAULT '',
-    etag TEXT, last_modified TEXT, content_hash TEXT,
-    last_poll REAL, last_success REAL, last_error TEXT, last_error_at REAL,
-    consecutive_errors INTEGER NOT NULL DEFAULT 0,
-    errors_since REAL,                    -- start of the current run of failures
-    next_poll REAL, interval REAL, retry_after REAL
-);
-CREATE TABLE IF NOT EXISTS articles (
-    id INTEGER PRIMARY KEY,
-    number INTEGER NOT NULL UNIQUE,       -- the running NNN of the corpus file
-    url TEXT NOT NULL,                    -- first URL it was fetched from
-    canonical_url TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL, author TEXT NOT NULL DEFAULT '', site TEXT NOT NULL DEFAULT '',
-    language TEXT NOT NULL DEFAULT '',
-    published TEXT,                        -- ISO date/time when known
-    fetched REAL NOT NULL,
-    text_hash TEXT NOT NULL,
-    score REAL NOT NULL, threshold REAL NOT NULL, terms TEXT NOT NULL DEFAULT '[]',
-    path TEXT NOT NULL UNIQUE,            -- corpus file, relative to the store
-    minhash BLOB,                         -- near-duplicate signature (ingest.dedup), NULL for short texts
-    updated REAL,                         -- when the text last changed in place
-    revisions INTEGER NOT NULL DEFAULT 0, -- how many times it changed
-    withdrawn REAL,                       -- when it left the corpus folder (file in withdrawn/), else NULL
-    withdrawn_by TEXT                     -- user (a verdict) | rescore (ingest rescore --apply)
-);
-CREATE TABLE IF NOT EXISTS lsh (          -- near-duplicate index: LSH band keys of each article
-    key INTEGER NOT NULL, article_id INTEGER NOT NULL REFERENCES articles(id)
-);
-CREATE INDEX IF NOT EXISTS lsh_key ON lsh(key);
-CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
-CREATE INDEX IF NOT EXISTS articles_fetched ON articles(fetched);
-CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: never fetched twice
-    id INTEGER PRIMARY KEY,
-    url TEXT NOT NULL UNIQUE,             -- normalised entry link
-    final_url TEXT, fetched REAL NOT NULL,
-    outcome TEXT NOT NULL,                -- kept | rejected | duplicate | empty | blocked | error | deferred
-    reason TEXT NOT NULL DEFAULT '',
-    score REAL, attempts INTEGER NOT NULL DEFAULT 1, -- requests sent that failed (deferrals do not count)
-    article_id INTEGER REFERENCES articles(id),
-    threshold REAL, terms TEXT,           -- the decision: threshold in force, terms that matched (JSON)
-    title TEXT,
-    doc BLOB,                             -- a rejected page's extracted text and metadata (zlib JSON) kept for
-                                          -- [relevance] keep_rejected so rescore and review need no refetch
-    retry_at REAL,                        -- deferred (host's Retry-After, robots.txt unreadable): fetch after this
-    deferred_since REAL,                  -- first deferral (given up after MAX_DEFERRAL)
-    -- a deferred page's link as given and its sources (zlib JSON)
-    pending BLOB
-);
-CREATE INDEX IF NOT EXISTS pages_retry ON pages(retry_at) WHERE retry_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS pages_scored ON pages(id) WHERE score IS NOT NULL;
-CREATE TABLE IF NOT EXISTS entries (      -- feed entries seen
-    feed_id INTEGER NOT NULL REFERENCES feeds(id),
-    key TEXT NOT NULL,                    -- guid/id, else normalised link
-    link TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', published TEXT,
-    updated TEXT,                         -- the entry's updated date when last processed
-    first_seen REAL NOT NULL,
-    page_id INTEGER REFERENCES pages(id),
-    PRIMARY KEY (feed_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sources (      -- provenance: every feed/URL an article came from
-    article_id INTEGER NOT NULL REFERENCES articles(id),
-    url TEXT NOT NULL,
-    feed_id INTEGER REFERENCES feeds(id),
-    first_seen REAL NOT NULL,
-    UNIQUE (article_id, url, feed_id)
-);
-CREATE INDEX IF NOT EXISTS sources_url ON sources(url);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS digests (
-    id INTEGER PRIMARY KEY, created REAL NOT NULL, since REAL NOT NULL, until REAL NOT NULL,
-    items INTEGER NOT NULL, path TEXT
-);
-CREATE INDEX IF NOT EXISTS articles_updated ON articles(updated) WHERE updated IS NOT NULL;
-CREATE INDEX IF NOT EXISTS articles_site ON articles(site);
-CREATE INDEX IF NOT EXISTS pages_article ON pages(article_id) WHERE article_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS articles_withdrawn ON articles(withdrawn) WHERE withdrawn IS NOT NULL;
-CREATE TABLE IF NOT EXISTS stream (     -- the model's window: term counts of recent kept and rejected pages
-    page_id INTEGER PRIMARY KEY REFERENCES pages(id),
-    counts BLOB NOT NULL                  -- zlib JSON {term: count}
-);
-CREATE TABLE IF NOT EXISTS verdicts (     -- the user's verdicts (ingest mark), never overridden by the model
-    id INTEGER PRIMARY KEY,
-    page_id INTEGER NOT NULL UNIQUE REFERENCES pages(id),
-    url TEXT NOT NULL,
-    verdict TEXT NOT NULL CHECK (verdict IN ('relevant', 'irrelevant')),
-    time REAL NOT NULL,
-    applied REAL                          -- when the corpus folder followed it (NULL: pending)
-);
-CREATE INDEX IF NOT EXISTS pages_doc ON pages(fetched) WHERE doc IS NOT NULL;
-CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(  -- full text of kept articles (rowid = articles.id)
-    title, text, tokenize = 'unicode61 remove_diacritics 2'
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS pages_fts USING fts5(  -- rejected pages while their text is kept (rowid = pages.id)
-    title, text, tokenize = 'unicode61 remove_diacritics 2'
-);
-INSERT INTO articles_fts (articles_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');  -- a title match weighs 5 times
-INSERT INTO pages_fts (pages_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');
-CREATE TABLE IF NOT EXISTS deliveries (   -- each digest's delivery to each target ([notify] urls, [digest] email)
-    digest_id INTEGER NOT NULL REFERENCES digests(id),
-    target TEXT NOT NULL,                 -- "apprise:<hash of the URL>" or "email:<address>": never the URL
-    sent REAL,                            -- when delivered, NULL while it failed (retried at the next digest)
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    PRIMARY KEY (digest_id, target)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
-    stats TEXT NOT NULL DEFAULT '{}'
-);
-"""
-
-# columns added since version 1 (new tables and indexes come from SCHEMA's IF NOT EXISTS)
-MIGRATIONS = {
-    2: ["ALTER TABLE articles ADD COLUMN withdrawn REAL", "ALTER TABLE articles ADD COLUMN withdrawn_by TEXT",
-        "ALTER TABLE pages ADD COLUMN threshold REAL", "ALTER TABLE pages ADD COLUMN terms TEXT",
-        "ALTER TABLE pages ADD COLUMN title TEXT", "ALTER TABLE pages ADD COLUMN doc BLOB",
-        # schema 1's relevance background; the model's window (table stream) replaced it
-        "DROP TABLE IF EXISTS term_df", "DELETE FROM meta WHERE key = 'n_docs'"],
-    4: [],  # the full-text tables come from SCHEMA; _backfill_search fills them
-    5: ["ALTER TABLE feeds ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1"],
-    3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
-        "ALTER TABLE pages ADD COLUMN pending BLOB"],
-}
-TMP_PREFIX = ".tmp-"
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
 MAX_PAGE_ATTEMPTS = 3  # a page whose requests keep failing is given up after this many polls
@@ -169,154 +39,11 @@ MAX_DEFERRAL = 7 * 86400.0  # a page deferred (never sent) for this long is give
 ORPHANS = "orphans"  # folder where `ingest check --repair` puts corpus files no row knows
 
 
-@dataclass
-class CheckReport:
-    """What `ingest check` found (and, with --repair, did)."""
-
-    integrity: list[str] = field(default_factory=list)  # SQLite integrity_check problems
-    missing: list[str] = field(default_factory=list)  # rows whose file is gone (deleted by hand?)
-    orphans: list[str] = field(default_factory=list)  # files no row knows
-    misplaced: list[str] = field(default_factory=list)  # in corpus/ vs withdrawn/ against their row
-    temp_files: list[str] = field(default_factory=list)  # left by an interrupted write
-    repaired: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    kind: str  # "article" (kept) or "page" (rejected, text still kept)
-    id: int  # articles.id or pages.id
-    title: str
-    url: str
-    site: str
-    published: str | None
-    fetched: float
-    score: float | None
-    snippet: str  # matched terms between \x02 and \x03 (the caller marks them up)
-    rank: float  # bm25: lower is better
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    last_success: float | None  # newest successful feed poll
-    last_success_age: float | None  # seconds
-    feeds: dict[str, int]  # feeds by state (new, ok, error, failing, disabled)
-    store_writable: bool
-    problems: tuple[str, ...]
-
-
-class SearchError(Exception):
-    """A query FTS5 cannot read."""
-
-
 def _rowid(cur: sqlite3.Cursor) -> int:
     """The id an INSERT just made (sqlite3 types lastrowid as optional)."""
     assert cur.lastrowid is not None
     return cur.lastrowid
 
-
-class StoreError(Exception):
-    """The store cannot be used (unwritable folder, corrupt or newer database)."""
-
-
-@dataclass(frozen=True)
-class FeedRow:
-    id: int
-    config_url: str
-    url: str
-    name: str
-    title: str
-    active: bool
-    enabled: bool
-    state: str
-    state_reason: str
-    etag: str | None
-    last_modified: str | None
-    content_hash: str | None
-    last_poll: float | None
-    last_success: float | None
-    last_error: str | None
-    last_error_at: float | None
-    consecutive_errors: int
-    errors_since: float | None
-    next_poll: float | None
-    interval: float | None
-    retry_after: float | None
-
-
-@dataclass(frozen=True)
-class NewArticle:
-    url: str
-    canonical_url: str
-    title: str
-    author: str
-    site: str
-    language: str
-    published: str | None
-    text: str
-    text_hash: str
-    score: float
-    threshold: float
-    terms: tuple[str, ...]
-    minhash: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the model said of a page."""
-
-    threshold: float
-    terms: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PageDoc:
-    """A page's extracted text and metadata, enough to make it an article later."""
-
-    url: str
-    canonical_url: str
-    title: str
-    text: str
-    author: str
-    site: str
-    language: str
-    published: str | None
-    text_hash: str
-
-
-def pack(value: object) -> bytes:
-    return zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
-
-
-def unpack(blob: bytes) -> dict:
-    return json.loads(zlib.decompress(blob).decode("utf-8"))
-
-
-@dataclass(frozen=True)
-class Source:
-    """One feed entry that led to a page."""
-
-    feed_id: int
-    key: str
-    link: str
-    title: str
-    published: str | None
-    updated: str | None = None
-
-
-def corpus_text(title: str, text: str) -> str:
-    """The seeds' format: title line, blank line, text."""
-    return f"{title}\n\n{text.strip()}\n"
-
-
-def read_corpus_file(path: Path) -> tuple[str, str]:
-    raw = path.read_text(encoding="utf-8")
-    title, _, text = raw.partition("\n\n")
-    return title.strip(), text.strip()
 
 
 _QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
@@ -540,7 +267,7 @@ class Store:
 
     def recover(self) -> dict[str, int]:
         """Finish or undo corpus writes that a crash interrupted."""
-        from .dedup import text_hash
+        from ..dedup import text_hash
 
         done = {"renamed": 0, "removed": 0}
         # only temp files need looking at (never a scan of the whole corpus: start-up stays
@@ -811,11 +538,9 @@ class Store:
     def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
                     final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
         """Store a new article: corpus file + rows, atomically. Returns (id, path)."""
-        from .urls import url_hash
-
         number = (self.db.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM articles").fetchone()[0])
-        name = f"{number:03d}_{url_hash(art.canonical_url)}.txt"
-        tmp = self._write_temp(name, art.title, art.text)
+        name = corpus.file_name(number, art.canonical_url)
+        tmp = corpus.write_temp(self.corpus, name, art.title, art.text)
         try:
             with self.transaction() as db:
                 cur = db.execute(
@@ -846,7 +571,7 @@ class Store:
         """The article changed in place: rewrite its file and row (same path), count the revision."""
         path = self.article(article_id)["path"]
         name = path.split("/", 1)[1]
-        tmp = self._write_temp(name, title, text)
+        tmp = corpus.write_temp(self.corpus, name, title, text)
         try:
             with self.transaction() as db:
                 db.execute("UPDATE articles SET title=?, text_hash=?, minhash=?, updated=?, revisions=revisions+1 "
@@ -863,18 +588,10 @@ class Store:
         os.replace(tmp, self.corpus / name)
         return path
 
-    def _write_temp(self, name: str, title: str, text: str) -> Path:
-        tmp = self.corpus / (TMP_PREFIX + name)
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(corpus_text(title, text))
-            fh.flush()
-            os.fsync(fh.fileno())
-        return tmp
-
     @staticmethod
     def _index_near(db: sqlite3.Connection, article_id: int, minhash: bytes | None) -> None:
         if minhash is not None:
-            from .dedup import band_keys
+            from ..dedup import band_keys
 
             db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)",
                            ((k, article_id) for k in band_keys(minhash)))

@@ -1,0 +1,131 @@
+"""The store contract's typed values: what goes in (NewArticle, PageDoc, Decision, Source)
+and what comes out (FeedRow, SearchHit, Health, CheckReport), the same for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+class StoreError(Exception):
+    """The store cannot be used (unwritable folder, corrupt or newer database)."""
+
+
+class SearchError(Exception):
+    """A query the full-text engine cannot read."""
+
+
+@dataclass
+class CheckReport:
+    """What `ingest check` found (and, with --repair, did)."""
+
+    integrity: list[str] = field(default_factory=list)  # SQLite integrity_check problems
+    missing: list[str] = field(default_factory=list)  # rows whose file is gone (deleted by hand?)
+    orphans: list[str] = field(default_factory=list)  # files no row knows
+    misplaced: list[str] = field(default_factory=list)  # in corpus/ vs withdrawn/ against their row
+    temp_files: list[str] = field(default_factory=list)  # left by an interrupted write
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    kind: str  # "article" (kept) or "page" (rejected, text still kept)
+    id: int  # articles.id or pages.id
+    title: str
+    url: str
+    site: str
+    published: str | None
+    fetched: float
+    score: float | None
+    snippet: str  # matched terms between \x02 and \x03 (the caller marks them up)
+    rank: float  # bm25: lower is better
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    last_success: float | None  # newest successful feed poll
+    last_success_age: float | None  # seconds
+    feeds: dict[str, int]  # feeds by state (new, ok, error, failing, disabled)
+    store_writable: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    id: int
+    config_url: str
+    url: str
+    name: str
+    title: str
+    active: bool
+    enabled: bool
+    state: str
+    state_reason: str
+    etag: str | None
+    last_modified: str | None
+    content_hash: str | None
+    last_poll: float | None
+    last_success: float | None
+    last_error: str | None
+    last_error_at: float | None
+    consecutive_errors: int
+    errors_since: float | None
+    next_poll: float | None
+    interval: float | None
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    url: str
+    canonical_url: str
+    title: str
+    author: str
+    site: str
+    language: str
+    published: str | None
+    text: str
+    text_hash: str
+    score: float
+    threshold: float
+    terms: tuple[str, ...]
+    minhash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the model said of a page."""
+
+    threshold: float
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageDoc:
+    """A page's extracted text and metadata, enough to make it an article later."""
+
+    url: str
+    canonical_url: str
+    title: str
+    text: str
+    author: str
+    site: str
+    language: str
+    published: str | None
+    text_hash: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """One feed entry that led to a page."""
+
+    feed_id: int
+    key: str
+    link: str
+    title: str
+    published: str | None
+    updated: str | None = None
