@@ -2,7 +2,7 @@
 
 For every page of ../shared/data/extraction/trafilatura-eval/, runs
 (a) trafilatura.extract() with the pipeline's options (no comments), and
-(b) ingest.pipeline.analyse(), i.e. the exact text the corpus file gets
+(b) ingest.worker.analyse(), i.e. the exact text the corpus file gets
 (title line, blank line, paragraphs). Each `with` snippet found counts as a
 true positive (else a false negative), each `without` snippet found as a
 false positive (else a true negative), after collapsing whitespace, as
@@ -40,7 +40,7 @@ def _score(text: str | None, row: dict) -> tuple[int, int, int, int]:
 def _one(row: dict) -> tuple[tuple, float, float]:
     import trafilatura
 
-    from ingest.pipeline import analyse
+    from ingest.worker import analyse
 
     html = gzip.open(DATA / "pages" / row["file"]).read()
     url = row["url"] if row["url"].startswith("http") else "http://example.org/"
@@ -49,7 +49,7 @@ def _one(row: dict) -> tuple[tuple, float, float]:
     t1 = time.process_time()
     ours = analyse(html, url)
     t2 = time.process_time()
-    body = ours.text.partition("\n\n")[2] if ours else None
+    body = ours.text if ours else None
     return (_score(plain, row), _score(body, row), _score(ours.text if ours else None, row)), t1 - t0, t2 - t1
 
 

@@ -6,7 +6,7 @@ Prints, for one run, side by side:
       in a plain loop) on the same web, on a sample of its feeds;
   (b) `ingest poll` on a fresh store (a subprocess, as users run it);
   (c) the extraction bound: 2 x single-core pages/s of the pipeline's own
-      extraction (ingest.pipeline.analyse) on the same pages, this run;
+      extraction (ingest.worker.analyse) on the same pages, this run;
   (d) a second `ingest poll` after every feed gained one entry;
   (e) a re-poll of 10,000 unchanged feeds (conditional GET -> 304);
   (f) peak RSS of the ingest process (with its workers) in each run;
@@ -115,7 +115,7 @@ def naive(web: SimWeb, feeds: list[str]) -> tuple[float, int]:
 
 def extraction_bound(n: int = 300, light: bool = False) -> float:
     """2 x the pages/s one core manages with the pipeline's own analyse() on the pages the web serves."""
-    from ingest.pipeline import analyse
+    from ingest.worker import analyse
 
     pages = ([] if light else load_pages()[:n]) or [page_html(t, b, "Site 1") for t, b in load_texts()[:n]]
     analyse(pages[0], "http://127.1.0.2/a/0/0.html")  # imports, caches

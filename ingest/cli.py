@@ -37,7 +37,8 @@ log = logging.getLogger("ingest")
 def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     import signal
 
-    from .pipeline import kill_workers, make_executor, poll_once
+    from .pipeline import poll_once
+    from .worker import kill_workers, make_executor
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with Store.open(config.paths.store) as store:

@@ -35,6 +35,7 @@ from .relevance import Scored, TermStats, borderline, score_stream, term_counts
 from .seeds import MIN_SEED_WORDS, SeedError, load_seeds
 from .store import NewArticle, PageDoc, Store, corpus_text, unpack
 from .urls import display, display_host, normalize, url_hash
+from .worker import score_packed
 
 
 class FeedbackError(Exception):
@@ -114,14 +115,6 @@ def window_stream(store: Store) -> tuple[list[int], list[bytes], list[bool | Non
     window = store.stream()
     verdicts = store.verdicts()
     return [pid for pid, _ in window], [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
-
-
-def score_packed(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence[bool | None], language: str,
-                 fixed: float | None, batch: Sequence[dict[str, int]] = ()) -> Scored:
-    """Score the window (packed as stored) followed by ``batch`` (term counts) as one stream.
-    Pure CPU: may run in a worker process."""
-    counts = [unpack(b) for b in window] + list(batch)
-    return score_stream(seeds, counts, list(labels) + [None] * len(batch), stats=TermStats(language), fixed=fixed)
 
 
 def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:

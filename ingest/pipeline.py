@@ -25,9 +25,7 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
 from .config import Config, FeedSettings
-from .dedup import signature, text_hash
-from .extract import Page, extract, extract_plain
-from .feedback import score_packed, window_stream
+from .feedback import window_stream
 from .feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
 from .identity import identify, is_update
@@ -36,8 +34,9 @@ from .notify import Alert
 from .progress import ProgressHook
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
-from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, corpus_text
+from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store
 from .urls import display, display_host, host_of, normalize, redact_text
+from .worker import Analysed, analyse, kill_workers, score_window
 
 log = logging.getLogger("ingest")
 
@@ -71,40 +70,6 @@ class PollSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Analysed:
-    """What a worker process returns for one page."""
-
-    page: Page
-    text: str  # as the corpus file will hold it: title, blank line, text
-    counts: dict[str, int]
-    text_hash: str
-    minhash: bytes | None  # near-duplicate signature
-
-
-def analyse(html: bytes, url: str, content_type: str = "") -> Analysed | None:
-    """Extraction, term counting and near-duplicate signature: the CPU-bound part (runs in a worker).
-    A text/plain page is read as text (trafilatura would find no HTML in it)."""
-    if content_type.split(";")[0].strip().lower() == "text/plain":
-        charset = content_type.partition("charset=")[2].split(";")[0].strip(" \"'") or None
-        page = extract_plain(html, url, charset)
-    else:
-        page = extract(html, url)
-    if page is None:
-        return None
-    title = page.title or page.text.split("\n", 1)[0][:120]
-    text = corpus_text(title, page.text)
-    return Analysed(page, text, term_counts(text), text_hash(page.text), signature(page.text))
-
-
-def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[dict[str, int]],
-                 labels: Sequence[bool | None], language: str, fixed: float | None) -> Scored:
-    """Score the model's window (packed term counts, as stored) and a batch in one stream;
-    returns the batch's scores. CPU work (a fraction of a second for 3,000 texts): runs in a worker."""
-    scored = score_packed(seeds, window, labels, language, fixed, batch)
-    return Scored(scored.scores[len(window):], scored.threshold)
 
 
 def request_options(feed: FeedSettings | None) -> RequestOptions:
@@ -531,7 +496,7 @@ class Poll:
         if stored["text_hash"] == a.text_hash:
             self.store.record_entries(job.sources, None, now, article_id)  # remember the new updated date
             return True
-        title, _, text = a.text.partition("\n\n")
+        title, text = a.title, a.text
         old = self.store.article_text(article_id)
         if old is None or not is_update(old, text):
             log.info("page=%s event=update_is_another_story article=%d", job.link, article_id)
@@ -542,7 +507,7 @@ class Poll:
         return True
 
     def _decide(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
-        title, _, text = a.text.partition("\n\n")
+        title, text = a.title, a.text
         # the same story as a stored article (same text, a declared URL whose text agrees, a near copy)?
         ident = identify(self.store, text, a.text_hash, a.page.canonical_url, normalize(a.page.url), a.minhash)
         if ident.article_id is not None:
@@ -593,52 +558,6 @@ class Poll:
             self.summary.duplicates += 1
             self.store.record_page(job.key, job.sources, now, outcome="duplicate", final_url=a.page.url,
                                    article_id=aid, reason="same article as another page of this poll")
-
-
-def make_executor(workers: int | None = None) -> Executor:
-    """A process pool for extraction, one worker per core. Workers fork from a
-    server that has imported trafilatura once, not from the event-loop process."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.pipeline", "trafilatura"])
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx,
-                               initializer=_watch_parent, initargs=(os.getpid(),))
-
-
-def _watch_parent(pid: int) -> None:
-    """In each worker: exit when the process that made the pool is gone. Workers are children
-    of the fork server, not of that process, and block on a queue whose write end they hold
-    themselves, so a parent killed outright (SIGKILL, OOM) would otherwise leave them forever."""
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass  # alive (owned by another user after a pid reuse: cannot tell, keep going)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def kill_workers(executor: Executor) -> None:
-    """Kill the pool's worker processes and their fork server at once (for an immediate exit)."""
-    import multiprocessing.forkserver
-    import signal
-
-    for proc in list((getattr(executor, "_processes", None) or {}).values()):
-        proc.kill()
-    pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,

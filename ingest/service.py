@@ -45,10 +45,11 @@ from apscheduler.triggers.cron import CronTrigger
 from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
-from .pipeline import Poll, kill_workers, make_executor
+from .pipeline import Poll
 from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
 from .store import Store
+from .worker import kill_workers, make_executor
 
 log = logging.getLogger("ingest")
 

@@ -40,7 +40,8 @@ def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
     """`score` on the texts a poll sees, on an equal (fresh) store, makes the poll's decisions."""
     import httpx
 
-    from ingest.pipeline import analyse
+    from ingest.corpus import render
+    from ingest.worker import analyse
 
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds)
@@ -53,7 +54,7 @@ def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
     for name, url in news.pages.items():
         analysed = analyse(httpx.get(url).content, url)
         files[url] = other / f"{name}.txt"
-        files[url].write_text(analysed.text, encoding="utf-8")
+        files[url].write_text(render(analysed.title, analysed.text), encoding="utf-8")
     rows = run_cli("--config", str(write_config(other, [])), "score", "--json", *map(str, files.values())).jsonl()
     decided = {row["path"]: row for row in rows}
     assert {row["threshold"] for row in rows} == {poll["threshold"]}
