@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from .dedup import band_keys, find_match, same_story
 from .store import Store
 
-UPDATE_JACCARD = 0.3  # an in-place update is the same story at a looser bar than a copy:
-UPDATE_CONTAINMENT = 0.6  # edits add, cut and reword; a different story shares almost nothing
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -49,8 +46,3 @@ def identify(store: Store, text: str, text_hash: str, canonical_url: str, page_u
                             canonical_url)
     key = next((u for u in (canonical_url, page_url) if u not in taken), f"{page_url}#{text_hash[:16]}")
     return Identity(None, "", key)
-
-
-def is_update(old_text: str, new_text: str) -> bool:
-    """Is ``new_text`` an edit of ``old_text`` (then it replaces it in place) rather than another story?"""
-    return same_story(old_text, new_text, jaccard=UPDATE_JACCARD, contained=UPDATE_CONTAINMENT)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -25,10 +26,11 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
 from .config import Config, FeedSettings
+from .decide import Deferred, Outcome, Refresh, Skipped, effective_threshold, leaders, refresh, relevance
 from .feedback import window_stream
 from .feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
-from .identity import identify, is_update
+from .identity import identify
 from .metrics import Metrics
 from .notify import Alert
 from .progress import ProgressHook
@@ -44,6 +46,7 @@ MAX_REFRESH = 5  # more entries than this (and than half the feed) "updated" at 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
                "application/xml;q=0.8, */*;q=0.5")
+CHUNK_PAGES = 256  # pages decided and committed together: what a poll holds in memory at most
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
 MAX_SITEMAP_FETCHES = 10  # child sitemaps fetched per feed and poll (most recently modified first)
 
@@ -123,6 +126,9 @@ class Poll:
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
         self.alerts: list[Alert] = []  # kept articles above [notify] instant_above
         self._feed_tasks: list[asyncio.Future] = []
+        self._finished: asyncio.Queue[_PageJob | None] = asyncio.Queue()  # jobs done (None: a feed is done)
+        self._feeds_left = 0  # feed tasks still running
+        self._pages_left = 0  # page jobs not yet taken by the consumer
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
         # each feed's own settings ([[feeds]] table), by feed id
@@ -133,32 +139,38 @@ class Poll:
         return request_options(self.settings.get(feed_id)) if feed_id is not None else NO_OPTIONS
 
     async def run(self, feeds: Sequence[FeedRow] | None = None) -> PollSummary:
+        """Poll ``feeds`` (the pollable ones by default). Pages are decided and committed in chunks
+        of CHUNK_PAGES as they finish, not all at the end: memory stays bounded by the chunk,
+        whatever the number of feeds."""
         started = time.monotonic()
         if feeds is None:
             feeds = self.store.pollable_feeds(self.clock())
+        self._feeds_left = len(feeds)
         for key, link, sources in self.store.due_deferred(self.clock()):  # their host said "later": now is later
             if key not in self.jobs:
-                job = self.jobs[key] = _PageJob(key, link, sources, {s.feed_id for s in sources},
-                                                self._options(sources[0].feed_id if sources else None))
-                job.task = asyncio.ensure_future(self._fetch_page(job))
+                self._start(_PageJob(key, link, sources, {s.feed_id for s in sources},
+                                     self._options(sources[0].feed_id if sources else None)))
         if self.progress is not None:
             self.progress.start(len(feeds))
-        self._feed_tasks = [asyncio.ensure_future(self._poll_feed_counted(f)) for f in feeds]
-        for feed, res in zip(feeds, await asyncio.gather(*self._feed_tasks, return_exceptions=True), strict=True):
-            if isinstance(res, Exception):  # a bug, not a bad feed: log it, keep going
-                log.error("feed=%s event=feed_crashed error=%r", feed.url, res)
-        jobs = list(self.jobs.values())
-        results = await asyncio.gather(*(j.task for j in jobs if j.task is not None), return_exceptions=True)
-        done = []
-        for job, res in zip(jobs, results, strict=True):
-            if isinstance(res, BaseException):  # abandoned (abort) or crashed: refetch next time
-                self.retry_feeds |= job.feed_ids
-                if not isinstance(res, asyncio.CancelledError):
-                    log.error("page=%s event=page_crashed error=%r", job.link, res)
-                continue
-            done.append((job, res))
-        scored = await self._score(done)
-        self._store_pages(done, scored)
+        self._feed_tasks = []
+        for f in feeds:
+            task = asyncio.ensure_future(self._poll_feed_counted(f))
+            task.add_done_callback(self._feed_finished)
+            self._feed_tasks.append(task)
+        chunk: list[tuple[_PageJob, Analysed | Skipped | Deferred]] = []
+        while self._feeds_left or self._pages_left:
+            job = await self._finished.get()
+            if job is not None:
+                self._pages_left -= 1
+                result = self._result(job)
+                if result is not None:
+                    chunk.append((job, result))
+            if len(chunk) >= CHUNK_PAGES or (chunk and not self._feeds_left and not self._pages_left):
+                await self._decide_chunk(chunk)
+                chunk = []
+        for feed, ft in zip(feeds, self._feed_tasks, strict=True):
+            if not ft.cancelled() and ft.exception() is not None:  # a bug, not a bad feed: log it
+                log.error("feed=%s event=feed_crashed error=%r", feed.url, ft.exception())
         for upd in self.updates:
             self._save_feed(upd)
         self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
@@ -171,6 +183,33 @@ class Poll:
                                ("deferred", s.deferred), ("updated", s.updated)):
                 pages.labels(outcome).inc(n)
         return self.summary
+
+    def _feed_finished(self, _task: asyncio.Future) -> None:
+        self._feeds_left -= 1
+        self._finished.put_nowait(None)  # wake the consumer: it may be the last thing it waited for
+
+    def _start(self, job: _PageJob) -> None:
+        """Fetch and extract a page in its own task; the consumer in ``run`` takes it when done."""
+        self.jobs[job.key] = job
+        self._pages_left += 1
+        job.task = asyncio.ensure_future(self._fetch_page(job))
+        job.task.add_done_callback(functools.partial(self._page_finished, job))
+
+    def _page_finished(self, job: _PageJob, _task: asyncio.Future) -> None:
+        self._finished.put_nowait(job)
+
+    def _result(self, job: _PageJob) -> Analysed | Skipped | Deferred | None:
+        """A finished job's result; None when it was abandoned (abort) or crashed: fetched next time."""
+        assert job.task is not None
+        if job.task.cancelled():
+            self.retry_feeds |= job.feed_ids
+            return None
+        exc = job.task.exception()
+        if exc is not None:
+            self.retry_feeds |= job.feed_ids
+            log.error("page=%s event=page_crashed error=%r", job.link, exc)
+            return None
+        return job.task.result()
 
     def abort(self) -> None:
         """Abandon unfinished requests; ``run`` then stores what is complete (pages already
@@ -365,49 +404,54 @@ class Poll:
             if known["article_id"] is not None:
                 self.summary.duplicates += 1
             return
-        job = self.jobs[key] = _PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id),
-                                        refresh=refresh)
-        job.task = asyncio.ensure_future(self._fetch_page(job))
+        self._start(_PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id), refresh=refresh))
 
-    async def _fetch_page(self, job: _PageJob) -> FetchResult | Analysed | None:
+    async def _fetch_page(self, job: _PageJob) -> Analysed | Skipped | Deferred:
         link = job.link
         if self.config.fetch.robots:
             reason = await self.fetcher.robots_reason(link, job.options)
             if reason == ROBOTS_UNREACHABLE:  # not the page's fault: no attempt counted, asked again soon
-                return FetchResult(link, link, 0, error=f"not fetched: {reason}",
-                                   deferred_until=self.fetcher.robots_retry_at(link))
+                return Deferred(self.fetcher.robots_retry_at(link), f"not fetched: {reason}")
             if reason:
-                return FetchResult(link, link, 0, error=f"not fetched: {reason}")
+                return Skipped(Outcome.BLOCKED, f"not fetched: {reason}")
         res = await self.fetcher.fetch(link, options=job.options)
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)
         job.fetched = True  # from here on only extraction is left: an abort lets it finish
+        if res.deferred_until is not None:
+            return Deferred(res.deferred_until, res.error or "deferred")
         if res.error:
-            return res
+            return Skipped(Outcome.ERROR, res.error or f"HTTP {res.status}", res.final_url)
         self.summary.pages_fetched += 1
         if self.progress is not None:
             self.progress.page_fetched()
         ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in HTML_TYPES or res.body[:5] == b"%PDF-":
-            return FetchResult(res.url, res.final_url, res.status, res.headers,
-                               error=f"not an HTML page ({ctype or 'no content type'})")
+            return Skipped(Outcome.EMPTY, f"not an HTML page ({ctype or 'no content type'})", res.final_url)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
-            return await loop.run_in_executor(self.executor, analyse, res.body, res.final_url,
-                                              res.headers.get("content-type", ""))
+            analysed = await loop.run_in_executor(self.executor, analyse, res.body, res.final_url,
+                                                  res.headers.get("content-type", ""))
         except Exception as exc:  # a crashed worker must not end the poll
-            return FetchResult(res.url, res.final_url, res.status, error=f"extraction failed: {exc!r}")
+            return Skipped(Outcome.ERROR, f"extraction failed: {exc!r}", res.final_url)
         finally:
             if self.metrics is not None:
                 self.metrics.extract_seconds.observe(time.monotonic() - started)
+        return analysed if analysed is not None else Skipped(Outcome.EMPTY, "no extractable text", res.final_url)
 
     # -- phase 2: decide and store ----------------------------------------
 
-    async def _score(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]]) -> dict[int, Score]:
+    async def _decide_chunk(self, chunk: list[tuple[_PageJob, Analysed | Skipped | Deferred]]) -> None:
+        """Score a chunk's pages (the model learning from the store's window plus the chunk), then
+        decide and commit each, without awaiting in between (overlapping polls never interleave
+        their writes)."""
+        scored = await self._score([r for _, r in chunk if isinstance(r, Analysed)])
+        self._store_pages(chunk, scored)
+
+    async def _score(self, analysed: list[Analysed]) -> dict[int, Score]:
         """Scores of the extracted pages (by id of the Analysed), the model learning from the store's
         window plus these pages; in a worker process, so the event loop stays free."""
-        analysed = [a for _, a in done if isinstance(a, Analysed)]
         self.threshold = None
         if not analysed:
             return {}
@@ -428,80 +472,69 @@ class Poll:
         self.threshold = res.threshold
         return {id(a): s for a, s in zip(analysed, res.scores, strict=True)}
 
-    def _store_pages(self, done: list[tuple[_PageJob, FetchResult | Analysed | None]],
+    def _store_pages(self, done: list[tuple[_PageJob, Analysed | Skipped | Deferred]],
                      scored: dict[int, Score]) -> None:
         store, now = self.store, self.clock()
         batch: list[tuple[_PageJob, Analysed]] = []
-        leaders: dict[str, int] = {}  # text hash -> index in batch
-        followers: list[tuple[_PageJob, Analysed, int]] = []
         for job, result in done:
-            if isinstance(result, FetchResult) and result.deferred_until is not None:
-                if store.defer_page(job.key, job.link, job.sources, now, result.deferred_until, result.error or ""):
+            if isinstance(result, Deferred):
+                if store.defer_page(job.key, job.link, job.sources, now, result.until, result.reason):
                     self.summary.deferred += 1
                     log.info("page=%s event=page_deferred until=%s reason=%r", job.link,
-                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.deferred_until)), result.error)
+                             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.until)), result.reason)
                 else:
                     self.summary.page_errors += 1
-                    log.warning("page=%s event=page_given_up reason=%r", job.link, result.error)
+                    log.warning("page=%s event=page_given_up reason=%r", job.link, result.reason)
                 continue
-            if isinstance(result, FetchResult):
-                error = result.error or f"HTTP {result.status}"
-                page_outcome = "error"
-                if error.startswith("not an HTML page"):
-                    page_outcome = "empty"
-                elif error == "not fetched: disallowed by robots.txt":
-                    page_outcome = "blocked"
-                self.summary.page_errors += page_outcome == "error"
-                self.summary.empty += page_outcome == "empty"
-                self.summary.blocked += page_outcome == "blocked"
-                log.info("page=%s event=page_%s reason=%r", job.link, page_outcome, error)
-                if page_outcome == "error":
+            if isinstance(result, Skipped):
+                outcome = result.outcome
+                self.summary.page_errors += outcome is Outcome.ERROR
+                self.summary.empty += outcome is Outcome.EMPTY
+                self.summary.blocked += outcome is Outcome.BLOCKED
+                log.info("page=%s event=page_%s reason=%r", job.link, outcome.value, result.reason)
+                if outcome is Outcome.ERROR:
                     self.retry_feeds |= job.feed_ids
-                store.record_page(job.key, job.sources, now, outcome=page_outcome, reason=error,
+                store.record_page(job.key, job.sources, now, outcome=outcome.value, reason=result.reason,
                                   final_url=result.final_url)
-                continue
-            if result is None:
-                self.summary.empty += 1
-                store.record_page(job.key, job.sources, now, outcome="empty", reason="no extractable text")
                 continue
             if job.refresh:
                 known = store.page(job.key)
                 if known is not None and known["article_id"] is not None and known["outcome"] == "kept" and \
                         self._refresh(job, result, known["article_id"], now):
                     continue
-            # exact copies inside this poll: one leads, the others follow it (URL evidence alone merges nothing)
-            lead = leaders.get(result.text_hash)
-            if lead is not None:
-                followers.append((job, result, lead))
-                continue
-            leaders[result.text_hash] = len(batch)
             batch.append((job, result))
-        if not batch or self.threshold is None:
-            self._store_followers(followers, {}, now)
+        if not batch:
             return
+        assert self.threshold is not None
         threshold = self.threshold
         self.summary.threshold = threshold.value
-        article_ids: dict[int, int] = {}
-        for i, (job, a) in enumerate(batch):
-            aid = self._decide(job, a, scored[id(a)], threshold, now)
-            if aid is not None:
-                article_ids[i] = aid
-        self._store_followers(followers, article_ids, now)
+        # exact copies inside the chunk: one leads, the others follow it (URL evidence alone merges nothing)
+        follows = leaders([a.text_hash for _, a in batch])
+        article_ids: dict[int, int | None] = {}
+        for i, ((job, a), lead) in enumerate(zip(batch, follows, strict=True)):
+            if lead is None:
+                article_ids[i] = self._decide(job, a, scored[id(a)], threshold, now)
+                continue
+            self.summary.duplicates += 1
+            store.record_page(job.key, job.sources, now, outcome=Outcome.DUPLICATE.value, final_url=a.page.url,
+                              article_id=article_ids.get(lead), reason="same article as another page of this poll")
 
     def _refresh(self, job: _PageJob, a: Analysed, article_id: int, now: float) -> bool:
         """A known article fetched again because its entry was updated. An edit of the same story
         replaces the text in place; another story (the page now says something else) is not an
         update: returns False and the page is decided as a new one."""
         stored = self.store.article(article_id)
-        if stored["text_hash"] == a.text_hash:
+        same = stored["text_hash"] == a.text_hash
+        kind = refresh(stored["text_hash"], None if same else self.store.article_text(article_id), a.text_hash,
+                       a.text)
+        if kind is Refresh.SAME:
             self.store.record_entries(job.sources, None, now, article_id)  # remember the new updated date
             return True
-        title, text = a.title, a.text
-        old = self.store.article_text(article_id)
-        if old is None or not is_update(old, text):
+        if kind is Refresh.OTHER_STORY:
             log.info("page=%s event=update_is_another_story article=%d", job.link, article_id)
             return False
-        path = self.store.update_article(article_id, title, text, a.text_hash, a.minhash, job.key, job.sources, now)
+        path = self.store.update_article(article_id, a.title, a.text, a.text_hash, a.minhash, job.key, job.sources,
+                                         now)
         self.summary.updated += 1
         log.info("page=%s event=updated path=%s", job.link, path)
         return True
@@ -517,8 +550,11 @@ class Poll:
             log.info("page=%s event=duplicate article=%d reason=%r", job.link, ident.article_id, ident.reason)
             return ident.article_id
         published = a.page.date or next((s.published for s in job.sources if s.published), None)
-        threshold = self._threshold_for(job, threshold)
-        if score.score < threshold.value:
+        value = effective_threshold(threshold.value, [own.threshold if (own := self.settings.get(fid)) else None
+                                                      for fid in job.feed_ids])
+        if value != threshold.value:
+            threshold = dataclasses.replace(threshold, value=value)
+        if relevance(score.score, threshold.value, ident.article_id) is Outcome.REJECTED:
             self.summary.rejected += 1
             doc = PageDoc(url=a.page.url, canonical_url=a.page.canonical_url, title=title, text=text,
                           author=a.page.author, site=a.page.site, language=a.page.language, published=published,
@@ -544,20 +580,7 @@ class Poll:
                  threshold.value, path, ",".join(score.terms[:5]))
         return aid
 
-    def _threshold_for(self, job: _PageJob, threshold: Threshold) -> Threshold:
-        """The poll's threshold, or the lowest [[feeds]] threshold among the feeds that listed the page
-        (a feed the user trusts more keeps more of its own pages)."""
-        values = [threshold.value if (own := self.settings.get(fid)) is None or own.threshold is None
-                  else own.threshold for fid in job.feed_ids]
-        value = min(values, default=threshold.value)
-        return threshold if value == threshold.value else dataclasses.replace(threshold, value=value)
 
-    def _store_followers(self, followers, article_ids: dict[int, int], now: float) -> None:
-        for job, a, lead in followers:
-            aid = article_ids.get(lead)
-            self.summary.duplicates += 1
-            self.store.record_page(job.key, job.sources, now, outcome="duplicate", final_url=a.page.url,
-                                   article_id=aid, reason="same article as another page of this poll")
 
 
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
