@@ -11,6 +11,9 @@ Prints, for one run, side by side:
   (e) a re-poll of 10,000 unchanged feeds (conditional GET -> 304);
   (f) peak RSS of the ingest process (with its workers) in each run;
   (g) `ingest score` throughput in documents/s;
+  (h) memory: a first poll of 10,000 feeds with one light page each, peak PSS summed over the
+      whole process tree (the poll, its fork server and extraction workers), sampled every 0.1 s;
+      with --baseline-rev REV also the same poll by that git revision, in the same run;
   and a scale check: a poll of 100 new entries with 100,000 articles already
   in the store, against the same poll on an empty store.
 
@@ -50,13 +53,74 @@ def write_config(folder: Path, feeds: list[str], seeds: Path, extra: str = "") -
     return cfg
 
 
-def run_ingest(cfg: Path, *args: str) -> tuple[float, dict | None, float]:
-    """(seconds, --json output, peak RSS MB of the process tree) of one `ingest` command."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (the fork server's workers are its grandchildren)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree in MB: shared pages (the forked workers share the
+    fork server's imports) are split between the processes, so the sum is what the tree costs."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total / 1024
+
+
+class PeakPss:
+    """Samples a process tree's PSS in a thread until stopped; ``peak`` in MB."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        import threading
+
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_pss_mb(self.pid))
+            self._stop.wait(self.every)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def run_ingest(cfg: Path, *args: str, root: Path = ROOT, pss: bool = False) -> tuple[float, dict | None, float]:
+    """(seconds, --json output, peak memory MB) of one `ingest` command run from ``root`` (a checkout).
+    The memory is the peak RSS of the largest process, or with ``pss`` the peak PSS of the whole tree."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:  # files: pipes could fill up
+        env = {**os.environ, "PYTHONPATH": str(root)}  # that checkout's package, not the installed one
         proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "--log-level", "WARNING",
-                                 *args], cwd=ROOT, stdout=out_f, stderr=err_f)
+                                 *args], cwd=root, stdout=out_f, stderr=err_f, env=env)
+        sampler = PeakPss(proc.pid) if pss else None
         _, status, usage = os.wait4(proc.pid, 0)
+        peak = sampler.stop() if sampler is not None else usage.ru_maxrss / 1024
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - started
         out_f.seek(0)
@@ -68,7 +132,7 @@ def run_ingest(cfg: Path, *args: str) -> tuple[float, dict | None, float]:
         data = json.loads(out) if out.strip().startswith(b"{") else None
     except json.JSONDecodeError:
         data = None
-    return seconds, data, usage.ru_maxrss / 1024
+    return seconds, data, peak
 
 
 def make_seeds(folder: Path) -> Path:
@@ -183,6 +247,39 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
     store.close()
 
 
+def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float, baseline: str | None) -> list[tuple[str, str]]:
+    """(h): a first poll of ``n_feeds`` feeds with one light page each, peak PSS of the process tree;
+    with ``baseline`` the same poll by that revision (a git worktree), on the same web."""
+    hosts = max(1, n_feeds // 50)
+    web = SimWeb(hosts, 50, 1, latency, port=18103, real_pages=False).start()
+    rows = []
+    checkouts: list[tuple[str, Path]] = [("this tree", ROOT)]
+    worktree = None
+    try:
+        if baseline:
+            worktree = tmp / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(worktree), baseline], cwd=ROOT, check=True,
+                           capture_output=True)
+            checkouts.append((f"rev {baseline}", worktree))
+        peaks = {}
+        for label, root in checkouts:
+            folder = tmp / f"memory-{len(peaks)}"
+            folder.mkdir()
+            cfg = write_config(folder, web.feed_urls()[:n_feeds], seeds)
+            secs, out, peak = run_ingest(cfg, "poll", "--json", root=root, pss=True)
+            peaks[label] = peak
+            rows.append((f"(h) first poll, {n_feeds:,} feeds x 1 light page ({label})",
+                         f"{out['pages_fetched']} pages in {secs:.1f} s; peak PSS of the process tree {peak:.0f} MB"))
+        if len(peaks) == 2:
+            a, b = peaks.values()
+            rows.append(("(h) peak PSS, this tree / baseline", f"{a / b:.2f}"))
+    finally:
+        web.stop()
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=20)
@@ -192,7 +289,10 @@ def main() -> None:
     ap.add_argument("--naive-feeds", type=int, default=10, help="feeds the naive loop runs on (it is slow)")
     ap.add_argument("--repoll-feeds", type=int, default=10000)
     ap.add_argument("--corpus", type=int, default=100000)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["naive", "fresh", "repoll", "scale", "score"],
+    ap.add_argument("--memory-feeds", type=int, default=10000, help="feeds of the memory run (h)")
+    ap.add_argument("--baseline-rev", help="git revision whose poll (h) is measured too, in the same run")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["naive", "fresh", "repoll", "scale", "score", "memory"],
                     help="parts to leave out (fresh = (b)-(d))")
     ap.add_argument("--light-pages", action="store_true",
                     help="serve small synthetic pages (Reuters text in a news template) instead of real pages")
@@ -264,6 +364,8 @@ def main() -> None:
                                                        f"{fill:.0f} s; peak RSS {rss_s:.0f} MB)"))
             finally:
                 scale_web.stop()
+        if "memory" not in args.skip:
+            rows += memory_run(tmp, seeds, args.memory_feeds, args.latency, args.baseline_rev)
         if "score" not in args.skip:
             res["score_dps"] = score_rate(tmp, seeds)
             rows.append(("(g) ingest score", f"{res['score_dps']:,.0f} documents/s"))
