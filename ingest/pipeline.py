@@ -36,7 +36,7 @@ from .notify import Alert
 from .progress import ProgressHook
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
-from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store
+from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, StoreThread
 from .urls import display, display_host, host_of, normalize, redact_text
 from .worker import Analysed, analyse, kill_workers, score_window
 
@@ -114,10 +114,14 @@ class Poll:
     def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  warned: set[str] | None = None, metrics: Metrics | None = None,
-                 progress: ProgressHook | None = None) -> None:
+                 progress: ProgressHook | None = None, db: StoreThread | None = None) -> None:
         self.metrics = metrics
         self.progress = progress
         self.config, self.store, self.seeds = config, store, list(seeds)
+        # every store call of the poll runs in the store's thread (the loop never waits on the disk);
+        # a poll given none makes its own and closes it at the end
+        self._own_db = db is None
+        self.db = db if db is not None else StoreThread()
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
         self.rng = rng or random.Random()
         self.summary = PollSummary()
@@ -131,9 +135,7 @@ class Poll:
         self._pages_left = 0  # page jobs not yet taken by the consumer
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
-        # each feed's own settings ([[feeds]] table), by feed id
-        self.settings: dict[int, FeedSettings | None] = {
-            f.id: config.feed(f.config_url) for f in store.feeds(active_only=False)}
+        self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
 
     def _options(self, feed_id: int | None) -> RequestOptions:
         return request_options(self.settings.get(feed_id)) if feed_id is not None else NO_OPTIONS
@@ -142,11 +144,21 @@ class Poll:
         """Poll ``feeds`` (the pollable ones by default). Pages are decided and committed in chunks
         of CHUNK_PAGES as they finish, not all at the end: memory stays bounded by the chunk,
         whatever the number of feeds."""
+        try:
+            return await self._run(feeds)
+        finally:
+            if self._own_db:
+                self.db.close()
+
+    async def _run(self, feeds: Sequence[FeedRow] | None) -> PollSummary:
         started = time.monotonic()
         if feeds is None:
-            feeds = self.store.pollable_feeds(self.clock())
+            feeds = await self.db(self.store.pollable_feeds, self.clock())
+        rows = await self.db(self.store.feeds, active_only=False)
+        self.settings = {f.id: self.config.feed(f.config_url) for f in rows}
         self._feeds_left = len(feeds)
-        for key, link, sources in self.store.due_deferred(self.clock()):  # their host said "later": now is later
+        deferred = await self.db(self.store.due_deferred, self.clock())
+        for key, link, sources in deferred:  # their host said "later": now is later
             if key not in self.jobs:
                 self._start(_PageJob(key, link, sources, {s.feed_id for s in sources},
                                      self._options(sources[0].feed_id if sources else None)))
@@ -171,9 +183,7 @@ class Poll:
         for feed, ft in zip(feeds, self._feed_tasks, strict=True):
             if not ft.cancelled() and ft.exception() is not None:  # a bug, not a bad feed: log it
                 log.error("feed=%s event=feed_crashed error=%r", feed.url, ft.exception())
-        for upd in self.updates:
-            self._save_feed(upd)
-        self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
+        await self.db(self._finish)
         self.summary.seconds = round(time.monotonic() - started, 3)
         if self.metrics is not None:
             s, pages = self.summary, self.metrics.pages
@@ -183,6 +193,12 @@ class Poll:
                                ("deferred", s.deferred), ("updated", s.updated)):
                 pages.labels(outcome).inc(n)
         return self.summary
+
+    def _finish(self) -> None:
+        """In the store's thread: what the poll learned about each feed (after its entries are recorded)."""
+        for upd in self.updates:
+            self._save_feed(upd)
+        self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
 
     def _feed_finished(self, _task: asyncio.Future) -> None:
         self._feeds_left -= 1
@@ -309,7 +325,7 @@ class Poll:
         if parsed.warning:
             log.info("feed=%s event=feed_salvaged reason=%r", feed.url, parsed.warning)
         self.summary.feeds_ok += 1
-        entries, refreshed = self._new_entries(feed, parsed.entries)
+        entries, refreshed = await self.db(self._new_entries, feed, parsed.entries)
         limit = self.config.fetch.max_entries_per_poll
         capped = len(entries) > limit
         entries = entries[:limit]
@@ -324,10 +340,7 @@ class Poll:
         self.summary.entries_new += len(entries)
         log.info("feed=%s event=feed_ok entries=%d new=%d%s", feed.url, len(parsed.entries), len(entries),
                  " capped=true" if capped else "")
-        for entry in entries:
-            self._follow(feed, entry, now)
-        for entry in refreshed[:limit]:
-            self._follow(feed, entry, now, refresh=True)
+        await self._follow(feed, [(e, False) for e in entries] + [(e, True) for e in refreshed[:limit]], now)
 
     async def _expand_sitemaps(self, feed: FeedRow, index: ParsedFeed) -> ParsedFeed:
         """The entries of a sitemap index's child sitemaps (breadth first, most recently modified
@@ -381,30 +394,42 @@ class Poll:
             refreshed = []
         return new, refreshed
 
-    def _follow(self, feed: FeedRow, entry: Entry, now: float, refresh: bool = False) -> None:
-        source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry),
-                        entry.updated.isoformat() if entry.updated else None)
-        if not entry.link:
-            self.store.record_entries([source], None, now)
-            return
-        key = normalize(entry.link)
-        job = self.jobs.get(key)
-        if job is not None:  # another feed of this poll listed it too: one fetch, both sources
-            if feed.id not in job.feed_ids:
-                job.sources.append(source)
-                job.feed_ids.add(feed.id)
-            return
-        known = self.store.page(key)
-        if known is not None and known["outcome"] == "deferred":
-            return  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
-        if not refresh and known is not None and \
-                (known["outcome"] != "error" or known["attempts"] >= MAX_PAGE_ATTEMPTS):
-            # fetched in an earlier poll (maybe for another feed): record where else it appeared
-            self.store.record_entries([source], known["id"], now, known["article_id"])
-            if known["article_id"] is not None:
-                self.summary.duplicates += 1
-            return
-        self._start(_PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id), refresh=refresh))
+    async def _follow(self, feed: FeedRow, items: list[tuple[Entry, bool]], now: float) -> None:
+        """Start a page job for each entry whose page is new (or whose entry was updated: ``True``);
+        record the others as seen. One store read for the feed's links, one write for the records."""
+        keys = {normalize(e.link) for e, _ in items if e.link}
+        known = await self.db(self.store.pages_by_urls, [k for k in keys if k not in self.jobs])
+        records: list[tuple[Source, int | None, int | None]] = []  # (source, page id, article id)
+        for entry, again in items:  # no await from here on: self.jobs cannot change under us
+            source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry),
+                            entry.updated.isoformat() if entry.updated else None)
+            if not entry.link:
+                records.append((source, None, None))
+                continue
+            key = normalize(entry.link)
+            job = self.jobs.get(key)
+            if job is not None:  # another feed of this poll listed it too: one fetch, both sources
+                if feed.id not in job.feed_ids:
+                    job.sources.append(source)
+                    job.feed_ids.add(feed.id)
+                continue
+            page = known.get(key)
+            if page is not None and page["outcome"] == "deferred":
+                continue  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
+            if not again and page is not None and \
+                    (page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
+                # fetched in an earlier poll (maybe for another feed): record where else it appeared
+                records.append((source, page["id"], page["article_id"]))
+                if page["article_id"] is not None:
+                    self.summary.duplicates += 1
+                continue
+            self._start(_PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id), refresh=again))
+        if records:
+            await self.db(self._record_seen, records, now)
+
+    def _record_seen(self, records: list[tuple[Source, int | None, int | None]], now: float) -> None:
+        for source, page_id, article_id in records:
+            self.store.record_entries([source], page_id, now, article_id)
 
     async def _fetch_page(self, job: _PageJob) -> Analysed | Skipped | Deferred:
         link = job.link
@@ -447,7 +472,7 @@ class Poll:
         decide and commit each, without awaiting in between (overlapping polls never interleave
         their writes)."""
         scored = await self._score([r for _, r in chunk if isinstance(r, Analysed)])
-        self._store_pages(chunk, scored)
+        await self.db(self._store_pages, chunk, scored)
 
     async def _score(self, analysed: list[Analysed]) -> dict[int, Score]:
         """Scores of the extracted pages (by id of the Analysed), the model learning from the store's
@@ -455,7 +480,7 @@ class Poll:
         self.threshold = None
         if not analysed:
             return {}
-        _, window, labels = window_stream(self.store)
+        _, window, labels = await self.db(window_stream, self.store)
         rel = self.config.relevance
         try:
             res = await asyncio.get_running_loop().run_in_executor(
@@ -598,7 +623,8 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     run_id = store.start_run("poll", clock())
     loop = asyncio.get_running_loop()
     async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
-        poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress)
+        db = StoreThread()
+        poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress, db=db)
 
         def on_signal(sig: signal.Signals) -> None:
             if poll.summary.interrupted:
@@ -617,6 +643,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
         finally:
             for sig in stops:
                 loop.remove_signal_handler(sig)
+            db.close()  # the store's thread has finished every write of the poll
         if poll.alerts:
             from . import notify
 

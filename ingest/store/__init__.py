@@ -21,6 +21,7 @@ from .rows import (
     StoreError,
 )
 from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from .thread import StoreThread
 from .sqlite import (
     MAX_DEFERRAL,
     MAX_PAGE_ATTEMPTS,
@@ -33,6 +34,6 @@ from .sqlite import (
 __all__ = [
     "MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "MIGRATIONS", "ORPHANS", "SCHEMA", "SCHEMA_VERSION", "STREAM_WINDOW",
     "TMP_PREFIX", "WITHDRAWN", "CheckReport", "Decision", "FeedRow", "Health", "NewArticle", "PageDoc",
-    "SearchError", "SearchHit", "Source", "Store", "StoreError", "corpus_text", "pack", "read_corpus_file",
+    "SearchError", "SearchHit", "Source", "Store", "StoreError", "StoreThread", "corpus_text", "pack", "read_corpus_file",
     "unpack",
 ]

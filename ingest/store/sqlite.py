@@ -126,7 +126,8 @@ class Store:
                     raise StoreError(f"{root}: another ingest process is using this store "
                                      f"(lock {root / '.lock'}); stop it first, or use another [paths] store") from None
             cls._refuse_lost_index(root, db_path)
-            db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+            # opened here, used by the store's thread (ingest.store.thread) while a loop runs: one at a time
+            db = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -403,6 +404,9 @@ class Store:
 
     def page(self, url: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM pages WHERE url=?", (url,)).fetchone()
+
+    def pages_by_urls(self, urls: Sequence[str]) -> dict[str, sqlite3.Row]:
+        return {r["url"]: r for r in self._rows_in("SELECT * FROM pages WHERE url IN ({q})", (), list(urls))}
 
     def near_candidates(self, keys: Sequence[int]) -> list[tuple[int, bytes]]:
         """Articles sharing an LSH band key, with their signatures."""
