@@ -105,10 +105,19 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-        ctx = WebContext(store, lambda: config, lambda: [s.text for s in load_seeds(config.paths.seeds)],
-                         Metrics())
-        print(f"serving http://{listen}/ (Ctrl-C stops)", file=sys.stderr)
-        asyncio.run(make_server(make_app(ctx), install_signals=True).serve(sockets=[sock]))
+        from .store import StoreThread
+
+        db = StoreThread()
+        # pages read through their own read-only connection on the loop; verdicts and seeds are
+        # written by the store's thread
+        with Store.open(config.paths.store, readonly=True) as reader:
+            ctx = WebContext(reader, lambda: config, lambda: [s.text for s in load_seeds(config.paths.seeds)],
+                             Metrics(), writer=lambda fn: db(fn, store))
+            print(f"serving http://{listen}/ (Ctrl-C stops)", file=sys.stderr)
+            try:
+                asyncio.run(make_server(make_app(ctx), install_signals=True).serve(sockets=[sock]))
+            finally:
+                db.close()
     return 0
 
 

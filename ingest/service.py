@@ -48,7 +48,7 @@ from .metrics import Metrics
 from .pipeline import Poll
 from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
-from .store import Store
+from .store import Store, StoreThread
 from .worker import kill_workers, make_executor
 
 log = logging.getLogger("ingest")
@@ -71,6 +71,8 @@ class Service:
         self.store: Store = Store.open(config.paths.store)
         self.executor: Executor = make_executor()
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
+        self.db = StoreThread()  # while the loop runs, every store call goes through this thread
+        self.reader: Store | None = None  # the web view's read-only connection
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
         self.in_flight: set[int] = set()  # ids of the feeds they cover
@@ -91,7 +93,7 @@ class Service:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
-            self._sync_feeds()
+            await self.db(self._sync_feeds)
             self.scheduler = AsyncIOScheduler(event_loop=loop)  # the digest cron runs in local time (tzlocal)
             self.scheduler.add_job(self._digest_job, CronTrigger.from_crontab(self.config.schedule.digest),
                                    id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
@@ -102,7 +104,7 @@ class Service:
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._start_web()
-            self._arm_poll()
+            await self._arm_poll()
             log.info("event=service_started feeds=%d store=%s pid=%d", len(self.config.feeds),
                      self.config.paths.store, os.getpid())
             await self.stopping.wait()
@@ -112,6 +114,9 @@ class Service:
                 loop.remove_signal_handler(sig)
             await self.fetcher.__aexit__(None, None, None)
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.db.close()  # the store's thread finishes the writes already asked for
+            if self.reader is not None:
+                self.reader.close()
             self.store.close()
         log.info("event=service_stopped")
         return 0
@@ -129,7 +134,9 @@ class Service:
             log.error("event=web_failed listen=%s reason=%r (the service runs on without the web view)",
                       web.listen, exc.strerror or str(exc))
             return
-        ctx = WebContext(self.store, lambda: self.config, lambda: self.seeds, self.metrics, self.clock)
+        self.reader = Store.open(self.config.paths.store, readonly=True)
+        ctx = WebContext(self.reader, lambda: self.config, lambda: self.seeds, self.metrics, self.clock,
+                         writer=lambda fn: self.db(fn, self.store))
         self.web = make_server(make_app(ctx))
         self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
         log.info("event=web_listening url=http://%s/", web.listen)
@@ -195,8 +202,7 @@ class Service:
             job = self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
             log.info("event=digest_rescheduled cron=%r next=%s", config.schedule.digest,
                      job.next_run_time.isoformat() if job.next_run_time else "-")
-        self._sync_feeds()
-        self._arm_poll()
+        asyncio.ensure_future(self._resync())
         applied = [k for k in changed if k not in RESTART_KEYS]
         log.info("event=reloaded trigger=%s feeds=%d changed=%s", why, len(config.feeds), ",".join(applied) or "-")
         if seeds_changed:
@@ -211,8 +217,12 @@ class Service:
 
     # -- jobs -----------------------------------------------------------------
 
+    async def _resync(self) -> None:
+        await self.db(self._sync_feeds)
+        await self._arm_poll()
+
     def _sync_feeds(self) -> None:
-        """Match the feeds table to the config; give new feeds a staggered first poll."""
+        """In the store's thread: match the feeds table to the config; give new feeds a staggered first poll."""
         now = self.clock()
         self.store.sync_feeds((f.url, f.name, f.enabled) for f in self.config.feeds)
         feeds = self.store.feeds()
@@ -220,10 +230,12 @@ class Service:
             if f.next_poll is None and f.state != "disabled":
                 self.store.update_feed(f.id, next_poll=first_poll(f.config_url, len(feeds), self.config.schedule, now))
 
-    def _arm_poll(self) -> None:
+    async def _arm_poll(self) -> None:
         if self.scheduler is None or self.stopping.is_set():
             return
-        due = self.store.next_due(exclude=self.in_flight)
+        due = await self.db(self.store.next_due, exclude=set(self.in_flight))
+        if self.stopping.is_set():
+            return
         when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
         when = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
@@ -233,18 +245,19 @@ class Service:
         """Start a poll of the feeds that are due and not already being polled.
 
         Polls may overlap (a slow host must not hold back the others); they
-        share one Fetcher, so per-host limits hold across them, and each
-        poll's store phase runs without awaiting, so writes never interleave.
+        share one Fetcher, so per-host limits hold across them, and one store
+        thread, whose calls run one at a time (a chunk's decisions are one call),
+        so their writes never interleave.
         """
         if self.stopping.is_set():
             return
-        due = [f for f in self.store.due_feeds(self.clock()) if f.id not in self.in_flight]
-        if not due:
+        due = [f for f in await self.db(self.store.due_feeds, self.clock()) if f.id not in self.in_flight]
+        if not due or self.stopping.is_set():
             return
         ids = {f.id for f in due}
         self.in_flight |= ids
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                    rng=self.rng, warned=self.warned, metrics=self.metrics)
+                    rng=self.rng, warned=self.warned, metrics=self.metrics, db=self.db)
         task = asyncio.ensure_future(self._run_poll(poll, due, ids))
         self.running[task] = poll
         task.add_done_callback(self.running.pop)
@@ -265,10 +278,10 @@ class Service:
             delay = backoff(self.poll_failures, self.config.schedule, self.rng)
             self.hold_until = self.clock() + delay
             log.exception("event=poll_crashed failures=%d next_try_in=%.0fs", self.poll_failures, delay)
-            self._feeds_failed(due, f"poll failed: {exc!r}")
+            await self.db(self._feeds_failed, due, f"poll failed: {exc!r}")
         finally:
             self.in_flight -= ids
-            self._arm_poll()
+            await self._arm_poll()
 
     def _feeds_failed(self, due, reason: str) -> None:
         """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""
@@ -284,7 +297,7 @@ class Service:
 
     def _on_job_done(self, event) -> None:
         if event.job_id == "poll":
-            self._arm_poll()
+            asyncio.ensure_future(self._arm_poll())
 
     async def _feedback_job(self) -> None:
         """Apply queued verdicts; notice a changed config file (`ingest feeds add`, an editor) and
@@ -296,7 +309,7 @@ class Service:
         if _file_mark(self.config.path) != self.config_mark:
             self._reload("config_changed")
         try:
-            done = apply_verdicts(self.store, self.clock())
+            done = await self.db(apply_verdicts, self.store, self.clock())
             for path in done.added + done.restored:
                 log.info("event=verdict_applied action=added path=%s", path)
             for path in done.withdrawn:
@@ -331,7 +344,7 @@ class Service:
 
         try:
             now = self.clock()
-            plan = plan_rescore(self.store, now - self.config.relevance.keep_rejected)
+            plan = await self.db(plan_rescore, self.store, now - self.config.relevance.keep_rejected)
             ids, window, texts = plan.stream()
             rel = self.config.relevance
             scored = await asyncio.get_running_loop().run_in_executor(
@@ -339,7 +352,7 @@ class Service:
                 rel.threshold)
             if self.stopping.is_set():
                 return
-            report = apply_rescore(self.store, plan, ids, scored, self.clock(), apply=False)
+            report = await self.db(apply_rescore, self.store, plan, ids, scored, self.clock(), apply=False)
             a = report.applied
             log.info("event=rescored reason=%r pages=%d threshold=%.3f added=%d restored=%d below=%d", why,
                      report.pages, report.threshold or 0.0, len(a.added), len(a.restored), len(report.below))
@@ -358,20 +371,22 @@ class Service:
         if self.stopping.is_set():
             return
         try:
-            ids, window, labels = window_stream(self.store)
+            ids, window, labels = await self.db(window_stream, self.store)
             rel = self.config.relevance
             scored = await asyncio.get_running_loop().run_in_executor(
                 self.executor, score_packed, self.seeds, window, labels, rel.language, rel.threshold)
-            digest, paths = scheduled(self.store, now=self.clock(),
-                                      review=pick_review(self.store, ids, scored, REVIEW_ITEMS))
+            now = self.clock()
+            # rendering and writing the digest files happen in the store's thread too: off the loop
+            digest, paths = await self.db(
+                lambda: scheduled(self.store, now=now, review=pick_review(self.store, ids, scored, REVIEW_ITEMS)))
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
             targets = notify.targets(self.config)
             if targets:  # plan and record here (the one writer), send in a thread
                 now = self.clock()
-                deliveries = notify.plan(self.store, targets, self.store.last_digest_id(), now)
+                deliveries = await self.db(lambda: notify.plan(self.store, targets, self.store.last_digest_id(), now))
                 results = await asyncio.to_thread(notify.send, deliveries)
-                notify.record(self.store, results, self.clock())
+                await self.db(notify.record, self.store, results, self.clock())
         except Exception:
             log.exception("event=digest_failed")
 

@@ -23,7 +23,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +58,16 @@ CSRF_COOKIE = "ingest_csrf"
 class WebContext:
     """What the web view needs from its host (the service or ``ingest serve``)."""
 
-    store: Store
+    store: Store  # read on the event loop (the service gives a read-only connection of its own)
     config: Callable[[], Config]  # the current config (SIGHUP may replace it)
     seeds: Callable[[], list[str]]
     metrics: Metrics
     clock: Callable[[], float] = time.time
+    # runs fn(writer store) in the store's thread (the one writer); None: fn(store) here
+    writer: Callable[[Callable[[Store], Any]], Awaitable[Any]] | None = None
+
+    async def write(self, fn: Callable[[Store], Any]) -> Any:
+        return await self.writer(fn) if self.writer is not None else fn(self.store)
 
 
 def _parse_day(value: str | None, end: bool = False) -> float | None:
@@ -145,12 +150,16 @@ def make_app(ctx: WebContext) -> Starlette:
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid))
 
-    def _verdict(ref: str, relevant: bool) -> str:
+    async def _verdict(ref: str, relevant: bool) -> str:
         from .feedback import apply_verdicts, mark
 
         now = ctx.clock()
-        mark(ctx.store, [ref], relevant, now)
-        done = apply_verdicts(ctx.store, now)
+
+        def apply(store: Store):
+            mark(store, [ref], relevant, now)
+            return apply_verdicts(store, now)
+
+        done = await ctx.write(apply)
         if done.withdrawn:
             return "Taken out of the corpus (kept in withdrawn/). The model learns from it at the next poll."
         if done.added or done.restored:
@@ -160,12 +169,12 @@ def make_app(ctx: WebContext) -> Starlette:
     async def article_verdict(request: Request) -> Response:
         fields = await form(request)
         aid = request.path_params["id"]
-        msg = _verdict(f"a{aid}", fields.get("verdict") == "relevant")
+        msg = await _verdict(f"a{aid}", fields.get("verdict") == "relevant")
         return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
 
     async def page_verdict(request: Request) -> Response:
         fields = await form(request)
-        msg = _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
+        msg = await _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
         back = request.headers.get("referer", "")
         target = urlsplit(back).path if urlsplit(back).path in ("/review", "/near-misses") else "/review"
         return RedirectResponse(target + "?" + urlencode({"done": msg}), status_code=303)
@@ -176,11 +185,17 @@ def make_app(ctx: WebContext) -> Starlette:
         await form(request)
         aid = request.path_params["id"]
         now = ctx.clock()
-        try:
-            path, row = add_seed(ctx.store, ctx.config(), f"a{aid}", now)
+        config = ctx.config()
+
+        def seed(store: Store):
+            path, row = add_seed(store, config, f"a{aid}", now)
             if row is not None:
-                mark(ctx.store, [f"p{row['id']}"], True, now)
-                apply_verdicts(ctx.store, now)
+                mark(store, [f"p{row['id']}"], True, now)
+                apply_verdicts(store, now)
+            return path
+
+        try:
+            path = await ctx.write(seed)
             msg = f"Written to the seeds as {path.name}; the model uses it from the next decision."
         except FeedbackError as exc:
             msg = f"Not made a seed: {exc}"
