@@ -42,7 +42,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with Store.open(config.paths.store) as store:
-        executor = make_executor()
+        executor = make_executor(language=config.relevance.language)
         clean = False
         try:
             if sys.stderr.isatty():

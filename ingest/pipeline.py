@@ -46,7 +46,8 @@ MAX_REFRESH = 5  # more entries than this (and than half the feed) "updated" at 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
                "application/xml;q=0.8, */*;q=0.5")
-CHUNK_PAGES = 256  # pages decided and committed together: what a poll holds in memory at most
+CHUNK_PAGES = 256  # pages decided and committed together
+MAX_PAGES_HELD = 2 * CHUNK_PAGES  # pages fetched (or being fetched) but not yet committed: bounds a poll's memory
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
 MAX_SITEMAP_FETCHES = 10  # child sitemaps fetched per feed and poll (most recently modified first)
 
@@ -93,6 +94,7 @@ class _PageJob:
     task: asyncio.Future | None = None
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
     fetched: bool = False  # the request is done (extraction may still run)
+    holds_room: bool = False  # holds one of the poll's MAX_PAGES_HELD places
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Poll:
         self._finished: asyncio.Queue[_PageJob | None] = asyncio.Queue()  # jobs done (None: a feed is done)
         self._feeds_left = 0  # feed tasks still running
         self._pages_left = 0  # page jobs not yet taken by the consumer
+        self._room = asyncio.Semaphore(MAX_PAGES_HELD)  # a page takes a place before its request, gives it
+        # back once committed: fetching waits for the decisions instead of piling bodies up in memory
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
@@ -177,8 +181,15 @@ class Poll:
                 result = self._result(job)
                 if result is not None:
                     chunk.append((job, result))
+                elif job.holds_room:  # abandoned or crashed: its place is free now
+                    job.holds_room = False
+                    self._room.release()
             if len(chunk) >= CHUNK_PAGES or (chunk and not self._feeds_left and not self._pages_left):
                 await self._decide_chunk(chunk)
+                for done_job, _ in chunk:
+                    if done_job.holds_room:
+                        done_job.holds_room = False
+                        self._room.release()
                 chunk = []
         for feed, ft in zip(feeds, self._feed_tasks, strict=True):
             if not ft.cancelled() and ft.exception() is not None:  # a bug, not a bad feed: log it
@@ -216,16 +227,17 @@ class Poll:
 
     def _result(self, job: _PageJob) -> Analysed | Skipped | Deferred | None:
         """A finished job's result; None when it was abandoned (abort) or crashed: fetched next time."""
-        assert job.task is not None
-        if job.task.cancelled():
+        task, job.task = job.task, None  # the job stays (other feeds may list the page); its result goes
+        assert task is not None
+        if task.cancelled():
             self.retry_feeds |= job.feed_ids
             return None
-        exc = job.task.exception()
+        exc = task.exception()
         if exc is not None:
             self.retry_feeds |= job.feed_ids
             log.error("page=%s event=page_crashed error=%r", job.link, exc)
             return None
-        return job.task.result()
+        return task.result()
 
     def abort(self) -> None:
         """Abandon unfinished requests; ``run`` then stores what is complete (pages already
@@ -432,6 +444,8 @@ class Poll:
             self.store.record_entries([source], page_id, now, article_id)
 
     async def _fetch_page(self, job: _PageJob) -> Analysed | Skipped | Deferred:
+        await self._room.acquire()
+        job.holds_room = True
         link = job.link
         if self.config.fetch.robots:
             reason = await self.fetcher.robots_reason(link, job.options)

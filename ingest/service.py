@@ -69,7 +69,7 @@ class Service:
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
         self.store: Store = Store.open(config.paths.store)
-        self.executor: Executor = make_executor()
+        self.executor: Executor = make_executor(language=config.relevance.language)
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
         self.reader: Store | None = None  # the web view's read-only connection

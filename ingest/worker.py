@@ -62,14 +62,16 @@ def score_packed(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence
     return score_stream(seeds, counts, list(labels) + [None] * len(batch), stats=TermStats(language), fixed=fixed)
 
 
-def make_executor(workers: int | None = None) -> Executor:
-    """A process pool for extraction, one worker per core. Workers fork from a
-    server that has imported trafilatura once, not from the event-loop process."""
+def make_executor(workers: int | None = None, language: str = "en") -> Executor:
+    """A process pool for extraction and scoring, one worker per core. Workers fork from a
+    server that has loaded the code and the word statistics of ``language`` once (ingest.preload),
+    shared by all of them, not from the event-loop process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    os.environ["INGEST_PRELOAD_LANGUAGE"] = language  # read by the fork server when it starts
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.worker", "trafilatura"])
+    ctx.set_forkserver_preload(["ingest.preload"])
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx,
                                initializer=_watch_parent, initargs=(os.getpid(),))
 

@@ -1,0 +1,16 @@
+"""Imported once by the worker processes' fork server (ingest.worker.make_executor).
+
+Everything loaded here is loaded once and shared, copy-on-write, by every
+worker forked from the server, instead of once per worker: the extraction
+and scoring code, and the word-frequency table of the relevance prior
+(about 40 MB per copy), for the language in $INGEST_PRELOAD_LANGUAGE.
+"""
+
+import os
+
+import trafilatura  # noqa: F401
+
+from . import worker  # noqa: F401
+from .relevance import _frequencies
+
+_frequencies(os.environ.get("INGEST_PRELOAD_LANGUAGE", "en"))
