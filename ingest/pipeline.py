@@ -21,7 +21,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 
@@ -47,6 +47,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
                "application/xml;q=0.8, */*;q=0.5")
 CHUNK_PAGES = 256  # pages decided and committed together
+MAX_FEEDS_IN_FLIGHT = 256  # feeds being fetched and parsed at once (the rest wait their turn, as rows)
 MAX_PAGES_HELD = 2 * CHUNK_PAGES  # pages fetched (or being fetched) but not yet committed: bounds a poll's memory
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
 MAX_SITEMAP_FETCHES = 10  # child sitemaps fetched per feed and poll (most recently modified first)
@@ -95,6 +96,7 @@ class _PageJob:
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
     fetched: bool = False  # the request is done (extraction may still run)
     holds_room: bool = False  # holds one of the poll's MAX_PAGES_HELD places
+    decided: bool = False  # committed: its row exists; a feed listing it later records itself as a source
 
 
 @dataclass
@@ -133,7 +135,10 @@ class Poll:
         self.alerts: list[Alert] = []  # kept articles above [notify] instant_above
         self._feed_tasks: list[asyncio.Future] = []
         self._finished: asyncio.Queue[_PageJob | None] = asyncio.Queue()  # jobs done (None: a feed is done)
-        self._feeds_left = 0  # feed tasks still running
+        self._feeds_left = 0  # feeds not finished (running or waiting to start)
+        self._feeds_done = 0
+        self._waiting_feeds: Iterator[FeedRow] = iter(())
+        self._aborted = False
         self._pages_left = 0  # page jobs not yet taken by the consumer
         self._room = asyncio.Semaphore(MAX_PAGES_HELD)  # a page takes a place before its request, gives it
         # back once committed: fetching waits for the decisions instead of piling bodies up in memory
@@ -169,10 +174,8 @@ class Poll:
         if self.progress is not None:
             self.progress.start(len(feeds))
         self._feed_tasks = []
-        for f in feeds:
-            task = asyncio.ensure_future(self._poll_feed_counted(f))
-            task.add_done_callback(self._feed_finished)
-            self._feed_tasks.append(task)
+        self._waiting_feeds = iter(feeds)
+        self._start_feeds()
         chunk: list[tuple[_PageJob, Analysed | Skipped | Deferred]] = []
         while self._feeds_left or self._pages_left:
             job = await self._finished.get()
@@ -187,11 +190,13 @@ class Poll:
             if len(chunk) >= CHUNK_PAGES or (chunk and not self._feeds_left and not self._pages_left):
                 await self._decide_chunk(chunk)
                 for done_job, _ in chunk:
+                    done_job.decided = True
+                    done_job.sources = []  # in the store now; the job stays only as "this poll has it"
                     if done_job.holds_room:
                         done_job.holds_room = False
                         self._room.release()
                 chunk = []
-        for feed, ft in zip(feeds, self._feed_tasks, strict=True):
+        for feed, ft in zip(feeds, self._feed_tasks, strict=False):
             if not ft.cancelled() and ft.exception() is not None:  # a bug, not a bad feed: log it
                 log.error("feed=%s event=feed_crashed error=%r", feed.url, ft.exception())
         await self.db(self._finish)
@@ -211,8 +216,21 @@ class Poll:
             self._save_feed(upd)
         self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
 
+    def _start_feeds(self) -> None:
+        """Keep MAX_FEEDS_IN_FLIGHT feeds going: feeds stream into the poll as others finish, so a
+        poll of 100,000 feeds holds a few hundred at a time, not all of them."""
+        while len(self._feed_tasks) - self._feeds_done < MAX_FEEDS_IN_FLIGHT and not self._aborted:
+            feed = next(self._waiting_feeds, None)
+            if feed is None:
+                return
+            task = asyncio.ensure_future(self._poll_feed_counted(feed))
+            task.add_done_callback(self._feed_finished)
+            self._feed_tasks.append(task)
+
     def _feed_finished(self, _task: asyncio.Future) -> None:
         self._feeds_left -= 1
+        self._feeds_done += 1
+        self._start_feeds()
         self._finished.put_nowait(None)  # wake the consumer: it may be the last thing it waited for
 
     def _start(self, job: _PageJob) -> None:
@@ -242,6 +260,10 @@ class Poll:
     def abort(self) -> None:
         """Abandon unfinished requests; ``run`` then stores what is complete (pages already
         fetched finish their extraction, a matter of seconds)."""
+        self._aborted = True
+        never_started = sum(1 for _ in self._waiting_feeds)
+        self._feeds_left -= never_started
+        self._finished.put_nowait(None)
         for task in self._feed_tasks:
             task.cancel()
         for job in self.jobs.values():
@@ -410,7 +432,8 @@ class Poll:
         """Start a page job for each entry whose page is new (or whose entry was updated: ``True``);
         record the others as seen. One store read for the feed's links, one write for the records."""
         keys = {normalize(e.link) for e, _ in items if e.link}
-        known = await self.db(self.store.pages_by_urls, [k for k in keys if k not in self.jobs])
+        known = await self.db(self.store.pages_by_urls,
+                              [k for k in keys if k not in self.jobs or self.jobs[k].decided])
         records: list[tuple[Source, int | None, int | None]] = []  # (source, page id, article id)
         for entry, again in items:  # no await from here on: self.jobs cannot change under us
             source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry),
@@ -420,19 +443,21 @@ class Poll:
                 continue
             key = normalize(entry.link)
             job = self.jobs.get(key)
-            if job is not None:  # another feed of this poll listed it too: one fetch, both sources
+            if job is not None and not job.decided:  # in flight in this poll: one fetch, every source
                 if feed.id not in job.feed_ids:
                     job.sources.append(source)
                     job.feed_ids.add(feed.id)
                 continue
             page = known.get(key)
+            if job is not None and page is None:
+                continue  # decided after the lookup: the entry stays unseen, the next poll records it
             if page is not None and page["outcome"] == "deferred":
                 continue  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
-            if not again and page is not None and \
-                    (page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
-                # fetched in an earlier poll (maybe for another feed): record where else it appeared
+            if page is not None and (job is not None or not again) and \
+                    (job is not None or page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
+                # fetched already (in this poll, or an earlier one for another feed): record where else it appeared
                 records.append((source, page["id"], page["article_id"]))
-                if page["article_id"] is not None:
+                if page["article_id"] is not None and job is None:
                     self.summary.duplicates += 1
                 continue
             self._start(_PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id), refresh=again))

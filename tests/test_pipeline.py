@@ -132,3 +132,46 @@ def test_entries_without_link_or_with_relative_link(tmp_path, seeds_dir, web):
     assert s["entries_new"] == 2 and s["pages_fetched"] == 1 and s["kept"] == 1
     out = run_cli("--config", str(cfg), "export").jsonl()
     assert out[0]["url"] == host.url("/a/story.html")
+
+
+def test_a_page_decided_early_is_still_a_source_of_a_feed_that_lists_it_later(tmp_path, seeds_dir, web,
+                                                                                monkeypatch):
+    """Pages are committed in chunks while other feeds are still being read: a feed that lists a page
+    this poll has already committed records itself as a source of it, and the page is fetched once."""
+    import time as _time
+
+    import ingest.pipeline
+
+    from .web import Host
+
+    monkeypatch.setattr(ingest.pipeline, "CHUNK_PAGES", 1)
+    a, b = web.host(70), web.host(71)
+    title, body = article_text(ON[0])
+    page = a.add("/story.html", article_page(title, body))
+    item = [{"title": title, "link": page, "guid": "s1", "date": "Fri, 20 Nov 2026 08:00:00 GMT"}]
+    feed_a = a.add("/feed.xml", rss("A", item), content_type="application/rss+xml")
+    db_path = tmp_path / "store" / "ingest.db"
+
+    def late_feed(req):  # answers once the page's row is committed: its job is decided by then
+        deadline = _time.monotonic() + 90
+        while _time.monotonic() < deadline:
+            try:
+                con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+                if con.execute("SELECT 1 FROM pages WHERE outcome='kept'").fetchone():
+                    con.close()
+                    break
+                con.close()
+            except sqlite3.Error:
+                pass
+            _time.sleep(0.05)
+        Host.respond(req, 200, rss("B", item).encode(), {"Content-Type": "application/rss+xml"})
+
+    b.add("/feed.xml", handler=late_feed)
+    cfg = write_config(tmp_path, [feed_a, b.url("/feed.xml")])
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["kept"] == 1 and len(a.hits("/story.html")) == 1
+    db = sqlite3.connect(db_path)
+    feeds = {row[0] for row in db.execute("SELECT f.config_url FROM sources s JOIN feeds f ON f.id = s.feed_id")}
+    assert feeds == {feed_a, b.url("/feed.xml")}
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 2  # seen by both feeds
