@@ -46,7 +46,7 @@ MAX_REFRESH = 5  # more entries than this (and than half the feed) "updated" at 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
                "application/xml;q=0.8, */*;q=0.5")
-CHUNK_PAGES = 256  # pages decided and committed together
+CHUNK_PAGES = 512  # pages decided and committed together
 MAX_FEEDS_IN_FLIGHT = 256  # feeds being fetched and parsed at once (the rest wait their turn, as rows)
 MAX_PAGES_HELD = 2 * CHUNK_PAGES  # pages fetched (or being fetched) but not yet committed: bounds a poll's memory
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
