@@ -71,6 +71,20 @@ ROBOTS_RETRY = 300.0  # seconds before asking again for one that was unreachable
 MAX_SERVER_DELAY = 30 * 86400.0  # no server-given delay (Retry-After) is believed beyond 30 days
 
 
+ROBOTS_MAX_CHARS = 500_000  # a robots.txt is read (and remembered) up to this size, as Google does
+
+
+@dataclass
+class HostMemory:
+    """What the fetcher learned about hosts that outlives a process: Retry-After windows and
+    robots.txt files (wall-clock times). The store keeps it between runs (``Store.host_memory``),
+    so a cron-driven ``ingest poll`` respects a host's quiet window and reuses its robots.txt."""
+
+    quiet_until: dict[str, float] = field(default_factory=dict)  # host -> until
+    robots: dict[str, tuple[float, str, str | None]] = field(default_factory=dict)
+    # origin -> (expires, state "rules" | "none" | "unreachable", the robots.txt text for "rules")
+
+
 @dataclass(frozen=True)
 class RequestOptions:
     """A feed's own request settings ([[feeds]] user_agent, headers, cookie, proxy)."""
@@ -183,6 +197,9 @@ class Fetcher:
         self._hosts: dict[str, _Host] = {}
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
         self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
+        self._robots_text: dict[str, str] = {}  # origin -> the robots.txt read (to remember it)
+        self._changed_hosts: set[str] = set()  # learned since the last remember()
+        self._changed_origins: set[str] = set()
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._transport = transport
         self._ssl = httpx.create_ssl_context()  # built once: each client would otherwise build its own
@@ -260,13 +277,16 @@ class Fetcher:
                 res = await self.fetch(origin + "/robots.txt", accept="text/plain", options=options)
                 rules: Protego | str | None
                 if res.ok:
-                    rules = Protego.parse(res.body.decode("utf-8", "replace"))
+                    text = res.body[:ROBOTS_MAX_CHARS].decode("utf-8", "replace")
+                    rules = Protego.parse(text)
+                    self._robots_text[origin] = text
                 elif 400 <= res.status < 500:
                     rules = None
                 else:
                     rules = "unreachable"
                 ttl = ROBOTS_TTL if rules != "unreachable" else ROBOTS_RETRY
                 cached = self._robots[origin] = (time.monotonic() + ttl, rules)
+                self._changed_origins.add(origin)
         found = cached[1]
         if found is None:
             return None
@@ -281,6 +301,38 @@ class Fetcher:
         cached = self._robots.get(f"{parts.scheme}://{parts.netloc}")
         left = cached[0] - time.monotonic() if cached else 0.0
         return self.clock() + max(0.0, left)
+
+    def recall(self, memory: HostMemory) -> None:
+        """Take over what an earlier run learned (expired entries are ignored)."""
+        now, mono = self.clock(), time.monotonic()
+        for host, until in memory.quiet_until.items():
+            if until > now and until > self._quiet_until.get(host, 0.0):
+                self._quiet_until[host] = min(until, now + self.max_wait)
+        for origin, (expires, state, text) in memory.robots.items():
+            if expires <= now or origin in self._robots:
+                continue
+            rules: Protego | str | None = None
+            if state == "rules" and text is not None:
+                rules = Protego.parse(text)
+                self._robots_text[origin] = text
+            elif state == "unreachable":
+                rules = "unreachable"
+            self._robots[origin] = (mono + min(expires - now, ROBOTS_TTL), rules)
+
+    def remember(self) -> HostMemory:
+        """What was learned since the last call (for the store)."""
+        now, mono = self.clock(), time.monotonic()
+        out = HostMemory()
+        for host in self._changed_hosts:
+            out.quiet_until[host] = self._quiet_until.get(host, 0.0)
+        for origin in self._changed_origins:
+            expires, rules = self._robots[origin]
+            state = "unreachable" if isinstance(rules, str) else "none" if rules is None else "rules"
+            out.robots[origin] = (now + max(0.0, expires - mono), state, self._robots_text.get(origin)
+                                  if state == "rules" else None)
+        self._changed_hosts.clear()
+        self._changed_origins.clear()
+        return out
 
     def host_quiet_until(self, url: str) -> float:
         """Wall-clock time before which ``url``'s host asked not to be contacted."""
@@ -379,6 +431,7 @@ class Fetcher:
                     wait = parse_retry_after(resp_headers.get("retry-after"), self.clock(), self.max_wait)
                     if wait is not None:
                         self._quiet_until[host] = self.clock() + wait
+                        self._changed_hosts.add(host)
                 if not 200 <= resp.status_code < 300:
                     return resp.status_code, resp_headers, b"", None
                 declared = resp_headers.get("content-length", "")

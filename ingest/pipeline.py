@@ -29,7 +29,7 @@ from .config import Config, FeedSettings
 from .decide import Deferred, Outcome, Refresh, Skipped, effective_threshold, leaders, refresh, relevance
 from .feedback import window_stream
 from .feeds import Entry, FeedKind, ParsedFeed, parse_feed
-from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, RequestOptions
+from .fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, FetchResult, HostMemory, RequestOptions
 from .identity import identify
 from .metrics import Metrics
 from .notify import Alert
@@ -647,6 +647,19 @@ class Poll:
 
 
 
+async def recall_hosts(db: StoreThread, store: Store, fetcher: Fetcher, now: float) -> None:
+    """Give the fetcher what earlier runs learned about hosts (Retry-After windows, robots.txt)."""
+    quiet, robots = await db(store.host_memory, now)
+    fetcher.recall(HostMemory(quiet, robots))
+
+
+async def remember_hosts(db: StoreThread, store: Store, fetcher: Fetcher, now: float) -> None:
+    """Keep what the fetcher learned about hosts for later runs."""
+    memory = fetcher.remember()
+    if memory.quiet_until or memory.robots:
+        await db(store.save_host_memory, memory.quiet_until, memory.robots, now)
+
+
 async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
                     *, clock: Callable[[], float] = time.time, progress: ProgressHook | None = None) -> PollSummary:
     """Sync the feed list with the config, then poll every active feed once.
@@ -663,6 +676,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     loop = asyncio.get_running_loop()
     async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
         db = StoreThread()
+        await recall_hosts(db, store, fetcher, clock())
         poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress, db=db)
 
         def on_signal(sig: signal.Signals) -> None:
@@ -679,6 +693,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
             loop.add_signal_handler(sig, on_signal, sig)
         try:
             summary = await poll.run()
+            await remember_hosts(db, store, fetcher, clock())
         finally:
             for sig in stops:
                 loop.remove_signal_handler(sig)

@@ -45,7 +45,7 @@ from apscheduler.triggers.cron import CronTrigger
 from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
-from .pipeline import Poll
+from .pipeline import Poll, recall_hosts, remember_hosts
 from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
 from .store import Store, StoreThread
@@ -94,6 +94,7 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
             await self.db(self._sync_feeds)
+            await recall_hosts(self.db, self.store, self.fetcher, self.clock())
             self.scheduler = AsyncIOScheduler(event_loop=loop)  # the digest cron runs in local time (tzlocal)
             self.scheduler.add_job(self._digest_job, CronTrigger.from_crontab(self.config.schedule.digest),
                                    id="digest", max_instances=1, coalesce=True, misfire_grace_time=3600)
@@ -197,6 +198,7 @@ class Service:
         if config.fetch != old.fetch or config.schedule.max_interval != old.schedule.max_interval:
             retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock,
                                                           max_wait=config.schedule.max_interval)
+            asyncio.ensure_future(recall_hosts(self.db, self.store, self.fetcher, self.clock()))
             asyncio.ensure_future(self._retire(retired, list(self.running)))
         if config.schedule.digest != old.schedule.digest and self.scheduler is not None:
             job = self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
@@ -281,6 +283,10 @@ class Service:
             await self.db(self._feeds_failed, due, f"poll failed: {exc!r}")
         finally:
             self.in_flight -= ids
+            try:
+                await remember_hosts(self.db, self.store, poll.fetcher, self.clock())
+            except Exception as exc:  # best effort: the next poll learns it again
+                log.error("event=host_state_not_saved reason=%r", str(exc))
             await self._arm_poll()
 
     def _feeds_failed(self, due, reason: str) -> None:

@@ -124,6 +124,16 @@ CREATE TABLE IF NOT EXISTS deliveries (   -- each digest's delivery to each targ
     error TEXT,
     PRIMARY KEY (digest_id, target)
 );
+CREATE TABLE IF NOT EXISTS hosts (        -- what a host asked for, kept between runs (ingest.fetch.HostMemory)
+    name TEXT PRIMARY KEY,
+    quiet_until REAL NOT NULL             -- Retry-After: no request before this
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS robots (       -- robots.txt per origin, reused until it expires
+    origin TEXT PRIMARY KEY,
+    expires REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('rules', 'none', 'unreachable')),
+    body TEXT                             -- the file, for state 'rules'
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'

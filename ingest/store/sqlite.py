@@ -704,6 +704,27 @@ class Store:
             want.parent.mkdir(exist_ok=True)
             os.replace(other, want)
 
+    # -- hosts ----------------------------------------------------------
+
+    def host_memory(self, now: float) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
+        """(host -> quiet until, origin -> (expires, state, robots.txt)): what has not expired."""
+        quiet = {r[0]: r[1] for r in self.db.execute("SELECT name, quiet_until FROM hosts WHERE quiet_until > ?",
+                                                     (now,))}
+        robots = {r[0]: (r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT origin, expires, state, body FROM robots WHERE expires > ?", (now,))}
+        return quiet, robots
+
+    def save_host_memory(self, quiet: dict[str, float], robots: dict[str, tuple[float, str, str | None]],
+                         now: float) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT INTO hosts (name, quiet_until) VALUES (?,?) ON CONFLICT (name) DO UPDATE "
+                           "SET quiet_until = excluded.quiet_until", quiet.items())
+            db.executemany("INSERT INTO robots (origin, expires, state, body) VALUES (?,?,?,?) ON CONFLICT (origin) "
+                           "DO UPDATE SET expires = excluded.expires, state = excluded.state, body = excluded.body",
+                           [(o, e, st, b) for o, (e, st, b) in robots.items()])
+            db.execute("DELETE FROM hosts WHERE quiet_until <= ?", (now,))
+            db.execute("DELETE FROM robots WHERE expires <= ?", (now,))
+
     # -- runs -----------------------------------------------------------
 
     def start_run(self, kind: str, now: float) -> int:
