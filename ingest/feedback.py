@@ -87,17 +87,15 @@ def resolve(store: Store, ref: str) -> Row:
     m = re.fullmatch(r"\s*([pa]?)(\d+)\s*", ref)
     row = None
     if m and m.group(1) == "a":
-        row = store.db.execute("SELECT * FROM pages WHERE article_id=? ORDER BY outcome='kept' DESC, id LIMIT 1",
-                               (int(m.group(2)),)).fetchone()
+        row = store.article_page(int(m.group(2)))
     elif m:
         row = store.page_by_id(int(m.group(2)))
     elif ref.startswith(("http://", "https://")):
         row = store.page(normalize(ref)) or store.page(ref)
         if row is None:
-            found = store.db.execute("SELECT id FROM articles WHERE url=? OR canonical_url=?",
-                                     (ref, normalize(ref))).fetchone()
-            if found:
-                row = resolve(store, f"a{found[0]}")
+            found = store.article_by_url(ref, normalize(ref))
+            if found is not None:
+                row = resolve(store, f"a{found}")
     if row is None:
         raise FeedbackError(f"{ref}: no such page or article in the store (use an id from `ingest review`, "
                             f"an article id such as a12, or the page's URL)")

@@ -4,6 +4,7 @@ and what comes out (FeedRow, SearchHit, Health, CheckReport), the same for every
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 class StoreError(Exception):
@@ -77,6 +78,20 @@ class FeedRow:
     next_poll: float | None
     interval: float | None
     retry_after: float | None
+
+
+FEED_COLUMNS = frozenset(f for f in FeedRow.__dataclass_fields__ if f != "id")  # what update_feed may set
+
+
+def feed_row(r: Any) -> FeedRow:
+    """A feeds row (any mapping by column name) as a FeedRow: each field named, none taken blindly."""
+    return FeedRow(id=r["id"], config_url=r["config_url"], url=r["url"], name=r["name"], title=r["title"],
+                   active=bool(r["active"]), enabled=bool(r["enabled"]), state=r["state"],
+                   state_reason=r["state_reason"], etag=r["etag"], last_modified=r["last_modified"],
+                   content_hash=r["content_hash"], last_poll=r["last_poll"], last_success=r["last_success"],
+                   last_error=r["last_error"], last_error_at=r["last_error_at"],
+                   consecutive_errors=r["consecutive_errors"], errors_since=r["errors_since"],
+                   next_poll=r["next_poll"], interval=r["interval"], retry_after=r["retry_after"])
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ import filelock
 from ..blobs import pack, unpack
 from .. import corpus
 from ..corpus import TMP_PREFIX, read_corpus_file
-from .rows import (CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchError, SearchHit, Source,
-                   StoreError)
+from .contract import Record, StoreContract
+from .rows import (FEED_COLUMNS, CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchError, SearchHit, Source,
+                   StoreError, feed_row)
 from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
@@ -365,7 +366,7 @@ class Store:
 
     def feeds(self, active_only: bool = True) -> list[FeedRow]:
         sql = "SELECT * FROM feeds" + (" WHERE active=1" if active_only else "") + " ORDER BY id"
-        return [FeedRow(**{k: r[k] for k in r.keys()}) for r in self.db.execute(sql)]
+        return [feed_row(r) for r in self.db.execute(sql)]
 
     def pollable_feeds(self, now: float) -> list[FeedRow]:
         """Active feeds that may be fetched now: not disabled, no Retry-After pending."""
@@ -383,7 +384,11 @@ class Store:
                  if f.state != "disabled" and f.enabled and f.next_poll is not None and f.id not in skip]
         return min(times, default=None)
 
-    def update_feed(self, feed_id: int, **fields) -> None:
+    def update_feed(self, feed_id: int, **fields: object) -> None:
+        """Set some of a feed's columns; the names are checked against FEED_COLUMNS (never SQL from data)."""
+        unknown = set(fields) - FEED_COLUMNS
+        if unknown:
+            raise ValueError(f"not feed columns: {', '.join(sorted(unknown))}")
         cols = ", ".join(f"{k}=?" for k in fields)
         with self.transaction() as db:
             db.execute(f"UPDATE feeds SET {cols} WHERE id=?", (*fields.values(), feed_id))
@@ -645,7 +650,7 @@ class Store:
     def page_by_id(self, page_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM pages WHERE id=?", (page_id,)).fetchone()
 
-    def page_doc(self, row: sqlite3.Row) -> PageDoc | None:
+    def page_doc(self, row: Record) -> PageDoc | None:
         """The page's text and metadata: its corpus file for a kept article, else the kept rejected text."""
         if row["article_id"] is not None and row["outcome"] == "kept":
             art = self.article(row["article_id"])
@@ -676,7 +681,7 @@ class Store:
                        "AND fetched < ?)", (before,))
             return db.execute("UPDATE pages SET doc=NULL WHERE doc IS NOT NULL AND fetched < ?", (before,)).rowcount
 
-    def article_file(self, art: sqlite3.Row) -> Path:
+    def article_file(self, art: Record) -> Path:
         """Where an article's file is now: the corpus folder, or withdrawn/ once it left the corpus."""
         name = art["path"].split("/", 1)[1]
         return (self.root / WITHDRAWN / name) if art["withdrawn"] is not None else (self.corpus / name)
@@ -918,6 +923,11 @@ class Store:
         return self.db.execute("SELECT * FROM pages WHERE article_id = ? AND outcome = 'duplicate' "
                                "ORDER BY fetched DESC", (article_id,)).fetchall()
 
+    def article_by_url(self, url: str, key: str) -> int | None:
+        """The article first fetched from ``url``, or stored under the identity ``key``."""
+        row = self.db.execute("SELECT id FROM articles WHERE url=? OR canonical_url=?", (url, key)).fetchone()
+        return row[0] if row else None
+
     def article_page(self, article_id: int) -> sqlite3.Row | None:
         """The page row that made this article (its verdict target)."""
         return self.db.execute("SELECT * FROM pages WHERE article_id = ? ORDER BY outcome = 'kept' DESC, id "
@@ -980,3 +990,7 @@ class Store:
             "LEFT JOIN feeds f ON f.id = s.feed_id WHERE s.article_id=? ORDER BY s.first_seen, s.rowid",
             (article_id,)).fetchall()
 
+
+
+def _implements_the_contract(store: Store) -> StoreContract:
+    return store  # mypy: Store has every method of the contract, with compatible types
