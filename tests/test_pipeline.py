@@ -175,3 +175,44 @@ def test_a_page_decided_early_is_still_a_source_of_a_feed_that_lists_it_later(tm
     feeds = {row[0] for row in db.execute("SELECT f.config_url FROM sources s JOIN feeds f ON f.id = s.feed_id")}
     assert feeds == {feed_a, b.url("/feed.xml")}
     assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 2  # seen by both feeds
+
+
+def test_a_poll_holds_a_bounded_number_of_pages(tmp_path, seeds_dir, web, monkeypatch):
+    """Fetching waits for decisions: at any request, the pages requested but not yet committed
+    never exceed MAX_PAGES_HELD, however many feeds the poll has."""
+    import ingest.pipeline
+
+    from .web import Host
+
+    monkeypatch.setattr(ingest.pipeline, "CHUNK_PAGES", 2)
+    monkeypatch.setattr(ingest.pipeline, "MAX_PAGES_HELD", 4)
+    monkeypatch.setattr(ingest.pipeline, "MAX_FEEDS_IN_FLIGHT", 3)
+    db_path = tmp_path / "store" / "ingest.db"
+    outstanding: list[int] = []
+    names = ON + OFF
+    feeds = []
+    for i in range(12):
+        h = web.host(100 + i)
+        title, body = article_text(names[i % len(names)])
+        html = article_page(f"{title} ({i})", body + f"\n\nEdition {i}.").encode()
+
+        def serve(req, html=html):
+            requested = sum(1 for n in range(100, 112) for r in web.host(n).requests if r.path == "/p.html")
+            con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            try:
+                committed = con.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+            except sqlite3.Error:
+                committed = 0
+            con.close()
+            outstanding.append(requested - committed)
+            Host.respond(req, 200, html, {"Content-Type": "text/html; charset=utf-8"})
+
+        h.add("/p.html", handler=serve)
+        item = [{"title": title, "link": h.url("/p.html"), "guid": f"g{i}", "date": "Fri, 20 Nov 2026 08:00:00 GMT"}]
+        feeds.append(h.add("/feed.xml", rss(f"F{i}", item), content_type="application/rss+xml"))
+    cfg = write_config(tmp_path, feeds)
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.code == 0, r.err
+    s = r.json()
+    assert s["pages_fetched"] == 12 and s["kept"] + s["rejected"] + s["duplicates"] == 12
+    assert len(outstanding) == 12 and max(outstanding) <= 4
