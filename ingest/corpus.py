@@ -9,6 +9,7 @@ then renamed into place (see ingest.store.sqlite, ``recover``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from .urls import url_hash
@@ -46,6 +47,35 @@ def write_temp(folder: Path, name: str, title: str, text: str) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     return tmp
+
+
+def finish_writes(folder: Path, committed_hash: Callable[[str], str | None]) -> tuple[int, int]:
+    """Finish or undo the writes a crash interrupted in ``folder``: a temp file whose final name's
+    committed text hash (``committed_hash(name)``, None when no row names it) is its own text's is
+    the committed version and is renamed into place; any other temp file is removed. Only temp files
+    are looked at (start-up stays fast with 100,000 articles). Returns (renamed, removed)."""
+    from .dedup import text_hash
+
+    renamed = removed = 0
+    for tmp in folder.glob(TMP_PREFIX + "*"):
+        final = tmp.name[len(TMP_PREFIX):]
+        want = committed_hash(final)
+        if want is not None and text_hash(read(tmp)[1]) == want:
+            os.replace(tmp, folder / final)
+            renamed += 1
+        else:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return renamed, removed
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Temp files of a folder whose writes are all-or-nothing (digests): an interrupted one is dropped."""
+    n = 0
+    for tmp in folder.glob(TMP_PREFIX + "*"):
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n
 
 
 # the names the rest of the code knew first

@@ -269,22 +269,14 @@ class Store:
 
     def recover(self) -> dict[str, int]:
         """Finish or undo corpus writes that a crash interrupted."""
-        from ..dedup import text_hash
-
-        done = {"renamed": 0, "removed": 0}
-        # only temp files need looking at (never a scan of the whole corpus: start-up stays
-        # fast with 100,000 articles)
-        for tmp in self.corpus.glob(TMP_PREFIX + "*"):
-            final = tmp.name[len(TMP_PREFIX):]
-            row = self.db.execute("SELECT text_hash FROM articles WHERE path=?", (f"corpus/{final}",)).fetchone()
+        def committed_hash(name: str) -> str | None:
             # a temp file is the committed version when its row holds its text's hash
             # (a new article, or an update committed just before the crash)
-            if row is not None and text_hash(read_corpus_file(tmp)[1]) == row[0]:
-                os.replace(tmp, self.corpus / final)
-                done["renamed"] += 1
-            else:
-                tmp.unlink(missing_ok=True)
-                done["removed"] += 1
+            row = self.db.execute("SELECT text_hash FROM articles WHERE path=?", (f"corpus/{name}",)).fetchone()
+            return row[0] if row is not None else None
+
+        renamed, removed = corpus.finish_writes(self.corpus, committed_hash)
+        done = {"renamed": renamed, "removed": removed}
         # a verdict's move between corpus/ and withdrawn/ interrupted: put the file where the row says
         # (withdrawn rows are few: the ones the user or rescore took out)
         moving = {r["path"]: r for r in self.db.execute("SELECT * FROM articles WHERE withdrawn IS NOT NULL")}
@@ -298,9 +290,7 @@ class Store:
             if (self.root / row["path"]).exists():
                 self._place(row)
                 done["renamed"] += 1
-        for tmp in (self.root / "digests").glob(TMP_PREFIX + "*"):  # a digest killed while writing
-            tmp.unlink(missing_ok=True)
-            done["removed"] += 1
+        done["removed"] += corpus.remove_temp_files(self.root / "digests")  # a digest killed while writing
         return done
 
     def check(self, repair: bool = False) -> CheckReport:
