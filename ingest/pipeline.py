@@ -1,10 +1,14 @@
 """One poll: feeds -> new entries -> pages -> text -> relevance -> store.
 
-Data flows one way. Phase 1 (I/O, asyncio): fetch the feeds concurrently,
-and as each feed's new entries are known, fetch their pages (each link once,
-whatever the number of feeds listing it) and hand the HTML to a process pool
-for extraction. Phase 2 (one writer): score the batch against the seeds,
-calibrate the threshold, and commit each page in its own transaction.
+Data flows one way. Feeds stream in (MAX_FEEDS_IN_FLIGHT at a time); as
+each feed's new entries are known, their pages are fetched (each link once,
+whatever the number of feeds listing it) and handed to the worker processes
+(ingest.worker) for extraction. As pages finish, a consumer gathers them in
+chunks of CHUNK_PAGES: a chunk is scored against the seeds (the model
+learning from the store's window plus the chunk), decided (ingest.decide)
+and committed, each page in its own transaction, in the store's thread.
+At most MAX_PAGES_HELD pages are fetched but not yet committed: fetching
+waits for decisions, so memory does not grow with the size of the poll.
 
 A feed's validators (ETag, Last-Modified, body hash) are saved only after
 its entries are recorded, so a crash can only cause a re-fetch, never a
