@@ -81,6 +81,17 @@ class PollSummary:
         return asdict(self)
 
 
+def _by_host_round_robin(feeds: Sequence[FeedRow]) -> list[FeedRow]:
+    """The feeds, one host after another (h1, h2, h3, h1, h2 ...): the feeds in flight at once spread
+    over as many hosts as possible, so per-host limits do not throttle a window of one site's feeds."""
+    from itertools import zip_longest
+
+    groups: dict[str, list[FeedRow]] = {}
+    for f in feeds:
+        groups.setdefault(host_of(f.url), []).append(f)
+    return [f for row in zip_longest(*groups.values()) for f in row if f is not None]
+
+
 def request_options(feed: FeedSettings | None) -> RequestOptions:
     """A [[feeds]] table's request settings; its headers and cookie go to the feed's own host only."""
     if feed is None:
@@ -178,7 +189,7 @@ class Poll:
         if self.progress is not None:
             self.progress.start(len(feeds))
         self._feed_tasks = []
-        self._waiting_feeds = iter(feeds)
+        self._waiting_feeds = iter(_by_host_round_robin(feeds))
         self._start_feeds()
         chunk: list[tuple[_PageJob, Analysed | Skipped | Deferred]] = []
         while self._feeds_left or self._pages_left:
