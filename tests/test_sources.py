@@ -105,3 +105,18 @@ def test_sitemap_bounds_and_hostile_documents():
     idx = parse_feed(sitemap_index([("https://e.org/a.xml", "2026-01-01"), ("/b.xml", "2026-02-01")]).encode(),
                      "https://e.org/sitemap.xml")
     assert idx.kind is FeedKind.SITEMAP_INDEX and idx.sitemaps == ("https://e.org/b.xml", "https://e.org/a.xml")
+
+
+def test_hostile_json_feeds_and_external_entities():
+    deep = b'{"version":"https://jsonfeed.org/version/1.1","items":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    assert parse_feed(deep, "https://e.org/f.json").error.startswith("not a feed: invalid JSON")
+    weird = (b'{"version":"https://jsonfeed.org/version/1.1","title":{"a":1},"items":[{"id":{"x":1},"url":5,'
+             b'"title":["t"]},{"id":"ok","url":"javascript:alert(1)"},{"id":"z","url":"https://e.org/a",'
+             b'"date_published":"not a date"}, 7, null]}')
+    parsed = parse_feed(weird, "https://e.org/f.json")
+    assert parsed.error is None and parsed.title == ""
+    assert [(e.key, e.link, e.published) for e in parsed.entries] == [("ok", "", None), ("z", "https://e.org/a", None)]
+    xxe = (b'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           b'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>https://e.org/&x;</loc></url>'
+           b"</urlset>")
+    assert all("root:" not in e.link for e in parse_feed(xxe, "https://e.org/s.xml").entries)

@@ -194,3 +194,13 @@ def test_an_edit_that_would_break_the_config_is_not_written(cfg):
         add_feeds(cfg, [FeedSettings(url="ftp://example.org/feed")], load_config(cfg).feeds)
     assert "nothing changed" in str(err.value) and str(cfg) in str(err.value) and "feeds[1].url" in str(err.value)
     assert cfg.read_bytes() == before and not list(cfg.parent.glob(".config-*"))
+
+
+def test_opml_external_entities_are_not_read():
+    from ingest.subscriptions import read_opml
+
+    xxe = (b'<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           b'<opml version="2.0"><head><title>t</title></head><body>'
+           b'<outline text="&x;" title="&x;" xmlUrl="https://e.org/feed"/></body></opml>')
+    (feed,) = read_opml(xxe, "x.opml").feeds
+    assert feed.url == "https://e.org/feed" and "root:" not in feed.name
