@@ -46,6 +46,15 @@ def _shot(driver, tmp_path, name: str) -> None:
         shutil.copy(path, os.environ["INGEST_SCREENSHOTS"])
 
 
+def _after(browser, url_part: str, css: str):
+    """Wait on the page, not the clock: a click or a submit returns before the next page is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 60).until(lambda d: url_part in d.current_url and d.find_elements(By.CSS_SELECTOR, css))
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
 def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
     from selenium.webdriver.common.by import By
 
@@ -61,14 +70,14 @@ def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
         _shot(browser, tmp_path, "corpus")
         title = links[0].text
         links[0].click()
-        assert browser.find_element(By.TAG_NAME, "h1").text == title
+        assert _after(browser, "/a/", "h1")[0].text == title
         assert "against threshold" in browser.page_source
         _shot(browser, tmp_path, "article")
         # search from the header
         box = browser.find_element(By.CSS_SELECTOR, "header input[name=q]")
         box.send_keys("gold")
         box.submit()
-        assert browser.find_elements(By.CSS_SELECTOR, ".snippet mark")
+        assert _after(browser, "/search", ".snippet mark")
         _shot(browser, tmp_path, "search")
         for path in ("/feeds", "/review", "/near-misses", "/digests"):
             browser.get(f"http://{listen}{path}")
@@ -76,8 +85,8 @@ def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
         # judge the article not relevant: it leaves the corpus view
         browser.get(f"http://{listen}/")
         browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")[0].click()
-        browser.find_element(By.CSS_SELECTOR, "button.no").click()
-        assert "Taken out of the corpus" in browser.find_element(By.CSS_SELECTOR, ".flash").text
+        _after(browser, "/a/", "button.no")[0].click()
+        assert "Taken out of the corpus" in _after(browser, "done=", ".flash")[0].text
         browser.get(f"http://{listen}/")
         remaining = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")]
         assert len(remaining) == 3 and title not in remaining
