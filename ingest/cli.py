@@ -601,9 +601,9 @@ async def _discover(config: Config, url: str):
 # -- parser ------------------------------------------------------------------
 
 DESCRIPTION = """\
-seed-ingest follows RSS/Atom/RDF feeds and keeps the articles that resemble
-the example texts in your seeds folder, in a plain-text corpus with an SQLite
-index of where each came from.
+seed-ingest follows feeds (RSS, Atom, RDF, JSON Feed, news sitemaps) and keeps
+the articles that resemble the example texts in your seeds folder, in a
+plain-text corpus with an SQLite index of where each came from.
 """
 
 
