@@ -384,7 +384,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         # checked as httpx will send it: a header value of printable ASCII (a newline or "é" would
         # otherwise fail every request of every poll, not the config)
         user_agent=r.get("user_agent", str, d.user_agent,
-                         check=lambda v: bool(v.strip()) and v.isascii() and v.isprintable() and len(v) <= 512,
+                         check=lambda v: header_value_ok(v) and len(v) <= 512,
                          expected="a non-empty line of printable ASCII (at most 512 characters)"),
         timeout=r.duration("timeout", d.timeout, minimum=0.001),
         max_bytes=r.get("max_bytes", int, d.max_bytes, check=lambda v: v >= 1024, expected="an integer >= 1024"),

@@ -23,9 +23,8 @@ def render(title: str, text: str) -> str:
 
 
 def read(path: Path) -> tuple[str, str]:
-    raw = path.read_text(encoding="utf-8")
-    title, _, text = raw.partition("\n\n")
-    return title.strip(), text.strip()
+    """(title, text) of a corpus file."""
+    return parse(path.read_text(encoding="utf-8"))
 
 
 def parse(raw: str) -> tuple[str, str]:
