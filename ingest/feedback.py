@@ -27,13 +27,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from sqlite3 import Row
 
 from .config import Config
 from .dedup import signature
 from .relevance import Scored, TermStats, borderline, score_stream, term_counts
 from .seeds import MIN_SEED_WORDS, SeedError, load_seeds
 from .store import NewArticle, PageDoc, Store, corpus_text, unpack
+from .store.contract import Record
 from .urls import display, display_host, normalize, url_hash
 from .worker import score_packed
 
@@ -82,7 +82,7 @@ def page_ref(page_id: int) -> str:
     return f"p{page_id}"
 
 
-def resolve(store: Store, ref: str) -> Row:
+def resolve(store: Store, ref: str) -> Record:
     """The page row an id from `review` (p123), an article id (a45) or a page URL names."""
     m = re.fullmatch(r"\s*([pa]?)(\d+)\s*", ref)
     row = None
@@ -115,7 +115,7 @@ def window_stream(store: Store) -> tuple[list[int], list[bytes], list[bool | Non
     return [pid for pid, _ in window], [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
 
 
-def _item(store: Store, row: Row, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
+def _item(store: Store, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
     site = display_host(row["final_url"] or row["url"]).removeprefix("www.")
@@ -151,7 +151,7 @@ def review(store: Store, seeds: Sequence[str], config: Config, limit: int = 10) 
 
 # -- verdicts ---------------------------------------------------------------------
 
-def mark(store: Store, refs: Sequence[str], relevant: bool, now: float) -> list[Row]:
+def mark(store: Store, refs: Sequence[str], relevant: bool, now: float) -> list[Record]:
     """Record the user's verdict on each page (all or nothing: every ref is checked first)."""
     rows = [resolve(store, ref) for ref in refs]
     for row in rows:
@@ -174,7 +174,7 @@ def apply_verdicts(store: Store, now: float) -> Applied:
     return done
 
 
-def _follow(store: Store, row: Row, relevant: bool, by: str, now: float, done: Applied) -> None:
+def _follow(store: Store, row: Record, relevant: bool, by: str, now: float, done: Applied) -> None:
     art = store.article(row["article_id"]) if row["article_id"] is not None else None
     if not relevant:
         if art is not None and art["withdrawn"] is None:  # kept, or a copy of it: the story leaves
@@ -193,7 +193,7 @@ def _follow(store: Store, row: Row, relevant: bool, by: str, now: float, done: A
     _promote(store, row, doc, now, done)
 
 
-def _promote(store: Store, row: Row, doc: PageDoc, now: float, done: Applied) -> None:
+def _promote(store: Store, row: Record, doc: PageDoc, now: float, done: Applied) -> None:
     """A rejected page joins the corpus, unless its story is already there (then it is a duplicate of it)."""
     from .identity import identify
 
@@ -225,7 +225,7 @@ def _promote(store: Store, row: Row, doc: PageDoc, now: float, done: Applied) ->
 class RescorePlan:
     """What a rescore reads from the store (phase 1); scoring it (phase 2) needs no store."""
 
-    rows: list[Row]
+    rows: list[Record]
     docs: dict[int, PageDoc]
     window_ids: list[int]
     window: list[bytes]
@@ -306,7 +306,7 @@ def rescore(store: Store, seeds: Sequence[str], config: Config, since: float, no
 
 # -- seeds ----------------------------------------------------------------------------
 
-def add_seed(store: Store | None, config: Config, ref: str, now: float) -> tuple[Path, Row | None]:
+def add_seed(store: Store | None, config: Config, ref: str, now: float) -> tuple[Path, Record | None]:
     """Write an article (id or URL) or a text file into the seeds folder as ``NNN_<hex>.txt``.
     Returns the new file and, for an article, its page row (the caller records it as relevant)."""
     folder = config.paths.seeds

@@ -138,11 +138,11 @@ def test_sync_feeds_keeps_state(store):
 
 
 def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
-    import ingest.store.sqlite
+    import ingest.store.base
     from ingest.feedback import mark
     from ingest.store import Decision, PageDoc, unpack
 
-    monkeypatch.setattr(ingest.store.sqlite, "STREAM_WINDOW", 3)
+    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
     feed = store.db.execute("SELECT id FROM feeds").fetchone()[0]
     ids = []
     for i in range(6):

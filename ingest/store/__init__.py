@@ -8,6 +8,7 @@ the corpus folder, one writer. The contract's typed values live in
 
 from ..blobs import pack, unpack
 from ..corpus import TMP_PREFIX, corpus_text, read_corpus_file
+from .base import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, ORPHANS, STREAM_WINDOW, WITHDRAWN, SqlStore
 from .rows import (
     CheckReport,
     Decision,
@@ -21,19 +22,12 @@ from .rows import (
     StoreError,
 )
 from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from .sqlite import Store
 from .thread import StoreThread
-from .sqlite import (
-    MAX_DEFERRAL,
-    MAX_PAGE_ATTEMPTS,
-    ORPHANS,
-    STREAM_WINDOW,
-    WITHDRAWN,
-    Store,
-)
 
 __all__ = [
     "MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "MIGRATIONS", "ORPHANS", "SCHEMA", "SCHEMA_VERSION", "STREAM_WINDOW",
     "TMP_PREFIX", "WITHDRAWN", "CheckReport", "Decision", "FeedRow", "Health", "NewArticle", "PageDoc",
-    "SearchError", "SearchHit", "Source", "Store", "StoreError", "StoreThread", "corpus_text", "pack", "read_corpus_file",
-    "unpack",
+    "SearchError", "SearchHit", "Source", "SqlStore", "Store", "StoreError", "StoreThread", "corpus_text", "pack",
+    "read_corpus_file", "unpack",
 ]

@@ -3,7 +3,7 @@ and what comes out (FeedRow, SearchHit, Health, CheckReport), the same for every
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
