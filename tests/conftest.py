@@ -129,3 +129,24 @@ def build_news_web(web: Web) -> NewsWeb:
     broken = dead.add("/feed.xml", "oops", status=500, content_type="text/plain")
     nothing = "http://127.0.0.6:9/feed.xml"  # nothing listens there
     return NewsWeb([feed_a, feed_b, feed_c, broken, nothing], pages, [broken, nothing])
+
+
+@pytest.fixture(scope="module")
+def pg_database(request):
+    """A PostgreSQL database for this test module (skips, with the reason, when no server answers)."""
+    from . import pg
+
+    why = pg.unavailable()
+    if why:
+        pytest.skip(why)
+    with pg.database("ingest_" + request.module.__name__.rsplit(".", 1)[-1]) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_database):
+    """The module's PostgreSQL database, emptied for this test."""
+    from . import pg
+
+    pg.reset(pg_database)
+    return pg_database

@@ -127,53 +127,6 @@ def test_newer_schema_is_refused(tmp_path, store):
         Store.open(tmp_path / "store")
 
 
-def test_sync_feeds_keeps_state(store):
-    store.update_feed(1, etag='"x"', state="ok")
-    store.sync_feeds([("http://e.org/feed", "Renamed"), ("http://e.org/new", "")])
-    rows = {f.config_url: f for f in store.feeds(active_only=False)}
-    assert rows["http://e.org/feed"].etag == '"x"' and rows["http://e.org/feed"].name == "Renamed"
-    store.sync_feeds([("http://e.org/new", "")])
-    assert [f.config_url for f in store.feeds()] == ["http://e.org/new"]
-    assert len(store.feeds(active_only=False)) == 2  # a removed feed keeps its history
-
-
-def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
-    import ingest.store.base
-    from ingest.feedback import mark
-    from ingest.store import Decision, PageDoc, unpack
-
-    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
-    feed = store.db.execute("SELECT id FROM feeds").fetchone()[0]
-    ids = []
-    for i in range(6):
-        doc = PageDoc(f"http://e.org/r{i}", f"http://e.org/r{i}", f"Rejected {i}", f"text number {i} here", "",
-                      "", "en", None, f"h{i}")
-        ids.append(store.record_page(f"http://e.org/r{i}", [Source(feed, f"r{i}", f"http://e.org/r{i}", "", None)],
-                                     1000.0 + i, outcome="rejected", score=0.1, counts={"word": i + 1, f"t{i}": 1},
-                                     decision=Decision(0.2, ("word",)), doc=doc))
-        if i == 1:
-            store.set_verdict(ids[1], "http://e.org/r1", False, 1001.5)  # judged while in the window
-    window = dict(store.stream())
-    assert set(window) == {ids[1], ids[3], ids[4], ids[5]}  # the 3 newest beyond the judged one, and it
-    assert unpack(window[ids[5]]) == {"word": 6, "t5": 1}
-    # a verdict on a page that had left the window puts it back, from its kept text
-    mark(store, [f"p{ids[0]}"], True, 1010.0)
-    window = dict(store.stream())
-    assert ids[0] in window and unpack(window[ids[0]])["rejected"] == 2  # a title word counts twice
-
-
-def test_host_memory_round_trip_and_expiry(store):
-    store.save_host_memory({"a.example": 2000.0, "b.example": 500.0},
-                           {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n"),
-                            "https://b.example": (900.0, "unreachable", None)}, now=1000.0)
-    quiet, robots = store.host_memory(1000.0)
-    assert quiet == {"a.example": 2000.0}  # b's window was over when saved
-    assert robots == {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")}
-    store.save_host_memory({"a.example": 3000.0}, {}, now=1000.0)  # a later answer replaces the window
-    assert store.host_memory(1000.0)[0] == {"a.example": 3000.0}
-    assert store.host_memory(4000.0) == ({}, {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")})
-
-
 def test_fetcher_recalls_what_the_store_remembers():
     import time
 
@@ -187,33 +140,3 @@ def test_fetcher_recalls_what_the_store_remembers():
     assert f.host_quiet_until("https://quiet.example/a") == pytest.approx(now + 600)
     assert f.host_quiet_until("https://over.example/a") == 0.0
     assert f.remember() == HostMemory()  # nothing new learned yet
-
-
-def test_update_feed_takes_only_feed_columns(store):
-    feed = store.feeds()[0]
-    store.update_feed(feed.id, title="T", interval=60.0)
-    assert store.feeds()[0].title == "T"
-    with pytest.raises(ValueError, match="not feed columns"):
-        store.update_feed(feed.id, **{"title=NULL, url": "x"})
-    assert store.feeds()[0].url == "http://e.org/feed"
-
-
-def test_deliveries_are_retried_until_sent(store):
-    d1 = store.record_digest(0.0, 100.0, 3, None)
-    d2 = store.record_digest(100.0, 200.0, 0, None)
-    store.record_delivery(d1, "apprise:abc", 150.0, "HTTP 500")
-    store.record_delivery(d2, "apprise:abc", 250.0, None)
-    assert store.undelivered_digests("apprise:abc", since=0.0) == [d1]
-    assert store.undelivered_digests("apprise:abc", since=150.0) == []  # older than the retry window
-    assert store.undelivered_digests("email:me@example.org", since=0.0) == []  # never tried there
-    store.record_delivery(d1, "apprise:abc", 300.0, None)
-    assert store.undelivered_digests("apprise:abc", since=0.0) == []
-    assert [r["id"] for r in store.digests_by_ids([d2, d1])] == [d1, d2]
-
-
-def test_pages_by_urls(store):
-    feed = store.feeds()[0]
-    src = [Source(feed.id, "k", "http://e.org/p", "", None)]
-    pid = store.record_page("http://e.org/p", src, 1000.0, outcome="empty", reason="no text")
-    got = store.pages_by_urls(["http://e.org/p", "http://e.org/none"])
-    assert list(got) == ["http://e.org/p"] and got["http://e.org/p"]["id"] == pid

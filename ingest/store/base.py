@@ -240,7 +240,7 @@ class SqlStore:
         unknown = set(fields) - FEED_COLUMNS
         if unknown:
             raise ValueError(f"not feed columns: {', '.join(sorted(unknown))}")
-        cols = ", ".join(f"{k}=?" for k in fields)
+        cols = ", ".join(f'"{k}"=?' for k in fields)  # quoted: "interval" is a keyword in PostgreSQL
         with self.transaction() as db:
             db.execute(f"UPDATE feeds SET {cols} WHERE id=?", (*fields.values(), feed_id))
 
@@ -384,7 +384,7 @@ class SqlStore:
             "INSERT INTO pages (url, final_url, fetched, outcome, reason, score, article_id) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(url) DO UPDATE SET final_url=excluded.final_url, fetched=excluded.fetched, "
             "outcome=excluded.outcome, reason=excluded.reason, score=excluded.score, "
-            "article_id=excluded.article_id, attempts=attempts+1, retry_at=NULL, deferred_since=NULL, "
+            "article_id=excluded.article_id, attempts=pages.attempts+1, retry_at=NULL, deferred_since=NULL, "
             "pending=NULL RETURNING id, attempts",
             (url, final_url, now, outcome, reason, score, article_id)).fetchone()
         return row[0], row[1]
@@ -638,7 +638,7 @@ class SqlStore:
         with self.transaction() as db:
             db.execute("INSERT INTO deliveries (digest_id, target, sent, attempts, error) VALUES (?,?,?,1,?) "
                        "ON CONFLICT (digest_id, target) DO UPDATE SET sent = excluded.sent, "
-                       "attempts = attempts + 1, error = excluded.error",
+                       "attempts = deliveries.attempts + 1, error = excluded.error",
                        (digest_id, target, None if error else now, error))
 
     def last_digest_id(self) -> int | None:
@@ -647,7 +647,7 @@ class SqlStore:
     def rolling_since(self, n: int) -> float | None:
         """A time just before the n-th newest article was fetched (None: no articles)."""
         row = self.db.execute("SELECT MIN(fetched) FROM (SELECT fetched FROM articles WHERE withdrawn IS NULL "
-                              "ORDER BY fetched DESC LIMIT ?)", (n,)).fetchone()
+                              "ORDER BY fetched DESC LIMIT ?) AS newest", (n,)).fetchone()
         return row[0] - 1e-6 if row[0] is not None else None
 
     # -- search ---------------------------------------------------------

@@ -1,0 +1,415 @@
+"""The PostgreSQL store: ``[store] url = "postgresql://…"``, for several workers on one or many machines.
+
+The queries are the shared ones (ingest.store.base), sent through
+:class:`PgConnection`, which takes connections from a psycopg pool and
+translates ``?`` placeholders. What differs from SQLite:
+
+* article text lives in ``articles.text`` (no corpus files here: ``ingest
+  corpus sync DIR`` writes the seeds-format folder from it);
+* corpus numbers come from a sequence (several writers cannot collide);
+* search is a weighted ``tsvector`` (title A, text B) with a GIN index;
+* a new article's check-then-insert runs in one transaction holding advisory
+  locks on its identity, text hash and LSH bands (:meth:`PgStore.exclusive`),
+  so two workers cannot both keep the same story;
+* work is shared through leases (ingest.store.leases): a host's feeds and
+  page jobs belong to one worker at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..urls import redact
+from .base import SqlStore, _query_words, _snippet
+from .contract import Record, StoreContract
+from .rows import CheckReport, SearchError, SearchHit, StoreError
+from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+
+MIGRATE_LOCK = 0x5EED_16E5  # advisory lock held while the schema is checked or upgraded
+POOL_SIZE = 4  # connections per process: the store's thread, the web view's readers, a lease renewer
+
+
+class PgRow:
+    """A row read by name or position (as sqlite3.Row)."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names: dict[str, int], values: Sequence[Any]) -> None:
+        self._names, self._values = names, values
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            return self._values[self._names[key]]
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {d.name: i for i, d in enumerate(cursor.description or ())}
+    return lambda values: PgRow(names, values)
+
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\?|%")
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled; quoted text left alone)."""
+    return _TOKEN.sub(lambda m: "%s" if m.group() == "?" else "%%" if m.group() == "%" else m.group(), sql)
+
+
+class _Result:
+    """A statement's rows, read before its connection went back to the pool."""
+
+    def __init__(self, rows: list[PgRow], rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> PgRow | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[PgRow]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[PgRow]:
+        return iter(self._rows)
+
+
+class PgConnection:
+    """``execute``/``executemany`` as sqlite3's, over a pool: outside a transaction each statement
+    takes a connection for itself; inside :meth:`transaction` the thread keeps one (nested
+    transactions are savepoints)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConnection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            with conn.transaction():
+                yield self
+            return
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    yield self
+            finally:
+                self._local.conn = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return self._run(conn, sql, params)
+        with self.pool.connection() as conn:
+            return self._run(conn, sql, params)
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(p) for p in seq]
+        if not rows:
+            return
+        with self.transaction():
+            with self._local.conn.cursor() as cur:
+                cur.executemany(translate(sql), rows)
+
+    @staticmethod
+    def _run(conn: Any, sql: str, params: Sequence[Any]) -> _Result:
+        with conn.cursor(row_factory=_row_factory) as cur:
+            if params:
+                cur.execute(translate(sql), tuple(params))
+            else:  # sent as written: no placeholders to translate (DDL's regular expressions keep their ?)
+                cur.execute(sql)
+            rows = cur.fetchall() if cur.description else []
+            return _Result(rows, cur.rowcount)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def lock_id(key: str) -> int:
+    """A signed 64-bit advisory lock id for ``key``."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _tsquery(query: str) -> str:
+    """The search syntax (words, "phrases", prefix*, AND/OR/NOT, parentheses; NEAR read as AND)
+    as a to_tsquery() expression. Raises SearchError on what it cannot read."""
+    tokens = re.findall(r'"[^"]*"?|\(|\)|[^\s()"]+', query)
+    out: list[str] = []
+    depth = 0
+    operand_before = False
+
+    def operand(text: str) -> None:
+        nonlocal operand_before
+        if operand_before:
+            out.append("&")
+        out.append(text)
+        operand_before = True
+
+    for tok in tokens:
+        if tok.startswith('"'):
+            if len(tok) < 2 or not tok.endswith('"'):
+                raise SearchError(f"cannot read the query {query!r}: unterminated phrase")
+            words = re.findall(r"\w+", tok[1:-1].lower())
+            if words:
+                operand("(" + " <-> ".join(words) + ")")
+        elif tok == "(":
+            if operand_before:
+                out.append("&")
+            out.append("(")
+            depth += 1
+            operand_before = False
+        elif tok == ")":
+            depth -= 1
+            if depth < 0 or not operand_before:
+                raise SearchError(f"cannot read the query {query!r}: unbalanced parentheses")
+            out.append(")")
+        elif tok in ("AND", "OR", "NOT", "NEAR"):
+            if tok == "NEAR":
+                continue
+            if tok == "NOT":
+                out.append("& !" if operand_before else "!")
+            else:
+                if not operand_before:
+                    raise SearchError(f"cannot read the query {query!r}: {tok} needs a word before it")
+                out.append("&" if tok == "AND" else "|")
+            operand_before = False
+        else:
+            prefix = tok.endswith("*")
+            words = re.findall(r"\w+", tok.lower())
+            if not words:
+                continue
+            term = " <-> ".join(words) + (":*" if prefix else "")
+            operand(f"({term})" if len(words) > 1 else term)
+    if depth != 0:
+        raise SearchError(f"cannot read the query {query!r}: unbalanced parentheses")
+    if not out or not operand_before:
+        raise SearchError(f"cannot read the query {query!r}: no words to look for. Words, \"a phrase\", "
+                          f"prefix*, AND, OR, NOT (as in: gold NOT coal) and parentheses are understood")
+    return " ".join(out)
+
+
+class PgStore(SqlStore):
+    """Open with ``PgStore.open(url, folder)``; ``folder`` holds what stays local (digest files)."""
+
+    backend = "postgresql"
+    text_in_db = True
+
+    def __init__(self, root: Path, db: PgConnection, url: str) -> None:
+        super().__init__(root, db)
+        self.url = url
+
+    @classmethod
+    def open(cls, url: str, root: Path, *, writer: bool = True, readonly: bool = False) -> PgStore:
+        """Connect (a pool of POOL_SIZE), check the schema and upgrade it under an advisory lock
+        (workers starting together wait for one another). ``readonly`` sessions cannot write."""
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        root = Path(root)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if readonly:
+            kwargs["options"] = "-c default_transaction_read_only=on"
+        try:
+            pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False,
+                                  name="seed-ingest")
+            pool.open(wait=True, timeout=15)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreError(f"[store] url {redact(url)}: cannot connect to PostgreSQL: "
+                             f"{_first_line(exc)}") from None
+        store = cls(root, PgConnection(pool), url)
+        try:
+            store._migrate(create=not readonly)
+            if writer and not readonly:
+                root.mkdir(parents=True, exist_ok=True)
+                store.recovered = store.recover()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _migrate(self, create: bool = True) -> None:
+        import psycopg
+
+        try:
+            with self.transaction() as db:
+                if create:
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))
+                exists = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]
+                version = 0
+                if exists:
+                    row = db.execute("SELECT version FROM schema_version").fetchone()
+                    version = row[0] if row else 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"[store] url {redact(self.url)}: schema version {version}, newer than this "
+                                     f"seed-ingest understands ({SCHEMA_VERSION}); upgrade seed-ingest")
+                if version == SCHEMA_VERSION:
+                    return
+                if not create:
+                    raise StoreError(f"[store] url {redact(self.url)}: schema version {version}, this "
+                                     f"seed-ingest reads {SCHEMA_VERSION}; run `ingest migrate`")
+                for v in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+                    for stmt in MIGRATIONS.get(v, []):
+                        db.execute(stmt)
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        except psycopg.Error as exc:
+            raise StoreError(f"[store] url {redact(self.url)}: {_first_line(exc)}") from None
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    @contextmanager
+    def exclusive(self, keys: Iterable[str]) -> Iterator[None]:
+        """One transaction holding advisory locks on ``keys`` (sorted: two workers locking
+        overlapping sets cannot deadlock); the check and the insert run inside it."""
+        with self.transaction() as db:
+            for k in sorted({lock_id(k) for k in keys}):
+                db.execute("SELECT pg_advisory_xact_lock(?)", (k,))
+            yield
+
+    def _next_number(self) -> int:
+        return int(self.db.execute("SELECT nextval('article_number')").fetchone()[0])
+
+    # -- text lives in the database -------------------------------------
+
+    def article_body(self, art: Record) -> tuple[str, str] | None:
+        if "text" in art.keys():
+            return art["title"], art["text"]
+        row = self.db.execute("SELECT title, text FROM articles WHERE id=?", (art["id"],)).fetchone()
+        return (row[0], row[1]) if row is not None else None
+
+    def recover(self) -> dict[str, int]:
+        """No corpus writes to finish here (text is in the database): only digest temp files."""
+        from .. import corpus
+
+        return {"renamed": 0, "removed": corpus.remove_temp_files(self.root / "digests")}
+
+    def _place(self, art: Record) -> None:
+        """Withdrawn or not is the row alone; ``ingest corpus sync`` moves the folder's files."""
+
+    def check(self, repair: bool = False) -> CheckReport:
+        """PostgreSQL keeps its own integrity; what can be wrong here is an article without text
+        or a row pointing at a missing article."""
+        report = CheckReport()
+        for r in self.db.execute("SELECT id FROM articles WHERE text = '' ORDER BY id"):
+            report.missing.append(f"article a{r[0]} has no text")
+        for r in self.db.execute("SELECT p.id, p.article_id FROM pages p LEFT JOIN articles a ON a.id = p.article_id "
+                                 "WHERE p.article_id IS NOT NULL AND a.id IS NULL"):
+            report.integrity.append(f"page {r[0]} points at article {r[1]}, which does not exist")
+        return report
+
+    def article_sources(self, article_id: int) -> list[Record]:
+        return self.db.execute(
+            "SELECT s.url, s.first_seen, f.url AS feed_url, f.config_url AS feed_config_url FROM sources s "
+            "LEFT JOIN feeds f ON f.id = s.feed_id WHERE s.article_id=? ORDER BY s.first_seen, s.id",
+            (article_id,)).fetchall()
+
+    # -- full-text search (tsvector) ------------------------------------
+
+    def _index_article(self, db: Any, article_id: int, title: str, text: str) -> None:
+        """articles.search is generated from title and text."""
+
+    def _unindex_article(self, db: Any, article_id: int) -> None:
+        """articles.search follows the row."""
+
+    def _index_page(self, db: Any, page_id: int, title: str, text: str) -> None:
+        db.execute("UPDATE pages SET search = setweight(to_tsvector('simple', ?), 'A') || "
+                   "setweight(to_tsvector('simple', ?), 'B') WHERE id=?", (title, text, page_id))
+
+    def _unindex_pages_before(self, db: Any, before: float) -> None:
+        db.execute("UPDATE pages SET search = NULL WHERE doc IS NOT NULL AND fetched < ?", (before,))
+
+    def _integrity(self) -> list[str]:
+        return []
+
+    def search(self, query: str, *, limit: int = 20, offset: int = 0, rejected: bool = False,
+               feed_id: int | None = None, site: str | None = None, since: float | None = None,
+               until: float | None = None, min_score: float | None = None) -> list[SearchHit]:
+        """Full-text search, best first (ts_rank, a title match weighing 5 times the text); the
+        same query syntax as on SQLite, NEAR read as AND. Raises SearchError on a malformed query."""
+        import psycopg
+
+        tsq = _tsquery(query)
+        conds: list[tuple[str, Any]] = []
+        for cond, value in (("x.fetched >= ?", since), ("x.fetched <= ?", until), ("x.score >= ?", min_score)):
+            if value is not None:
+                conds.append((cond, value))
+        art_where = ["a.withdrawn IS NULL", "a.search @@ to_tsquery('simple', ?)"]
+        art_args: list[Any] = [tsq]
+        for cond, value in conds:
+            art_where.append(cond.replace("x.", "a."))
+            art_args.append(value)
+        if site:
+            art_where.append("a.site = ?")
+            art_args.append(site)
+        if feed_id is not None:
+            art_where.append("a.id IN (SELECT article_id FROM sources WHERE feed_id = ?)")
+            art_args.append(feed_id)
+        weights = "'{0, 0, 0.2, 1.0}'"  # D, C, B (text), A (title)
+        sql = (f"SELECT 'article' AS kind, a.id, a.title, a.url, a.site, a.published, a.fetched, a.score, "
+               f"a.text AS body, NULL::bytea AS doc, -ts_rank({weights}, a.search, to_tsquery('simple', ?)) AS rank "
+               f"FROM articles a WHERE {' AND '.join(art_where)}")
+        args: list[Any] = [tsq, *art_args]
+        if rejected:
+            page_where = ["p.outcome = 'rejected'", "p.search @@ to_tsquery('simple', ?)"]
+            page_args: list[Any] = [tsq]
+            for cond, value in conds:
+                page_where.append(cond.replace("x.", "p."))
+                page_args.append(value)
+            if feed_id is not None:
+                page_where.append("p.id IN (SELECT page_id FROM entries WHERE feed_id = ?)")
+                page_args.append(feed_id)
+            sql += (f" UNION ALL SELECT 'page', p.id, p.title, COALESCE(p.final_url, p.url), '', NULL, p.fetched, "
+                    f"p.score, NULL, p.doc, -ts_rank({weights}, p.search, to_tsquery('simple', ?)) "
+                    f"FROM pages p WHERE {' AND '.join(page_where)}")
+            args += [tsq, *page_args]
+        sql += " ORDER BY rank, id LIMIT ? OFFSET ?"
+        try:
+            rows = self.db.execute(sql, (*args, limit, offset)).fetchall()
+        except psycopg.Error as exc:
+            raise SearchError(f"cannot read the query {query!r}: {_first_line(exc)}") from None
+        from ..blobs import unpack
+
+        words = _query_words(query)
+        hits = []
+        for r in rows:
+            body = r["body"] or ""
+            if r["doc"] is not None:  # a rejected page: its text is in its compressed doc
+                body = unpack(r["doc"]).get("text", "")
+            hits.append(SearchHit(r["kind"], r["id"], r["title"] or "", r["url"], r["site"] or "", r["published"],
+                                  r["fetched"], r["score"], _snippet(body, words), float(r["rank"])))
+        return hits
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _implements_the_contract(store: PgStore) -> StoreContract:
+    return store  # mypy: PgStore has every method of the contract, with compatible types
+
+

@@ -1,0 +1,264 @@
+"""The store contract, on both backends: every test runs on SQLite and on PostgreSQL.
+
+Only the contract's methods are used (no SQL), so what passes here holds for
+whatever backend ``[store]`` selects. PostgreSQL runs get a database of their
+own (tests/pg.py) and are skipped, saying why, when no server answers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.dedup import text_hash
+from ingest.store import Decision, NewArticle, PageDoc, SearchError, Source, Store, unpack
+
+
+def _article(n: int = 1, **kw) -> NewArticle:
+    text = kw.pop("text", f"Body {n} about gold mines.\n\nSecond paragraph number {n}.")
+    base = dict(url=f"http://e.org/{n}", canonical_url=f"http://e.org/{n}", title=f"Title {n}", author="",
+                site="e.org", language="en", published=None, text=text,
+                text_hash=text_hash(text), score=0.5, threshold=0.2, terms=("gold",))
+    return NewArticle(**{**base, **kw})
+
+
+def _source(store, n, feed_index: int = 0) -> list[Source]:
+    feed = store.feeds()[feed_index].id
+    return [Source(feed, f"k{n}", f"http://e.org/{n}", f"Entry {n}", None)]
+
+
+def _add(store, n: int = 1, now: float = 1000.0, **kw):
+    return store.add_article(_article(n, **kw), f"http://e.org/{n}", _source(store, n), now, None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = Store.open(tmp_path / "store")
+    else:
+        from ingest.store.postgres import PgStore
+
+        s = PgStore.open(request.getfixturevalue("pg_url"), tmp_path / "store")
+    s.sync_feeds([("http://e.org/feed", ""), ("http://f.org/feed", "Other")])
+    yield s
+    s.close()
+
+
+def test_article_round_trip(store):
+    aid, path = _add(store)
+    art = store.article(aid)
+    assert art["canonical_url"] == "http://e.org/1" and art["title"] == "Title 1" and path == art["path"]
+    assert path.startswith("corpus/000_")
+    assert store.article_body(art) == ("Title 1", "Body 1 about gold mines.\n\nSecond paragraph number 1.")
+    assert store.article_text(aid).startswith("Body 1")
+    assert store.article_by(canonical_url="http://e.org/1") == aid
+    assert store.article_by(text_hash=art["text_hash"]) == aid
+    assert store.article_by_url("http://e.org/1", "nothing") == aid
+    page = store.article_page(aid)
+    assert page["outcome"] == "kept" and store.page_doc(page).text.startswith("Body 1")
+    assert [s["url"] for s in store.article_sources(aid)] == ["http://e.org/1"]
+    assert [p.key for p in store.page_sources(page["id"])] == ["k1"]
+    assert store.seen_entries(store.feeds()[0].id, ["k1", "k2"]) == {"k1": None}
+    _, second = _add(store, 2)
+    assert second.startswith("corpus/001_")  # numbers run on
+    assert [a["id"] for a in store.articles()] == [aid, aid + 1] or len(list(store.articles())) == 2
+
+
+def test_update_and_withdraw(store):
+    aid, path = _add(store)
+    new_text = "A corrected body about gold."
+    assert store.update_article(aid, "Title 1 (corrected)", new_text, text_hash(new_text), None,
+                                "http://e.org/1", _source(store, 1), 2000.0) == path
+    art = store.article(aid)
+    assert art["revisions"] == 1 and art["updated"] == 2000.0
+    assert store.article_text(aid) == new_text
+    assert [a["id"] for a in store.articles_between(1500.0, 2500.0)] == [aid]  # changed in place counts
+    store.withdraw_article(aid, "user", 3000.0)
+    assert store.article(aid)["withdrawn_by"] == "user" and list(store.articles()) == []
+    assert store.search("corrected") == []
+    store.restore_article(aid)
+    assert [a["id"] for a in store.articles()] == [aid]
+    assert [h.id for h in store.search("corrected")] == [aid]
+
+
+def test_rejected_page_keeps_its_text_until_expired(store):
+    feed = store.feeds()[0].id
+    doc = PageDoc("http://e.org/r", "http://e.org/r", "Coal report", "Coal prices rose in the north.", "", "",
+                  "en", None, "h")
+    pid = store.record_page("http://e.org/r", [Source(feed, "r", "http://e.org/r", "", None)], 1000.0,
+                            outcome="rejected", score=0.15, counts={"coal": 2}, decision=Decision(0.2, ("coal",)),
+                            doc=doc, reason="score 0.150 < threshold 0.200")
+    row = store.page_by_id(pid)
+    assert row["outcome"] == "rejected" and store.page_doc(row) == doc
+    assert [p["id"] for p in store.near_misses()] == [pid]  # at least half its threshold
+    assert [p["id"] for p in store.pages_since(0.0)] == [pid]
+    assert [h.id for h in store.search("coal", rejected=True)] == [pid]
+    assert store.search("coal") == []  # rejected pages only when asked
+    assert store.expire_rejected_texts(2000.0) == 1
+    assert store.page_doc(store.page_by_id(pid)) is None and store.search("coal", rejected=True) == []
+    assert dict(store.stream())[pid] and unpack(dict(store.stream())[pid]) == {"coal": 2}
+
+
+def test_search_syntax_and_filters(store):
+    _add(store, 1, text="Gold mining in the north, by forced labour.")
+    _add(store, 2, text="Coal mining statistics for the year.", title="Coal")
+    _add(store, 3, text="Gold prices and the central bank.", now=5000.0)
+    ids = lambda q, **kw: sorted(h.id for h in store.search(q, **kw))  # noqa: E731
+    a1, a2, a3 = (store.article_by(canonical_url=f"http://e.org/{n}") for n in (1, 2, 3))
+    assert ids("gold") == [a1, a3]
+    assert ids('"forced labour"') == [a1] and ids('"labour forced"') == []
+    assert ids("min*") == [a1, a2]
+    assert ids("gold NOT bank") == [a1]
+    assert ids("coal OR bank") == [a2, a3]
+    assert ids("(gold OR coal) AND north") == [a1]
+    assert ids("gold", since=4000.0) == [a3]
+    assert store.search("coal")[0].id == a2  # the title weighs most
+    hit = store.search("labour")[0]
+    assert "\x02labour\x03" in hit.snippet and hit.site == "e.org"
+    for bad in ['"unterminated', "(gold", "OR gold"]:
+        with pytest.raises(SearchError):
+            store.search(bad)
+
+
+def test_deferred_pages_come_back_when_due(store):
+    feed = store.feeds()[0].id
+    src = [Source(feed, "d", "http://e.org/d?x=1", "", None)]
+    assert store.defer_page("http://e.org/d", "http://e.org/d?x=1", src, 1000.0, 1100.0, "Retry-After")
+    assert store.due_deferred(1050.0) == []
+    [(key, link, sources)] = store.due_deferred(1100.0)
+    assert (key, link, sources) == ("http://e.org/d", "http://e.org/d?x=1", src)
+    assert store.page("http://e.org/d")["outcome"] == "deferred"
+    assert not store.defer_page("http://e.org/d", "http://e.org/d", src, 1000.0 + 8 * 86400, 0.0, "still")
+    assert store.page("http://e.org/d")["outcome"] == "error"  # given up after a week
+
+
+def test_feeds_schedule_and_health(store):
+    a, b = store.feeds()
+    store.update_feed(a.id, next_poll=100.0, state="ok", last_success=90.0, interval=60.0)
+    store.update_feed(b.id, next_poll=500.0, retry_after=800.0)
+    assert [f.id for f in store.due_feeds(200.0)] == [a.id]
+    assert [f.id for f in store.pollable_feeds(900.0)] == [a.id, b.id]
+    assert store.next_due() == 100.0 and store.next_due(exclude=[a.id]) == 800.0
+    assert store.health(100.0, 3600.0).ok
+    assert not store.health(100_000.0, 3600.0).ok
+    store.sync_feeds([("http://e.org/feed", ""), ("http://f.org/feed", "", False)])
+    assert not [f for f in store.pollable_feeds(900.0) if f.id == b.id]  # paused
+
+
+def test_counts_lists_and_state(store):
+    key0 = store.state_key()
+    aid, _ = _add(store)
+    assert store.state_key() != key0
+    _add(store, 2)
+    assert store.feed_counts()[store.feeds()[0].id] == (2, 2)
+    assert [a["id"] for a in store.list_articles(limit=1)] == [aid + 1]
+    assert [a["id"] for a in store.list_articles(before=aid + 1)] == [aid]
+    assert store.sites() == ["e.org"]
+    assert store.rolling_since(1) == pytest.approx(1000.0 - 1e-6)
+    assert store.metrics_snapshot()["articles"] == 2
+    run = store.start_run("poll", 1000.0)
+    store.finish_run(run, 1001.0, {"kept": 2})
+    assert store.record_digest(0.0, 1000.0, 2, None) == store.last_digest_id()
+    assert store.last_digest_until() == 1000.0 and len(store.digest_rows()) == 1
+
+
+def test_verdicts_and_learning_counts(store):
+    aid, _ = _add(store)
+    pid = store.article_page(aid)["id"]
+    store.set_verdict(pid, "http://e.org/1", False, 1100.0, counts={"gold": 1})
+    assert store.verdicts() == {pid: False} and store.in_stream(pid)
+    [pending] = store.pending_verdicts()
+    assert store.learning_counts() == (1, 0, 1, 1)
+    store.verdict_applied(pending["id"], 1200.0)
+    assert store.pending_verdicts() == [] and store.learning_counts()[3] == 0
+
+
+def test_near_candidates_share_a_band(store):
+    from ingest.dedup import band_keys, signature
+
+    text = " ".join(f"word{i}" for i in range(300))
+    sig = signature(text)
+    aid, _ = store.add_article(_article(7, text=text, minhash=sig), "http://e.org/7", _source(store, 7), 1.0, None)
+    found = store.near_candidates(list(band_keys(sig)))
+    assert [a for a, _ in found] == [aid] and bytes(found[0][1]) == sig
+
+
+def test_check_finds_nothing_wrong_in_a_fresh_store(store):
+    _add(store)
+    assert store.check().ok
+
+
+def test_sync_feeds_keeps_state(store):
+    store.update_feed(store.feeds()[0].id, etag='"x"', state="ok")
+    store.sync_feeds([("http://e.org/feed", "Renamed"), ("http://e.org/new", "")])
+    rows = {f.config_url: f for f in store.feeds(active_only=False)}
+    assert rows["http://e.org/feed"].etag == '"x"' and rows["http://e.org/feed"].name == "Renamed"
+    store.sync_feeds([("http://e.org/new", "")])
+    assert [f.config_url for f in store.feeds()] == ["http://e.org/new"]
+    assert len(store.feeds(active_only=False)) == 3  # removed feeds keep their history
+
+
+def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
+    import ingest.store.base
+    from ingest.feedback import mark
+    from ingest.store import Decision, PageDoc, unpack
+
+    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
+    feed = store.feeds()[0].id
+    ids = []
+    for i in range(6):
+        doc = PageDoc(f"http://e.org/r{i}", f"http://e.org/r{i}", f"Rejected {i}", f"text number {i} here", "",
+                      "", "en", None, f"h{i}")
+        ids.append(store.record_page(f"http://e.org/r{i}", [Source(feed, f"r{i}", f"http://e.org/r{i}", "", None)],
+                                     1000.0 + i, outcome="rejected", score=0.1, counts={"word": i + 1, f"t{i}": 1},
+                                     decision=Decision(0.2, ("word",)), doc=doc))
+        if i == 1:
+            store.set_verdict(ids[1], "http://e.org/r1", False, 1001.5)  # judged while in the window
+    window = dict(store.stream())
+    assert set(window) == {ids[1], ids[3], ids[4], ids[5]}  # the 3 newest beyond the judged one, and it
+    assert unpack(window[ids[5]]) == {"word": 6, "t5": 1}
+    # a verdict on a page that had left the window puts it back, from its kept text
+    mark(store, [f"p{ids[0]}"], True, 1010.0)
+    window = dict(store.stream())
+    assert ids[0] in window and unpack(window[ids[0]])["rejected"] == 2  # a title word counts twice
+
+
+def test_host_memory_round_trip_and_expiry(store):
+    store.save_host_memory({"a.example": 2000.0, "b.example": 500.0},
+                           {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n"),
+                            "https://b.example": (900.0, "unreachable", None)}, now=1000.0)
+    quiet, robots = store.host_memory(1000.0)
+    assert quiet == {"a.example": 2000.0}  # b's window was over when saved
+    assert robots == {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")}
+    store.save_host_memory({"a.example": 3000.0}, {}, now=1000.0)  # a later answer replaces the window
+    assert store.host_memory(1000.0)[0] == {"a.example": 3000.0}
+    assert store.host_memory(4000.0) == ({}, {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")})
+
+
+def test_update_feed_takes_only_feed_columns(store):
+    feed = store.feeds()[0]
+    store.update_feed(feed.id, title="T", interval=60.0)
+    assert store.feeds()[0].title == "T"
+    with pytest.raises(ValueError, match="not feed columns"):
+        store.update_feed(feed.id, **{"title=NULL, url": "x"})
+    assert store.feeds()[0].url == "http://e.org/feed"
+
+
+def test_deliveries_are_retried_until_sent(store):
+    d1 = store.record_digest(0.0, 100.0, 3, None)
+    d2 = store.record_digest(100.0, 200.0, 0, None)
+    store.record_delivery(d1, "apprise:abc", 150.0, "HTTP 500")
+    store.record_delivery(d2, "apprise:abc", 250.0, None)
+    assert store.undelivered_digests("apprise:abc", since=0.0) == [d1]
+    assert store.undelivered_digests("apprise:abc", since=150.0) == []  # older than the retry window
+    assert store.undelivered_digests("email:me@example.org", since=0.0) == []  # never tried there
+    store.record_delivery(d1, "apprise:abc", 300.0, None)
+    assert store.undelivered_digests("apprise:abc", since=0.0) == []
+    assert [r["id"] for r in store.digests_by_ids([d2, d1])] == [d1, d2]
+
+
+def test_pages_by_urls(store):
+    feed = store.feeds()[0]
+    src = [Source(feed.id, "k", "http://e.org/p", "", None)]
+    pid = store.record_page("http://e.org/p", src, 1000.0, outcome="empty", reason="no text")
+    got = store.pages_by_urls(["http://e.org/p", "http://e.org/none"])
+    assert list(got) == ["http://e.org/p"] and got["http://e.org/p"]["id"] == pid
