@@ -25,7 +25,7 @@ from .logs import setup_logging
 from .relevance import MIN_STREAM
 from .schedule import explain_state
 from .seeds import SeedError, load_seeds
-from .store import Store, StoreError, read_corpus_file
+from .store import SqlStore, StoreError, open_store
 from .timefmt import iso as _iso
 from .urls import display, redact, redact_text
 
@@ -41,7 +41,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     from .worker import kill_workers, make_executor
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    with Store.open(config.paths.store) as store:
+    with open_store(config) as store:
         executor = make_executor(language=config.relevance.language)
         clean = False
         try:
@@ -90,7 +90,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         print(f"ingest serve: --listen {listen}: expected {reason}", file=sys.stderr)
         return 2
     try:
-        store = Store.open(config.paths.store)
+        store = open_store(config)
     except StoreError as exc:
         if "another ingest process" not in str(exc):
             raise
@@ -110,7 +110,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         db = StoreThread()
         # pages read through their own read-only connection on the loop; verdicts and seeds are
         # written by the store's thread
-        with Store.open(config.paths.store, readonly=True) as reader:
+        with open_store(config, readonly=True) as reader:
             ctx = WebContext(reader, lambda: config, lambda: [s.text for s in load_seeds(config.paths.seeds)],
                              Metrics(), writer=lambda fn: db(fn, store))
             print(f"serving http://{listen}/ (Ctrl-C stops)", file=sys.stderr)
@@ -143,7 +143,7 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
             return 2
         names.append(name)
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         scored = score_texts(config, store, seeds, texts)
     for w in scored.threshold.warnings:
         print(f"ingest: warning: {w}", file=sys.stderr)
@@ -166,13 +166,13 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     if args.since is None:  # the next digest: since the previous one; written to digests/ and recorded
         try:
-            store = Store.open(config.paths.store)
+            store = open_store(config)
         except StoreError as exc:
             if "another ingest process" not in str(exc):
                 raise
             # the service holds the store and writes the digests itself: show what the next
             # one would hold so far, without recording it
-            with Store.open(config.paths.store, readonly=True) as reader:
+            with open_store(config, readonly=True) as reader:
                 since = reader.last_digest_until() or now - 86400
                 d = digest.build(reader, since, now, now, review(reader, seeds, config, digest.REVIEW_ITEMS))
             print("ingest: the service is running and records the digests; this preview since the last "
@@ -185,7 +185,7 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)
-        with Store.open(config.paths.store, readonly=True) as store:
+        with open_store(config, readonly=True) as store:
             d = digest.build(store, since, now, now, review(store, seeds, config, digest.REVIEW_ITEMS))
         text = digest.render(d, args.format)
     if args.output:
@@ -195,7 +195,7 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliver(store: Store, config: Config, now: float) -> None:
+def _deliver(store: SqlStore, config: Config, now: float) -> None:
     """Send the digest just recorded (and earlier ones that failed) to [notify] urls and [digest] email;
     a failure is reported and retried at the next digest (the files are written regardless)."""
     from . import notify
@@ -231,12 +231,10 @@ def parse_since(value: str, now: float) -> float:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         for row in store.articles():
-            try:
-                _, text = read_corpus_file(store.root / row["path"])
-            except OSError:
-                text = None
+            body = store.article_body(row)
+            text = body[1] if body is not None else None
             sources = store.article_sources(row["id"])
             feeds = list(dict.fromkeys(display(s["feed_url"]) for s in sources if s["feed_url"]))
             print(json.dumps({
@@ -255,7 +253,7 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
 def cmd_search(config: Config, args: argparse.Namespace) -> int:
     from .store import SearchError
 
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         try:
             hits = store.search(args.query, limit=max(1, args.limit), rejected=args.rejected)
         except SearchError as exc:
@@ -280,7 +278,7 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if args.check:
-        with Store.open(config.paths.store, readonly=True) as store:
+        with open_store(config, readonly=True) as store:
             h = store.health(time.time(), config.schedule.poll_interval)
         age = f"{h.last_success_age:.0f}s ago" if h.last_success_age is not None else "never"
         feeds = ", ".join(f"{n} {state}" for state, n in sorted(h.feeds.items())) or "no feeds"
@@ -288,7 +286,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
               f"{'writable' if h.store_writable else 'not writable'}"
               + "".join(f"; {p}" for p in h.problems))
         return 0 if h.ok else 1
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
         learning = store.learning_counts()
@@ -344,7 +342,7 @@ def _short(text: str, width: int) -> str:
 
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
-    with Store.open(config.paths.store, writer=args.repair, readonly=not args.repair) as store:
+    with open_store(config, writer=args.repair, readonly=not args.repair) as store:
         report = store.check(repair=args.repair)
         if store.recovered.get("renamed") or store.recovered.get("removed"):
             report.repaired.insert(0, f"interrupted writes: {store.recovered['renamed']} finished, "
@@ -372,7 +370,7 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
     from .feedback import review
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         items = review(store, seeds, config, args.limit)
     if args.json:
         for it in items:
@@ -395,7 +393,7 @@ def _apply_now(config: Config) -> tuple[object | None, bool]:
     from .feedback import apply_verdicts
 
     try:
-        store = Store.open(config.paths.store)
+        store = open_store(config)
     except StoreError as exc:
         if "another ingest process" not in str(exc):
             raise
@@ -420,7 +418,7 @@ def _print_applied(done) -> None:
 def cmd_mark(config: Config, args: argparse.Namespace) -> int:
     from .feedback import FeedbackError, mark
 
-    with Store.open(config.paths.store, writer=False) as store:
+    with open_store(config, writer=False) as store:
         try:
             rows = mark(store, args.ids, args.relevant, time.time())
         except FeedbackError as exc:
@@ -444,7 +442,7 @@ def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
     since = parse_since(args.since, now) if args.since else now - config.relevance.keep_rejected
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     try:
-        store = Store.open(config.paths.store)
+        store = open_store(config)
     except StoreError as exc:
         if "another ingest process" in str(exc):
             print(f"ingest rescore: {exc}. The service rescores by itself when the seeds change "
@@ -485,7 +483,7 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
         if Path(args.ref).is_file():
             path, row = add_seed(None, config, args.ref, now)
         else:
-            with Store.open(config.paths.store, writer=False) as store:
+            with open_store(config, writer=False) as store:
                 path, row = add_seed(store, config, args.ref, now)
                 if row is not None:
                     mark(store, [f"p{row['id']}"], True, now)
@@ -506,7 +504,7 @@ def _feed_states(config: Config) -> dict[str, dict]:
     """Poll state by configured URL, when the store exists (read-only; nothing is created)."""
     if not (config.paths.store / "ingest.db").exists():
         return {}
-    with Store.open(config.paths.store, readonly=True) as store:
+    with open_store(config, readonly=True) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
     now = time.time()

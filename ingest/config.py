@@ -144,6 +144,14 @@ FEED_KEYS = ("url", "name", "category", "user_agent", "headers", "cookie", "prox
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the index lives: SQLite in [paths] store (no url), or PostgreSQL for several workers."""
+
+    url: str = field(default="", repr=False)  # postgresql://user:password@host/db: may hold a password
+    lease: float = 60.0  # a worker's hold on a host lasts this long unless renewed (kill -9: others wait this)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     paths: Paths
@@ -154,6 +162,7 @@ class Config:
     feeds: tuple[FeedSettings, ...] = ()
     web: WebSettings = field(default_factory=WebSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def feed(self, url: str) -> FeedSettings | None:
         """The [[feeds]] table of a feed by its URL as written."""
@@ -363,7 +372,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web", "notify"}
+    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web", "notify", "store"}
     for key in data:
         if key not in sections:
             hint = difflib.get_close_matches(key, sorted(sections), n=1)
@@ -489,6 +498,18 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                 raise ConfigError(f"{file}: [notify.urls[{i}]] expected {why}")
     notify = NotifySettings(urls=tuple(u.strip() for u in urls), instant_above=instant)
 
+    r = _Reader(file, data, "store", ["url", "lease"])
+    db_url = r.get("url", str, "", check=lambda v: v == "" or _pg_url_ok(v), secret=True,
+                   expected='a PostgreSQL URL such as "postgresql://ingest@db.example/ingest" (or "" for SQLite '
+                            'in [paths] store; a password can stay out of the file in ~/.pgpass or PGPASSWORD)')
+    store_settings = StoreSettings(url=db_url.strip(), lease=r.duration("lease", StoreSettings.lease, minimum=1))
+    r.done()
+
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
                   schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web,
-                  notify=notify)
+                  notify=notify, store=store_settings)
+
+
+def _pg_url_ok(value: str) -> bool:
+    parts = urlsplit(value.strip())
+    return parts.scheme in ("postgresql", "postgres") and (bool(parts.hostname) or "host=" in parts.query)

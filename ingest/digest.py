@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .feedback import ReviewItem
-from .store import Store, read_corpus_file
+from .store import SqlStore
 from .timefmt import iso as _iso
 from .urls import display, display_host, redact_text
 
@@ -92,13 +92,11 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return out
 
 
-def build(store: Store, since: float, until: float, now: float, review: Sequence[ReviewItem] = ()) -> Digest:
+def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] = ()) -> Digest:
     items = []
     for row in store.articles_between(since, until):
-        try:
-            _, text = read_corpus_file(store.root / row["path"])
-        except OSError:
-            text = ""
+        body = store.article_body(row)
+        text = body[1] if body is not None else ""
         # every URL as it may be shown: no credentials, punycode host, nothing that breaks out of markup
         sources = [Source(display(s["url"]), _site(s["url"]), display(s["feed_url"]) if s["feed_url"] else None,
                           _iso(s["first_seen"])) for s in store.article_sources(row["id"])]
@@ -235,7 +233,7 @@ def render(d: Digest, fmt: str) -> str:
     return render_json(d)
 
 
-def scheduled(store: Store, now: float, default_period: float = 86400.0,
+def scheduled(store: SqlStore, now: float, default_period: float = 86400.0,
               review: Sequence[ReviewItem] = ()) -> tuple[Digest, list[Path]]:
     """The next digest: since the previous one, written to digests/, recorded."""
     since = store.last_digest_until() or now - default_period
@@ -252,7 +250,7 @@ def scheduled(store: Store, now: float, default_period: float = 86400.0,
     return d, paths + [folder / "feed.xml"]
 
 
-def _rolling_items(store: Store, now: float) -> list[Item]:
+def _rolling_items(store: SqlStore, now: float) -> list[Item]:
     """The newest ROLLING_ITEMS articles, newest first."""
     since = store.rolling_since(ROLLING_ITEMS)
     if since is None:

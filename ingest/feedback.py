@@ -32,7 +32,7 @@ from .config import Config
 from .dedup import signature
 from .relevance import Scored, TermStats, borderline, score_stream, term_counts
 from .seeds import MIN_SEED_WORDS, SeedError, load_seeds
-from .store import NewArticle, PageDoc, Store, corpus_text, unpack
+from .store import NewArticle, PageDoc, SqlStore, corpus_text, unpack
 from .store.contract import Record
 from .urls import display, display_host, normalize, url_hash
 from .worker import score_packed
@@ -82,7 +82,7 @@ def page_ref(page_id: int) -> str:
     return f"p{page_id}"
 
 
-def resolve(store: Store, ref: str) -> Record:
+def resolve(store: SqlStore, ref: str) -> Record:
     """The page row an id from `review` (p123), an article id (a45) or a page URL names."""
     m = re.fullmatch(r"\s*([pa]?)(\d+)\s*", ref)
     row = None
@@ -108,14 +108,14 @@ def resolve(store: Store, ref: str) -> Record:
 
 # -- the model over the store's window ------------------------------------------
 
-def window_stream(store: Store) -> tuple[list[int], list[bytes], list[bool | None]]:
+def window_stream(store: SqlStore) -> tuple[list[int], list[bytes], list[bool | None]]:
     """The model's window as stored: page ids, packed term counts, the user's verdicts on them."""
     window = store.stream()
     verdicts = store.verdicts()
     return [pid for pid, _ in window], [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
 
 
-def _item(store: Store, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
+def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
     site = display_host(row["final_url"] or row["url"]).removeprefix("www.")
@@ -130,7 +130,7 @@ def _item(store: Store, row: Record, score: float, threshold: float, terms: Sequ
                       round(threshold, 4), kept, tuple(terms))
 
 
-def pick_review(store: Store, ids: Sequence[int], scored: Scored, limit: int) -> list[ReviewItem]:
+def pick_review(store: SqlStore, ids: Sequence[int], scored: Scored, limit: int) -> list[ReviewItem]:
     """The unjudged kept or rejected pages nearest the threshold, alternately above and below it."""
     if not ids:
         return []
@@ -143,7 +143,7 @@ def pick_review(store: Store, ids: Sequence[int], scored: Scored, limit: int) ->
     return [_item(store, rows[ids[i]], scored.scores[i].score, th, scored.scores[i].terms) for i in picks]
 
 
-def review(store: Store, seeds: Sequence[str], config: Config, limit: int = 10) -> list[ReviewItem]:
+def review(store: SqlStore, seeds: Sequence[str], config: Config, limit: int = 10) -> list[ReviewItem]:
     ids, window, labels = window_stream(store)
     scored = score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold)
     return pick_review(store, ids, scored, limit)
@@ -151,7 +151,7 @@ def review(store: Store, seeds: Sequence[str], config: Config, limit: int = 10) 
 
 # -- verdicts ---------------------------------------------------------------------
 
-def mark(store: Store, refs: Sequence[str], relevant: bool, now: float) -> list[Record]:
+def mark(store: SqlStore, refs: Sequence[str], relevant: bool, now: float) -> list[Record]:
     """Record the user's verdict on each page (all or nothing: every ref is checked first)."""
     rows = [resolve(store, ref) for ref in refs]
     for row in rows:
@@ -163,7 +163,7 @@ def mark(store: Store, refs: Sequence[str], relevant: bool, now: float) -> list[
     return rows
 
 
-def apply_verdicts(store: Store, now: float) -> Applied:
+def apply_verdicts(store: SqlStore, now: float) -> Applied:
     """Make the corpus folder follow the verdicts not yet applied (the store's writer only)."""
     done = Applied()
     for v in store.pending_verdicts():
@@ -174,7 +174,7 @@ def apply_verdicts(store: Store, now: float) -> Applied:
     return done
 
 
-def _follow(store: Store, row: Record, relevant: bool, by: str, now: float, done: Applied) -> None:
+def _follow(store: SqlStore, row: Record, relevant: bool, by: str, now: float, done: Applied) -> None:
     art = store.article(row["article_id"]) if row["article_id"] is not None else None
     if not relevant:
         if art is not None and art["withdrawn"] is None:  # kept, or a copy of it: the story leaves
@@ -193,7 +193,7 @@ def _follow(store: Store, row: Record, relevant: bool, by: str, now: float, done
     _promote(store, row, doc, now, done)
 
 
-def _promote(store: Store, row: Record, doc: PageDoc, now: float, done: Applied) -> None:
+def _promote(store: SqlStore, row: Record, doc: PageDoc, now: float, done: Applied) -> None:
     """A rejected page joins the corpus, unless its story is already there (then it is a duplicate of it)."""
     from .identity import identify
 
@@ -243,7 +243,7 @@ class RescorePlan:
         return ids, self.window, texts
 
 
-def plan_rescore(store: Store, since: float) -> RescorePlan:
+def plan_rescore(store: SqlStore, since: float) -> RescorePlan:
     rows = store.pages_since(since)
     docs = {}
     for row in rows:
@@ -261,7 +261,7 @@ def score_rescore(seeds: Sequence[str], ids: Sequence[int], window: Sequence[byt
     return score_stream(seeds, counts, [verdicts.get(pid) for pid in ids], stats=TermStats(language), fixed=fixed)
 
 
-def apply_rescore(store: Store, plan: RescorePlan, ids: Sequence[int], scored: Scored, now: float,
+def apply_rescore(store: SqlStore, plan: RescorePlan, ids: Sequence[int], scored: Scored, now: float,
                   apply: bool = False) -> RescoreReport:
     """Phase 3: pages that now pass join the corpus (or come back to it, when an earlier rescore took
     them out); kept articles that now fall below are listed, and leave only with ``apply``. User
@@ -294,7 +294,7 @@ def apply_rescore(store: Store, plan: RescorePlan, ids: Sequence[int], scored: S
     return report
 
 
-def rescore(store: Store, seeds: Sequence[str], config: Config, since: float, now: float,
+def rescore(store: SqlStore, seeds: Sequence[str], config: Config, since: float, now: float,
             apply: bool = False) -> RescoreReport:
     """Re-decide the kept and rejected pages fetched since ``since`` (all three phases, in this process)."""
     plan = plan_rescore(store, since)
@@ -306,7 +306,7 @@ def rescore(store: Store, seeds: Sequence[str], config: Config, since: float, no
 
 # -- seeds ----------------------------------------------------------------------------
 
-def add_seed(store: Store | None, config: Config, ref: str, now: float) -> tuple[Path, Record | None]:
+def add_seed(store: SqlStore | None, config: Config, ref: str, now: float) -> tuple[Path, Record | None]:
     """Write an article (id or URL) or a text file into the seeds folder as ``NNN_<hex>.txt``.
     Returns the new file and, for an article, its page row (the caller records it as relevant)."""
     folder = config.paths.seeds

@@ -334,6 +334,21 @@ class Fetcher:
         self._changed_origins.clear()
         return out
 
+    def hold_off(self, host: str, until: float) -> None:
+        """No request to ``host`` before wall-clock ``until``: the spacing another worker's last request
+        set (ingest.workers hands hosts from worker to worker)."""
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host(self.settings.per_host)
+        state.next_start = max(state.next_start, time.monotonic() + (until - self.clock()))
+
+    def next_start(self, host: str) -> float:
+        """Wall-clock time before which this fetcher would send ``host`` nothing (0: no request yet)."""
+        state = self._hosts.get(host)
+        if state is None or not state.next_start:
+            return 0.0
+        return self.clock() + (state.next_start - time.monotonic())
+
     def host_quiet_until(self, url: str) -> float:
         """Wall-clock time before which ``url``'s host asked not to be contacted."""
         return self._quiet_until.get(host_of(url), 0.0)

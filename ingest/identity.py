@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dedup import band_keys, find_match, same_story
-from .store import Store
+from .store import SqlStore
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Identity:
     key: str  # the identity (articles.canonical_url) a new article is stored under
 
 
-def identify(store: Store, text: str, text_hash: str, canonical_url: str, page_url: str,
+def identify(store: SqlStore, text: str, text_hash: str, canonical_url: str, page_url: str,
              minhash: bytes | None) -> Identity:
     taken = set()
     aid = store.article_by(text_hash=text_hash)

@@ -40,7 +40,7 @@ from .notify import Alert
 from .progress import ProgressHook
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
-from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, Store, StoreThread
+from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, SqlStore, StoreThread
 from .urls import display, display_host, host_of, normalize, redact_text
 from .worker import Analysed, analyse, kill_workers, score_window
 
@@ -130,12 +130,16 @@ def _published(entry: Entry) -> str | None:
 class Poll:
     """One pass over the given feeds (all active ones by default)."""
 
-    def __init__(self, config: Config, store: Store, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
+    def __init__(self, config: Config, store: SqlStore, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  warned: set[str] | None = None, metrics: Metrics | None = None,
-                 progress: ProgressHook | None = None, db: StoreThread | None = None) -> None:
+                 progress: ProgressHook | None = None, db: StoreThread | None = None,
+                 hosts: frozenset[str] | None = None) -> None:
         self.metrics = metrics
         self.progress = progress
+        # a worker's poll (ingest.workers): the hosts it holds; a page elsewhere becomes a page job for
+        # the worker holding its host. None: every host is ours (one process, SQLite)
+        self.hosts = hosts
         self.config, self.store, self.seeds = config, store, list(seeds)
         # every store call of the poll runs in the store's thread (the loop never waits on the disk);
         # a poll given none makes its own and closes it at the end
@@ -181,7 +185,7 @@ class Poll:
         rows = await self.db(self.store.feeds, active_only=False)
         self.settings = {f.id: self.config.feed(f.config_url) for f in rows}
         self._feeds_left = len(feeds)
-        deferred = await self.db(self.store.due_deferred, self.clock())
+        deferred = await self.db(self.store.due_deferred, self.clock(), hosts=self.hosts)
         for key, link, sources in deferred:  # their host said "later": now is later
             if key not in self.jobs:
                 self._start(_PageJob(key, link, sources, {s.feed_id for s in sources},
@@ -450,6 +454,7 @@ class Poll:
         known = await self.db(self.store.pages_by_urls,
                               [k for k in keys if k not in self.jobs or self.jobs[k].decided])
         records: list[tuple[Source, int | None, int | None]] = []  # (source, page id, article id)
+        queued: list[tuple[str, str, list[Source]]] = []  # page jobs for other workers' hosts
         for entry, again in items:  # no await from here on: self.jobs cannot change under us
             source = Source(feed.id, entry.key, entry.link, entry.title, _published(entry),
                             entry.updated.isoformat() if entry.updated else None)
@@ -466,7 +471,9 @@ class Poll:
             page = known.get(key)
             if job is not None and page is None:
                 continue  # decided after the lookup: the entry stays unseen, the next poll records it
-            if page is not None and page["outcome"] == "deferred":
+            if page is not None and page["outcome"] in ("deferred", "queued"):
+                if self.hosts is not None:  # waiting for its host's worker: it records this source too
+                    queued.append((key, entry.link, [source]))
                 continue  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
             if page is not None and (job is not None or not again) and \
                     (job is not None or page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
@@ -475,7 +482,12 @@ class Poll:
                 if page["article_id"] is not None and job is None:
                     self.summary.duplicates += 1
                 continue
+            if self.hosts is not None and host_of(key) not in self.hosts:
+                queued.append((key, entry.link, [source]))  # another worker's host: a page job
+                continue
             self._start(_PageJob(key, entry.link, [source], {feed.id}, self._options(feed.id), refresh=again))
+        if queued:
+            await self.db(self.store.queue_pages, queued, now)
         if records:
             await self.db(self._record_seen, records, now)
 
@@ -619,6 +631,12 @@ class Poll:
         return True
 
     def _decide(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
+        # other workers may be deciding the same story right now: the check and the insert hold its
+        # identities (URLs, text hash, LSH bands) so only one of them keeps it (one writer: no-op)
+        with self.store.exclusive(_story_keys(a)):
+            return self._decide_held(job, a, score, threshold, now)
+
+    def _decide_held(self, job: _PageJob, a: Analysed, score: Score, threshold: Threshold, now: float) -> int | None:
         title, text = a.title, a.text
         # the same story as a stored article (same text, a declared URL whose text agrees, a near copy)?
         ident = identify(self.store, text, a.text_hash, a.page.canonical_url, normalize(a.page.url), a.minhash)
@@ -662,20 +680,32 @@ class Poll:
 
 
 
-async def recall_hosts(db: StoreThread, store: Store, fetcher: Fetcher, now: float) -> None:
+def _story_keys(a: Analysed) -> list[str]:
+    """What identifies a page's story for the near-duplicate check: URLs, text hash, LSH bands."""
+    from .dedup import band_keys
+
+    keys = [f"url:{normalize(a.page.url)}", f"text:{a.text_hash}"]
+    if a.page.canonical_url:
+        keys.append(f"url:{normalize(a.page.canonical_url)}")
+    if a.minhash is not None:
+        keys += [f"band:{k}" for k in band_keys(a.minhash)]
+    return keys
+
+
+async def recall_hosts(db: StoreThread, store: SqlStore, fetcher: Fetcher, now: float) -> None:
     """Give the fetcher what earlier runs learned about hosts (Retry-After windows, robots.txt)."""
     quiet, robots = await db(store.host_memory, now)
     fetcher.recall(HostMemory(quiet, robots))
 
 
-async def remember_hosts(db: StoreThread, store: Store, fetcher: Fetcher, now: float) -> None:
+async def remember_hosts(db: StoreThread, store: SqlStore, fetcher: Fetcher, now: float) -> None:
     """Keep what the fetcher learned about hosts for later runs."""
     memory = fetcher.remember()
     if memory.quiet_until or memory.robots:
         await db(store.save_host_memory, memory.quiet_until, memory.robots, now)
 
 
-async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor: Executor,
+async def poll_once(config: Config, store: SqlStore, seeds: Sequence[str], executor: Executor,
                     *, clock: Callable[[], float] = time.time, progress: ProgressHook | None = None) -> PollSummary:
     """Sync the feed list with the config, then poll every active feed once.
 
@@ -686,34 +716,48 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     one transaction)."""
     import signal
 
-    store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
+    shared = store.backend == "postgresql"
+    if shared:  # the feeds table is `ingest feeds sync`'s; "now" for every feed, leased host by host
+        store.make_all_due(clock())
+    else:
+        store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
     run_id = store.start_run("poll", clock())
     loop = asyncio.get_running_loop()
     async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
         db = StoreThread()
         await recall_hosts(db, store, fetcher, clock())
-        poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress, db=db)
+        poll: Poll | Worker
+        if shared:
+            from .store.postgres import PgStore
+            from .workers import Worker
+
+            assert isinstance(store, PgStore)
+            poll = Worker(config, store, seeds, fetcher, executor, db, clock=clock)
+        else:
+            poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress, db=db)
+        interrupted: list[str] = []  # the signal that cut the poll short
 
         def on_signal(sig: signal.Signals) -> None:
-            if poll.summary.interrupted:
+            if interrupted:
                 log.warning("event=second_signal signal=%s exiting now", sig.name)
                 kill_workers(executor)
                 os._exit(128 + sig)
             log.warning("event=interrupted signal=%s committing what is complete", sig.name)
-            poll.summary.interrupted = sig.name
+            interrupted.append(sig.name)
             poll.abort()
 
         stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         for sig in stops:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
-            summary = await poll.run()
+            summary = await (poll.run() if isinstance(poll, Poll) else poll.drain())
+            summary.interrupted = interrupted[0] if interrupted else None
             await remember_hosts(db, store, fetcher, clock())
         finally:
             for sig in stops:
                 loop.remove_signal_handler(sig)
             db.close()  # the store's thread has finished every write of the poll
-        if poll.alerts:
+        if isinstance(poll, Poll) and poll.alerts:
             from . import notify
 
             await asyncio.to_thread(notify.send_alerts, notify.targets(config), poll.alerts)
@@ -721,7 +765,7 @@ async def poll_once(config: Config, store: Store, seeds: Sequence[str], executor
     return summary
 
 
-def score_texts(config: Config, store: Store, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
+def score_texts(config: Config, store: SqlStore, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
     """Score texts as ``poll`` would if they arrived in one poll on this store."""
     _, window, labels = window_stream(store)
     return score_window(seeds, window, [term_counts(t) for t in texts], labels, config.relevance.language,

@@ -34,8 +34,9 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
@@ -48,8 +49,11 @@ from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
 from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
 from .seeds import SeedError, load_seeds
-from .store import Store, StoreThread
+from .store import SqlStore, StoreThread, open_store
 from .worker import kill_workers, make_executor
+from .workers import IDLE_CHECK, PASSES_AT_ONCE, Worker
+
+T = TypeVar("T")
 
 log = logging.getLogger("ingest")
 
@@ -68,11 +72,11 @@ class Service:
         self.rescoring: asyncio.Future | None = None
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
-        self.store: Store = Store.open(config.paths.store)
+        self.store: SqlStore = open_store(config)
         self.executor: Executor = make_executor(language=config.relevance.language)
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
-        self.reader: Store | None = None  # the web view's read-only connection
+        self.reader: SqlStore | None = None  # the web view's read-only connection
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
         self.in_flight: set[int] = set()  # ids of the feeds they cover
@@ -82,6 +86,7 @@ class Service:
         self.metrics = Metrics()
         self.web: uvicorn.Server | None = None  # the web view's server, when [web] listen is set
         self.web_task: asyncio.Future | None = None
+        self.worker: Worker | None = None  # on PostgreSQL: this process's share of the work (ingest.workers)
         self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
         self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
 
@@ -93,7 +98,18 @@ class Service:
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
         try:
-            await self.db(self._sync_feeds)
+            if self.store.backend == "postgresql":
+                from .store.postgres import PgStore
+
+                assert isinstance(self.store, PgStore)
+                self.worker = Worker(self.config, self.store, self.seeds, self.fetcher, self.executor, self.db,
+                                     clock=self.clock, rng=self.rng, warned=self.warned, metrics=self.metrics)
+                feeds = len(await self.db(self.store.feeds))
+                if not feeds:
+                    log.warning("event=no_feeds store=postgresql hint='ingest feeds sync loads config.toml's feeds "
+                                "into the database'")
+            else:
+                await self.db(self._sync_feeds)
             await recall_hosts(self.db, self.store, self.fetcher, self.clock())
             self.scheduler = AsyncIOScheduler(event_loop=loop)  # the digest cron runs in local time (tzlocal)
             self.scheduler.add_job(self._digest_job, CronTrigger.from_crontab(self.config.schedule.digest),
@@ -105,11 +121,17 @@ class Service:
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._start_web()
-            await self._arm_poll()
-            log.info("event=service_started feeds=%d store=%s pid=%d", len(self.config.feeds),
-                     self.config.paths.store, os.getpid())
+            if self.worker is not None:
+                work = asyncio.ensure_future(self._work_loop(self.worker))
+            else:
+                await self._arm_poll()
+            log.info("event=service_started feeds=%d store=%s pid=%d%s", len(self.config.feeds),
+                     "postgresql" if self.worker else self.config.paths.store, os.getpid(),
+                     f" worker={self.worker.name}" if self.worker else "")
             await self.stopping.wait()
             await self._shutdown()
+            if self.worker is not None:
+                await work
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -135,12 +157,46 @@ class Service:
             log.error("event=web_failed listen=%s reason=%r (the service runs on without the web view)",
                       web.listen, exc.strerror or str(exc))
             return
-        self.reader = Store.open(self.config.paths.store, readonly=True)
+        self.reader = open_store(self.config, readonly=True)
         ctx = WebContext(self.reader, lambda: self.config, lambda: self.seeds, self.metrics, self.clock,
                          writer=lambda fn: self.db(fn, self.store))
         self.web = make_server(make_app(ctx))
         self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
         log.info("event=web_listening url=http://%s/", web.listen)
+
+    async def _work_loop(self, worker: Worker) -> None:
+        """On PostgreSQL: lease hosts with work due and poll them, PASSES_AT_ONCE passes at a time;
+        with nothing to take, look again every IDLE_CHECK seconds (other workers queue page jobs)."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        idle = False
+        while not self.stopping.is_set():
+            if idle or len(worker.passes) >= PASSES_AT_ONCE:
+                await asyncio.wait([stop, *worker.passes], timeout=IDLE_CHECK, return_when=asyncio.FIRST_COMPLETED)
+                if self.stopping.is_set():
+                    break
+            worker.config, worker.seeds, worker.fetcher = self.config, self.seeds, self.fetcher
+            try:
+                task = await worker.start_pass()
+            except Exception as exc:  # the database is away: log, wait, try again
+                log.error("event=claim_failed worker=%s reason=%r", worker.name, str(exc))
+                idle = True
+                continue
+            idle = task is None
+            if task is not None:
+                task.add_done_callback(self._pass_done)
+        stop.cancel()
+
+    def _pass_done(self, task: asyncio.Future) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("event=pass_crashed error=%r", task.exception())
+            return
+        s = task.result().summary
+        if s is not None:
+            log.info("event=poll_done hosts=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
+                     "duplicates=%d seconds=%.1f", len(task.result().hosts), s.feeds_ok, s.feeds_not_modified,
+                     s.feeds_failed, s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set() and time.monotonic() - self.stop_signalled < SIGNAL_ECHO:
@@ -160,7 +216,9 @@ class Service:
         if self.web is not None and self.web_task is not None:
             self.web.should_exit = True
             await asyncio.gather(self.web_task, return_exceptions=True)
-        running = dict(self.running)
+        running: dict[asyncio.Future, Poll] = dict(self.running)
+        if self.worker is not None:
+            running.update({task: p.poll for task, p in self.worker.passes.items()})
         if not running:
             return
         _, pending = await asyncio.wait(running, timeout=self.config.schedule.shutdown_timeout)
@@ -190,7 +248,8 @@ class Service:
         restart = [k for k in changed if k in RESTART_KEYS]
         if restart:
             config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, store=old.paths.store),
-                                         web=dataclasses.replace(config.web, listen=old.web.listen))
+                                         web=dataclasses.replace(config.web, listen=old.web.listen),
+                                         store=dataclasses.replace(config.store, url=old.store.url))
             log.warning("event=reload_needs_restart keys=%s (kept the running values)", ",".join(restart))
         seeds_changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
@@ -220,6 +279,8 @@ class Service:
     # -- jobs -----------------------------------------------------------------
 
     async def _resync(self) -> None:
+        if self.worker is not None:
+            return  # on PostgreSQL the feeds table is `ingest feeds sync`'s
         await self.db(self._sync_feeds)
         await self._arm_poll()
 
@@ -315,7 +376,9 @@ class Service:
         if _file_mark(self.config.path) != self.config_mark:
             self._reload("config_changed")
         try:
-            done = await self.db(apply_verdicts, self.store, self.clock())
+            # workers sharing a database apply each verdict once: one at a time, the others find none left
+            done = await self.db(lambda: _one_at_a_time(self.store, "verdicts", apply_verdicts, self.store,
+                                                        self.clock()))
             for path in done.added + done.restored:
                 log.info("event=verdict_applied action=added path=%s", path)
             for path in done.withdrawn:
@@ -358,7 +421,8 @@ class Service:
                 rel.threshold)
             if self.stopping.is_set():
                 return
-            report = await self.db(apply_rescore, self.store, plan, ids, scored, self.clock(), apply=False)
+            report = await self.db(lambda: _one_at_a_time(self.store, "rescore", apply_rescore, self.store, plan, ids,
+                                                          scored, self.clock(), apply=False))
             a = report.applied
             log.info("event=rescored reason=%r pages=%d threshold=%.3f added=%d restored=%d below=%d", why,
                      report.pages, report.threshold or 0.0, len(a.added), len(a.restored), len(report.below))
@@ -382,6 +446,12 @@ class Service:
             scored = await asyncio.get_running_loop().run_in_executor(
                 self.executor, score_packed, self.seeds, window, labels, rel.language, rel.threshold)
             now = self.clock()
+            slot = last_fire(CronTrigger.from_crontab(self.config.schedule.digest), now)
+            worker = self.worker.name if self.worker else str(os.getpid())
+            if not await self.db(self.store.elect, "digest", slot, worker, now):
+                log.info("event=digest_skipped reason='another worker writes this digest' slot=%s",
+                         datetime.fromtimestamp(slot, UTC).isoformat())
+                return
             # rendering and writing the digest files happen in the store's thread too: off the loop
             digest, paths = await self.db(
                 lambda: scheduled(self.store, now=now, review=pick_review(self.store, ids, scored, REVIEW_ITEMS)))
@@ -397,13 +467,33 @@ class Service:
             log.exception("event=digest_failed")
 
 
-RESTART_KEYS = ("paths.store", "web.listen")  # everything else is applied by SIGHUP
+def _one_at_a_time(store: SqlStore, job: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` holding the store's lock for ``job`` (PostgreSQL: an advisory lock; SQLite's one
+    writer needs none)."""
+    with store.exclusive([f"job:{job}"]):
+        return fn(*args, **kwargs)
+
+
+def last_fire(trigger: CronTrigger, now: float) -> float:
+    """The latest time at or before ``now`` the cron fires: the digest's slot, the same for every worker."""
+    at = datetime.fromtimestamp(now, UTC)
+    for back in (60, 3600, 86400, 8 * 86400, 32 * 86400, 367 * 86400):
+        first = trigger.get_next_fire_time(None, at - timedelta(seconds=back))
+        if first is not None and first <= at:
+            while (after := trigger.get_next_fire_time(first, first + timedelta(seconds=1))) is not None \
+                    and after <= at:
+                first = after
+            return first.timestamp()
+    return now
+
+
+RESTART_KEYS = ("paths.store", "web.listen", "store.url")  # everything else is applied by SIGHUP
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The config keys whose values differ, as "section.key" (and "feeds")."""
     out = []
-    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web"):
+    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web", "store"):
         a, b = getattr(old, section), getattr(new, section)
         out += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
     if old.feeds != new.feeds:

@@ -42,7 +42,7 @@ from .config import Config
 from .metrics import Metrics
 from .render import environment as _environment
 from .schedule import explain_state
-from .store import SearchError, Store, read_corpus_file
+from .store import SearchError, SqlStore
 from .timefmt import short as _date
 from .urls import display, display_host, redact_text
 
@@ -58,15 +58,15 @@ CSRF_COOKIE = "ingest_csrf"
 class WebContext:
     """What the web view needs from its host (the service or ``ingest serve``)."""
 
-    store: Store  # read on the event loop (the service gives a read-only connection of its own)
+    store: SqlStore  # read on the event loop (the service gives a read-only connection of its own)
     config: Callable[[], Config]  # the current config (SIGHUP may replace it)
     seeds: Callable[[], list[str]]
     metrics: Metrics
     clock: Callable[[], float] = time.time
     # runs fn(writer store) in the store's thread (the one writer); None: fn(store) here
-    writer: Callable[[Callable[[Store], Any]], Awaitable[Any]] | None = None
+    writer: Callable[[Callable[[SqlStore], Any]], Awaitable[Any]] | None = None
 
-    async def write(self, fn: Callable[[Store], Any]) -> Any:
+    async def write(self, fn: Callable[[SqlStore], Any]) -> Any:
         return await self.writer(fn) if self.writer is not None else fn(self.store)
 
 
@@ -141,10 +141,8 @@ def make_app(ctx: WebContext) -> Starlette:
         art = ctx.store.article(aid)
         if art is None:
             return PlainTextResponse("no such article", status_code=404)
-        try:
-            _, text = read_corpus_file(ctx.store.article_file(art))
-        except (OSError, UnicodeDecodeError):
-            text = "(the corpus file is missing: see `ingest check`)"
+        body = ctx.store.article_body(art)
+        text = body[1] if body is not None else "(the corpus file is missing: see `ingest check`)"
         return page(request, "article.html", title=art["title"], nav="corpus", art=art,
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
@@ -155,7 +153,7 @@ def make_app(ctx: WebContext) -> Starlette:
 
         now = ctx.clock()
 
-        def apply(store: Store):
+        def apply(store: SqlStore):
             mark(store, [ref], relevant, now)
             return apply_verdicts(store, now)
 
@@ -187,7 +185,7 @@ def make_app(ctx: WebContext) -> Starlette:
         now = ctx.clock()
         config = ctx.config()
 
-        def seed(store: Store):
+        def seed(store: SqlStore):
             path, row = add_seed(store, config, f"a{aid}", now)
             if row is not None:
                 mark(store, [f"p{row['id']}"], True, now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -22,13 +22,16 @@ from typing import Any
 from .. import corpus
 from ..blobs import pack, unpack
 from ..corpus import TMP_PREFIX, read_corpus_file
+from ..urls import host_of
 from .contract import Record
-from .rows import FEED_COLUMNS, CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, Source, feed_row
+from .rows import (FEED_COLUMNS, CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchHit, Source,
+                   feed_row)
 
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
 MAX_PAGE_ATTEMPTS = 3  # a page whose requests keep failing is given up after this many polls
 MAX_DEFERRAL = 7 * 86400.0  # a page deferred (never sent) for this long is given up
+PAGE_RETRY = 900.0  # a waiting page (queued, deferred) whose request failed is tried again after this
 
 
 ORPHANS = "orphans"  # folder where `ingest check --repair` puts corpus files no row knows
@@ -99,6 +102,10 @@ class SqlStore:
 
     # -- what each backend provides -------------------------------------
 
+    def elect(self, job: str, slot: float, worker: str, now: float) -> bool:
+        """Whether this process runs ``job`` for ``slot``: always, with one writer (SQLite)."""
+        return True
+
     def transaction(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
@@ -120,6 +127,12 @@ class SqlStore:
         raise NotImplementedError
 
     def _integrity(self) -> list[str]:
+        raise NotImplementedError
+
+    def search(self, query: str, *, limit: int = 20, offset: int = 0, rejected: bool = False,
+               feed_id: int | None = None, site: str | None = None, since: float | None = None,
+               until: float | None = None, min_score: float | None = None) -> list[SearchHit]:
+        """Full-text search, best first; see the backends."""
         raise NotImplementedError
 
     def _db_unwritable(self) -> str | None:
@@ -218,6 +231,12 @@ class SqlStore:
     def feeds(self, active_only: bool = True) -> list[FeedRow]:
         sql = "SELECT * FROM feeds" + (" WHERE active=1" if active_only else "") + " ORDER BY id"
         return [feed_row(r) for r in self.db.execute(sql)]
+
+    def make_all_due(self, now: float) -> None:
+        """Every pollable feed is due now (``ingest poll`` on a shared store)."""
+        with self.transaction() as db:
+            db.execute("UPDATE feeds SET next_poll = ? WHERE active = 1 AND enabled = 1 AND state <> 'disabled' "
+                       "AND (next_poll IS NULL OR next_poll > ?)", (now, now))
 
     def pollable_feeds(self, now: float) -> list[FeedRow]:
         """Active feeds that may be fetched now: not disabled, no Retry-After pending."""
@@ -368,18 +387,60 @@ class SqlStore:
                            "WHERE id=?", (reason, until, since, pending, row["id"]))
         return True
 
-    def due_deferred(self, now: float, limit: int = 10_000) -> list[tuple[str, str, list[Source]]]:
-        """Deferred pages whose time has come: (key, link as given, sources)."""
+    def due_deferred(self, now: float, limit: int = 10_000,
+                     hosts: Collection[str] | None = None) -> list[tuple[str, str, list[Source]]]:
+        """Deferred and queued pages whose time has come: (key, link as given, sources); with
+        ``hosts``, only the pages on those hosts (the ones a worker holds)."""
         out = []
         for r in self.db.execute("SELECT url, pending FROM pages WHERE retry_at IS NOT NULL AND retry_at <= ? "
                                  "ORDER BY retry_at LIMIT ?", (now, limit)):
+            if hosts is not None and host_of(r["url"]) not in hosts:
+                continue
             pending = unpack(r["pending"]) if r["pending"] else {"link": r["url"], "sources": []}
             out.append((r["url"], pending["link"], [Source(**s) for s in pending["sources"]]))
         return out
 
-    @staticmethod
-    def _upsert_page(db, url, final_url, now, outcome, reason, score, article_id) -> tuple[int, int]:
-        """Insert or update the page row; returns (id, attempts so far)."""
+    for_update = ""  # appended to a SELECT whose rows the transaction will change (PostgreSQL: FOR UPDATE)
+
+    def queue_pages(self, pages: Sequence[tuple[str, str, Sequence[Source]]], now: float) -> int:
+        """Page jobs: pages (key, link as given, sources) for whichever worker holds their host. A page
+        already decided records the sources as seen; one already waiting gains them; one that failed
+        (not given up) is queued again. Returns how many jobs are new."""
+        new = 0
+        with self.transaction() as db:
+            for key, link, sources in pages:
+                job = pack({"link": link, "sources": [asdict(s) for s in sources]})
+                row = db.execute("SELECT id, outcome, article_id, attempts, pending FROM pages WHERE url=?"
+                                 + self.for_update, (key,)).fetchone()
+                if row is None:
+                    made = db.execute("INSERT INTO pages (url, fetched, outcome, attempts, retry_at, pending) "
+                                      "VALUES (?,?,'queued',0,?,?) ON CONFLICT (url) DO NOTHING RETURNING id",
+                                      (key, now, now, job)).fetchone()
+                    if made is not None:
+                        new += 1
+                        continue
+                    row = db.execute("SELECT id, outcome, article_id, attempts, pending FROM pages WHERE url=?"
+                                     + self.for_update, (key,)).fetchone()  # another worker queued it just now
+                if row["pending"] is not None:  # waiting (queued, deferred, failed and due again): add sources
+                    known = unpack(row["pending"])
+                    merged = list({(s.feed_id, s.key): s for s in [*(Source(**x) for x in known["sources"]),
+                                                                    *sources]}.values())
+                    db.execute("UPDATE pages SET pending=? WHERE id=?",
+                               (pack({"link": known["link"], "sources": [asdict(s) for s in merged]}), row["id"]))
+                elif row["outcome"] == "error" and row["attempts"] < MAX_PAGE_ATTEMPTS:
+                    db.execute("UPDATE pages SET outcome='queued', retry_at=?, pending=? WHERE id=?",
+                               (now, job, row["id"]))
+                    new += 1
+                else:
+                    self.record_entries(sources, row["id"], now, row["article_id"], db=db)
+        return new
+
+    def _upsert_page(self, db: Any, url: str, final_url: str | None, now: float, outcome: str, reason: str,
+                     score: float | None, article_id: int | None) -> tuple[int, int]:
+        """Insert or update the page row; returns (id, attempts so far). Sources that were waiting
+        on the page (a queued or deferred page) are recorded with it; on a failure that will be
+        tried again they stay waiting, and the page is due again after PAGE_RETRY."""
+        old = db.execute("SELECT pending FROM pages WHERE url=?" + self.for_update, (url,)).fetchone()
         row = db.execute(
             "INSERT INTO pages (url, final_url, fetched, outcome, reason, score, article_id) VALUES (?,?,?,?,?,?,?) "
             "ON CONFLICT(url) DO UPDATE SET final_url=excluded.final_url, fetched=excluded.fetched, "
@@ -387,7 +448,15 @@ class SqlStore:
             "article_id=excluded.article_id, attempts=pages.attempts+1, retry_at=NULL, deferred_since=NULL, "
             "pending=NULL RETURNING id, attempts",
             (url, final_url, now, outcome, reason, score, article_id)).fetchone()
-        return row[0], row[1]
+        page_id, attempts = int(row[0]), int(row[1])
+        if old is not None and old["pending"] is not None:
+            waiting = unpack(old["pending"])
+            if outcome == "error" and attempts < MAX_PAGE_ATTEMPTS:
+                db.execute("UPDATE pages SET pending=?, retry_at=? WHERE id=?",
+                           (old["pending"], now + PAGE_RETRY, page_id))
+            else:
+                self.record_entries([Source(**x) for x in waiting["sources"]], page_id, now, article_id, db=db)
+        return page_id, attempts
 
     @staticmethod
     def _add_stream(db: Any, page_id: int, counts: dict[str, int]) -> None:

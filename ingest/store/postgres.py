@@ -21,7 +21,7 @@ import functools
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from typing import Any
 from ..urls import redact
 from .base import SqlStore, _query_words, _snippet
 from .contract import Record, StoreContract
-from .rows import CheckReport, SearchError, SearchHit, StoreError
+from ..blobs import unpack
+from .rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreError, feed_row
 from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MIGRATE_LOCK = 0x5EED_16E5  # advisory lock held while the schema is checked or upgraded
@@ -328,6 +329,81 @@ class PgStore(SqlStore):
             "LEFT JOIN feeds f ON f.id = s.feed_id WHERE s.article_id=? ORDER BY s.first_seen, s.id",
             (article_id,)).fetchall()
 
+    # -- sharing the work (ingest.workers) ------------------------------
+
+    for_update = " FOR UPDATE"
+
+    def due_deferred(self, now: float, limit: int = 10_000,
+                     hosts: Collection[str] | None = None) -> list[tuple[str, str, list[Source]]]:
+        if hosts is None:
+            return super().due_deferred(now, limit)
+        out = []
+        for r in self.db.execute("SELECT url, pending FROM pages WHERE host = ANY(?) AND retry_at IS NOT NULL "
+                                 "AND retry_at <= ? ORDER BY retry_at LIMIT ?", (list(hosts), now, limit)):
+            pending = unpack(r["pending"]) if r["pending"] else {"link": r["url"], "sources": []}
+            out.append((r["url"], pending["link"], [Source(**x) for x in pending["sources"]]))
+        return out
+
+    def claim_hosts(self, worker: str, now: float, lease: float, limit: int) -> dict[str, float]:
+        """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs), the longest
+        waiting first, skipping hosts another worker holds (``FOR UPDATE SKIP LOCKED``: workers
+        claiming at the same moment take different hosts). Returns host -> no request before (the
+        spacing the host's previous holder left)."""
+        with self.transaction() as db:
+            due = [r[0] for r in db.execute(
+                "SELECT host FROM (SELECT host, next_poll AS t FROM feeds WHERE active=1 AND enabled=1 "
+                "AND state <> 'disabled' AND next_poll <= ? AND (retry_after IS NULL OR retry_after <= ?) "
+                "UNION ALL SELECT host, retry_at FROM pages WHERE retry_at IS NOT NULL AND retry_at <= ?) w "
+                "WHERE host IS NOT NULL AND host <> '' AND host NOT IN (SELECT host FROM host_leases "
+                "WHERE worker IS NOT NULL AND expires > ?) GROUP BY host ORDER BY MIN(t) LIMIT ?",
+                (now, now, now, now, limit * 4))]
+            if not due:
+                return {}
+            db.executemany("INSERT INTO host_leases (host) VALUES (?) ON CONFLICT DO NOTHING", [(h,) for h in due])
+        with self.transaction() as db:
+            rows = db.execute(
+                "UPDATE host_leases l SET worker = ?, expires = ? FROM (SELECT host FROM host_leases "
+                "WHERE host = ANY(?) AND (worker IS NULL OR expires <= ?) "
+                "ORDER BY array_position(?::text[], host) LIMIT ? FOR UPDATE SKIP LOCKED) c "
+                "WHERE l.host = c.host RETURNING l.host, l.next_start",
+                (worker, now + lease, due, now, due, limit)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def renew_hosts(self, worker: str, hosts: Collection[str], now: float, lease: float) -> set[str]:
+        """Extend this worker's leases; returns the hosts it still holds (a lease that ran out while
+        the worker stalled may have gone to another)."""
+        rows = self.db.execute("UPDATE host_leases SET expires = ? WHERE worker = ? AND host = ANY(?) "
+                               "RETURNING host", (now + lease, worker, list(hosts))).fetchall()
+        self.db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
+                        "SET seen = excluded.seen", (worker, now, now))
+        return {r[0] for r in rows}
+
+    def release_hosts(self, worker: str, next_start: dict[str, float]) -> None:
+        """Give hosts back, each with the time before which its next holder must not send a request."""
+        with self.transaction() as db:
+            for host, when in sorted(next_start.items()):
+                db.execute("UPDATE host_leases SET worker = NULL, expires = 0, next_start = GREATEST(next_start, ?) "
+                           "WHERE host = ? AND worker = ?", (when, host, worker))
+
+    def due_feeds_on(self, hosts: Collection[str], now: float) -> list[FeedRow]:
+        """The due, pollable feeds on ``hosts``."""
+        return [feed_row(r) for r in self.db.execute(
+            "SELECT * FROM feeds WHERE host = ANY(?) AND active=1 AND enabled=1 AND state <> 'disabled' "
+            "AND next_poll <= ? AND (retry_after IS NULL OR retry_after <= ?) ORDER BY id",
+            (list(hosts), now, now))]
+
+    def workers(self, now: float, within: float) -> list[Record]:
+        """Workers seen in the last ``within`` seconds, with the hosts each holds."""
+        return self.db.execute(
+            "SELECT w.name, w.started, w.seen, (SELECT COUNT(*) FROM host_leases l WHERE l.worker = w.name "
+            "AND l.expires > ?) AS hosts FROM workers w WHERE w.seen > ? ORDER BY w.name",
+            (now, now - within)).fetchall()
+
+    def elect(self, job: str, slot: float, worker: str, now: float) -> bool:
+        """Win ``job`` for ``slot`` (a digest's cron time): exactly one worker gets True."""
+        return self.db.execute("INSERT INTO elections (job, slot, worker, time) VALUES (?,?,?,?) "
+                               "ON CONFLICT DO NOTHING RETURNING job", (job, slot, worker, now)).fetchone() is not None
+
     # -- full-text search (tsvector) ------------------------------------
 
     def _index_article(self, db: Any, article_id: int, title: str, text: str) -> None:
@@ -392,8 +468,6 @@ class PgStore(SqlStore):
             rows = self.db.execute(sql, (*args, limit, offset)).fetchall()
         except psycopg.Error as exc:
             raise SearchError(f"cannot read the query {query!r}: {_first_line(exc)}") from None
-        from ..blobs import unpack
-
         words = _query_words(query)
         hits = []
         for r in rows:

@@ -1,0 +1,165 @@
+"""Sharing the work between workers on PostgreSQL (``ingest run`` / ``ingest poll`` with [store] url).
+
+A worker works in passes. A pass leases a few hosts that have work due
+(``PgStore.claim_hosts``: ``FOR UPDATE SKIP LOCKED`` in a short transaction,
+so workers claiming at the same moment take different hosts), polls their due
+feeds and their page jobs with one :class:`~ingest.pipeline.Poll` restricted
+to them (a page on a host it does not hold becomes a page job for whoever
+holds that host), then gives the hosts back with the spacing their last
+request set, so the next holder keeps ``host_delay``. Holding a host is what
+keeps ``per_host``, ``host_delay``, Retry-After and robots.txt exact across
+workers; the Retry-After windows and robots.txt files themselves are in the
+database (tables ``hosts``, ``robots``) for every worker to read.
+
+While a pass runs, its leases are renewed every third of ``[store] lease``
+from a thread of their own (a long commit in the store's thread cannot starve
+them). A worker killed mid-pass stops renewing; when its leases run out
+another worker takes the hosts: feeds whose state was not saved are still
+due, page jobs not committed are still queued, and every write is keyed
+(pages by URL, entries by feed and key, articles by identity under advisory
+locks), so doing a piece of work twice cannot store it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from .config import Config
+from .fetch import Fetcher
+from .metrics import Metrics
+from .pipeline import Poll, PollSummary, recall_hosts, remember_hosts
+from .store import StoreThread
+from .store.postgres import PgStore
+
+log = logging.getLogger("ingest")
+
+HOSTS_PER_PASS = 8  # hosts leased at a time: small, so work spreads over the workers as they free up
+PASSES_AT_ONCE = 2  # passes a worker runs together (one fetching while the other's pages are extracted)
+IDLE_CHECK = 2.0  # seconds between looks for claimable work when there was none
+
+
+def worker_name() -> str:
+    """This process's name in host_leases and workers: machine, pid and a random tag (a restarted
+    worker with the same pid is another worker)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Pass:
+    """One pass: the hosts it holds, and its poll (to abort on a signal)."""
+
+    hosts: frozenset[str]
+    poll: Poll
+    summary: PollSummary | None = None
+
+
+class Worker:
+    """Claims hosts and runs passes over them; shared by the service and ``ingest poll``."""
+
+    def __init__(self, config: Config, store: PgStore, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
+                 db: StoreThread, *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 warned: set[str] | None = None, metrics: Metrics | None = None) -> None:
+        self.config, self.store, self.seeds = config, store, list(seeds)
+        self.fetcher, self.executor, self.db, self.clock = fetcher, executor, db, clock
+        self.rng = rng or random.Random()
+        self.warned = warned if warned is not None else set()
+        self.metrics = metrics
+        self.name = worker_name()
+        self.passes: dict[asyncio.Future, Pass] = {}
+
+    async def start_pass(self) -> asyncio.Future | None:
+        """Lease hosts with work due and start a pass over them; None when there is nothing to take."""
+        lease = self.config.store.lease
+        claimed = await asyncio.to_thread(self.store.claim_hosts, self.name, self.clock(), lease, HOSTS_PER_PASS)
+        if not claimed:
+            return None
+        hosts = frozenset(claimed)
+        for host, not_before in claimed.items():
+            self.fetcher.hold_off(host, not_before)
+        poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock, rng=self.rng,
+                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts)
+        p = Pass(hosts, poll)
+        task = asyncio.ensure_future(self._run(p))
+        self.passes[task] = p
+        task.add_done_callback(self.passes.pop)
+        log.info("event=hosts_leased worker=%s hosts=%d", self.name, len(hosts))
+        return task
+
+    async def _run(self, p: Pass) -> Pass:
+        renewer = asyncio.ensure_future(self._renew(p.hosts))
+        try:
+            await recall_hosts(self.db, self.store, self.fetcher, self.clock())
+            feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
+            p.summary = await p.poll.run(feeds)
+            await remember_hosts(self.db, self.store, self.fetcher, self.clock())
+            if p.poll.alerts:
+                from . import notify
+
+                await asyncio.to_thread(notify.send_alerts, notify.targets(self.config), p.poll.alerts)
+            return p
+        finally:
+            renewer.cancel()
+            spacing = {h: self.fetcher.next_start(h) for h in p.hosts}
+            await asyncio.to_thread(self.store.release_hosts, self.name, spacing)
+
+    async def _renew(self, hosts: frozenset[str]) -> None:
+        lease = self.config.store.lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                kept = await asyncio.to_thread(self.store.renew_hosts, self.name, hosts, self.clock(), lease)
+            except Exception as exc:  # the database is away: the pass goes on; its writes will tell
+                log.error("event=lease_renewal_failed worker=%s reason=%r", self.name, str(exc))
+                continue
+            if kept != hosts:
+                log.warning("event=leases_lost worker=%s hosts=%s (they ran out; another worker may poll them)",
+                            self.name, ",".join(sorted(hosts - kept)))
+
+    async def drain(self) -> PollSummary:
+        """Passes until no host has work due (``ingest poll``): at most PASSES_AT_ONCE at a time."""
+        total = PollSummary()
+        started = time.monotonic()
+        while True:
+            while len(self.passes) < PASSES_AT_ONCE and not self.aborted:
+                if await self.start_pass() is None:
+                    break
+            if not self.passes:
+                break
+            done, _ = await asyncio.wait(list(self.passes), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                _add(total, task.result().summary)
+            if self.aborted:
+                for task in list(self.passes):
+                    _add(total, (await task).summary)
+                break
+        total.seconds = round(time.monotonic() - started, 3)
+        return total
+
+    aborted = False
+
+    def abort(self) -> None:
+        """Stop taking hosts; the running passes abandon unfinished requests and store what is complete."""
+        self.aborted = True
+        for p in self.passes.values():
+            p.poll.abort()
+
+
+def _add(total: PollSummary, s: PollSummary | None) -> None:
+    """Sum one pass's summary into ``total``."""
+    if s is None:
+        return
+    for name in ("feeds_ok", "feeds_not_modified", "feeds_failed", "entries_new", "pages_fetched", "page_errors",
+                 "empty", "blocked", "deferred", "kept", "updated", "rejected", "duplicates"):
+        setattr(total, name, getattr(total, name) + getattr(s, name))
+    total.threshold = s.threshold if s.threshold is not None else total.threshold
+    total.interrupted = total.interrupted or s.interrupted
+    total.failures += s.failures
