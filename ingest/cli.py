@@ -582,10 +582,43 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(text)
             return 0
+        if action == "sync":
+            with open_store(config) as store:
+                done = subs.sync_store(store, config, time.time())
+            where = "PostgreSQL" if config.store.url else str(config.paths.store)
+            print(f"feeds in {where}: {done.active} from {config.path} ({done.added} new, {done.paused} paused); "
+                  f"{done.removed} no longer listed (inactive, history kept)")
+            return 0
     except subs.FeedListError as exc:
         print(f"ingest feeds {action}: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(action)
+
+
+def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
+    with open_store(config, writer=False) as store:
+        version = store.schema_version()
+        where = "PostgreSQL" if config.store.url else str(config.paths.store / "ingest.db")
+    print(f"{where}: schema version {version} ({store.backend}); up to date")
+    return 0
+
+
+def cmd_corpus(config: Config, args: argparse.Namespace) -> int:
+    from .corpus import sync_folder
+
+    folder = Path(args.dir)
+    if not config.store.url:
+        if folder.resolve() == (config.paths.store / "corpus").resolve():
+            print(f"ingest corpus sync: {folder} is the store's own corpus folder (SQLite keeps it current)",
+                  file=sys.stderr)
+            return 0
+    with open_store(config, readonly=True) as store:
+        try:
+            done = sync_folder(folder, store.corpus_files(), store.withdrawn_files())
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write: {exc.strerror or exc}") from None
+    print(f"{folder}: {done.written} written, {done.unchanged} unchanged, {done.removed} removed (withdrawn)")
+    return 0
 
 
 async def _discover(config: Config, url: str):
@@ -804,6 +837,30 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(headers, cookie, proxy) are not exported.")
     q.add_argument("--output", metavar="FILE", help="write to this file instead of stdout")
     q.set_defaults(func=cmd_feeds)
+    q = feeds_sub.add_parser("sync", parents=[common], help="load config.toml's feeds into the store (PostgreSQL)",
+                             description="Make the store's feeds table match config.toml: new feeds are added "
+                                         "with a staggered first poll, removed ones go inactive (their history "
+                                         "stays), paused ones are kept as they are. On PostgreSQL this is the "
+                                         "one way feeds reach the workers; on SQLite the service does it "
+                                         "itself.")
+    q.set_defaults(func=cmd_feeds)
+
+    p = sub.add_parser("migrate", parents=[common], help="create or upgrade the store's schema",
+                       description="Create the tables (a new store) or upgrade them to this version's schema, "
+                                   "on SQLite or on the PostgreSQL database of [store] url. Safe to run while "
+                                   "workers run: they wait for it (an advisory lock on PostgreSQL).")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("corpus", parents=[common], help="write the corpus folder from the index",
+                       description="On PostgreSQL article text lives in the database; `corpus sync DIR` "
+                                   "writes it as seeds-format files (NNN_<hex>.txt) into DIR: new and changed "
+                                   "articles written atomically, withdrawn ones removed, other files left "
+                                   "alone. Idempotent. A worker also keeps [paths] store's corpus/ current "
+                                   "every few minutes (one worker, elected).")
+    corpus_sub = p.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    q = corpus_sub.add_parser("sync", parents=[common], help="write the corpus articles into DIR")
+    q.add_argument("dir", metavar="DIR", help="the folder to write (created if missing)")
+    q.set_defaults(func=cmd_corpus)
     return parser
 
 

@@ -9,7 +9,8 @@ then renamed into place (see ingest.store.sqlite, ``recover``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .urls import url_hash
@@ -75,6 +76,46 @@ def remove_temp_files(folder: Path) -> int:
         tmp.unlink(missing_ok=True)
         n += 1
     return n
+
+
+@dataclass
+class SyncReport:
+    written: int = 0  # new or changed files
+    unchanged: int = 0
+    removed: int = 0  # files of articles taken out of the corpus
+
+
+def sync_folder(folder: Path, articles: Iterable[tuple[str, str, str, float]], withdrawn: Iterable[str]) -> SyncReport:
+    """Make ``folder`` hold ``articles`` (file name, title, text, last changed) in the seeds' format.
+    A file is rewritten (atomically: temp name, fsync, rename) only when missing, of another size,
+    or older than its article's last change; the files of ``withdrawn`` articles are removed; any
+    other file is left alone (the folder may hold the seeds, or notes). Idempotent."""
+    folder.mkdir(parents=True, exist_ok=True)
+    report = SyncReport()
+    for name, title, text, changed in articles:
+        data = render(title, text).encode("utf-8")
+        path = folder / name
+        try:
+            st = path.stat()
+            if st.st_size == len(data) and st.st_mtime >= changed:
+                report.unchanged += 1
+                continue
+        except FileNotFoundError:
+            pass
+        tmp = folder / (TMP_PREFIX + name)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        report.written += 1
+    for name in withdrawn:
+        try:
+            (folder / name).unlink()
+            report.removed += 1
+        except FileNotFoundError:
+            pass
+    return report
 
 
 # the names the rest of the code knew first

@@ -47,9 +47,10 @@ from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
-from .schedule import FeedOutcome, FeedState, backoff, first_poll, plan
+from .schedule import FeedOutcome, FeedState, backoff, plan
 from .seeds import SeedError, load_seeds
 from .store import SqlStore, StoreThread, open_store
+from .subscriptions import sync_store
 from .worker import kill_workers, make_executor
 from .workers import IDLE_CHECK, PASSES_AT_ONCE, Worker
 
@@ -59,6 +60,7 @@ log = logging.getLogger("ingest")
 
 IDLE_RECHECK = 3600.0  # seconds between checks when no feed has a next poll time
 FEEDBACK_EVERY = 3.0  # seconds between looks for queued verdicts and changed seeds
+CORPUS_SYNC_EVERY = 300.0  # seconds between writes of the corpus folder from PostgreSQL
 SIGNAL_ECHO = 0.2  # a second stop signal sooner than this is the first one delivered twice
 
 
@@ -118,6 +120,9 @@ class Service:
             # count as a second running instance and be skipped)
             self.scheduler.add_job(self._feedback_job, "interval", seconds=FEEDBACK_EVERY, id="feedback",
                                    max_instances=1, coalesce=True)
+            if self.worker is not None:  # the corpus folder follows the database (one worker per slot)
+                self.scheduler.add_job(self._corpus_job, "interval", seconds=CORPUS_SYNC_EVERY, id="corpus",
+                                       max_instances=1, coalesce=True)
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._start_web()
@@ -286,12 +291,7 @@ class Service:
 
     def _sync_feeds(self) -> None:
         """In the store's thread: match the feeds table to the config; give new feeds a staggered first poll."""
-        now = self.clock()
-        self.store.sync_feeds((f.url, f.name, f.enabled) for f in self.config.feeds)
-        feeds = self.store.feeds()
-        for f in feeds:
-            if f.next_poll is None and f.state != "disabled":
-                self.store.update_feed(f.id, next_poll=first_poll(f.config_url, len(feeds), self.config.schedule, now))
+        sync_store(self.store, self.config, self.clock())
 
     async def _arm_poll(self) -> None:
         if self.scheduler is None or self.stopping.is_set():
@@ -432,6 +432,23 @@ class Service:
                             it.url, it.id, it.score, it.threshold, it.id)
         except Exception:
             log.exception("event=rescore_failed")
+
+    async def _corpus_job(self) -> None:
+        """On PostgreSQL: write [paths] store's corpus/ from the database, by one worker per slot."""
+        from .corpus import sync_folder
+
+        now = self.clock()
+        assert self.worker is not None
+        if self.stopping.is_set() or not await self.db(self.store.elect, "corpus", now - now % CORPUS_SYNC_EVERY,
+                                                        self.worker.name, now):
+            return
+        try:
+            folder = self.config.paths.store / "corpus"
+            done = await asyncio.to_thread(lambda: sync_folder(folder, self.store.corpus_files(),
+                                                               self.store.withdrawn_files()))
+            log.info("event=corpus_synced folder=%s written=%d removed=%d", folder, done.written, done.removed)
+        except Exception:
+            log.exception("event=corpus_sync_failed")
 
     async def _digest_job(self) -> None:
         from . import notify

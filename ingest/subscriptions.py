@@ -26,6 +26,7 @@ import tomlkit
 from .config import Config, ConfigError, FeedSettings, load_config
 from .feeds import FeedKind, ParsedFeed, parse_feed
 from .fetch import Fetcher
+from .store import SqlStore
 from .urls import display, normalize, scheme_reason
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -288,3 +289,32 @@ def write_opml(feeds: tuple[FeedSettings, ...], title: str = "seed-ingest feeds"
         ET.SubElement(folders[path], "outline", type="rss", text=name, title=name, xmlUrl=f.url)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+@dataclass(frozen=True)
+class StoreSync:
+    """What ``sync_store`` changed in the feeds table."""
+
+    added: int
+    removed: int  # no longer in the config: inactive, history kept
+    paused: int  # enabled = false
+    active: int  # feeds in the config
+
+
+def sync_store(store: SqlStore, config: Config, now: float) -> StoreSync:
+    """Make the store's feeds table match the config: new feeds get a first poll time spread over a
+    window (so N new feeds do not fire together), removed ones go inactive with their history,
+    unchanged ones keep their state. The service does this itself on SQLite; on PostgreSQL it is
+    ``ingest feeds sync``'s alone, so workers never fight over the list."""
+    from .schedule import first_poll
+
+    before = {f.config_url: f for f in store.feeds(active_only=False)}
+    store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
+    feeds = store.feeds()
+    for f in feeds:
+        if f.next_poll is None and f.state != "disabled":
+            store.update_feed(f.id, next_poll=first_poll(f.config_url, len(feeds), config.schedule, now))
+    wanted = {f.url for f in config.feeds}
+    return StoreSync(added=len(wanted - {u for u, f in before.items() if f.active}),
+                     removed=sum(1 for u, f in before.items() if f.active and u not in wanted),
+                     paused=sum(1 for f in config.feeds if not f.enabled), active=len(wanted))

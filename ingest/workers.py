@@ -91,7 +91,7 @@ class Worker:
         task = asyncio.ensure_future(self._run(p))
         self.passes[task] = p
         task.add_done_callback(self.passes.pop)
-        log.info("event=hosts_leased worker=%s hosts=%d", self.name, len(hosts))
+        log.info("event=hosts_leased worker=%s hosts=%s", self.name, ",".join(sorted(hosts)))
         return task
 
     async def _run(self, p: Pass) -> Pass:

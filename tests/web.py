@@ -38,6 +38,7 @@ class Request:
     at: float
     method: str = "GET"
     body: bytes = b""
+    peer: int = 0  # the client's port: requests on one connection share it
 
 
 class Host:
@@ -64,7 +65,7 @@ class Host:
                     host.in_flight += 1
                     host.max_in_flight = max(host.max_in_flight, host.in_flight)
                     host.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                 time.monotonic(), self.command, body))
+                                                 time.monotonic(), self.command, body, self.client_address[1]))
                 try:
                     host._serve(self)
                 finally:

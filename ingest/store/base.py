@@ -102,6 +102,10 @@ class SqlStore:
 
     # -- what each backend provides -------------------------------------
 
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
     def elect(self, job: str, slot: float, worker: str, now: float) -> bool:
         """Whether this process runs ``job`` for ``slot``: always, with one writer (SQLite)."""
         return True
@@ -832,6 +836,26 @@ class SqlStore:
     def articles(self) -> Iterator[Record]:
         """The articles in the corpus folder (not the withdrawn ones), in file order."""
         yield from self.db.execute("SELECT * FROM articles WHERE withdrawn IS NULL ORDER BY number")
+
+    def corpus_files(self, batch: int = 500) -> Iterator[tuple[str, str, str, float]]:
+        """Every article in the corpus as (file name, title, text, last changed), in number order,
+        read a batch at a time (``ingest corpus sync`` on 100,000 articles holds one batch)."""
+        after = -1
+        while True:
+            rows = self.db.execute("SELECT * FROM articles WHERE withdrawn IS NULL AND number > ? ORDER BY number "
+                                   "LIMIT ?", (after, batch)).fetchall()
+            for r in rows:
+                body = self.article_body(r)
+                if body is not None:
+                    yield r["path"].split("/", 1)[1], body[0], body[1], r["updated"] or r["fetched"]
+            if len(rows) < batch:
+                return
+            after = rows[-1]["number"]
+
+    def withdrawn_files(self) -> list[str]:
+        """File names of the articles taken out of the corpus."""
+        return [r[0].split("/", 1)[1] for r in self.db.execute(
+            "SELECT path FROM articles WHERE withdrawn IS NOT NULL ORDER BY number")]
 
     def feed_counts(self) -> dict[int, tuple[int, int]]:
         """feed id -> (entries seen, articles kept)."""

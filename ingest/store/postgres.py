@@ -276,10 +276,6 @@ class PgStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"[store] url {redact(self.url)}: {_first_line(exc)}") from None
 
-    def schema_version(self) -> int:
-        row = self.db.execute("SELECT version FROM schema_version").fetchone()
-        return int(row[0]) if row else 0
-
     def transaction(self) -> Any:
         return self.db.transaction()
 
@@ -347,9 +343,13 @@ class PgStore(SqlStore):
     def claim_hosts(self, worker: str, now: float, lease: float, limit: int) -> dict[str, float]:
         """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs), the longest
         waiting first, skipping hosts another worker holds (``FOR UPDATE SKIP LOCKED``: workers
-        claiming at the same moment take different hosts). Returns host -> no request before (the
+        claiming at the same moment take different hosts), and no more than this worker's share
+        of them (the due hosts divided by the workers seen within a lease). Returns host -> no request before (the
         spacing the host's previous holder left)."""
         with self.transaction() as db:
+            db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
+                       "SET seen = excluded.seen", (worker, now, now))
+            live = db.execute("SELECT COUNT(*) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
             due = [r[0] for r in db.execute(
                 "SELECT host FROM (SELECT host, next_poll AS t FROM feeds WHERE active=1 AND enabled=1 "
                 "AND state <> 'disabled' AND next_poll <= ? AND (retry_after IS NULL OR retry_after <= ?) "
@@ -359,6 +359,7 @@ class PgStore(SqlStore):
                 (now, now, now, now, limit * 4))]
             if not due:
                 return {}
+            limit = min(limit, -(-len(due) // max(1, live)))  # a fair share: the others take theirs
             db.executemany("INSERT INTO host_leases (host) VALUES (?) ON CONFLICT DO NOTHING", [(h,) for h in due])
         with self.transaction() as db:
             rows = db.execute(
