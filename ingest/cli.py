@@ -42,7 +42,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
-        executor = make_executor(language=config.relevance.language)
+        executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
             if sys.stderr.isatty():

@@ -144,6 +144,13 @@ FEED_KEYS = ("url", "name", "category", "user_agent", "headers", "cookie", "prox
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """This process's share of the machine."""
+
+    processes: int = 0  # extraction and scoring processes (0: one per core)
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """Where the index lives: SQLite in [paths] store (no url), or PostgreSQL for several workers."""
 
@@ -163,6 +170,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def feed(self, url: str) -> FeedSettings | None:
         """The [[feeds]] table of a feed by its URL as written."""
@@ -372,7 +380,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
 
-    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web", "notify", "store"}
+    sections = {"paths", "fetch", "relevance", "schedule", "digest", "feeds", "web", "notify", "store", "worker"}
     for key in data:
         if key not in sections:
             hint = difflib.get_close_matches(key, sorted(sections), n=1)
@@ -505,9 +513,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     store_settings = StoreSettings(url=db_url.strip(), lease=r.duration("lease", StoreSettings.lease, minimum=1))
     r.done()
 
+    r = _Reader(file, data, "worker", ["processes"])
+    worker = WorkerSettings(processes=r.get("processes", int, 0, check=lambda v: 0 <= v <= 256,
+                                            expected="a number of processes (0: one per core)"))
+    r.done()
+
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
                   schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web,
-                  notify=notify, store=store_settings)
+                  notify=notify, store=store_settings, worker=worker)
 
 
 def _pg_url_ok(value: str) -> bool:

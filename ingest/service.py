@@ -75,7 +75,7 @@ class Service:
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
         self.store: SqlStore = open_store(config)
-        self.executor: Executor = make_executor(language=config.relevance.language)
+        self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
         self.reader: SqlStore | None = None  # the web view's read-only connection
@@ -504,13 +504,13 @@ def last_fire(trigger: CronTrigger, now: float) -> float:
     return now
 
 
-RESTART_KEYS = ("paths.store", "web.listen", "store.url")  # everything else is applied by SIGHUP
+RESTART_KEYS = ("paths.store", "web.listen", "store.url", "worker.processes")  # everything else is applied by SIGHUP
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The config keys whose values differ, as "section.key" (and "feeds")."""
     out = []
-    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web", "store"):
+    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web", "store", "worker"):
         a, b = getattr(old, section), getattr(new, section)
         out += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
     if old.feeds != new.feeds:

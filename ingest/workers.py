@@ -125,22 +125,27 @@ class Worker:
                             self.name, ",".join(sorted(hosts - kept)))
 
     async def drain(self) -> PollSummary:
-        """Passes until no host has work due (``ingest poll``): at most PASSES_AT_ONCE at a time."""
-        total = PollSummary()
+        """Passes until no host has work due (``ingest poll``): at most PASSES_AT_ONCE at a time. A
+        pass may queue page jobs for hosts another pass held, so "nothing to claim" only counts
+        when no pass was running during the claim."""
         started = time.monotonic()
-        while True:
+        tasks: list[asyncio.Future] = []
+        while not self.aborted:
             while len(self.passes) < PASSES_AT_ONCE and not self.aborted:
-                if await self.start_pass() is None:
+                task = await self.start_pass()
+                if task is None:
                     break
+                tasks.append(task)
             if not self.passes:
-                break
-            done, _ = await asyncio.wait(list(self.passes), return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                _add(total, task.result().summary)
-            if self.aborted:
-                for task in list(self.passes):
-                    _add(total, (await task).summary)
-                break
+                task = await self.start_pass()  # every pass has committed: is anything left?
+                if task is None:
+                    break
+                tasks.append(task)
+                continue
+            await asyncio.wait(list(self.passes), return_when=asyncio.FIRST_COMPLETED)
+        total = PollSummary()
+        for task in tasks:
+            _add(total, (await task).summary)
         total.seconds = round(time.monotonic() - started, 3)
         return total
 

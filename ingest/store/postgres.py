@@ -228,10 +228,11 @@ class PgStore(SqlStore):
         if readonly:
             kwargs["options"] = "-c default_transaction_read_only=on"
         try:
+            psycopg.connect(url, connect_timeout=10).close()  # fails at once when nothing answers
             pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, kwargs=kwargs, open=False,
                                   name="seed-ingest")
             pool.open(wait=True, timeout=15)
-        except (psycopg.Error, Exception) as exc:
+        except Exception as exc:  # psycopg.Error, the pool's timeout, a malformed URL
             raise StoreError(f"[store] url {redact(url)}: cannot connect to PostgreSQL: "
                              f"{_first_line(exc)}") from None
         store = cls(root, PgConnection(pool), url)

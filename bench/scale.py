@@ -1,0 +1,152 @@
+"""Scaling out on PostgreSQL: N workers against one worker, and PostgreSQL against SQLite.
+
+On the real-page simulated web (bench/simweb.py: saved news pages, 100 ms
+latency), each run starts from an empty store and ends when every page of
+every feed is stored:
+
+  (1) one `ingest run` worker with one extraction process   (the baseline)
+  (2) two `ingest run` workers with one extraction process each
+  (3) `ingest poll` on PostgreSQL, one process with two extraction processes
+  (4) `ingest poll` on SQLite, the same                       (the default)
+
+and prints pages/s with the ratios (2)/(1) and (3)/(4). Workers are timed
+from the moment `ingest feeds sync` hands them the feeds (they are already
+running and registered) to the last page's row; polls as the whole command.
+Needs a PostgreSQL server (INGEST_BENCH_PG, default the local one); each run
+gets a database of its own, dropped afterwards.
+
+    python bench/scale.py [--hosts 20 --feeds 4 --entries 10 --latency 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from run import make_seeds, run_ingest  # noqa: E402
+from simweb import SimWeb  # noqa: E402
+
+SERVER = os.environ.get("INGEST_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def database() -> str:
+    import psycopg
+
+    name = f"ingest_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(SERVER)._replace(path="/" + name))
+
+
+def drop(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+
+
+def one(url: str, sql: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def write_config(folder: Path, feeds: list[str], seeds: Path, *, pg: str = "", processes: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "config.toml"
+    store = f'[store]\nurl = "{pg}"\n' if pg else ""
+    cfg.write_text(f'[paths]\nseeds = "{seeds}"\nstore = "store"\n'
+                   "[fetch]\nallow_private_networks = true\nhost_delay = 0\nper_host = 4\nrobots = true\n"
+                   f'[worker]\nprocesses = {processes}\n{store}[web]\nlisten = ""\n'
+                   '[schedule]\npoll_interval = "1s"\nmin_interval = "1d"\n'
+                   + "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
+    return cfg
+
+
+def workers_run(folder: Path, feeds: list[str], seeds: Path, n_workers: int, expected: int) -> tuple[float, int]:
+    """(seconds, pages stored) for ``n_workers`` `ingest run` workers with one extraction process each."""
+    url = database()
+    procs: list[subprocess.Popen] = []
+    try:
+        cfg = write_config(folder, feeds, seeds, pg=url, processes=1)
+        subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "migrate"], cwd=ROOT, check=True,
+                       capture_output=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for i in range(n_workers):
+            with open(folder / f"worker{i}.log", "w") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "run"],
+                                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
+        while one(url, "SELECT COUNT(*) FROM workers") < n_workers:  # all up before the feeds arrive
+            time.sleep(0.1)
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "feeds", "sync"], cwd=ROOT,
+                       check=True, capture_output=True)
+        done = "SELECT COUNT(*) FROM pages WHERE retry_at IS NULL"
+        while one(url, done) < expected or one(url, "SELECT COUNT(*) FROM feeds WHERE last_poll IS NULL"):
+            if any(p.poll() is not None for p in procs):
+                sys.exit(f"a worker died: see {folder}")
+            time.sleep(0.1)
+        seconds = time.monotonic() - started
+        return seconds, one(url, done)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        drop(url)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hosts", type=int, default=20)
+    ap.add_argument("--feeds", type=int, default=4)
+    ap.add_argument("--entries", type=int, default=10)
+    ap.add_argument("--latency", type=float, default=0.1)
+    args = ap.parse_args()
+    expected = args.hosts * args.feeds * args.entries
+    web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18110).start()
+    rows: list[tuple[str, float, float]] = []
+    try:
+        feeds = web.feed_urls()
+        with tempfile.TemporaryDirectory() as tmp_s:
+            tmp = Path(tmp_s)
+            seeds = make_seeds(tmp)
+            for label, n in (("(1) 1 worker x 1 extraction process", 1), ("(2) 2 workers x 1 extraction process", 2)):
+                secs, pages = workers_run(tmp / f"w{n}", feeds, seeds, n, expected)
+                rows.append((label, secs, pages / secs))
+            url = database()
+            try:
+                cfg = write_config(tmp / "pg", feeds, seeds, pg=url, processes=2)
+                secs, out, _ = run_ingest(cfg, "poll", "--json")
+                rows.append(("(3) ingest poll, PostgreSQL, 2 processes", secs, out["pages_fetched"] / secs))
+            finally:
+                drop(url)
+            cfg = write_config(tmp / "sqlite", feeds, seeds, processes=2)
+            secs, out, _ = run_ingest(cfg, "poll", "--json")
+            rows.append(("(4) ingest poll, SQLite, 2 processes", secs, out["pages_fetched"] / secs))
+    finally:
+        web.stop()
+    print(f"simulated web: {args.hosts} hosts x {args.feeds} feeds x {args.entries} real pages "
+          f"({expected} pages), {args.latency * 1000:.0f} ms latency; {os.cpu_count()} cores")
+    for label, secs, pps in rows:
+        print(f"{label:<44} {secs:6.1f} s  {pps:6.1f} pages/s")
+    print(f"2 workers / 1 worker:  {rows[1][2] / rows[0][2]:.2f}x   (target >= 1.7)")
+    print(f"PostgreSQL / SQLite:   {rows[2][2] / rows[3][2]:.2f}x   (target >= 0.85)")
+
+
+if __name__ == "__main__":
+    main()
