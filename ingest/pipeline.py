@@ -7,7 +7,7 @@ whatever the number of feeds listing it) and handed to the worker processes
 chunks of CHUNK_PAGES: a chunk is scored against the seeds (the model
 learning from the store's window plus the chunk), decided (ingest.decide)
 and committed, each page in its own transaction, in the store's thread.
-At most MAX_PAGES_HELD pages are fetched but not yet committed: fetching
+At most two chunks of pages are fetched but not yet committed: fetching
 waits for decisions, so memory does not grow with the size of the poll.
 
 A feed's validators (ETag, Last-Modified, body hash) are saved only after
@@ -52,7 +52,7 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
                "application/xml;q=0.8, */*;q=0.5")
 CHUNK_PAGES = 512  # pages decided and committed together
 MAX_FEEDS_IN_FLIGHT = 256  # feeds being fetched and parsed at once (the rest wait their turn, as rows)
-MAX_PAGES_HELD = 2 * CHUNK_PAGES  # pages fetched (or being fetched) but not yet committed: bounds a poll's memory
+FEED_BACKLOG = 10  # pages a feed not yet read counts for in Poll.backlog
 MAX_SITEMAP_DEPTH = 2  # an index of indexes of sitemaps, no deeper
 MAX_SITEMAP_FETCHES = 10  # child sitemaps fetched per feed and poll (most recently modified first)
 
@@ -110,7 +110,7 @@ class _PageJob:
     task: asyncio.Future | None = None
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
     fetched: bool = False  # the request is done (extraction may still run)
-    holds_room: bool = False  # holds one of the poll's MAX_PAGES_HELD places
+    holds_room: bool = False  # holds one of the poll's places (two chunks' worth)
     decided: bool = False  # committed: its row exists; a feed listing it later records itself as a source
 
 
@@ -134,7 +134,7 @@ class Poll:
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  warned: set[str] | None = None, metrics: Metrics | None = None,
                  progress: ProgressHook | None = None, db: StoreThread | None = None,
-                 hosts: frozenset[str] | None = None) -> None:
+                 hosts: frozenset[str] | None = None, chunk: int | None = None) -> None:
         self.metrics = metrics
         self.progress = progress
         # a worker's poll (ingest.workers): the hosts it holds; a page elsewhere becomes a page job for
@@ -159,11 +159,18 @@ class Poll:
         self._waiting_feeds: Iterator[FeedRow] = iter(())
         self._aborted = False
         self._pages_left = 0  # page jobs not yet taken by the consumer
-        self._room = asyncio.Semaphore(MAX_PAGES_HELD)  # a page takes a place before its request, gives it
-        # back once committed: fetching waits for the decisions instead of piling bodies up in memory
+        # a page takes a place before its request, gives it back once committed: fetching waits for the
+        # decisions instead of piling bodies up in memory (at most 2 chunks held)
+        self.chunk = chunk or CHUNK_PAGES  # pages decided and committed together
+        self._room = asyncio.Semaphore(2 * self.chunk)
         self.threshold: Threshold | None = None
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
+
+    def backlog(self) -> int:
+        """Work in the pipeline not yet at the decisions: pages being fetched or extracted, and the
+        feeds still to read (each likely to bring pages). A worker starts another pass when low."""
+        return self._pages_left + FEED_BACKLOG * self._feeds_left
 
     def _options(self, feed_id: int | None) -> RequestOptions:
         return request_options(self.settings.get(feed_id)) if feed_id is not None else NO_OPTIONS
@@ -206,7 +213,7 @@ class Poll:
                 elif job.holds_room:  # abandoned or crashed: its place is free now
                     job.holds_room = False
                     self._room.release()
-            if len(chunk) >= CHUNK_PAGES or (chunk and not self._feeds_left and not self._pages_left):
+            if len(chunk) >= self.chunk or (chunk and not self._feeds_left and not self._pages_left):
                 await self._decide_chunk(chunk)
                 for done_job, _ in chunk:
                     done_job.decided = True

@@ -52,7 +52,7 @@ from .seeds import SeedError, load_seeds
 from .store import SqlStore, StoreThread, open_store
 from .subscriptions import sync_store
 from .worker import kill_workers, make_executor
-from .workers import IDLE_CHECK, PASSES_AT_ONCE, Worker
+from .workers import BUSY_CHECK, IDLE_CHECK, Worker
 
 T = TypeVar("T")
 
@@ -170,15 +170,19 @@ class Service:
         log.info("event=web_listening url=http://%s/", web.listen)
 
     async def _work_loop(self, worker: Worker) -> None:
-        """On PostgreSQL: lease hosts with work due and poll them, PASSES_AT_ONCE passes at a time;
-        with nothing to take, look again every IDLE_CHECK seconds (other workers queue page jobs)."""
+        """On PostgreSQL: lease hosts with work due and poll them, a pass at a time whenever the running
+        passes leave the extraction processes short of work (Worker.wants_work); with nothing to
+        take, look again every IDLE_CHECK seconds (other workers queue page jobs)."""
         stop = asyncio.ensure_future(self.stopping.wait())
         idle = False
         while not self.stopping.is_set():
-            if idle or len(worker.passes) >= PASSES_AT_ONCE:
-                await asyncio.wait([stop, *worker.passes], timeout=IDLE_CHECK, return_when=asyncio.FIRST_COMPLETED)
+            if idle or not worker.wants_work():
+                await asyncio.wait([stop, *worker.passes], timeout=IDLE_CHECK if idle else BUSY_CHECK,
+                                   return_when=asyncio.FIRST_COMPLETED)
                 if self.stopping.is_set():
                     break
+                if not idle and not worker.wants_work():
+                    continue
             worker.config, worker.seeds, worker.fetcher = self.config, self.seeds, self.fetcher
             try:
                 task = await worker.start_pass()

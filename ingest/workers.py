@@ -42,9 +42,12 @@ from .store.postgres import PgStore
 
 log = logging.getLogger("ingest")
 
-HOSTS_PER_PASS = 8  # hosts leased at a time: small, so work spreads over the workers as they free up
-PASSES_AT_ONCE = 2  # passes a worker runs together (one fetching while the other's pages are extracted)
+HOSTS_PER_PASS = 4  # hosts leased at a time: small, so work spreads over the workers as they free up
+MAX_PASSES = 4  # passes a worker runs together (each holds at most two chunks of pages: a bound on memory)
+PASS_CHUNK = 256  # a pass decides and commits its pages in chunks of this many (each chunk is scored once)
+BACKLOG_PER_PROCESS = 8  # another pass starts when the pages waiting for extraction fall below this per process
 IDLE_CHECK = 2.0  # seconds between looks for claimable work when there was none
+BUSY_CHECK = 0.25  # seconds between looks at the backlog while passes run
 
 
 def worker_name() -> str:
@@ -75,6 +78,14 @@ class Worker:
         self.metrics = metrics
         self.name = worker_name()
         self.passes: dict[asyncio.Future, Pass] = {}
+        self.processes = config.worker.processes or os.cpu_count() or 1
+
+    def wants_work(self) -> bool:
+        """Room for another pass: the passes running leave the extraction processes short of work
+        soon (a pass is started before the pipeline runs dry, not after a pass has ended)."""
+        if len(self.passes) >= MAX_PASSES:
+            return False
+        return sum(p.poll.backlog() for p in self.passes.values()) < BACKLOG_PER_PROCESS * self.processes
 
     async def start_pass(self) -> asyncio.Future | None:
         """Lease hosts with work due and start a pass over them; None when there is nothing to take."""
@@ -86,7 +97,7 @@ class Worker:
         for host, not_before in claimed.items():
             self.fetcher.hold_off(host, not_before)
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock, rng=self.rng,
-                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts)
+                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts, chunk=PASS_CHUNK)
         p = Pass(hosts, poll)
         task = asyncio.ensure_future(self._run(p))
         self.passes[task] = p
@@ -125,13 +136,13 @@ class Worker:
                             self.name, ",".join(sorted(hosts - kept)))
 
     async def drain(self) -> PollSummary:
-        """Passes until no host has work due (``ingest poll``): at most PASSES_AT_ONCE at a time. A
+        """Passes until no host has work due (``ingest poll``), started as the backlog runs low. A
         pass may queue page jobs for hosts another pass held, so "nothing to claim" only counts
         when no pass was running during the claim."""
         started = time.monotonic()
         tasks: list[asyncio.Future] = []
         while not self.aborted:
-            while len(self.passes) < PASSES_AT_ONCE and not self.aborted:
+            while self.wants_work() and not self.aborted:
                 task = await self.start_pass()
                 if task is None:
                     break
@@ -142,7 +153,7 @@ class Worker:
                     break
                 tasks.append(task)
                 continue
-            await asyncio.wait(list(self.passes), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(list(self.passes), timeout=BUSY_CHECK, return_when=asyncio.FIRST_COMPLETED)
         total = PollSummary()
         for task in tasks:
             _add(total, (await task).summary)

@@ -179,13 +179,12 @@ def test_a_page_decided_early_is_still_a_source_of_a_feed_that_lists_it_later(tm
 
 def test_a_poll_holds_a_bounded_number_of_pages(tmp_path, seeds_dir, web, monkeypatch):
     """Fetching waits for decisions: at any request, the pages requested but not yet committed
-    never exceed MAX_PAGES_HELD, however many feeds the poll has."""
+    never exceed two chunks, however many feeds the poll has."""
     import ingest.pipeline
 
     from .web import Host
 
     monkeypatch.setattr(ingest.pipeline, "CHUNK_PAGES", 2)
-    monkeypatch.setattr(ingest.pipeline, "MAX_PAGES_HELD", 4)
     monkeypatch.setattr(ingest.pipeline, "MAX_FEEDS_IN_FLIGHT", 3)
     db_path = tmp_path / "store" / "ingest.db"
     outstanding: list[int] = []

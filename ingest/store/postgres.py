@@ -92,8 +92,8 @@ class _Result:
 
 class PgConnection:
     """``execute``/``executemany`` as sqlite3's, over a pool: outside a transaction each statement
-    takes a connection for itself; inside :meth:`transaction` the thread keeps one (nested
-    transactions are savepoints)."""
+    takes a connection for itself; inside :meth:`transaction` the thread keeps one (a transaction
+    opened inside another joins it: no savepoint round trips)."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
@@ -102,9 +102,8 @@ class PgConnection:
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:
         conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            with conn.transaction():
-                yield self
+        if conn is not None:  # inside one already: part of it (a failure rolls the whole one back)
+            yield self
             return
         with self.pool.connection() as conn:
             self._local.conn = conn
@@ -285,8 +284,8 @@ class PgStore(SqlStore):
         """One transaction holding advisory locks on ``keys`` (sorted: two workers locking
         overlapping sets cannot deadlock); the check and the insert run inside it."""
         with self.transaction() as db:
-            for k in sorted({lock_id(k) for k in keys}):
-                db.execute("SELECT pg_advisory_xact_lock(?)", (k,))
+            ids = sorted({lock_id(k) for k in keys})
+            db.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k", (ids,))
             yield
 
     def _next_number(self) -> int:
