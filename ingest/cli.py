@@ -286,10 +286,16 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
               f"{'writable' if h.store_writable else 'not writable'}"
               + "".join(f"; {p}" for p in h.problems))
         return 0 if h.ok else 1
+    workers: list = []
     with open_store(config, readonly=True) as store:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
         learning = store.learning_counts()
+        if config.store.url:
+            from .store.postgres import PgStore
+
+            assert isinstance(store, PgStore)
+            workers = [(w["name"], w["hosts"], w["seen"]) for w in store.workers(time.time(), config.store.lease)]
     configured = {f.url for f in config.feeds}
     now = time.time()
     out = []
@@ -322,7 +328,11 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     window, relevant, irrelevant, pending = learning
     model = "logistic regression" if window >= MIN_STREAM else f"cosine (learns once {MIN_STREAM} pages are in)"
     print(f"relevance: {model} on a window of {window} recent pages; your verdicts: {relevant} relevant, "
-          f"{irrelevant} not{f', {pending} not applied yet' if pending else ''} (ingest review asks)\n")
+          f"{irrelevant} not{f', {pending} not applied yet' if pending else ''} (ingest review asks)")
+    if config.store.url:
+        print(f"workers (PostgreSQL): {len(workers)} seen in the last {config.store.lease:g}s"
+              + "".join(f"\n  {name}: {hosts} host(s) held, seen {_iso(seen)}" for name, hosts, seen in workers))
+    print()
     for r in out:
         flag = "" if r["in_config"] else " (removed from config)"
         print(f"{r['state']:<9} {r['config_url']}{flag}")

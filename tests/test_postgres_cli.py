@@ -37,6 +37,8 @@ def test_commands_on_postgresql(tmp_path, seeds_dir, web, pg_url):
     status = json.loads(run_cli("--config", cfg, "status", "--json").out)
     assert len(status["feeds"]) == 5 if isinstance(status, dict) else len(status) == 5
     assert run_cli("--config", cfg, "check").code == 0
+    text = run_cli("--config", cfg, "status").out
+    assert "workers (PostgreSQL): 2 seen" in text  # each `ingest poll` was a worker, within a lease
     # a verdict takes an article out; rescore and review read the same rows
     aid = exported[0]["id"]
     assert run_cli("--config", cfg, "mark", f"a{aid}" if not str(aid).startswith("a") else aid,
