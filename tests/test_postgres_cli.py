@@ -71,3 +71,36 @@ def test_bad_store_url_names_the_key(tmp_path, seeds_dir):
 
 
 assert ON  # the fixture articles the news web serves
+
+
+def test_web_view_on_postgresql(tmp_path, seeds_dir, web, pg_url):
+    """`ingest serve` over the database: pages, search, a verdict that takes an article out, health."""
+    import re
+    import signal
+
+    import httpx
+
+    from .test_web import _csrf, _free_port, _serve
+
+    news = build_news_web(web)
+    cfg = _config(tmp_path, news, pg_url)
+    assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        with httpx.Client(base_url=f"http://{listen}", timeout=10) as client:
+            ids = [int(i) for i in re.findall(r'href="/a/(\d+)"', client.get("/").text)]
+            assert len(ids) == 4
+            for path in ["/", *(f"/a/{i}" for i in ids), "/search?q=gold", "/feeds", "/review", "/digests"]:
+                assert client.get(path).status_code == 200, path
+            assert "<mark>" in client.get("/search", params={"q": "gold"}).text.lower()
+            token = _csrf(client, f"/a/{ids[0]}")
+            done = client.post(f"/a/{ids[0]}/verdict", data={"verdict": "irrelevant", "csrf": token})
+            assert done.status_code == 303
+            assert f'href="/a/{ids[0]}"' not in client.get("/").text
+            health = client.get("/healthz")
+            assert health.status_code == 200 and health.json()["ok"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
