@@ -564,12 +564,13 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             print(f"       {what}")
             for other in found.also:
                 print(f"       the page also links {display(other)}")
-            print("the running service picks it up within seconds (or send it SIGHUP)", file=sys.stderr)
+            print(_feed_list_applies(config), file=sys.stderr)
             return 0
         if action == "remove":
             gone = subs.remove_feed(config.path, args.ref, config.feeds)
             print(f"removed: {gone.name + '  ' if gone.name else ''}{display(gone.url)} (its articles and "
                   f"history stay in the store)")
+            print(_feed_list_applies(config), file=sys.stderr)
             return 0
         if action == "import":
             try:
@@ -583,6 +584,8 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
                   f"{len(opml.invalid)} invalid")
             for what, why in opml.invalid:
                 print(f"  invalid: {display(what) if '://' in what else what}: {why}")
+            if added:
+                print(_feed_list_applies(config), file=sys.stderr)
             return 0
         if action == "export":
             text = subs.write_opml(config.feeds)
@@ -629,6 +632,13 @@ def cmd_corpus(config: Config, args: argparse.Namespace) -> int:
             raise OutputError(f"{folder}: cannot write: {exc.strerror or exc}") from None
     print(f"{folder}: {done.written} written, {done.unchanged} unchanged, {done.removed} removed (withdrawn)")
     return 0
+
+
+def _feed_list_applies(config: Config) -> str:
+    """When an edit of the feed list reaches the polls."""
+    if config.store.url:
+        return "run `ingest feeds sync` to hand the change to the workers (PostgreSQL)"
+    return "the running service picks it up within seconds (or send it SIGHUP)"
 
 
 async def _discover(config: Config, url: str):

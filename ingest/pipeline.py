@@ -699,9 +699,11 @@ def _story_keys(a: Analysed) -> list[str]:
     return keys
 
 
-async def recall_hosts(db: StoreThread, store: SqlStore, fetcher: Fetcher, now: float) -> None:
-    """Give the fetcher what earlier runs learned about hosts (Retry-After windows, robots.txt)."""
-    quiet, robots = await db(store.host_memory, now)
+async def recall_hosts(db: StoreThread, store: SqlStore, fetcher: Fetcher, now: float,
+                       hosts: frozenset[str] | None = None) -> None:
+    """Give the fetcher what earlier runs (and other workers) learned about hosts (Retry-After
+    windows, robots.txt); with ``hosts``, about those only."""
+    quiet, robots = await db(store.host_memory, now, hosts)
     fetcher.recall(HostMemory(quiet, robots))
 
 

@@ -108,7 +108,7 @@ class Worker:
     async def _run(self, p: Pass) -> Pass:
         renewer = asyncio.ensure_future(self._renew(p.hosts))
         try:
-            await recall_hosts(self.db, self.store, self.fetcher, self.clock())
+            await recall_hosts(self.db, self.store, self.fetcher, self.clock(), p.hosts)
             feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
             p.summary = await p.poll.run(feeds)
             await remember_hosts(self.db, self.store, self.fetcher, self.clock())

@@ -229,6 +229,9 @@ def test_host_memory_round_trip_and_expiry(store):
     quiet, robots = store.host_memory(1000.0)
     assert quiet == {"a.example": 2000.0}  # b's window was over when saved
     assert robots == {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")}
+    assert store.host_memory(1000.0, {"b.example"}) == ({}, {})  # a worker's leased hosts only
+    assert store.host_memory(1000.0, {"a.example"})[1] == {"https://a.example": (5000.0, "rules",
+                                                                                 "User-agent: *\nDisallow: /x\n")}
     store.save_host_memory({"a.example": 3000.0}, {}, now=1000.0)  # a later answer replaces the window
     assert store.host_memory(1000.0)[0] == {"a.example": 3000.0}
     assert store.host_memory(4000.0) == ({}, {"https://a.example": (5000.0, "rules", "User-agent: *\nDisallow: /x\n")})

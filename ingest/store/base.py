@@ -651,12 +651,17 @@ class SqlStore:
 
     # -- hosts ----------------------------------------------------------
 
-    def host_memory(self, now: float) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
-        """(host -> quiet until, origin -> (expires, state, robots.txt)): what has not expired."""
+    def host_memory(self, now: float, hosts: Collection[str] | None = None
+                    ) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
+        """(host -> quiet until, origin -> (expires, state, robots.txt)): what has not expired; with
+        ``hosts``, only theirs (a worker's leased hosts)."""
         quiet = {r[0]: r[1] for r in self.db.execute("SELECT name, quiet_until FROM hosts WHERE quiet_until > ?",
                                                      (now,))}
         robots = {r[0]: (r[1], r[2], r[3]) for r in self.db.execute(
             "SELECT origin, expires, state, body FROM robots WHERE expires > ?", (now,))}
+        if hosts is not None:
+            quiet = {h: t for h, t in quiet.items() if h in hosts}
+            robots = {o: r for o, r in robots.items() if host_of(o) in hosts}
         return quiet, robots
 
     def save_host_memory(self, quiet: dict[str, float], robots: dict[str, tuple[float, str, str | None]],

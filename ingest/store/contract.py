@@ -10,7 +10,7 @@ which sqlite3.Row and psycopg's dict rows both are; feeds come back typed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -113,8 +113,10 @@ class StoreContract(Protocol):
         """Is ingestion alive? Unhealthy when no poll has succeeded within twice the longest"""
         ...
 
-    def host_memory(self, now: float) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
-        """(host -> quiet until, origin -> (expires, state, robots.txt)): what has not expired."""
+    def host_memory(self, now: float, hosts: Collection[str] | None = None
+                    ) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
+        """(host -> quiet until, origin -> (expires, state, robots.txt)): what has not expired; with
+        ``hosts``, only theirs."""
         ...
 
     def in_stream(self, page_id: int) -> bool:

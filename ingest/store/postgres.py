@@ -34,6 +34,7 @@ from .rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreErr
 from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MIGRATE_LOCK = 0x5EED_16E5  # advisory lock held while the schema is checked or upgraded
+FORGET_AFTER = 30 * 86400.0  # workers not seen, and elections held, this long ago are deleted
 POOL_SIZE = 4  # connections per process: the store's thread, the web view's readers, a lease renewer
 
 
@@ -340,6 +341,16 @@ class PgStore(SqlStore):
             out.append((r["url"], pending["link"], [Source(**x) for x in pending["sources"]]))
         return out
 
+    def host_memory(self, now: float, hosts: Collection[str] | None = None
+                    ) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
+        if hosts is None:
+            return super().host_memory(now)
+        quiet = {r[0]: r[1] for r in self.db.execute(
+            "SELECT name, quiet_until FROM hosts WHERE name = ANY(?) AND quiet_until > ?", (list(hosts), now))}
+        robots = {r[0]: (r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT origin, expires, state, body FROM robots WHERE host = ANY(?) AND expires > ?", (list(hosts), now))}
+        return quiet, robots
+
     def claim_hosts(self, worker: str, now: float, lease: float, limit: int) -> dict[str, float]:
         """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs), the longest
         waiting first, skipping hosts another worker holds (``FOR UPDATE SKIP LOCKED``: workers
@@ -349,6 +360,7 @@ class PgStore(SqlStore):
         with self.transaction() as db:
             db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
                        "SET seen = excluded.seen", (worker, now, now))
+            db.execute("DELETE FROM workers WHERE seen < ?", (now - FORGET_AFTER,))
             live = db.execute("SELECT COUNT(*) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
             due = [r[0] for r in db.execute(
                 "SELECT host FROM (SELECT host, next_poll AS t FROM feeds WHERE active=1 AND enabled=1 "
@@ -402,8 +414,11 @@ class PgStore(SqlStore):
 
     def elect(self, job: str, slot: float, worker: str, now: float) -> bool:
         """Win ``job`` for ``slot`` (a digest's cron time): exactly one worker gets True."""
-        return self.db.execute("INSERT INTO elections (job, slot, worker, time) VALUES (?,?,?,?) "
-                               "ON CONFLICT DO NOTHING RETURNING job", (job, slot, worker, now)).fetchone() is not None
+        won = self.db.execute("INSERT INTO elections (job, slot, worker, time) VALUES (?,?,?,?) "
+                              "ON CONFLICT DO NOTHING RETURNING job", (job, slot, worker, now)).fetchone() is not None
+        if won:
+            self.db.execute("DELETE FROM elections WHERE job = ? AND slot < ?", (job, now - FORGET_AFTER))
+        return won
 
     # -- full-text search (tsvector) ------------------------------------
 

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     next_poll DOUBLE PRECISION, "interval" DOUBLE PRECISION, retry_after DOUBLE PRECISION,
     host TEXT GENERATED ALWAYS AS ({_HOST.format(col="url")}) STORED
 );
-CREATE INDEX IF NOT EXISTS feeds_due ON feeds (host, next_poll) WHERE active = 1 AND enabled = 1;
+CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_poll) WHERE active = 1 AND enabled = 1;
+CREATE INDEX IF NOT EXISTS feeds_host ON feeds (host);
 CREATE SEQUENCE IF NOT EXISTS article_number MINVALUE 0 START 0;
 CREATE TABLE IF NOT EXISTS articles (
     id BIGSERIAL PRIMARY KEY,
@@ -135,8 +136,10 @@ CREATE TABLE IF NOT EXISTS robots (
     origin TEXT PRIMARY KEY,
     expires DOUBLE PRECISION NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('rules', 'none', 'unreachable')),
-    body TEXT
+    body TEXT,
+    host TEXT GENERATED ALWAYS AS ({_HOST.format(col="origin")}) STORED
 );
+CREATE INDEX IF NOT EXISTS robots_host ON robots(host);
 CREATE TABLE IF NOT EXISTS runs (
     id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, started DOUBLE PRECISION NOT NULL, finished DOUBLE PRECISION,
     stats TEXT NOT NULL DEFAULT '{{}}'
