@@ -654,7 +654,8 @@ async def _discover(config: Config, url: str):
 DESCRIPTION = """\
 seed-ingest follows feeds (RSS, Atom, RDF, JSON Feed, news sitemaps) and keeps
 the articles that resemble the example texts in your seeds folder, in a
-plain-text corpus with an SQLite index of where each came from.
+plain-text corpus with an SQLite index of where each came from (or, with
+[store] url, a PostgreSQL database that any number of workers share).
 """
 
 
@@ -687,7 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run in the foreground until SIGTERM/SIGINT: poll each feed when it is due "
                                    "(intervals adapt to how often it publishes; failures back off), and write "
                                    "the digest on the [schedule] digest cron. SIGHUP re-reads the config. "
-                                   "One line per event is logged to stderr (or --log-file).")
+                                   "One line per event is logged to stderr (or --log-file). With [store] url "
+                                   "(PostgreSQL) it is a worker: start as many as you like, on any machines; "
+                                   "they share the hosts through leases (see `ingest feeds sync`).")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("poll", parents=[common], help="poll every feed once, now",
