@@ -41,11 +41,14 @@ def test_concurrent_claims_take_disjoint_hosts(store, pg_url, tmp_path):
         t.start()
     for t in threads:
         t.join()
+    held = [h for hosts in got.values() for h in hosts]
+    assert len(held) == len(set(held))  # no host twice
+    assert all(len(hosts) <= 3 for hosts in got.values())  # each at most its limit (and its fair share)
+    for i in range(4):  # claiming on, they take the rest, still without overlap
+        held += list(others[i].claim_hosts(f"w{i}", 201.0, 60.0, 3))
     for s in others:
         s.close()
-    held = [h for hosts in got.values() for h in hosts]
-    assert len(held) == len(set(held)) == 12  # every host once, none twice
-    assert all(1 <= len(hosts) <= 3 for hosts in got.values())
+    assert len(held) == len(set(held)) == 12
 
 
 def test_a_lease_runs_out_and_spacing_is_handed_on(store):
