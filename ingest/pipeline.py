@@ -727,6 +727,9 @@ async def poll_once(config: Config, store: SqlStore, seeds: Sequence[str], execu
 
     shared = store.backend == "postgresql"
     if shared:  # the feeds table is `ingest feeds sync`'s; "now" for every feed, leased host by host
+        if not store.feeds() and config.feeds:
+            log.warning("event=no_feeds store=postgresql hint='ingest feeds sync loads the %d feeds of %s into "
+                        "the database'", len(config.feeds), config.path)
         store.make_all_due(clock())
     else:
         store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)

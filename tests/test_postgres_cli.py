@@ -23,6 +23,7 @@ def test_commands_on_postgresql(tmp_path, seeds_dir, web, pg_url):
     # no feeds until `feeds sync`: a poll then has nothing to do, and says so in its counts
     empty = run_cli("--config", cfg, "poll", "--json")
     assert empty.code == 0 and json.loads(empty.out)["feeds_ok"] == 0
+    assert "ingest feeds sync loads the 5 feeds" in empty.err
     assert run_cli("--config", cfg, "feeds", "sync").code == 0
     r = run_cli("--config", cfg, "poll", "--json")
     assert r.code == 0, r.err
