@@ -8,6 +8,9 @@ and scoring code, and the word-frequency table of the relevance prior
 
 import os
 
+import scipy.optimize  # noqa: F401  (the model's: imported lazily by ingest.relevance, here once for all)
+import scipy.sparse  # noqa: F401
+import threadpoolctl  # noqa: F401
 import trafilatura  # noqa: F401
 
 from . import worker  # noqa: F401

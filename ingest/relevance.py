@@ -35,10 +35,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import optimize, sparse
-from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:  # scipy (~50 MB) is imported where the model runs (the worker processes), not by a poll
+    from scipy import sparse
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]", re.UNICODE)
 DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
@@ -179,6 +181,8 @@ class _Matrix:
             data.extend(counts.values())
             indptr.append(len(indices))
         self.terms = list(vocab)
+        from scipy import sparse
+
         tf = sparse.csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
                                 np.asarray(indptr, dtype=np.int64)), shape=(len(docs), len(vocab)))
         self.logtf = tf.copy()
@@ -193,6 +197,8 @@ class _Matrix:
         df = np.asarray(self.present[np.flatnonzero(background)].sum(axis=0)).ravel()
         n = int(background.sum())
         idf = np.log((n + m + 1) / (df + m * self.prior_df + 1))
+        from scipy import sparse
+
         x = self.logtf @ sparse.diags(idf)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
@@ -258,6 +264,8 @@ def _fit(x: sparse.csr_matrix, y: np.ndarray, weight: np.ndarray, start: np.ndar
         return value, grad
 
     theta0 = start if start is not None else np.zeros(d + 1)
+    from scipy import optimize
+
     res = optimize.minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 200})
     return res.x
 
@@ -305,6 +313,8 @@ def score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     """Score every text of ``stream`` against the seeds (see _score_stream), on one BLAS thread."""
     # L-BFGS's vector operations are small: OpenBLAS threads only contend, and on a busy 2-core
     # machine one fit took 0.8 s instead of 0.06 s
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         return _score_stream(seed_texts, stream, verdicts, stats=stats, fixed=fixed, n_terms=n_terms, learn=learn)
 
@@ -381,6 +391,8 @@ def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.nd
     n = xs.shape[0]
     judged = ~np.isnan(labels)
     free = np.flatnonzero(~judged)
+    from scipy import sparse
+
     x_all = sparse.vstack([xs, xseeds]).tocsr()
     # a term in one stream text only (and in no seed) cannot generalise: leave it out of the fit
     # (halves the dimension, and L-BFGS's cost with it)
