@@ -203,6 +203,7 @@ def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch)
     from ingest.store import Decision, PageDoc, unpack
 
     monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
+    monkeypatch.setattr(ingest.store.base, "TRIM_SLACK", 0)  # trimmed at every page here
     feed = store.feeds()[0].id
     ids = []
     for i in range(6):
@@ -265,3 +266,19 @@ def test_pages_by_urls(store):
     pid = store.record_page("http://e.org/p", src, 1000.0, outcome="empty", reason="no text")
     got = store.pages_by_urls(["http://e.org/p", "http://e.org/none"])
     assert list(got) == ["http://e.org/p"] and got["http://e.org/p"]["id"] == pid
+
+
+def test_model_window_is_trimmed_in_batches(store, monkeypatch):
+    """Pages leave the window a batch at a time (TRIM_SLACK past its size), not one per page: with
+    several writers, decisions do not all queue on the oldest row."""
+    import ingest.store.base
+
+    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
+    monkeypatch.setattr(ingest.store.base, "TRIM_SLACK", 2)
+    feed = store.feeds()[0].id
+    sizes = []
+    for i in range(8):
+        store.record_page(f"http://e.org/w{i}", [Source(feed, f"w{i}", f"http://e.org/w{i}", "", None)],
+                          1000.0 + i, outcome="rejected", score=0.1, counts={"w": i + 1})
+        sizes.append(len(store.stream()))
+    assert sizes == [1, 2, 3, 4, 5, 3, 4, 5]  # grows to 3 + 2, then back to the newest 3

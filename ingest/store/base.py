@@ -29,6 +29,7 @@ from .rows import (FEED_COLUMNS, CheckReport, Decision, FeedRow, Health, NewArti
 
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
+TRIM_SLACK = 200  # the window is trimmed back to STREAM_WINDOW once it holds this many more
 MAX_PAGE_ATTEMPTS = 3  # a page whose requests keep failing is given up after this many polls
 MAX_DEFERRAL = 7 * 86400.0  # a page deferred (never sent) for this long is given up
 PAGE_RETRY = 900.0  # a waiting page (queued, deferred) whose request failed is tried again after this
@@ -462,14 +463,22 @@ class SqlStore:
                 self.record_entries([Source(**x) for x in waiting["sources"]], page_id, now, article_id, db=db)
         return page_id, attempts
 
-    @staticmethod
-    def _add_stream(db: Any, page_id: int, counts: dict[str, int]) -> None:
-        """Put a page's term counts in the model's window; the oldest beyond STREAM_WINDOW leave it,
-        except the pages you judged (your verdicts keep teaching the model)."""
+    def _add_stream(self, db: Any, page_id: int, counts: dict[str, int]) -> None:
+        """Put a page's term counts in the model's window. The oldest beyond STREAM_WINDOW leave it in
+        batches, not one per page: only once the window has grown TRIM_SLACK past its size, and (with
+        several writers) only by the one that gets the trim lock, so concurrent decisions never queue
+        on the same old rows. The pages you judged stay (your verdicts keep teaching the model)."""
         db.execute("INSERT INTO stream (page_id, counts) VALUES (?,?) ON CONFLICT (page_id) DO UPDATE "
                    "SET counts = excluded.counts", (page_id, pack(counts)))
-        db.execute("DELETE FROM stream WHERE page_id <= (SELECT page_id FROM stream ORDER BY page_id DESC "
-                   "LIMIT 1 OFFSET ?) AND page_id NOT IN (SELECT page_id FROM verdicts)", (STREAM_WINDOW,))
+        over = db.execute("SELECT page_id FROM stream ORDER BY page_id DESC LIMIT 1 OFFSET ?",
+                          (STREAM_WINDOW + TRIM_SLACK,)).fetchone()
+        if over is not None and self._may_trim(db):
+            db.execute("DELETE FROM stream WHERE page_id <= (SELECT page_id FROM stream ORDER BY page_id DESC "
+                       "LIMIT 1 OFFSET ?) AND page_id NOT IN (SELECT page_id FROM verdicts)", (STREAM_WINDOW,))
+
+    def _may_trim(self, db: Any) -> bool:
+        """Whether this transaction trims the window now (one writer: always)."""
+        return True
 
     text_in_db = False  # PostgreSQL keeps article text in a column; SQLite in the corpus files
 

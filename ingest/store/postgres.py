@@ -34,6 +34,7 @@ from .rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreErr
 from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MIGRATE_LOCK = 0x5EED_16E5  # advisory lock held while the schema is checked or upgraded
+TRIM_LOCK = 0x5EED_0001  # advisory lock of the transaction trimming the model's window
 FORGET_AFTER = 30 * 86400.0  # workers not seen, and elections held, this long ago are deleted
 POOL_SIZE = 4  # connections per process: the store's thread, the web view's readers, a lease renewer
 
@@ -288,6 +289,10 @@ class PgStore(SqlStore):
             ids = sorted({lock_id(k) for k in keys})
             db.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k ORDER BY k", (ids,))
             yield
+
+    def _may_trim(self, db: Any) -> bool:
+        """One writer trims the window at a time; the others skip (they would wait on the same rows)."""
+        return bool(db.execute("SELECT pg_try_advisory_xact_lock(?)", (TRIM_LOCK,)).fetchone()[0])
 
     def _next_number(self) -> int:
         return int(self.db.execute("SELECT nextval('article_number')").fetchone()[0])
