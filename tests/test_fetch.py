@@ -207,3 +207,25 @@ def test_huge_retry_after_values_are_capped():
     assert parse_retry_after("9" * 20, 0) == MAX_SERVER_DELAY
     assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0) == MAX_SERVER_DELAY
     assert parse_retry_after("120", 0, cap=60) == 60
+
+
+def test_spacing_is_handed_from_fetcher_to_fetcher(web):
+    """A worker giving a host back passes on when the next request may start (Fetcher.next_start);
+    the next holder's fetcher waits for it (Fetcher.hold_off), so host_delay holds across workers."""
+    h = web.host(2)
+    url = h.add("/x", "x")
+    settings = FetchSettings(allow_private_networks=True, host_delay=0.6, timeout=5)
+
+    async def go():
+        async with Fetcher(settings) as first:
+            assert (await first.fetch(url)).ok
+            handed = first.next_start("127.0.0.2")
+        assert handed >= time.time() + 0.3  # about host_delay from the request's start
+        async with Fetcher(settings) as second:
+            second.hold_off("127.0.0.2", handed)
+            assert (await second.fetch(url)).ok
+        return handed
+
+    asyncio.run(go())
+    first_at, second_at = (r.at for r in h.hits("/x"))
+    assert second_at - first_at >= 0.5  # the second fetcher kept the first one's spacing

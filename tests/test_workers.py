@@ -24,7 +24,7 @@ from .web import article_page, rss
 
 HOSTS = range(11, 21)  # 127.0.0.11 .. 127.0.0.20
 FEEDS_PER_HOST = 5
-HOST_DELAY = 0.2
+HOST_DELAY = 0.4
 WORDS = ("gold mine labour camp export province border ministry report worker company river village "
          "market price shipment official survey road railway factory harvest school hospital court "
          "election budget treaty summit energy water weather forest coast island bank loan tax trade").split()
@@ -122,14 +122,15 @@ def test_two_workers_share_the_work_exactly_once(tmp_path, seeds_dir, web, pg_ur
     assert set(requested) == pages and set(requested.values()) == {1}
     for h in web.hosts.values():
         assert h.max_in_flight <= 1, h.ip  # per_host = 1, across both workers
-        # host_delay between request starts, as the server saw them; a request that opened a
-        # connection may arrive late by the connect (a loaded machine), so the gap after it only
-        # has to be positive. A handover between workers too early shows as a short gap after a
-        # request on an open connection.
+        # host_delay between request starts, as the server saw them. On a loaded machine a request
+        # can reach the server late (a busy event loop, the server's thread waiting for the GIL):
+        # a quarter of the delay is the bar, and after a request that opened a connection (late by
+        # the connect too) only the order counts. A worker starting before the other's spacing
+        # ran out shows as a gap near zero.
         reqs = sorted(h.requests, key=lambda r: r.at)
         opened = {r.peer: r for r in reversed(reqs)}  # first request of each connection
         for prev, nxt in zip(reqs, reqs[1:], strict=False):
-            bar = 0.0 if opened[prev.peer] is prev else HOST_DELAY * 0.5
+            bar = 0.0 if opened[prev.peer] is prev else HOST_DELAY / 4
             assert nxt.at - prev.at >= bar, (h.ip, prev.path, nxt.path, nxt.at - prev.at)
     # both workers took part
     assert all("event=hosts_leased" in log for log in logs), logs
