@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -486,63 +486,61 @@ class SqlStore:
         """The running number of the next corpus file."""
         return int(self.db.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM articles").fetchone()[0])
 
-    def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
-                    final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
-        """Store a new article: text + rows, atomically. Returns (id, path)."""
-        number = self._next_number()
-        name = corpus.file_name(number, art.canonical_url)
-        tmp = None if self.text_in_db else corpus.write_temp(self.corpus, name, art.title, art.text)
+    @contextmanager
+    def _corpus_write(self, name: str, title: str, text: str) -> Iterator[None]:
+        """Around the commit of an article's rows: its corpus file is written under a temp name and
+        fsynced before, renamed into place after, removed when the commit fails (recover() finishes
+        a rename a crash interrupted). Nothing on PostgreSQL: the text is a column of the row."""
+        tmp = None if self.text_in_db else corpus.write_temp(self.corpus, name, title, text)
         try:
-            with self.transaction() as db:
-                text_col, text_arg = (", text", [art.text]) if self.text_in_db else ("", [])
-                cur = db.execute(
-                    "INSERT INTO articles (number, url, canonical_url, title, author, site, language, published, "
-                    f"fetched, text_hash, score, threshold, terms, path, minhash{text_col}) "
-                    f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(text_arg)}) RETURNING id",
-                    (number, url, art.canonical_url, art.title, art.author, art.site, art.language, art.published,
-                     now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}",
-                     art.minhash, *text_arg))
-                article_id = int(cur.fetchone()[0])
-                self._index_near(db, article_id, art.minhash)
-                self._index_article(db, article_id, art.title, art.text)
-                page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
-                db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=NULL WHERE id=?",
-                           (art.threshold, json.dumps(list(art.terms)), art.title, page_id))
-                self.record_entries(sources, page_id, now, article_id, db=db)
-                if counts:
-                    self._add_stream(db, page_id, counts)
+            yield
         except BaseException:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
             raise
         if tmp is not None:
             os.replace(tmp, self.corpus / name)
+
+    def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
+                    final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
+        """Store a new article: text + rows, atomically. Returns (id, path)."""
+        number = self._next_number()
+        name = corpus.file_name(number, art.canonical_url)
+        text_col, text_arg = (", text", [art.text]) if self.text_in_db else ("", [])
+        with self._corpus_write(name, art.title, art.text), self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO articles (number, url, canonical_url, title, author, site, language, published, "
+                f"fetched, text_hash, score, threshold, terms, path, minhash{text_col}) "
+                f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(text_arg)}) RETURNING id",
+                (number, url, art.canonical_url, art.title, art.author, art.site, art.language, art.published,
+                 now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}",
+                 art.minhash, *text_arg))
+            article_id = int(cur.fetchone()[0])
+            self._index_near(db, article_id, art.minhash)
+            self._index_article(db, article_id, art.title, art.text)
+            page_id, _ = self._upsert_page(db, url, final_url, now, "kept", "", art.score, article_id)
+            db.execute("UPDATE pages SET threshold=?, terms=?, title=?, doc=NULL WHERE id=?",
+                       (art.threshold, json.dumps(list(art.terms)), art.title, page_id))
+            self.record_entries(sources, page_id, now, article_id, db=db)
+            if counts:
+                self._add_stream(db, page_id, counts)
         return article_id, f"corpus/{name}"
 
     def update_article(self, article_id: int, title: str, text: str, text_hash: str, minhash: bytes | None,
                        url: str, sources: Sequence[Source], now: float) -> str:
         """The article changed in place: rewrite its text and row (same path), count the revision."""
         path = self.article(article_id)["path"]
-        name = path.split("/", 1)[1]
-        tmp = None if self.text_in_db else corpus.write_temp(self.corpus, name, title, text)
-        try:
-            with self.transaction() as db:
-                text_set, text_arg = (", text=?", [text]) if self.text_in_db else ("", [])
-                db.execute(f"UPDATE articles SET title=?, text_hash=?, minhash=?, updated=?, "
-                           f"revisions=revisions+1{text_set} WHERE id=?",
-                           (title, text_hash, minhash, now, *text_arg, article_id))
-                db.execute("DELETE FROM lsh WHERE article_id=?", (article_id,))
-                self._index_near(db, article_id, minhash)
-                self._unindex_article(db, article_id)
-                self._index_article(db, article_id, title, text)
-                page_id, _ = self._upsert_page(db, url, url, now, "kept", "updated in place", None, article_id)
-                self.record_entries(sources, page_id, now, article_id, db=db)
-        except BaseException:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-            raise
-        if tmp is not None:
-            os.replace(tmp, self.corpus / name)
+        text_set, text_arg = (", text=?", [text]) if self.text_in_db else ("", [])
+        with self._corpus_write(path.split("/", 1)[1], title, text), self.transaction() as db:
+            db.execute(f"UPDATE articles SET title=?, text_hash=?, minhash=?, updated=?, "
+                       f"revisions=revisions+1{text_set} WHERE id=?",
+                       (title, text_hash, minhash, now, *text_arg, article_id))
+            db.execute("DELETE FROM lsh WHERE article_id=?", (article_id,))
+            self._index_near(db, article_id, minhash)
+            self._unindex_article(db, article_id)
+            self._index_article(db, article_id, title, text)
+            page_id, _ = self._upsert_page(db, url, url, now, "kept", "updated in place", None, article_id)
+            self.record_entries(sources, page_id, now, article_id, db=db)
         return path
 
     @staticmethod
