@@ -79,6 +79,7 @@ class Worker:
         self.name = worker_name()
         self.passes: dict[asyncio.Future, Pass] = {}
         self.processes = config.worker.processes or os.cpu_count() or 1
+        self.aborted = False  # a signal: take no more hosts
 
     def wants_work(self) -> bool:
         """Room for another pass: the passes running leave the extraction processes short of work
@@ -159,8 +160,6 @@ class Worker:
             _add(total, (await task).summary)
         total.seconds = round(time.monotonic() - started, 3)
         return total
-
-    aborted = False
 
     def abort(self) -> None:
         """Stop taking hosts; the running passes abandon unfinished requests and store what is complete."""
