@@ -80,6 +80,15 @@ class PollSummary:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def add(self, other: PollSummary) -> None:
+        """Count ``other`` (another pass of the same poll) in: every counter summed, failures joined."""
+        for f in dataclasses.fields(self):
+            if f.type == "int":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.threshold = other.threshold if other.threshold is not None else self.threshold
+        self.interrupted = self.interrupted or other.interrupted
+        self.failures += other.failures
+
 
 def _by_host_round_robin(feeds: Sequence[FeedRow]) -> list[FeedRow]:
     """The feeds, one host after another (h1, h2, h3, h1, h2 ...): the feeds in flight at once spread

@@ -157,7 +157,9 @@ class Worker:
             await asyncio.wait(list(self.passes), timeout=BUSY_CHECK, return_when=asyncio.FIRST_COMPLETED)
         total = PollSummary()
         for task in tasks:
-            _add(total, (await task).summary)
+            summary = (await task).summary
+            if summary is not None:
+                total.add(summary)
         total.seconds = round(time.monotonic() - started, 3)
         return total
 
@@ -167,14 +169,3 @@ class Worker:
         for p in self.passes.values():
             p.poll.abort()
 
-
-def _add(total: PollSummary, s: PollSummary | None) -> None:
-    """Sum one pass's summary into ``total``."""
-    if s is None:
-        return
-    for name in ("feeds_ok", "feeds_not_modified", "feeds_failed", "entries_new", "pages_fetched", "page_errors",
-                 "empty", "blocked", "deferred", "kept", "updated", "rejected", "duplicates"):
-        setattr(total, name, getattr(total, name) + getattr(s, name))
-    total.threshold = s.threshold if s.threshold is not None else total.threshold
-    total.interrupted = total.interrupted or s.interrupted
-    total.failures += s.failures

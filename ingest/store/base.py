@@ -399,11 +399,15 @@ class SqlStore:
         out = []
         for r in self.db.execute("SELECT url, pending FROM pages WHERE retry_at IS NOT NULL AND retry_at <= ? "
                                  "ORDER BY retry_at LIMIT ?", (now, limit)):
-            if hosts is not None and host_of(r["url"]) not in hosts:
-                continue
-            pending = unpack(r["pending"]) if r["pending"] else {"link": r["url"], "sources": []}
-            out.append((r["url"], pending["link"], [Source(**s) for s in pending["sources"]]))
+            if hosts is None or host_of(r["url"]) in hosts:
+                out.append(self._waiting_job(r))
         return out
+
+    @staticmethod
+    def _waiting_job(row: Record) -> tuple[str, str, list[Source]]:
+        """A waiting page row (url, pending) as (key, link as given, sources)."""
+        pending = unpack(row["pending"]) if row["pending"] else {"link": row["url"], "sources": []}
+        return row["url"], pending["link"], [Source(**s) for s in pending["sources"]]
 
     for_update = ""  # appended to a SELECT whose rows the transaction will change (PostgreSQL: FOR UPDATE)
 

@@ -339,12 +339,9 @@ class PgStore(SqlStore):
                      hosts: Collection[str] | None = None) -> list[tuple[str, str, list[Source]]]:
         if hosts is None:
             return super().due_deferred(now, limit)
-        out = []
-        for r in self.db.execute("SELECT url, pending FROM pages WHERE host = ANY(?) AND retry_at IS NOT NULL "
-                                 "AND retry_at <= ? ORDER BY retry_at LIMIT ?", (list(hosts), now, limit)):
-            pending = unpack(r["pending"]) if r["pending"] else {"link": r["url"], "sources": []}
-            out.append((r["url"], pending["link"], [Source(**x) for x in pending["sources"]]))
-        return out
+        return [self._waiting_job(r) for r in self.db.execute(
+            "SELECT url, pending FROM pages WHERE host = ANY(?) AND retry_at IS NOT NULL AND retry_at <= ? "
+            "ORDER BY retry_at LIMIT ?", (list(hosts), now, limit))]
 
     def host_memory(self, now: float, hosts: Collection[str] | None = None
                     ) -> tuple[dict[str, float], dict[str, tuple[float, str, str | None]]]:
