@@ -182,6 +182,8 @@ class _Host:
         self.lock = asyncio.Lock()
         self.clients: dict[str, httpx.AsyncClient] = {}  # by proxy ("" = direct)
         self.active = 0  # requests in flight
+        self.contacted = False  # a request has been sent
+        self.heard = asyncio.Event()  # the first request came back (an answer or a failure)
 
 
 class Fetcher:
@@ -319,6 +321,26 @@ class Fetcher:
                 rules = "unreachable"
             self._robots[origin] = (mono + min(expires - now, ROBOTS_TTL), rules)
 
+    def inherit(self, retired: Fetcher) -> None:
+        """Share what a fetcher being replaced (a reload with other [fetch] settings) knows and goes on
+        learning while its last polls finish: Retry-After windows, robots.txt files and each host's
+        spacing. A window learned by either holds for both; the store has it only after a poll ends."""
+        for host, until in self._quiet_until.items():
+            retired._quiet_until[host] = max(until, retired._quiet_until.get(host, 0.0))
+        self._quiet_until = retired._quiet_until
+        retired._robots.update({o: r for o, r in self._robots.items() if o not in retired._robots})
+        retired._robots_text.update({o: t for o, t in self._robots_text.items() if o not in retired._robots_text})
+        self._robots, self._robots_text = retired._robots, retired._robots_text
+        retired._changed_hosts |= self._changed_hosts
+        retired._changed_origins |= self._changed_origins
+        self._changed_hosts, self._changed_origins = retired._changed_hosts, retired._changed_origins
+        for host, old in retired._hosts.items():
+            state = self._hosts.setdefault(host, _Host(self.settings.per_host))
+            state.next_start = max(state.next_start, old.next_start)
+            if old.heard.is_set():
+                state.contacted = True
+                state.heard.set()
+
     def remember(self) -> HostMemory:
         """What was learned since the last call (for the store)."""
         now, mono = self.clock(), time.monotonic()
@@ -420,22 +442,32 @@ class Fetcher:
         if deferred := self._quiet(host):
             return 0, {}, b"", deferred
         async with state.slots:
-            await self._wait_turn(state)
-            # checked again at send time: a 429 may have come while this request waited its turn
-            if deferred := self._quiet(host):
-                return 0, {}, b"", deferred
-            async with self._global:
-                # the deadline covers the request itself (connect, headers, body), not the
-                # wait for this host's turn: politeness queues must not turn into timeouts
-                state.active += 1
-                try:
-                    async with asyncio.timeout(self.settings.timeout):
-                        return await self._request(self._client_for(host, state, proxy), url, host, headers,
-                                                   proxy)
-                except TimeoutError:
-                    return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
-                finally:
-                    state.active -= 1
+            first = not state.contacted
+            if not first and not state.heard.is_set():
+                # the first answer from a host may ask for quiet (Retry-After): nothing more is sent
+                # before it, however slow it is (a slow first answer must not let a second request out)
+                await state.heard.wait()
+            state.contacted = True
+            try:
+                await self._wait_turn(state)
+                # checked again at send time: a 429 may have come while this request waited its turn
+                if deferred := self._quiet(host):
+                    return 0, {}, b"", deferred
+                async with self._global:
+                    # the deadline covers the request itself (connect, headers, body), not the
+                    # wait for this host's turn: politeness queues must not turn into timeouts
+                    state.active += 1
+                    try:
+                        async with asyncio.timeout(self.settings.timeout):
+                            return await self._request(self._client_for(host, state, proxy), url, host, headers,
+                                                       proxy)
+                    except TimeoutError:
+                        return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
+                    finally:
+                        state.active -= 1
+            finally:
+                if first:  # answered, failed, deferred or cancelled: the others may go
+                    state.heard.set()
 
     async def _request(self, client: httpx.AsyncClient, url: str, host: str, headers: dict[str, str],
                        proxy: str = "") -> _Raw:

@@ -143,8 +143,13 @@ class Poll:
                  *, clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  warned: set[str] | None = None, metrics: Metrics | None = None,
                  progress: ProgressHook | None = None, db: StoreThread | None = None,
-                 hosts: frozenset[str] | None = None, chunk: int | None = None) -> None:
+                 hosts: frozenset[str] | None = None, chunk: int | None = None,
+                 claimed: set[str] | None = None) -> None:
         self.metrics = metrics
+        # waiting pages (deferred, queued) taken by a poll and not yet decided; the service's
+        # overlapping polls share the set so each such page is fetched by one of them
+        self.claimed = claimed if claimed is not None else set()
+        self._claims: set[str] = set()
         self.progress = progress
         # a worker's poll (ingest.workers): the hosts it holds; a page elsewhere becomes a page job for
         # the worker holding its host. None: every host is ours (one process, SQLite)
@@ -191,6 +196,7 @@ class Poll:
         try:
             return await self._run(feeds)
         finally:
+            self.claimed -= self._claims
             if self._own_db:
                 self.db.close()
 
@@ -203,7 +209,9 @@ class Poll:
         self._feeds_left = len(feeds)
         deferred = await self.db(self.store.due_deferred, self.clock(), hosts=self.hosts)
         for key, link, sources in deferred:  # their host said "later": now is later
-            if key not in self.jobs:
+            if key not in self.jobs and key not in self.claimed:
+                self.claimed.add(key)
+                self._claims.add(key)
                 self._start(_PageJob(key, link, sources, {s.feed_id for s in sources},
                                      self._options(sources[0].feed_id if sources else None)))
         if self.progress is not None:
@@ -527,6 +535,10 @@ class Poll:
         job.fetched = True  # from here on only extraction is left: an abort lets it finish
         if res.deferred_until is not None:
             return Deferred(res.deferred_until, res.error or "deferred")
+        quiet = self.fetcher.host_quiet_until(res.final_url)
+        if res.status in (429, 503) and quiet > self.clock():
+            # "later", with a time (Retry-After): not the page's failure; fetched once the time has come
+            return Deferred(quiet, f"HTTP {res.status} with Retry-After")
         if res.error:
             return Skipped(Outcome.ERROR, res.error or f"HTTP {res.status}", res.final_url)
         self.summary.pages_fetched += 1

@@ -82,6 +82,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
         self.in_flight: set[int] = set()  # ids of the feeds they cover
+        self.claimed_pages: set[str] = set()  # waiting pages (deferred) a running poll has taken
         self.stopping = asyncio.Event()
         self.stop_signalled = 0.0
         self.rng = random.Random()
@@ -266,7 +267,7 @@ class Service:
         if config.fetch != old.fetch or config.schedule.max_interval != old.schedule.max_interval:
             retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock,
                                                           max_wait=config.schedule.max_interval)
-            asyncio.ensure_future(recall_hosts(self.db, self.store, self.fetcher, self.clock()))
+            self.fetcher.inherit(retired)  # windows learned by polls still running hold for the new one
             asyncio.ensure_future(self._retire(retired, list(self.running)))
         if config.schedule.digest != old.schedule.digest and self.scheduler is not None:
             job = self.scheduler.reschedule_job("digest", trigger=CronTrigger.from_crontab(config.schedule.digest))
@@ -300,9 +301,11 @@ class Service:
     async def _arm_poll(self) -> None:
         if self.scheduler is None or self.stopping.is_set():
             return
-        due = await self.db(self.store.next_due, exclude=set(self.in_flight))
+        feeds = await self.db(self.store.next_due, exclude=set(self.in_flight))
+        pages = await self.db(self.store.next_page_due, exclude=set(self.claimed_pages))
         if self.stopping.is_set():
             return
+        due = min((t for t in (feeds, pages) if t is not None), default=None)
         when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
         when = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
@@ -318,13 +321,16 @@ class Service:
         """
         if self.stopping.is_set():
             return
-        due = [f for f in await self.db(self.store.due_feeds, self.clock()) if f.id not in self.in_flight]
-        if not due or self.stopping.is_set():
+        now = self.clock()
+        due = [f for f in await self.db(self.store.due_feeds, now) if f.id not in self.in_flight]
+        # a page whose host deferred it is fetched once its time has come, not at the next feed poll
+        pages = await self.db(self.store.next_page_due, exclude=set(self.claimed_pages))
+        if (not due and (pages is None or pages > now)) or self.stopping.is_set():
             return
         ids = {f.id for f in due}
         self.in_flight |= ids
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                    rng=self.rng, warned=self.warned, metrics=self.metrics, db=self.db)
+                    rng=self.rng, warned=self.warned, metrics=self.metrics, db=self.db, claimed=self.claimed_pages)
         task = asyncio.ensure_future(self._run_poll(poll, due, ids))
         self.running[task] = poll
         task.add_done_callback(self.running.pop)

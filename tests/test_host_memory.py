@@ -22,7 +22,8 @@ def test_retry_after_is_respected_by_the_next_run(tmp_path, seeds_dir, web):
     feed = h.add("/feed.xml", rss("H", [first]), content_type="application/rss+xml")
     cfg = write_config(tmp_path, [feed])
     r = run_cli("--config", str(cfg), "poll", "--json")
-    assert r.code == 0 and r.json()["page_errors"] == 1
+    # "later", with a time: deferred, not an error of the page (fetched once the hour is over)
+    assert r.code == 0 and r.json()["page_errors"] == 0 and r.json()["deferred"] == 1
     db = sqlite3.connect(tmp_path / "store" / "ingest.db")
     (until,) = db.execute("SELECT quiet_until FROM hosts WHERE name = '127.0.0.80'").fetchone()
     assert until > 0

@@ -403,6 +403,17 @@ class SqlStore:
                 out.append(self._waiting_job(r))
         return out
 
+    def next_page_due(self, exclude: Collection[str] = ()) -> float | None:
+        """When the earliest waiting page (deferred or queued) not in ``exclude`` may be fetched: the
+        service arms its next poll for it, so a page its host deferred for a moment is not left until
+        the next feed poll."""
+        skip = set(exclude)
+        for r in self.db.execute("SELECT url, retry_at FROM pages WHERE retry_at IS NOT NULL ORDER BY retry_at "
+                                 "LIMIT ?", (len(skip) + 1,)):
+            if r["url"] not in skip:
+                return float(r["retry_at"])
+        return None
+
     @staticmethod
     def _waiting_job(row: Record) -> tuple[str, str, list[Source]]:
         """A waiting page row (url, pending) as (key, link as given, sources)."""

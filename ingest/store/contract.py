@@ -154,6 +154,10 @@ class StoreContract(Protocol):
         """The earliest next poll time of the active feeds not in ``exclude``."""
         ...
 
+    def next_page_due(self, exclude: Collection[str] = ()) -> float | None:
+        """When the earliest waiting page not in ``exclude`` may be fetched."""
+        ...
+
     def page(self, url: str) -> Record | None:
         ...
 
