@@ -25,7 +25,7 @@ from .logs import setup_logging
 from .relevance import MIN_STREAM
 from .schedule import explain_state
 from .seeds import SeedError, load_seeds
-from .store import SqlStore, StoreError, open_store
+from .store import SqlStore, StoreBusy, StoreError, open_store
 from .timefmt import iso as _iso
 from .urls import display, redact, redact_text
 
@@ -33,6 +33,14 @@ log = logging.getLogger("ingest")
 
 
 # -- commands ----------------------------------------------------------------
+
+def _announce(store: SqlStore, command: str, web: str = "") -> None:
+    """Record which command holds an SQLite store (so another one can say who, and where)."""
+    if store.backend == "sqlite":
+        from .store import holder
+
+        holder.announce(store.root, command, web)
+
 
 def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     import signal
@@ -42,6 +50,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
+        _announce(store, "poll")
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
@@ -91,12 +100,10 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         return 2
     try:
         store = open_store(config)
-    except StoreError as exc:
-        if "another ingest process" not in str(exc):
-            raise
-        where = f" at http://{config.web.listen}/" if config.web.listen else " (its [web] listen is off)"
-        print(f"ingest serve: the service (`ingest run`) holds this store and serves the web view{where}",
-              file=sys.stderr)
+    except StoreBusy as exc:
+        who = exc.holder.describe() if exc.holder else "another ingest process"
+        hint = "; open that one" if exc.holder and exc.holder.web else "; stop it first, or wait for it to finish"
+        print(f"ingest serve: {config.paths.store} is held by {who}{hint}", file=sys.stderr)
         return 1
     host, port = listen.rpartition(":")[0].strip("[]"), int(listen.rpartition(":")[2])
     with store:
@@ -105,6 +112,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
+        _announce(store, "serve", f"http://{listen}/")
         from .store import StoreThread
 
         db = StoreThread()
@@ -112,7 +120,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         # written by the store's thread
         with open_store(config, readonly=True) as reader:
             ctx = WebContext(reader, lambda: config, lambda: [s.text for s in load_seeds(config.paths.seeds)],
-                             Metrics(), writer=lambda fn: db(fn, store))
+                             Metrics(), writer=lambda fn: db(fn, store), listen_host=host)
             print(f"serving http://{listen}/ (Ctrl-C stops)", file=sys.stderr)
             try:
                 asyncio.run(make_server(make_app(ctx), install_signals=True).serve(sockets=[sock]))
@@ -636,9 +644,14 @@ def cmd_corpus(config: Config, args: argparse.Namespace) -> int:
 
 def _feed_list_applies(config: Config) -> str:
     """When an edit of the feed list reaches the polls."""
+    from .store import holder
+
     if config.store.url:
         return "run `ingest feeds sync` to hand the change to the workers (PostgreSQL)"
-    return "the running service picks it up within seconds (or send it SIGHUP)"
+    running = holder.current(config.paths.store)
+    if running is not None and running.command == "run":
+        return f"the running service (pid {running.pid}) picks it up within seconds"
+    return "the next `ingest run` or `ingest poll` polls it"
 
 
 async def _discover(config: Config, url: str):

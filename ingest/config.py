@@ -82,6 +82,9 @@ class WebSettings:
 
     listen: str = "127.0.0.1:8750"  # "" turns it off inside the service
     password: str = field(default="", repr=False)  # HTTP Basic (any user name); required beyond loopback
+    # Host header names the view answers to besides its listen address and localhost (a proxy's name);
+    # any other gets 400, so a DNS-rebinding page cannot reach the view from a browser
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -463,10 +466,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     )
     r.done()
 
-    r = _Reader(file, data, "web", ["listen", "password", "password_file"])
+    r = _Reader(file, data, "web", ["listen", "password", "password_file", "allowed_hosts"])
     listen = r.get("listen", str, WebSettings.listen, expected='an address and port such as "127.0.0.1:8750"')
     password = r.get("password", str, "", expected="a string")
     password_file = r.get("password_file", str, "", expected="a path")
+    host_names = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+    allowed_hosts = r.get("allowed_hosts", list, [], check=lambda v: all(
+        isinstance(h, str) and host_names.fullmatch(h) for h in v),
+        expected='a list of host names such as ["ingest.example.org", "*.example.org"] (no port, no scheme)')
     r.done()
     if password_file:
         pw_path = (file.resolve().parent / password_file)
@@ -478,7 +485,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         reason = check_listen(listen, password)
         if reason:
             raise ConfigError(f"{file}: [web.listen] expected {reason}, got {listen!r}")
-    web = WebSettings(listen=listen, password=password)
+    web = WebSettings(listen=listen, password=password,
+                      allowed_hosts=tuple(h.lower().rstrip(".") for h in allowed_hosts))
 
     raw_feeds = data.get("feeds", [])
     if not isinstance(raw_feeds, list):

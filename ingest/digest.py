@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from .feedback import ReviewItem
 from .store import SqlStore
 from .timefmt import iso as _iso
-from .urls import display, display_host, redact_text
+from .urls import display, redact_text, site_label
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
 EXCERPT_CHARS = 420
@@ -74,11 +74,6 @@ class Digest:
     review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
 
 
-def _site(url: str) -> str:
-    host = display_host(url)
-    return host.removeprefix("www.")
-
-
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The first two or three sentences, at most ``limit`` characters."""
     flat = " ".join(text.split())
@@ -98,13 +93,13 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
         body = store.article_body(row)
         text = body[1] if body is not None else ""
         # every URL as it may be shown: no credentials, punycode host, nothing that breaks out of markup
-        sources = [Source(display(s["url"]), _site(s["url"]), display(s["feed_url"]) if s["feed_url"] else None,
+        sources = [Source(display(s["url"]), site_label(s["url"]), display(s["feed_url"]) if s["feed_url"] else None,
                           _iso(s["first_seen"])) for s in store.article_sources(row["id"])]
         primary = display(row["url"])
         others = [s for s in sources if s.url != primary]
         updated = bool(row["updated"]) and row["fetched"] <= since
         items.append(Item(
-            id=row["id"], title=row["title"], url=primary, site=row["site"] or _site(primary),
+            id=row["id"], title=row["title"], url=primary, site=site_label(row["url"]),
             published=row["published"], fetched=_iso(row["fetched"]) or "", score=row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
             other_sources=list({s.url: s for s in others}.values())))

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .urls import normalize, scheme_reason
+from .urls import normalize, scheme_reason, site_label
 
 MAX_TITLE = 300
 _SPACE = re.compile(r"[ \t\u00a0]+")
@@ -63,7 +63,11 @@ def extract(html: bytes, url: str) -> Page | None:
         return None
     if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
         return None
-    site = clean_line(doc.sitename or doc.hostname)
+    # trafilatura falls back to the URL's netloc for the site name, userinfo (user:password@) included:
+    # a name that is not the page's own (og:site_name and the like) is the host alone
+    site = clean_line(doc.sitename)
+    if not site or "@" in site or "://" in site or site.lower().removeprefix("www.") == site_label(url):
+        site = site_label(url)
     title = _title(clean_line(doc.title), site)
     text = _paragraphs(doc.text or "")
     first, _, rest = text.partition("\n\n")

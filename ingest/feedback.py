@@ -34,7 +34,7 @@ from .relevance import Scored, TermStats, borderline, score_stream, term_counts
 from .seeds import MIN_SEED_WORDS, SeedError, load_seeds
 from .store import NewArticle, PageDoc, SqlStore, corpus_text, unpack
 from .store.contract import Record
-from .urls import display, display_host, normalize, url_hash
+from .urls import display, normalize, site_label, url_hash
 from .worker import score_packed
 
 
@@ -118,14 +118,11 @@ def window_stream(store: SqlStore) -> tuple[list[int], list[bytes], list[bool | 
 def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
-    site = display_host(row["final_url"] or row["url"]).removeprefix("www.")
+    site = site_label(row["final_url"] or row["url"])  # the host alone, as every output labels a site
     if row["article_id"] is not None:
         art = store.article(row["article_id"])
         kept = art["withdrawn"] is None
         title = art["title"]
-        site = art["site"] or site
-    elif row["doc"] is not None:
-        site = unpack(row["doc"]).get("site") or site
     return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 4),
                       round(threshold, 4), kept, tuple(terms))
 

@@ -41,7 +41,7 @@ from .progress import ProgressHook
 from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, SqlStore, StoreThread
-from .urls import display, display_host, host_of, normalize, redact_text
+from .urls import display, host_of, normalize, redact_text, site_label
 from .worker import Analysed, analyse, kill_workers, score_window
 
 log = logging.getLogger("ingest")
@@ -699,7 +699,7 @@ class Poll:
             self.progress.kept()
         above = self.config.notify.instant_above
         if above is not None and score.score > above:
-            self.alerts.append(Alert(title, display(a.page.url), a.page.site or display_host(a.page.url),
+            self.alerts.append(Alert(title, display(a.page.url), site_label(a.page.url),
                                      score.score, tuple(score.terms)))
         log.info("page=%s event=kept score=%.3f threshold=%.3f path=%s terms=%s", job.link, score.score,
                  threshold.value, path, ",".join(score.terms[:5]))

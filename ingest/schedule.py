@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .config import ScheduleSettings
+from .timefmt import every
 from .timefmt import iso as _iso
 
 WEEK = 7 * 86400.0
@@ -193,8 +194,7 @@ def explain_state(f, now: float) -> str:
     elif f.state == "new":
         parts.append("new: not polled yet")
     else:
-        every = f"every {f.interval / 60:.0f} min" if f.interval else "on the default interval"
-        parts.append(f"ok: polled {every}")
+        parts.append(f"ok: polled {every(f.interval)}")
     if f.retry_after and f.retry_after > now:
         parts.append(f"server asked to wait until {_iso(f.retry_after)} (Retry-After)")
     if f.url != f.config_url:

@@ -49,7 +49,7 @@ from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
 from .schedule import FeedOutcome, FeedState, backoff, plan
 from .seeds import SeedError, load_seeds
-from .store import SqlStore, StoreThread, open_store
+from .store import SqlStore, StoreThread, holder, open_store
 from .subscriptions import sync_store
 from .worker import kill_workers, make_executor
 from .workers import BUSY_CHECK, IDLE_CHECK, Worker
@@ -89,6 +89,7 @@ class Service:
         self.metrics = Metrics()
         self.web: uvicorn.Server | None = None  # the web view's server, when [web] listen is set
         self.web_task: asyncio.Future | None = None
+        self.web_url = ""  # where the web view answers, once it does
         self.worker: Worker | None = None  # on PostgreSQL: this process's share of the work (ingest.workers)
         self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
         self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
@@ -127,6 +128,8 @@ class Service:
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._start_web()
+            if self.store.backend == "sqlite":  # who holds the store, for the commands it turns away
+                holder.announce(self.store.root, "run", self.web_url)
             if self.worker is not None:
                 work = asyncio.ensure_future(self._work_loop(self.worker))
             else:
@@ -168,7 +171,8 @@ class Service:
                          writer=lambda fn: self.db(fn, self.store))
         self.web = make_server(make_app(ctx))
         self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
-        log.info("event=web_listening url=http://%s/", web.listen)
+        self.web_url = f"http://{web.listen}/"
+        log.info("event=web_listening url=%s", self.web_url)
 
     async def _work_loop(self, worker: Worker) -> None:
         """On PostgreSQL: lease hosts with work due and poll them, a pass at a time whenever the running

@@ -20,3 +20,14 @@ def short(ts: float | None) -> str:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else ""
     except (OverflowError, OSError, ValueError):
         return ""
+
+
+def every(seconds: float | None) -> str:
+    """A polling interval as people say it: "every 30 min", "every 20.8 h", "every 3 days"."""
+    if not seconds:
+        return "on the default interval"
+    if seconds < 5400:
+        return f"every {seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"every {seconds / 3600:.1f} h".replace(".0 h", " h")
+    return f"every {seconds / 86400:.1f} days".replace(".0 days", " days")

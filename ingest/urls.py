@@ -137,6 +137,12 @@ def display_host(url: str) -> str:
         return ""
 
 
+def site_label(url: str) -> str:
+    """The site as every output labels it: the host alone (never the userinfo a URL may carry),
+    lower case, punycode, without "www.". Markup cannot get in: a host holds none of ``<>()[]"'``."""
+    return display_host(url).removeprefix("www.")
+
+
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 

@@ -32,7 +32,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -43,6 +42,7 @@ from .metrics import Metrics
 from .render import environment as _environment
 from .schedule import explain_state
 from .store import SearchError, SqlStore
+from .timefmt import every
 from .timefmt import short as _date
 from .urls import display, display_host, redact_text
 
@@ -52,6 +52,15 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
 DIGEST_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
               "form-action 'none'")
 CSRF_COOKIE = "ingest_csrf"
+MESSAGES = {  # the confirmations a redirect may name (?done=KEY)
+    "withdrawn": "Taken out of the corpus (kept in withdrawn/). The model learns from it at the next poll.",
+    "added": "Added to the corpus. The model learns from it at the next poll.",
+    "recorded": "Recorded. The model learns from it at the next poll.",
+    "seeded": "Written to the seeds folder; the model uses it from the next decision.",
+}
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#1f2937"/><circle cx="8" cy="9" r="3.5" fill="#84cc16"/><path d="M8 5.5V2" stroke="#84cc16" '
+           b'stroke-width="1.5"/></svg>')
 
 
 @dataclass
@@ -65,6 +74,7 @@ class WebContext:
     clock: Callable[[], float] = time.time
     # runs fn(writer store) in the store's thread (the one writer); None: fn(store) here
     writer: Callable[[Callable[[SqlStore], Any]], Awaitable[Any]] | None = None
+    listen_host: str = ""  # the address served ("" = [web] listen's): a Host header naming it is accepted
 
     async def write(self, fn: Callable[[SqlStore], Any]) -> Any:
         return await self.writer(fn) if self.writer is not None else fn(self.store)
@@ -85,7 +95,8 @@ def make_app(ctx: WebContext) -> Starlette:
 
     def page(request: Request, template: str, **values) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        values.setdefault("flash", request.query_params.get("done"))
+        # a confirmation is named by a key, never taken from the URL: a crafted link shows nothing of its own
+        values.setdefault("flash", MESSAGES.get(request.query_params.get("done", "")))
         body = env.get_template(template).render(csrf=token, **values)
         response = HTMLResponse(body)
         if request.cookies.get(CSRF_COOKIE) != token:
@@ -136,7 +147,7 @@ def make_app(ctx: WebContext) -> Starlette:
                     next_url=next_url, feeds=ctx.store.feeds(), sites=aggregate("sites", ctx.store.sites),
                     filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]))
 
-    async def article(request: Request) -> Response:
+    async def article(request: Request, error: str | None = None) -> Response:
         aid = request.path_params["id"]
         art = ctx.store.article(aid)
         if art is None:
@@ -146,7 +157,7 @@ def make_app(ctx: WebContext) -> Starlette:
         return page(request, "article.html", title=art["title"], nav="corpus", art=art,
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
-                    sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid))
+                    sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)
 
     async def _verdict(ref: str, relevant: bool) -> str:
         from .feedback import apply_verdicts, mark
@@ -159,23 +170,23 @@ def make_app(ctx: WebContext) -> Starlette:
 
         done = await ctx.write(apply)
         if done.withdrawn:
-            return "Taken out of the corpus (kept in withdrawn/). The model learns from it at the next poll."
+            return "withdrawn"
         if done.added or done.restored:
-            return "Added to the corpus. The model learns from it at the next poll."
-        return "Recorded. The model learns from it at the next poll."
+            return "added"
+        return "recorded"
 
     async def article_verdict(request: Request) -> Response:
         fields = await form(request)
         aid = request.path_params["id"]
         msg = await _verdict(f"a{aid}", fields.get("verdict") == "relevant")
-        return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
+        return RedirectResponse(f"/a/{aid}?done={msg}", status_code=303)
 
     async def page_verdict(request: Request) -> Response:
         fields = await form(request)
         msg = await _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
         back = request.headers.get("referer", "")
         target = urlsplit(back).path if urlsplit(back).path in ("/review", "/near-misses") else "/review"
-        return RedirectResponse(target + "?" + urlencode({"done": msg}), status_code=303)
+        return RedirectResponse(f"{target}?done={msg}", status_code=303)
 
     async def article_seed(request: Request) -> Response:
         from .feedback import FeedbackError, add_seed, apply_verdicts, mark
@@ -193,11 +204,29 @@ def make_app(ctx: WebContext) -> Starlette:
             return path
 
         try:
-            path = await ctx.write(seed)
-            msg = f"Written to the seeds as {path.name}; the model uses it from the next decision."
-        except FeedbackError as exc:
-            msg = f"Not made a seed: {exc}"
-        return RedirectResponse(f"/a/{aid}?" + urlencode({"done": msg}), status_code=303)
+            await ctx.write(seed)
+        except FeedbackError as exc:  # said on the page itself (the reason is the store's, not the URL's)
+            response = await article(request, error=f"Not made a seed: {exc}")
+            response.status_code = 409
+            return response
+        return RedirectResponse(f"/a/{aid}?done=seeded", status_code=303)
+
+    async def page_view(request: Request) -> Response:
+        """A judged page that is not in the corpus (a rejected one, say): what the model saw of it."""
+        from .blobs import unpack
+
+        row = ctx.store.page_by_id(request.path_params["id"])
+        if row is None:
+            return PlainTextResponse("no such page", status_code=404)
+        if row["article_id"] is not None:
+            return RedirectResponse(f"/a/{row['article_id']}", status_code=303)
+        doc = unpack(row["doc"]) if row["doc"] is not None else {}
+        url = row["final_url"] or row["url"]
+        text = doc.get("text") or ""
+        return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
+                    pid=row["id"], url=url, site=display_host(url).removeprefix("www."), row=row,
+                    terms=json.loads(row["terms"] or "[]")[:12],
+                    paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
     review_cache: dict[tuple, list] = {}
 
@@ -272,7 +301,7 @@ def make_app(ctx: WebContext) -> Starlette:
                          "state": f.state if f.enabled else "paused", "summary": redact_text(explain_state(f, now)),
                          "last_error": redact_text(f.last_error) if f.last_error else None,
                          "last_success": _date(f.last_success), "next_poll": _date(f.next_poll),
-                         "interval": f"every {f.interval / 60:.0f} min" if f.interval else "",
+                         "interval": every(f.interval) if f.interval else "",
                          "kept": counts.get(f.id, (0, 0))[1]})
         return page(request, "feeds.html", title="Feeds", nav="feeds", feeds=rows)
 
@@ -285,7 +314,7 @@ def make_app(ctx: WebContext) -> Starlette:
         rows = []
         for d in ctx.store.digest_rows():
             name = Path(d["path"]).with_suffix(".html").name if d["path"] else None
-            rows.append({"name": name if name in files else None, "items": d["items"],
+            rows.append({"name": name if name in files else None, "stories": d["items"],
                          "period": f"{_date(d['since'])} – {_date(d['until'])}"})
         return page(request, "digests.html", title="Digests", nav="digests", digests=rows)
 
@@ -293,8 +322,15 @@ def make_app(ctx: WebContext) -> Starlette:
         path = _digest_files().get(request.path_params["name"])
         if path is None:
             return PlainTextResponse("no such digest", status_code=404)
-        # the digest's own self-contained HTML (escaped when it was written), its inline style allowed
-        return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Content-Security-Policy": DIGEST_CSP})
+        # the digest's own self-contained HTML (escaped when it was written), its inline style allowed,
+        # with a way back to the view (the file itself stays as it was written)
+        body = path.read_text(encoding="utf-8")
+        back = '<p style="font:14px sans-serif;margin:.5rem 1rem"><a href="/digests">← All digests</a></p>'
+        at = body.find(">", body.find("<body")) + 1 if "<body" in body else 0
+        return HTMLResponse(body[:at] + back + body[at:], headers={"Content-Security-Policy": DIGEST_CSP})
+
+    async def favicon(request: Request) -> Response:
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     async def healthz(request: Request) -> Response:
         h = ctx.store.health(ctx.clock(), ctx.config().schedule.poll_interval)
@@ -309,13 +345,14 @@ def make_app(ctx: WebContext) -> Starlette:
         Route("/", corpus), Route("/a/{id:int}", article), Route("/a/{id:int}/verdict", article_verdict,
                                                                  methods=["POST"]),
         Route("/a/{id:int}/seed", article_seed, methods=["POST"]),
-        Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
+        Route("/p/{id:int}", page_view), Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
+        Route("/favicon.ico", favicon),
         Route("/review", review_page), Route("/near-misses", near_misses), Route("/search", search),
         Route("/feeds", feeds), Route("/digests", digests), Route("/digests/{name}", digest_file),
         Route("/healthz", healthz), Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("ingest", "static")]), name="static"),
     ]
-    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(ctx))]
+    middleware = [Middleware(_Guard, ctx=ctx)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={_Forbidden: _forbidden})
     ctx.metrics.watch_store(ctx.store.metrics_snapshot)
     return app
@@ -329,26 +366,71 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(f"403 Forbidden: {exc}", status_code=403)
 
 
-def _guard(ctx: WebContext):
-    """HTTP Basic when a password is set; security headers on every response."""
+def host_allowed(header: str, listen_host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a request's Host header names this view: an IP address (a browser's origin is then
+    that address: nothing to rebind), ``localhost``, the listen address, or an ``allowed_hosts``
+    name (``*.example.org`` covers its subdomains). Any other name is what a DNS-rebinding page sends."""
+    import ipaddress
 
-    async def dispatch(request: Request, call_next) -> Response:
-        password = ctx.config().web.password
-        if password and not _authorized(request.headers.get("authorization", ""), password):
-            return PlainTextResponse("401 Unauthorized", status_code=401,
-                                     headers={"WWW-Authenticate": 'Basic realm="seed-ingest", charset="UTF-8"',
-                                              **_HEADERS, "Content-Security-Policy": CSP})
-        response = await call_next(request)
-        for k, v in _HEADERS.items():
-            response.headers.setdefault(k, v)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        return response
-
-    return dispatch
+    header = header.strip()
+    if header.startswith("[") and "]" in header:
+        name = header[1:header.index("]")]
+    else:
+        name = header.rpartition(":")[0] if header.count(":") == 1 else header
+    name = name.lower().rstrip(".")
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name in ("localhost", listen_host.lower().strip("[]").rstrip(".")):
+        return True
+    return any(name == a or (a.startswith("*.") and name.endswith(a[1:])) for a in allowed)
 
 
 _HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
             "Cache-Control": "no-store"}
+_RAW_HEADERS = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+
+
+class _Guard:
+    """Pure ASGI, before any handler: the Host header must name this view (400 otherwise), HTTP Basic
+    when a password is set, and the security headers on every response."""
+
+    def __init__(self, app: Any, ctx: WebContext) -> None:
+        self.app, self.ctx = app, ctx
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        web = self.ctx.config().web
+        response: Response
+        if not host_allowed(headers.get("host", ""), self.ctx.listen_host or web.host, web.allowed_hosts):
+            response = PlainTextResponse("400 Bad Request: the web view does not answer to this Host; if the name "
+                                         "is yours, list it in [web] allowed_hosts", status_code=400)
+        elif web.password and not _authorized(headers.get("authorization", ""), web.password):
+            response = PlainTextResponse("401 Unauthorized", status_code=401,
+                                         headers={"WWW-Authenticate": 'Basic realm="seed-ingest", charset="UTF-8"'})
+        else:
+            async def secured(message) -> None:
+                if message["type"] == "http.response.start":
+                    names = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [h for h in _RAW_HEADERS if h[0] not in names]
+                    if b"content-security-policy" not in names:
+                        extra.append((b"content-security-policy", CSP.encode()))
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+                await send(message)
+
+            await self.app(scope, receive, secured)
+            return
+        for k, v in _HEADERS.items():
+            response.headers.setdefault(k, v)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        await response(scope, receive, send)
 
 
 def _authorized(header: str, password: str) -> bool:
@@ -367,7 +449,10 @@ def bind(host: str, port: int):
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and an
+    # accepted socket inherits it; without it every response after the first on a keep-alive
+    # connection waits ~40 ms for the client's delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

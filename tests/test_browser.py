@@ -96,3 +96,40 @@ def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_no_page_is_wider_than_a_phone(tmp_path, seeds_dir, web, browser):
+    """At 390 px (a phone), no page scrolls sideways: the feeds table, a 300-character title, long URLs."""
+    from .web import article_page, article_text, rss
+
+    news = build_news_web(web)
+    h = web.host(8)
+    title, body = article_text("on_hyesan_gold")
+    long_title = ("North Korea's Hyesan gold mines expand " * 8)[:300]
+    page = h.add("/" + "very-long-path-segment-" * 8 + ".html", article_page(long_title, body))
+    feed = h.add("/feed.xml?token=abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz",
+                 rss("A feed with a rather long name that goes on", [{"title": long_title, "link": page, "guid": "x"}]),
+                 content_type="application/rss+xml")
+    cfg = write_config(tmp_path, news.feeds + [feed], "[relevance]\nthreshold = 0.1\n")
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    assert run_cli("--config", str(cfg), "digest").code == 0
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        browser.get(f"http://{listen}/")
+        articles = [a.get_attribute("href") for a in browser.find_elements("css selector", "article.card h2 a")]
+        browser.get(f"http://{listen}/digests")
+        digests = [a.get_attribute("href") for a in browser.find_elements("css selector", "main li a")]
+        assert articles and digests
+        for url in [f"http://{listen}{p}" for p in ("/", "/feeds", "/review", "/near-misses", "/search?q=gold",
+                                                     "/digests")] + articles + digests:
+            browser.get(url)
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 390, (url, width)
+            if url.endswith("/feeds"):
+                _shot(browser, tmp_path, "feeds-phone")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

@@ -11,6 +11,14 @@ class StoreError(Exception):
     """The store cannot be used (unwritable folder, corrupt or newer database)."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the store's writer lock; ``holder`` says who, when it recorded it."""
+
+    def __init__(self, message: str, holder: Any = None) -> None:
+        super().__init__(message)
+        self.holder = holder  # ingest.store.holder.Holder | None
+
+
 class SearchError(Exception):
     """A query the full-text engine cannot read."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ import filelock
 
 from ..blobs import unpack
 from ..corpus import TMP_PREFIX, read_corpus_file
+from . import holder
 from .base import WITHDRAWN, SqlStore, _query_words, _snippet
 from .contract import StoreContract
-from .rows import SearchError, SearchHit, StoreError
+from .rows import SearchError, SearchHit, StoreBusy, StoreError
 from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 
@@ -71,8 +73,11 @@ class Store(SqlStore):
                 try:
                     lock.acquire()
                 except filelock.Timeout:
-                    raise StoreError(f"{root}: another ingest process is using this store "
-                                     f"(lock {root / '.lock'}); stop it first, or use another [paths] store") from None
+                    who = holder.read(root)
+                    raise StoreBusy(f"{root}: another ingest process is using this store "
+                                    f"({who.describe() if who else 'lock ' + str(root / '.lock')}); stop it first, "
+                                    f"or use another [paths] store", who) from None
+                holder.record(root, holder.Holder(os.getpid(), since=time.time()))
             cls._refuse_lost_index(root, db_path)
             # opened here, used by the store's thread (ingest.store.thread) while a loop runs: one at a time
             db = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)

@@ -1,0 +1,79 @@
+"""Who holds an SQLite store's writer lock, and where it serves the web view.
+
+The lock itself (``.lock``, filelock) says only *that* a process holds the
+store; the holder writes ``.holder.json`` next to it (atomically) so another
+command can say *who*: "``ingest serve`` (pid 4123) serves the web view at
+http://127.0.0.1:8751/". A record is believed only while the lock is held:
+a holder that died left the lock free, and whoever takes it next writes its
+own record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import filelock
+
+FILE = ".holder.json"
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    command: str = ""  # "run", "serve", "poll" … ("" another command: rescore, digest …)
+    web: str = ""  # the web view's URL when it serves one
+    since: float = 0.0
+
+    def describe(self) -> str:
+        who = f"`ingest {self.command}`" if self.command else "another ingest command"
+        if self.command == "run":
+            who = "the service (`ingest run`)"
+        where = f", serving the web view at {self.web}" if self.web else \
+            " (its web view is off)" if self.command == "run" else ""
+        return f"{who} (pid {self.pid}){where}"
+
+
+def record(root: Path, holder: Holder) -> None:
+    """Write the holder's record (best effort: a read-only folder only loses the description)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".holder-", dir=root)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(asdict(holder), fh)
+        os.replace(tmp, root / FILE)
+    except OSError:
+        pass
+
+
+def announce(root: Path, command: str, web: str = "") -> None:
+    """The current process holds the store for ``ingest COMMAND`` (serving ``web``, if any)."""
+    record(root, Holder(os.getpid(), command, web, time.time()))
+
+
+def read(root: Path) -> Holder | None:
+    try:
+        data = json.loads((root / FILE).read_text(encoding="utf-8"))
+        return Holder(int(data["pid"]), str(data.get("command", "")), str(data.get("web", "")),
+                      float(data.get("since", 0.0)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def current(root: Path) -> Holder | None:
+    """The process holding the store's lock now (None: nobody does). A holder that has not yet
+    written its record is described by its lock alone (pid 0)."""
+    lock = filelock.FileLock(root / ".lock", blocking=False)
+    if not (root / ".lock").exists():
+        return None
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return read(root) or Holder(0)
+    except OSError:
+        return None
+    lock.release()
+    return None
