@@ -680,8 +680,9 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=default(None),
                         help="config file (default: $INGEST_CONFIG, else ./config.toml)")
-    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        default=default("INFO"), help="log detail (default INFO)")
+    common.add_argument("--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        default=default("INFO"), help="log detail, any case (default INFO); DEBUG adds each "
+                                                      "request (status, time) and each rejection (score, threshold)")
     common.add_argument("--log-file", metavar="PATH", default=default(None),
                         help="append the log to this file instead of stderr")
     common.add_argument("--log-format", choices=["text", "json"], default=default("text"),

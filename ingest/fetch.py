@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 import urllib.request
 from collections import OrderedDict
@@ -43,6 +44,7 @@ from protego import Protego
 from .config import FetchSettings
 from .urls import host_of, redact, resolve_safe
 
+log = logging.getLogger("ingest")
 MAX_REDIRECTS = 10
 ROBOTS_UNREACHABLE = "robots.txt unreachable (server error or no answer): not fetching the site for now"
 
@@ -391,7 +393,13 @@ class Fetcher:
         if accept:
             headers["Accept"] = accept
         result = await self._follow(url, headers, trusted, options)
-        return FetchResult(**{**result.__dict__, "elapsed": time.monotonic() - started})
+        elapsed = time.monotonic() - started
+        if log.isEnabledFor(logging.DEBUG):  # the log's formatter redacts credentials in the URLs
+            log.debug("url=%s event=request status=%d ms=%.0f%s%s", url, result.status, elapsed * 1000,
+                      f" final={result.final_url}" if result.final_url != url else "",
+                      f" deferred_until={result.deferred_until:.0f}" if result.deferred_until else
+                      f" error={result.error!r}" if result.error else "")
+        return FetchResult(**{**result.__dict__, "elapsed": elapsed})
 
     async def _follow(self, url: str, headers: dict[str, str], trusted: bool,
                       options: RequestOptions) -> FetchResult:

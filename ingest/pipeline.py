@@ -688,6 +688,8 @@ class Poll:
                                    score=score.score, counts=a.counts, doc=doc,
                                    decision=Decision(threshold.value, score.terms),
                                    reason=f"score {score.score:.3f} < threshold {threshold.value:.3f}")
+            log.debug("page=%s event=rejected score=%.3f threshold=%.3f terms=%s", job.link, score.score,
+                      threshold.value, ",".join(score.terms[:5]))
             return None
         art = NewArticle(url=a.page.url, canonical_url=ident.key, title=title, author=a.page.author,
                          site=a.page.site, language=a.page.language, published=published,

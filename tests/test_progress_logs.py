@@ -68,3 +68,20 @@ def test_progress_bar_on_a_terminal_only(tmp_path, seeds_dir, web):
     assert code == 0 and "kept: 4" in out
     assert "━" not in err and "pages fetched" not in err and "\x1b[" not in err
     assert "event=feed_error" in err
+
+
+def test_log_level_in_any_case_and_debug_shows_requests_and_decisions(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds + ["http://user:hunter2@127.0.0.7:9/feed.xml?token=t0ps3cret"])
+    log = tmp_path / "log.jsonl"
+    r = run_cli("--config", str(cfg), "--log-level", "debug", "--log-file", str(log), "--log-format", "json", "poll")
+    assert r.code == 0, r.err
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    requests = [x for x in lines if x.get("event") == "request"]
+    assert any(x["status"] == "200" and float(x["ms"]) >= 0 for x in requests)
+    assert any(x["status"] == "500" for x in requests)  # the dead feed, with its status
+    rejected = [x for x in lines if x.get("event") == "rejected"]
+    assert rejected and all(float(x["score"]) < float(x["threshold"]) for x in rejected)
+    text = log.read_text(encoding="utf-8")
+    assert "hunter2" not in text and "t0ps3cret" not in text
+    assert run_cli("--config", str(cfg), "--log-level", "Warning", "status").code == 0
