@@ -61,7 +61,7 @@ async def measure(store_dir: Path, repeat: int) -> dict[str, float]:
              "healthz": "/healthz", "metrics": "/metrics"}
     paths.update({f"search {q}": "/search?" + httpx.QueryParams({"q": q}).__str__() for q in SEARCHES})
     out = {}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         for name, path in paths.items():
             await client.get(path)  # warm caches
             times = []

@@ -590,6 +590,10 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             added, dupes = subs.add_feeds(config.path, opml.feeds, config.feeds)
             print(f"imported {len(added)} feed(s) into {config.path}; {len(dupes)} duplicate(s) skipped; "
                   f"{len(opml.invalid)} invalid")
+            for f in added:
+                print(f"  added: {f.name or '(no name)'}  {display(f.url)}" + (f"  [{f.category}]" if f.category else ""))
+            for f in dupes:
+                print(f"  duplicate: {display(f.url)}")
             for what, why in opml.invalid:
                 print(f"  invalid: {display(what) if '://' in what else what}: {why}")
             if added:

@@ -246,25 +246,67 @@ class OpmlImport:
     invalid: list[tuple[str, str]] = field(default_factory=list)  # (what the outline said, why not)
 
 
-def read_opml(data: bytes, source: str) -> OpmlImport:
-    """The feeds of an OPML subscription list (listparser; never fetches anything). Nested
-    outlines become the feed's category ("News / World" for deeper nesting)."""
-    import listparser
+FEED_TYPES = {"rss", "atom", "feed", "rdf", "json", "jsonfeed"}  # outline type="…" of a subscription
+CATEGORY_SEP = " / "  # nests OPML folders in a category; a "/" inside a folder's own name stays in it
 
-    parsed = listparser.parse(data)  # bytes: parsed as a document, never taken for a URL
-    if not parsed.get("version") and not parsed.get("feeds"):
-        why = parsed.get("bozo_exception") or "no <opml> document with <outline xmlUrl=...> entries"
-        raise FeedListError(f"{source}: not an OPML subscription list ({why}); nothing imported")
+
+def read_opml(data: bytes, source: str) -> OpmlImport:
+    """The feeds of an OPML subscription list, read as XML (never fetches anything).
+
+    The declared encoding is honoured (lxml reads the bytes); a file that is not well-formed
+    (truncated, say) is refused whole. A feed is an outline with ``xmlUrl`` (any case), or
+    OPML 1.0's ``type="rss" url="…"``; an outline that looks like a feed (a feed type, an
+    ``xmlUrl`` or ``htmlUrl`` attribute) but has no usable URL is listed as invalid. Outlines
+    with children are folders: their names, joined with " / ", become the feed's category."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                             remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FeedListError(f"{source}: not an OPML subscription list: not well-formed XML ({exc}); a truncated "
+                            f"or damaged export? nothing imported") from None
+    if not isinstance(root.tag, str) or etree.QName(root).localname.lower() != "opml":
+        raise FeedListError(f"{source}: not an OPML subscription list (the document is <{root.tag}>, not <opml>); "
+                            f"nothing imported")
     out = OpmlImport()
-    for item in parsed.get("feeds", []):
-        url = str(item.get("url", "")).strip()
-        title = " ".join(str(item.get("title", "")).split())
-        if not url or scheme_reason(url) or not urlsplit(url).hostname:
-            out.invalid.append((url or title or "(outline without xmlUrl)", "not an http(s) URL with a host"))
-            continue
-        cats = [c for c in item.get("categories", []) if c]
-        category = " / ".join(cats[0]) if cats else ""
-        out.feeds.append(FeedSettings(url=url, name=title if title != url else "", category=category))
+    body = next((c for c in root if isinstance(c.tag, str) and etree.QName(c).localname.lower() == "body"), None)
+
+    def attr(el, name: str) -> str:
+        for key, value in el.attrib.items():
+            if isinstance(key, str) and etree.QName(key).localname.lower() == name:
+                return " ".join(str(value).split())
+        return ""
+
+    def walk(el, folders: tuple[str, ...]) -> None:
+        for child in el:
+            if not isinstance(child.tag, str) or etree.QName(child).localname.lower() != "outline":
+                continue
+            name = attr(child, "title") or attr(child, "text")
+            kind = attr(child, "type").lower()
+            url = attr(child, "xmlurl") or (attr(child, "url") if kind in FEED_TYPES else "")
+            outlines = [c for c in child if isinstance(c.tag, str)]
+            looks_like_feed = bool(url) or kind in FEED_TYPES or "xmlurl" in {
+                etree.QName(k).localname.lower() for k in child.attrib if isinstance(k, str)} or bool(
+                attr(child, "htmlurl"))
+            if outlines and not url:
+                walk(child, (*folders, name) if name else folders)
+                continue
+            if not looks_like_feed:
+                continue  # an empty folder, a note
+            if not url:
+                out.invalid.append((name or "(outline without a name)", "no xmlUrl: the outline names no feed"))
+            elif scheme_reason(url) or not urlsplit(url).hostname:
+                out.invalid.append((url, "not an http(s) URL with a host"))
+            else:
+                out.feeds.append(FeedSettings(url=url, name=name if name != url else "",
+                                              category=CATEGORY_SEP.join(folders)))
+            if outlines:  # a feed outline with children (rare): its children are read as well
+                walk(child, folders)
+
+    if body is not None:
+        walk(body, ())
     return out
 
 
@@ -280,7 +322,7 @@ def write_opml(feeds: tuple[FeedSettings, ...], title: str = "seed-ingest feeds"
     body = ET.SubElement(root, "body")
     folders: dict[tuple[str, ...], ET.Element] = {(): body}
     for f in feeds:
-        path = tuple(p.strip() for p in f.category.split("/") if p.strip())
+        path = tuple(p.strip() for p in f.category.split(CATEGORY_SEP) if p.strip())
         for i in range(1, len(path) + 1):
             if path[:i] not in folders:
                 folders[path[:i]] = ET.SubElement(folders[path[:i - 1]], "outline", text=path[i - 1],
