@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import sqlite3
 import sys
 import time
@@ -559,7 +560,8 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             return 0
         if action == "add":
             found = asyncio.run(_discover(config, args.url))
-            feed = FeedSettings(url=found.url, name=args.name or "", category=args.category or "")
+            title = " ".join((found.parsed.title or "").split())[:200]  # the feed's own title names it
+            feed = FeedSettings(url=found.url, name=args.name or title, category=args.category or "")
             added, dupes = subs.add_feeds(config.path, [feed], config.feeds)
             newest = found.newest
             what = (f"{found.parsed.kind.value}, {len(found.parsed.entries)} entries, newest "
@@ -571,7 +573,8 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             print(f"added: {found.parsed.title or '(untitled)'}  {display(found.url)}")
             print(f"       {what}")
             for other in found.also:
-                print(f"       the page also links {display(other)}")
+                print(f"       the page also links {display(other)}; to follow it too: "
+                      f"ingest feeds add {shlex.quote(display(other))}")
             print(_feed_list_applies(config), file=sys.stderr)
             return 0
         if action == "remove":
@@ -591,7 +594,7 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             print(f"imported {len(added)} feed(s) into {config.path}; {len(dupes)} duplicate(s) skipped; "
                   f"{len(opml.invalid)} invalid")
             for f in added:
-                print(f"  added: {f.name or '(no name)'}  {display(f.url)}" + (f"  [{f.category}]" if f.category else ""))
+                print(f"  added: {f.name or '(no name)'}  {display(f.url)}{f'  [{f.category}]' if f.category else ''}")
             for f in dupes:
                 print(f"  duplicate: {display(f.url)}")
             for what, why in opml.invalid:
@@ -600,7 +603,14 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
                 print(_feed_list_applies(config), file=sys.stderr)
             return 0
         if action == "export":
-            text = subs.write_opml(config.feeds)
+            feeds = config.feeds
+            secret = [f for f in feeds if redact(f.url) != f.url]
+            if args.redact:
+                feeds = tuple(dataclasses.replace(f, url=redact(f.url)) for f in feeds)
+            elif secret:
+                print(f"ingest feeds export: {len(secret)} feed URL(s) carry credentials (a password or a token) and "
+                      f"are written as they are; --redact replaces them with REDACTED", file=sys.stderr)
+            text = subs.write_opml(feeds)
             if args.output:
                 write_output(args.output, text)
                 print(f"wrote {len(config.feeds)} feed(s) to {args.output}", file=sys.stderr)
@@ -875,8 +885,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_feeds)
     q = feeds_sub.add_parser("export", parents=[common], help="write the feeds as OPML 2.0",
                              description="OPML 2.0 with categories as folders and names; per-feed secrets "
-                                         "(headers, cookie, proxy) are not exported.")
+                                         "(headers, cookie, proxy) are not exported. Credentials in a feed's "
+                                         "URL (user:password@, ?token=…) are, with a warning on stderr, unless "
+                                         "--redact is given.")
     q.add_argument("--output", metavar="FILE", help="write to this file instead of stdout")
+    q.add_argument("--redact", action="store_true",
+                   help="replace credentials in feed URLs with REDACTED (a list to share, not to re-import)")
     q.set_defaults(func=cmd_feeds)
     q = feeds_sub.add_parser("sync", parents=[common], help="load config.toml's feeds into the store (PostgreSQL)",
                              description="Make the store's feeds table match config.toml: new feeds are added "

@@ -74,8 +74,8 @@ async def discover(url: str, fetcher: Fetcher) -> Found:
         return Found(res.permanent_redirect or url, parsed)
     looks_html = ctype in HTML_TYPES or b"<html" in res.body[:4096].lower()
     if not looks_html:
-        raise FeedListError(f"{display(url)} is not a feed ({parsed.error or 'no entries'}) and not an HTML page "
-                            f"that could link one ({ctype or 'no content type'})")
+        raise FeedListError(f"{display(url)} is not a feed: {_what_it_is(res.body, ctype, parsed)}; give the URL "
+                            f"of a feed (RSS, Atom, JSON Feed, news sitemap) or of a page that links one")
     parts = urlsplit(res.final_url)
     base = f"{parts.scheme}://{parts.netloc}"
     html = res.body.decode("utf-8", "replace")
@@ -96,6 +96,19 @@ async def discover(url: str, fetcher: Fetcher) -> Found:
     what = "links no feed" if not advertised else f"links {len(advertised)} feed(s) that did not work"
     raise FeedListError(f"no feed found: {display(url)} is an HTML page that {what}, and none of "
                         f"{', '.join(COMMON_PATHS)} on {display(base)} is a feed; give the feed's own URL")
+
+
+def _what_it_is(body: bytes, ctype: str, parsed: ParsedFeed) -> str:
+    """What a fetched document that is no feed is, in plain words (for one sentence)."""
+    if body[:5] == b"%PDF-" or ctype == "application/pdf":
+        return "it is a PDF document"
+    if ctype.startswith(("image/", "audio/", "video/")):
+        return f"it is {ctype.split('/')[0]} ({ctype})"
+    if not body.strip():
+        return "the answer was empty"
+    if parsed.error is None:
+        return "it is a feed with no entries and no title"
+    return f"it could not be read as one ({ctype or 'no content type'})"
 
 
 async def _try(url: str, fetcher: Fetcher, tried: list[str]) -> Found | None:
