@@ -35,7 +35,11 @@ MAX_VERIFY = 5  # at most this many candidates are checked exactly (reading thei
 MIN_WORDS = 12  # shorter texts are matched exactly only (too few shingles to tell copies from templates)
 MIN_SHARED = 10  # containment counts only with this many shared shingles (a shared footer or intro is less)
 SHORT_WORDS = 40  # below this, Jaccard is not trusted alone: the shorter text must be contained in the other
+END_KEEP = 0.4  # a copy with one end paragraph changed: the rest must hold this share of each text's words
+MIDDLE_KEEP = 0.6  # with both ends changed, the middle must hold this share
+LONGER_KEEP = 0.25  # ... of the shorter text; of the longer one (a copy may be cut down) this share
 _WORD = re.compile(r"\w+", re.UNICODE)
+_FIGURE = re.compile(r"\d+(?:[.,/-]\d+)*")
 
 
 def text_hash(text: str) -> str:
@@ -130,7 +134,9 @@ def same_story(a: str, b: str, *, jaccard: float = NEAR_DUP_THRESHOLD,
                contained: float = CONTAINMENT_THRESHOLD) -> bool:
     """Exact check on two texts (no signatures): are they one story? Equal texts always are;
     texts too short for shingles must be equal; when either is short (< SHORT_WORDS) the
-    shorter must be contained in the other, else the Jaccard or the containment will do."""
+    shorter must be contained in the other, else the Jaccard or the containment will do; and a
+    syndicated copy whose first or last paragraph another site changed is one too
+    (:func:`same_but_an_end`)."""
     if " ".join(a.lower().split()) == " ".join(b.lower().split()):
         return True
     sa, sb = shingles(a), shingles(b)
@@ -139,4 +145,46 @@ def same_story(a: str, b: str, *, jaccard: float = NEAR_DUP_THRESHOLD,
     if containment(sa, sb) >= contained and len(sa & sb) >= MIN_SHARED:
         return True
     short = min(len(_WORD.findall(a)), len(_WORD.findall(b))) < SHORT_WORDS
-    return not short and len(sa & sb) / len(sa | sb) >= jaccard
+    if not short and len(sa & sb) / len(sa | sb) >= jaccard:
+        return True
+    return same_but_an_end(a, b, contained)
+
+
+def same_but_an_end(a: str, b: str, contained: float = CONTAINMENT_THRESHOLD) -> bool:
+    """Whether ``a`` and ``b`` are one text but for their first paragraph, their last, or (when
+    what is left is most of both) both: what a second site running a wire story changes (a
+    dateline, a reworded lead, its own closing line; a headline that extraction kept in the first
+    paragraph). What is left must be the same on both sides (containment both ways, so a shared
+    background paragraph in two different stories is not enough), hold at least END_KEEP of the
+    shorter text's words (MIDDLE_KEEP when both ends go) and LONGER_KEEP of the longer's, and
+    2 x MIN_SHARED shingles; and the ends that differ must not disagree on figures."""
+    pa = [p for p in a.split("\n\n") if _WORD.search(p)]
+    pb = [p for p in b.split("\n\n") if _WORD.search(p)]
+    if min(len(pa), len(pb)) < 2:
+        return False
+    wa, wb = len(_WORD.findall(a)), len(_WORD.findall(b))
+    # (paragraphs kept, paragraphs that may differ, share of the words the kept ones must hold)
+    cuts: list[tuple[slice, tuple[int, ...], float]] = [(slice(1, None), (0,), END_KEEP),
+                                                         (slice(None, -1), (-1,), END_KEEP)]
+    if min(len(pa), len(pb)) >= 3:
+        cuts.append((slice(1, -1), (0, -1), MIDDLE_KEEP))
+    figures_a, figures_b = set(_FIGURE.findall(a)), set(_FIGURE.findall(b))
+    for kept, ends, keep in cuts:
+        ra, rb = "\n\n".join(pa[kept]), "\n\n".join(pb[kept])
+        ka, kb = len(_WORD.findall(ra)), len(_WORD.findall(rb))
+        # most of the shorter text, and a real part of the longer (a copy may be a cut-down version)
+        (k_short, w_short), (k_long, w_long) = sorted([(ka, wa), (kb, wb)], key=lambda kw: kw[1])
+        if k_short < keep * w_short or k_long < LONGER_KEEP * w_long:
+            continue
+        # the ends that differ must not disagree on the facts: a templated report (a bond issue, a
+        # dividend) repeats its boilerplate paragraphs with other figures in the lead; a copy's new
+        # dateline or closing line keeps the other's figures, or brings one of its own (a date)
+        stray_a = {f for i in ends for f in _FIGURE.findall(pa[i])} - figures_b
+        stray_b = {f for i in ends for f in _FIGURE.findall(pb[i])} - figures_a
+        if min(len(stray_a), len(stray_b)) > 1:
+            continue
+        sa, sb = shingles(ra), shingles(rb)
+        shared = len(sa & sb)
+        if shared >= 2 * MIN_SHARED and shared >= contained * max(len(sa), len(sb)):
+            return True
+    return False

@@ -105,3 +105,76 @@ def test_feed_stamping_every_entry_as_updated_is_not_refetched(tmp_path, seeds_d
           content_type="application/atom+xml")
     s = run_cli("--config", str(cfg), "poll", "--json").json()
     assert sum(len(h.hits(f"/{i}.html")) for i in range(8)) == pages_before and s["updated"] == 0
+
+
+WIRE = ["on_hyesan_gold", "on_forced_labour_report", "on_sanctions_gold", "on_mine_collapse", "on_smuggling_arrests"]
+CLOSING = ("Officials at the ministry could not be reached for comment late on Tuesday evening. Partner Daily "
+           "carries this report under an agreement with the wire service; our own correspondents in Seoul and "
+           "Dandong contributed background, and readers with information about conditions in the region can "
+           "reach the newsroom through the contact page of our website at any time of day.")
+LEAD = ("SEOUL (Yonhap) - In a development closely followed by analysts, diplomats and aid workers across the "
+        "region, officials and independent researchers on Tuesday described in unusual detail what they said is "
+        "happening on the ground, citing sources inside the country who spoke on condition of anonymity because "
+        "of the risks involved in talking to foreign media.")
+
+
+def _wire(name: str) -> tuple[str, list[str]]:
+    """A short wire story (three paragraphs) from a fixture article."""
+    title, body = article_text(name)
+    return title, [p for p in body.split("\n\n") if p.strip()][:3]
+
+
+def _syndicated(i: int, title: str, paras: list[str]) -> tuple[str, list[str]]:
+    """As a second site runs it: the headline edited, and the lead rewritten or the last paragraph its own."""
+    title = ["UPDATE 1-" + title, title + " - report", title.upper()][i % 3]
+    paras = list(paras)
+    if i % 2:
+        paras[-1] = CLOSING
+    else:
+        paras[0] = LEAD
+    return title, paras
+
+
+def test_same_story_knows_a_syndicated_copy_with_an_end_changed():
+    from ingest.dedup import same_story
+
+    for i, name in enumerate(WIRE):
+        title, paras = _wire(name)
+        _, copy = _syndicated(i, title, paras)
+        assert same_story("\n\n".join(paras), "\n\n".join(copy)), name
+        # headline and byline glued into the first paragraph by extraction, and the last one changed
+        both = [f"{title.upper()} By Staff Reporter, 2026-11-20 " + paras[0], paras[1], CLOSING]
+        assert same_story("\n\n".join(paras), "\n\n".join(both)), name
+    # two stories that share a background paragraph stay apart
+    a, b = _wire("on_hyesan_gold")[1], _wire("on_mine_collapse")[1]
+    background = _wire("on_sanctions_gold")[1][1]
+    assert not same_story("\n\n".join([a[0], background, a[2]]), "\n\n".join([b[0], background, b[2]]))
+    # a templated report: the same boilerplate, other figures in the lead
+    boiler = ("The bond is available in denominations of one mln yen and will be listed in Luxembourg. Payment "
+              "date is the issue date.\n\nFees comprise 1-1/4 pct selling concession and 5/8 pct for management "
+              "and underwriting combined, the lead manager said in its statement.")
+    one = "Union Bank of Finland is issuing a 10 billion yen eurobond due March 30, 1992 paying five pct and " \
+          "priced at 102-3/8 pct, lead manager LTCB International Ltd said.\n\n" + boiler
+    two = "Toyota Motor Credit Corp is issuing a 23 billion yen eurobond due April 10, 1992 paying 4-1/2 pct " \
+          "and priced at 101-1/2 pct, lead manager Nomura International Ltd said.\n\n" + boiler
+    assert not same_story(one, two)
+
+
+def test_syndicated_wire_stories_are_stored_once(tmp_path, seeds_dir, web):
+    """Originals on one host, copies on another under other URLs (headline edited, lead rewritten or last
+    paragraph replaced, some declaring rel=canonical to the original): one article per story."""
+    wire, partner = web.host(2), web.host(3)
+    originals, copies = [], []
+    for i, name in enumerate(WIRE):
+        title, paras = _wire(name)
+        url = wire.add(f"/{name}.html", article_page(title, "\n\n".join(paras), site="Wire"))
+        originals.append({"title": title, "link": url, "guid": name})
+        t2, p2 = _syndicated(i, title, paras)
+        page = article_page(t2, "\n\n".join(p2), site="Partner Daily", canonical=url if i % 2 else None)
+        copies.append({"title": t2, "link": partner.add(f"/news/{i}.html", page), "guid": f"p{i}"})
+    cfg = write_config(tmp_path, [_feed(wire, "wire", originals), _feed(partner, "partner", copies)],
+                       "[relevance]\nthreshold = 0.01\n")
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    arts = run_cli("--config", str(cfg), "export").jsonl()
+    assert len(arts) == len(WIRE), sorted(a["title"] for a in arts)
+    assert all(len(a["sources"]) == 2 for a in arts)
