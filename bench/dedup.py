@@ -136,7 +136,7 @@ def syndicated_copy(doc: dict, rng: random.Random) -> str:
     title = doc["title"] or paras[0][:60]
     title = rng.choice([lambda t: "UPDATE 1-" + t.title(), lambda t: t.title() + " - report", str.upper])(title)
     city = rng.choice(CITIES)
-    kind = rng.choice(["dateline", "lead", "last"])
+    kind = rng.choice(["dateline", "lead", "last"] if len(paras) > 1 else ["dateline", "lead"])
     if kind == "dateline":
         paras[0] = f"{city}, March {rng.randint(1, 28)} (Reuters) - " + paras[0]
     elif kind == "lead":  # the lead reworded: its first half replaced, a copy-edit or two

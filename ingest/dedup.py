@@ -150,6 +150,17 @@ def same_story(a: str, b: str, *, jaccard: float = NEAR_DUP_THRESHOLD,
     return same_but_an_end(a, b, contained)
 
 
+def _trimmed(text: str) -> list[str]:
+    """The paragraphs of ``text`` without the tiny lines at either end (a wire's sign-off such as
+    "Reuter", a dateline line): a copy drops or changes them along with the end paragraph."""
+    paras = [p for p in text.split("\n\n") if _WORD.search(p)]
+    while paras and len(_WORD.findall(paras[-1])) < SHINGLE:
+        paras.pop()
+    while paras and len(_WORD.findall(paras[0])) < SHINGLE:
+        paras.pop(0)
+    return paras
+
+
 def same_but_an_end(a: str, b: str, contained: float = CONTAINMENT_THRESHOLD) -> bool:
     """Whether ``a`` and ``b`` are one text but for their first paragraph, their last, or (when
     what is left is most of both) both: what a second site running a wire story changes (a
@@ -158,8 +169,7 @@ def same_but_an_end(a: str, b: str, contained: float = CONTAINMENT_THRESHOLD) ->
     background paragraph in two different stories is not enough), hold at least END_KEEP of the
     shorter text's words (MIDDLE_KEEP when both ends go) and LONGER_KEEP of the longer's, and
     2 x MIN_SHARED shingles; and the ends that differ must not disagree on figures."""
-    pa = [p for p in a.split("\n\n") if _WORD.search(p)]
-    pb = [p for p in b.split("\n\n") if _WORD.search(p)]
+    pa, pb = _trimmed(a), _trimmed(b)
     if min(len(pa), len(pb)) < 2:
         return False
     wa, wb = len(_WORD.findall(a)), len(_WORD.findall(b))

@@ -145,6 +145,8 @@ def test_same_story_knows_a_syndicated_copy_with_an_end_changed():
         # headline and byline glued into the first paragraph by extraction, and the last one changed
         both = [f"{title.upper()} By Staff Reporter, 2026-11-20 " + paras[0], paras[1], CLOSING]
         assert same_story("\n\n".join(paras), "\n\n".join(both)), name
+        # the wire's sign-off, a line of its own, dropped along with the changed closing
+        assert same_story("\n\n".join([*paras, "Reuter"]), "\n\n".join([*paras[:-1], CLOSING])), name
     # two stories that share a background paragraph stay apart
     a, b = _wire("on_hyesan_gold")[1], _wire("on_mine_collapse")[1]
     background = _wire("on_sanctions_gold")[1][1]
