@@ -229,3 +229,42 @@ def test_spacing_is_handed_from_fetcher_to_fetcher(web):
     asyncio.run(go())
     first_at, second_at = (r.at for r in h.hits("/x"))
     assert second_at - first_at >= 0.5  # the second fetcher kept the first one's spacing
+
+
+def test_nothing_more_goes_to_a_host_before_its_first_answer(web):
+    """A slow first answer may ask for quiet: with room for four requests at once and no spacing,
+    the others wait for it and are deferred, not sent (the server sees one request)."""
+    h = web.host(2)
+    for i in range(4):
+        h.add(f"/p{i}", "busy", status=503, headers={"Retry-After": "120"}, delay=0.4)
+
+    async def go():
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, per_host=4, timeout=5)
+        async with Fetcher(settings) as f:
+            return await asyncio.gather(*(f.fetch(h.url(f"/p{i}")) for i in range(4)))
+
+    results = asyncio.run(go())
+    assert len(h.requests) == 1
+    assert sum(r.status == 503 for r in results) == 1 and sum(r.deferred for r in results) == 3
+
+
+def test_a_replacing_fetcher_keeps_what_the_retired_one_learns(web):
+    """A reload replaces the fetcher while polls still use the old one: a window either learns,
+    before or after the swap, holds for both (Fetcher.inherit)."""
+    early, late = web.host(2), web.host(3)
+    early.add("/x", "busy", status=429, headers={"Retry-After": "600"})
+    late.add("/x", "busy", status=503, headers={"Retry-After": "600"})
+
+    async def go():
+        async with Fetcher(OPEN) as retired:
+            assert (await retired.fetch(early.url("/x"))).status == 429
+            async with Fetcher(OPEN) as new:
+                new.inherit(retired)
+                assert (await new.fetch(early.url("/x"))).deferred
+                assert (await retired.fetch(late.url("/x"))).status == 503  # learned after the swap
+                assert (await new.fetch(late.url("/x"))).deferred
+                return new.remember()
+
+    memory = asyncio.run(go())
+    assert len(early.requests) == 1 and len(late.requests) == 1
+    assert set(memory.quiet_until) == {"127.0.0.2", "127.0.0.3"}  # and the store is told of both

@@ -45,6 +45,14 @@ def test_no_page_shows_python_internals_or_template_syntax(tmp_path, seeds_dir, 
                 assert r.status_code == 200, path
                 for leak in LEAKS:
                     assert leak not in r.text, (path, leak)
+            # a feed's state and its interval column say the same interval
+            feeds = client.get("/feeds").text
+            rows = [r for r in re.findall(r"<tr>(.*?)</tr>", feeds, re.S) if "ok: polled" in r]
+            assert rows
+            for row in rows:
+                said = re.search(r"ok: polled (every [^<;]+)", row).group(1)
+                assert re.search(r'data-label="next poll">[^<]*<br><span class="meta">(every [^<]+)</span>',
+                                 row).group(1) == said, row
             # a digest opened from the view has a way back
             assert 'href="/digests"' in client.get(digests[0]).text
             # a search the engine cannot read is an error, not a success followed by "No match."
