@@ -44,7 +44,7 @@ from .schedule import explain_state
 from .store import SearchError, SqlStore
 from .timefmt import every
 from .timefmt import short as _date
-from .urls import display, display_host, redact_text
+from .urls import display, display_host, redact_text, site_label
 
 PAGE_SIZE = 50
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -224,7 +224,7 @@ def make_app(ctx: WebContext) -> Starlette:
         url = row["final_url"] or row["url"]
         text = doc.get("text") or ""
         return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
-                    pid=row["id"], url=url, site=display_host(url).removeprefix("www."), row=row,
+                    pid=row["id"], url=url, site=site_label(url), row=row,
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
@@ -257,7 +257,7 @@ def make_app(ctx: WebContext) -> Starlette:
         items = []
         for row in ctx.store.near_misses(PAGE_SIZE):
             url = row["final_url"] or row["url"]
-            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", display_host(url),
+            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_label(url),
                                     row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]"))))
         return page(request, "items.html", title="Near misses", nav="near", items=items,
                     intro="Rejected pages scored at least half their threshold, newest first: where recall is "

@@ -55,7 +55,7 @@ def test_commands_on_postgresql(tmp_path, seeds_dir, web, pg_url):
     first = sorted(out.glob("*.txt"))[0].read_text(encoding="utf-8")
     assert first.split("\n\n", 1)[0] in titles  # the seeds' format: title, blank line, text
     migrate = run_cli("--config", cfg, "migrate")
-    assert migrate.code == 0 and "schema version 1 (postgresql)" in migrate.out
+    assert migrate.code == 0 and "schema version 2 (postgresql)" in migrate.out
     assert pg_url.rsplit("@", 1)[-1] not in migrate.out or "postgres@" not in migrate.out
 
 

@@ -140,3 +140,24 @@ def test_fetcher_recalls_what_the_store_remembers():
     assert f.host_quiet_until("https://quiet.example/a") == pytest.approx(now + 600)
     assert f.host_quiet_until("https://over.example/a") == 0.0
     assert f.remember() == HostMemory()  # nothing new learned yet
+
+
+def test_schema_6_drops_site_names_that_hold_a_urls_userinfo(tmp_path):
+    """trafilatura's site-name fallback was the URL's netloc, user:password@ included: the upgrade drops
+    such names (every output then labels the site by its host)."""
+    import sqlite3
+
+    store = Store.open(tmp_path)
+    store.close()
+    db = sqlite3.connect(tmp_path / "ingest.db")
+    db.execute("INSERT INTO articles (id, number, url, canonical_url, title, site, text_hash, score, threshold, "
+               "terms, fetched, path) VALUES (1, 1, 'http://u:S3cretPW@e.org/a', 'http://e.org/a', 't', "
+               "'u:S3cretPW@e.org', 'h', 1, 0, '[]', 0, 'corpus/a.txt'), (2, 2, 'http://f.org/b', 'http://f.org/b', "
+               "'t', 'Example News', 'h2', 1, 0, '[]', 0, 'corpus/b.txt')")
+    db.execute("UPDATE schema_version SET version = 5")
+    db.commit()
+    db.close()
+    (tmp_path / "corpus" / "a.txt").write_text("t\n\nx\n")
+    (tmp_path / "corpus" / "b.txt").write_text("t\n\nx\n")
+    with Store.open(tmp_path) as store:
+        assert [r[0] for r in store.db.execute("SELECT site FROM articles ORDER BY id")] == ["", "Example News"]

@@ -10,7 +10,9 @@ checks it on open under an advisory lock, so two workers starting at once
 cannot race.
 """
 
-SCHEMA_VERSION = 1
+from .schema_sqlite import SITE_CLEANUP
+
+SCHEMA_VERSION = 2
 
 # the host of a URL, as ingest.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -159,4 +161,5 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 );
 """
 
-MIGRATIONS: dict[int, list[str]] = {}  # version -> statements run before SCHEMA when upgrading to it
+# version -> statements run before SCHEMA when upgrading to it
+MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP]}  # a site name holding a URL's userinfo is dropped

@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -140,6 +140,10 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# schema 6: trafilatura's site name fell back to the URL's netloc, userinfo (user:password@) included;
+# such a name is dropped (every output then labels the site by its host alone)
+SITE_CLEANUP = "UPDATE articles SET site = '' WHERE site LIKE '%@%' OR site LIKE '%://%'"
+
 # columns added since version 1 (new tables and indexes come from SCHEMA's IF NOT EXISTS)
 MIGRATIONS = {
     2: ["ALTER TABLE articles ADD COLUMN withdrawn REAL", "ALTER TABLE articles ADD COLUMN withdrawn_by TEXT",
@@ -151,4 +155,5 @@ MIGRATIONS = {
     5: ["ALTER TABLE feeds ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1"],
     3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
         "ALTER TABLE pages ADD COLUMN pending BLOB"],
+    6: [SITE_CLEANUP],
 }
