@@ -260,6 +260,7 @@ class OpmlImport:
 
 
 FEED_TYPES = {"rss", "atom", "feed", "rdf", "json", "jsonfeed"}  # outline type="…" of a subscription
+FOLDER_TYPES = {"folder", "category", "group"}  # outline type="…" some readers give a folder
 CATEGORY_SEP = " / "  # nests OPML folders in a category; a "/" inside a folder's own name stays in it
 
 
@@ -306,10 +307,12 @@ def read_opml(data: bytes, source: str) -> OpmlImport:
             if outlines and not url:
                 walk(child, (*folders, name) if name else folders)
                 continue
-            if not looks_like_feed:
-                continue  # an empty folder, a note
+            if not looks_like_feed and kind in FOLDER_TYPES:
+                continue  # an empty folder
             if not url:
-                out.invalid.append((name or "(outline without a name)", "no xmlUrl: the outline names no feed"))
+                why = "no xmlUrl: the outline names no feed" if looks_like_feed else \
+                    "no xmlUrl: an empty folder, or a feed whose URL the export left out"
+                out.invalid.append((name or "(outline without a name)", why))
             elif scheme_reason(url) or not urlsplit(url).hostname:
                 out.invalid.append((url, "not an http(s) URL with a host"))
             else:

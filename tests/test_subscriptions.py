@@ -232,6 +232,8 @@ OPML_READERS = {
 <opml version="1.0"><head><title>old reader</title></head><body>
 <outline text="Korea JoongAng" type="rss" url="https://koreajoongangdaily.joins.com/rss"/>
 <outline text="Broken" type="rss" url=""/>
+<outline text="Lost feed"/>
+<outline text="Empty folder" type="folder"/>
 </body></opml>''',
     "latin1": '''<?xml version="1.0" encoding="ISO-8859-1"?>
 <opml version="2.0"><head><title>Tiny Tiny RSS</title></head><body>
@@ -260,7 +262,8 @@ def test_opml_from_other_readers(tmp_path):
     babel = feeds["https://www.cafebabel.com/feed/"]
     assert babel.name == "Café Babel" and babel.category == "Économie"  # the declared encoding
     assert "Café Babel" in cfg.read_text(encoding="utf-8")
-    assert "1 invalid" in reports["opml10"] and "2 invalid" in reports["latin1"]
+    assert "2 invalid" in reports["opml10"] and "2 invalid" in reports["latin1"]
+    assert "Lost feed" in reports["opml10"] and "Empty folder" not in reports["opml10"]
     assert "No URL" in reports["latin1"] and "Empty URL" in reports["latin1"]
     assert "1 duplicate(s) skipped" in reports["latin1"]
     assert "added: Café Babel  https://www.cafebabel.com/feed/  [Économie]" in reports["latin1"]
