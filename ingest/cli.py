@@ -52,6 +52,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
         _announce(store, "poll")
+        _apply_recorded(store)
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
@@ -421,6 +422,28 @@ def _apply_now(config: Config) -> tuple[object | None, bool]:
         return apply_verdicts(store, time.time()), True
 
 
+def _apply_recorded(store: SqlStore) -> None:
+    """Verdicts recorded (``ingest mark``) while another process held the store reach the corpus folder."""
+    from .feedback import apply_verdicts
+
+    done = apply_verdicts(store, time.time())
+    for what, paths in (("added", done.added), ("restored", done.restored), ("withdrawn", done.withdrawn)):
+        for path in paths:
+            log.info("event=verdict_applied change=%s path=%s", what, path)
+
+
+def _verdicts_apply_later(config: Config) -> str:
+    """Who applies a verdict recorded while another process holds the store, and when."""
+    from .store import holder
+
+    running = holder.current(config.paths.store)
+    if running is not None and running.command == "run":
+        return f"the running service (pid {running.pid}) moves the files within a few seconds"
+    who = running.describe() if running is not None else "another ingest process"
+    return (f"recorded; {who} holds the store, so the corpus folder follows when it is free (the next "
+            f"`ingest mark`, `ingest run` or `ingest poll` applies every recorded verdict)")
+
+
 def _print_applied(done) -> None:
     for p in done.added:
         print(f"added to the corpus: {p}")
@@ -450,7 +473,7 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
     if applied:
         _print_applied(done)
     else:
-        print("the running service moves the files within a few seconds", file=sys.stderr)
+        print(_verdicts_apply_later(config), file=sys.stderr)
     return 0
 
 
@@ -515,7 +538,7 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
         if applied:
             _print_applied(done)
         else:
-            print("judged relevant: the running service applies it within a few seconds", file=sys.stderr)
+            print(f"judged relevant: {_verdicts_apply_later(config)}", file=sys.stderr)
     return 0
 
 
@@ -805,7 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the same name); a rejected page marked relevant joins the corpus from its "
                                    "kept text. Verdicts are labels the model learns from (worth several "
                                    "automatic ones) and never overrides. While the service runs, it moves "
-                                   "the files within seconds.")
+                                   "the files within seconds; while another command holds the store, the "
+                                   "next `ingest mark`, `ingest run` or `ingest poll` does.")
     p.add_argument("ids", nargs="+", metavar="ID", help="id from `ingest review` (p123), article id (a12) or URL")
     verdict = p.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--relevant", dest="relevant", action="store_true", help="on topic: keep it")

@@ -196,3 +196,24 @@ def test_digests_label_sites_by_host_alone(tmp_path, seeds_dir, web, userinfo):
     for text in outputs:
         assert "S3cretPW" not in text and "<img" not in text and "onerror=" not in text
         assert h.ip in text
+
+
+def test_a_verdict_recorded_while_serve_holds_the_store_says_who_applies_it(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    (first, *_) = run_cli("--config", str(cfg), "export").jsonl()
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        r = run_cli("--config", str(cfg), "mark", f"a{first['id']}", "--irrelevant")
+        assert r.code == 0
+        assert "`ingest serve`" in r.err and "running service" not in r.err  # no service runs: not promised
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    corpus = tmp_path / "store" / "corpus"
+    assert (corpus / first["path"].split("/")[-1]).exists()  # recorded, not applied yet
+    assert run_cli("--config", str(cfg), "poll").code == 0  # the next poll applies it
+    assert not (corpus / first["path"].split("/")[-1]).exists()
+    assert (tmp_path / "store" / "withdrawn" / first["path"].split("/")[-1]).exists()
