@@ -370,6 +370,7 @@ class SqlStore:
         an attempt. Its entries stay unseen; the page row keeps the link and sources, so it is
         fetched when allowed even if its feeds no longer list it. After MAX_DEFERRAL of deferrals
         it is given up (an error, entries recorded). Returns False when given up."""
+        until = max(until, now + 1.0)  # never "due already": the service arms a poll for it
         with self.transaction() as db:
             row = db.execute("SELECT id, deferred_since, pending FROM pages WHERE url=?", (url,)).fetchone()
             since = (row["deferred_since"] if row is not None else None) or now

@@ -55,12 +55,21 @@ def announce(root: Path, command: str, web: str = "") -> None:
 
 
 def read(root: Path) -> Holder | None:
+    """The recorded holder, if its process is alive (a record left by a process that died, read
+    while the next holder has not yet written its own, says nothing)."""
     try:
         data = json.loads((root / FILE).read_text(encoding="utf-8"))
-        return Holder(int(data["pid"]), str(data.get("command", "")), str(data.get("web", "")),
-                      float(data.get("since", 0.0)))
+        found = Holder(int(data["pid"]), str(data.get("command", "")), str(data.get("web", "")),
+                       float(data.get("since", 0.0)))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    try:
+        os.kill(found.pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:  # alive, another user's
+        pass
+    return found
 
 
 def current(root: Path) -> Holder | None:
