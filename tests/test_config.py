@@ -48,6 +48,8 @@ def test_env_var_names_the_config(tmp_path, monkeypatch):
     ('[[feeds]]\nurl = "https://e.org/f"\ncolour = 1\n', "unknown key [feeds[0].colour]"),
     ('[[feeds]]\nurl = "https://e.org/f"\n[[feeds]]\nurl = "https://e.org/f"\n', "listed twice"),
     ('feeds = "https://e.org/f"\n', "[feeds] expected a list"),
+    ('[web]\nallowed_hosts = ["https://ingest.example.org/"]\n', "[web.allowed_hosts] expected a list of host names"),
+    ('[web]\nallowed_hosts = "ingest.example.org"\n', "[web.allowed_hosts] expected a list of host names"),
 ])
 def test_bad_config_names_file_key_and_fix(tmp_path, text, needle):
     p = _cfg(tmp_path, text)
