@@ -42,7 +42,8 @@ def _one(row: dict) -> tuple[tuple, float, float]:
 
     from ingest.worker import analyse
 
-    html = gzip.open(DATA / "pages" / row["file"]).read()
+    with gzip.open(DATA / "pages" / row["file"]) as fh:
+        html = fh.read()
     url = row["url"] if row["url"].startswith("http") else "http://example.org/"
     t0 = time.process_time()
     plain = trafilatura.extract(html, url=url, include_comments=False)

@@ -135,7 +135,8 @@ def main() -> None:
     seed_counts = [int(s) for s in args.seeds.split(",")]
     rng = random.Random(args.seed)
     if args.feedback:
-        return feedback(docs, topics, shares, seed_counts, args, rng)
+        feedback(docs, topics, shares, seed_counts, args, rng)
+        return
     rows: dict[tuple, list] = defaultdict(list)
     n_scored, seconds = 0, 0.0
     for topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng):

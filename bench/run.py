@@ -56,10 +56,11 @@ def write_config(folder: Path, feeds: list[str], seeds: Path, extra: str = "") -
 def _tree(pid: int) -> list[int]:
     """``pid`` and all its descendants (the fork server's workers are its grandchildren)."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
+    for proc in Path("/proc").iterdir():
+        entry = proc.name
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
+                with (proc / "stat").open("rb") as fh:
                     ppid = int(fh.read().rsplit(b")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
@@ -78,7 +79,7 @@ def tree_pss_mb(pid: int) -> float:
     total = 0
     for p in _tree(pid):
         try:
-            with open(f"/proc/{p}/smaps_rollup") as fh:
+            with Path(f"/proc/{p}/smaps_rollup").open() as fh:
                 for line in fh:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1])

@@ -80,7 +80,7 @@ def workers_run(folder: Path, feeds: list[str], seeds: Path, n_workers: int, exp
                        capture_output=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for i in range(n_workers):
-            with open(folder / f"worker{i}.log", "w") as log:
+            with (folder / f"worker{i}.log").open("w") as log:
                 procs.append(subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "run"],
                                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log))
         import psycopg

@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config, ConfigError, FeedSettings, load_config
@@ -29,6 +30,10 @@ from .seeds import SeedError, load_seeds
 from .store import SqlStore, StoreBusy, StoreError, open_store
 from .timefmt import iso as _iso
 from .urls import display, redact, redact_text
+
+if TYPE_CHECKING:
+    from .feedback import Applied
+    from .subscriptions import Found
 
 log = logging.getLogger("ingest")
 
@@ -408,18 +413,16 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply_now(config: Config) -> tuple[object | None, bool]:
-    """Apply pending verdicts when no service holds the store; (what was done, whether applied)."""
+def _apply_now(config: Config) -> Applied | None:
+    """Apply pending verdicts when no other process holds the store: what was done (None: not now)."""
     from .feedback import apply_verdicts
 
     try:
         store = open_store(config)
-    except StoreError as exc:
-        if "another ingest process" not in str(exc):
-            raise
-        return None, False
+    except StoreBusy:
+        return None
     with store:
-        return apply_verdicts(store, time.time()), True
+        return apply_verdicts(store, time.time())
 
 
 def _apply_recorded(store: SqlStore) -> None:
@@ -444,7 +447,7 @@ def _verdicts_apply_later(config: Config) -> str:
             f"`ingest mark`, `ingest run` or `ingest poll` applies every recorded verdict)")
 
 
-def _print_applied(done) -> None:
+def _print_applied(done: Applied) -> None:
     for p in done.added:
         print(f"added to the corpus: {p}")
     for p in done.restored:
@@ -469,8 +472,8 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
     verdict = "relevant" if args.relevant else "not relevant"
     for row in rows:
         print(f"p{row['id']}: {verdict}  {display(row['final_url'] or row['url'])}")
-    done, applied = _apply_now(config)
-    if applied:
+    done = _apply_now(config)
+    if done is not None:
         _print_applied(done)
     else:
         print(_verdicts_apply_later(config), file=sys.stderr)
@@ -534,8 +537,8 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {path}")
     if row is not None:
-        done, applied = _apply_now(config)
-        if applied:
+        done = _apply_now(config)
+        if done is not None:
             _print_applied(done)
         else:
             print(f"judged relevant: {_verdicts_apply_later(config)}", file=sys.stderr)
@@ -665,11 +668,10 @@ def cmd_corpus(config: Config, args: argparse.Namespace) -> int:
     from .corpus import sync_folder
 
     folder = Path(args.dir)
-    if not config.store.url:
-        if folder.resolve() == (config.paths.store / "corpus").resolve():
-            print(f"ingest corpus sync: {folder} is the store's own corpus folder (SQLite keeps it current)",
-                  file=sys.stderr)
-            return 0
+    if not config.store.url and folder.resolve() == (config.paths.store / "corpus").resolve():
+        print(f"ingest corpus sync: {folder} is the store's own corpus folder (SQLite keeps it current)",
+              file=sys.stderr)
+        return 0
     with open_store(config, readonly=True) as store:
         try:
             done = sync_folder(folder, store.corpus_files(), store.withdrawn_files())
@@ -691,7 +693,7 @@ def _feed_list_applies(config: Config) -> str:
     return "the next `ingest run` or `ingest poll` polls it"
 
 
-async def _discover(config: Config, url: str):
+async def _discover(config: Config, url: str) -> Found:
     from .fetch import Fetcher
     from .subscriptions import discover
 

@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,8 @@ class _Reader:
         shown = "a value (hidden: it may hold a secret)" if secret else repr(got)
         raise ConfigError(f"{self.file}: [{self.where(key)}] expected {expected}, got {shown}")
 
-    def get(self, key: str, kind: type, default: Any, *, check=None, expected: str = "", secret: bool = False) -> Any:
+    def get(self, key: str, kind: type, default: Any, *, check: Callable[[Any], bool] | None = None,
+            expected: str = "", secret: bool = False) -> Any:
         if key not in self.table:
             return default
         value = self.table.pop(key)
@@ -301,7 +303,7 @@ def _feed(file: Path, i: int, item: Any) -> FeedSettings:
             raise ConfigError(f"{file}: unknown key [{where}.{key}]; {tip}")
     url = _check_url(file, f"{where}.url", item["url"])
 
-    def text(key: str, check=None, expected: str = "a string") -> str:
+    def text(key: str, check: Callable[[Any], bool] | None = None, expected: str = "a string") -> str:
         value = item.get(key, "")
         if not isinstance(value, str) or (value and check is not None and not check(value)):
             shown = "(hidden)" if key in ("cookie", "proxy") else repr(value)

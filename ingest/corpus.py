@@ -42,7 +42,7 @@ def file_name(number: int, key: str) -> str:
 def write_temp(folder: Path, name: str, title: str, text: str) -> Path:
     """Write the file under its temp name and fsync it; the caller renames it into place."""
     tmp = folder / (TMP_PREFIX + name)
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with tmp.open("w", encoding="utf-8") as fh:
         fh.write(render(title, text))
         fh.flush()
         os.fsync(fh.fileno())
@@ -61,7 +61,7 @@ def finish_writes(folder: Path, committed_hash: Callable[[str], str | None]) -> 
         final = tmp.name[len(TMP_PREFIX):]
         want = committed_hash(final)
         if want is not None and text_hash(read(tmp)[1]) == want:
-            os.replace(tmp, folder / final)
+            tmp.replace(folder / final)
             renamed += 1
         else:
             tmp.unlink(missing_ok=True)
@@ -103,11 +103,11 @@ def sync_folder(folder: Path, articles: Iterable[tuple[str, str, str, float]], w
         except FileNotFoundError:
             pass
         tmp = folder / (TMP_PREFIX + name)
-        with open(tmp, "wb") as fh:
+        with tmp.open("wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        tmp.replace(path)
         report.written += 1
     for name in withdrawn:
         try:

@@ -334,11 +334,11 @@ def add_seed(store: SqlStore | None, config: Config, ref: str, now: float) -> tu
     numbers = [int(m.group(1)) for n in names if (m := re.match(r"(\d+)_", n))]
     final = folder / f"{max(numbers, default=-1) + 1:03d}_{key}.txt"
     tmp = folder / f".tmp-{final.name}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with tmp.open("w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    tmp.replace(final)
     try:
         load_seeds(folder)
     except SeedError as exc:  # never leave the folder unusable

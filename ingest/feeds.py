@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
@@ -62,7 +63,8 @@ MAX_ITEMS = 50_000  # entries (or child sitemaps) read from one document: the si
 JSON_FEED_VERSION = "https://jsonfeed.org/version/"
 
 
-def _when(entry: dict, keys=("published_parsed", "updated_parsed", "created_parsed")) -> datetime | None:
+def _when(entry: dict, keys: tuple[str, ...] = ("published_parsed", "updated_parsed", "created_parsed")
+          ) -> datetime | None:
     for key in keys:
         value = dict.get(entry, key)  # plain dict lookup: skips feedparser's deprecated key aliasing
         if value:
@@ -167,13 +169,13 @@ def parse_sitemap(body: bytes, url: str) -> ParsedFeed:
     if root is None:
         return ParsedFeed("", (), error="not a feed: unreadable sitemap", kind=FeedKind.SITEMAP)
 
-    def local(el) -> str:
+    def local(el: Any) -> str:
         return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
-    def child(el, name: str):
+    def child(el: Any, name: str) -> Any:
         return next((c for c in el if local(c) == name), None)
 
-    def text(el, name: str) -> str:
+    def text(el: Any, name: str) -> str:
         c = child(el, name) if el is not None else None
         return (c.text or "").strip() if c is not None else ""
 

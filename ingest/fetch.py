@@ -33,8 +33,9 @@ import logging
 import time
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -156,7 +157,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         self._pins = pins
         self._backend = AutoBackend()
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         addresses = self._pins.get(host.lower() if isinstance(host, str) else host)
         if not addresses:
             return await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
@@ -168,7 +170,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
                 error = exc
         raise error if error else httpcore.ConnectError(f"no address for {host}")
 
-    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         return await self._backend.connect_unix_socket(path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
@@ -213,7 +216,7 @@ class Fetcher:
     async def __aenter__(self) -> Fetcher:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         for state in self._open.values():
             for client in state.clients.values():
                 await client.aclose()

@@ -7,7 +7,11 @@ scrape time, so ``ingest serve`` shows them too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -33,7 +37,7 @@ class Metrics:
         registry = self.registry
 
         class StoreCollector:
-            def collect(self):
+            def collect(self) -> Iterator[Metric]:
                 snap = snapshot()
                 feeds = GaugeMetricFamily("ingest_feeds", "Feeds by state", labels=["state"])
                 for state, n in sorted(snap["feeds"].items()):
@@ -45,7 +49,7 @@ class Metrics:
                                         "When the newest recorded digest ended (0: none yet)",
                                         value=snap["last_digest"] or 0)
 
-            def describe(self):
+            def describe(self) -> list[Metric]:
                 return []
 
         registry.register(StoreCollector())

@@ -19,6 +19,7 @@ captured and scrubbed of every part of every configured URL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,9 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .config import Config, DigestSettings
+
+if TYPE_CHECKING:
+    from .store import SqlStore
 
 log = logging.getLogger("ingest")
 
@@ -136,7 +141,7 @@ class EmailTarget:
 Target = AppriseTarget | EmailTarget
 
 
-def _instantiate(url: str):
+def _instantiate(url: str) -> Any:
     """apprise's service object for ``url`` (None when apprise cannot use it); logs captured."""
     import apprise
 
@@ -181,10 +186,8 @@ def digest_message(root: Path, since: float, until: float, items: int, path: str
     body, html = f"{items} new stories (the digest file is missing)", None
     if path:
         md = root / path
-        try:
+        with contextlib.suppress(OSError):
             body = md.read_text(encoding="utf-8")
-        except OSError:
-            pass
         try:
             html = md.with_suffix(".html").read_text(encoding="utf-8")
         except OSError:
@@ -192,7 +195,7 @@ def digest_message(root: Path, since: float, until: float, items: int, path: str
     return Message(title, body, html)
 
 
-def plan(store, all_targets: Sequence[Target], digest_id: int | None, now: float) -> list[Delivery]:
+def plan(store: SqlStore, all_targets: Sequence[Target], digest_id: int | None, now: float) -> list[Delivery]:
     """The digest ``digest_id`` for every target, and the digests whose delivery to a target failed
     within RETRY_WINDOW (oldest first)."""
     out = []
@@ -221,7 +224,7 @@ def send(deliveries: Sequence[Delivery]) -> list[tuple[Delivery, str | None]]:
     return results
 
 
-def record(store, results: Sequence[tuple[Delivery, str | None]], now: float) -> None:
+def record(store: SqlStore, results: Sequence[tuple[Delivery, str | None]], now: float) -> None:
     for d, error in results:
         store.record_delivery(d.digest_id, d.target.key, now, error)
         if error:

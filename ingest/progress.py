@@ -41,7 +41,7 @@ class TerminalProgress:
             self._stream = self._handler.setStream(sys.stderr)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._handler is not None and self._stream is not None:
             self._handler.setStream(self._stream)
         self._progress.stop()

@@ -33,10 +33,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .config import ScheduleSettings
 from .timefmt import every
 from .timefmt import iso as _iso
+
+if TYPE_CHECKING:
+    from .store.rows import FeedRow
 
 WEEK = 7 * 86400.0
 DAY = 86400.0
@@ -177,7 +181,7 @@ def first_poll(url: str, n_feeds: int, settings: ScheduleSettings, now: float) -
     return now + (zlib.crc32(url.encode()) % 10_000) / 10_000 * window
 
 
-def explain_state(f, now: float) -> str:
+def explain_state(f: FeedRow, now: float) -> str:
     """One line that explains a feed's state (status, the web view)."""
     from .urls import display
 

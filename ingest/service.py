@@ -49,7 +49,7 @@ from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
 from .schedule import FeedOutcome, FeedState, backoff, plan
 from .seeds import SeedError, load_seeds
-from .store import SqlStore, StoreThread, holder, open_store
+from .store import FeedRow, SqlStore, StoreThread, holder, open_store
 from .subscriptions import sync_store
 from .worker import kill_workers, make_executor
 from .workers import BUSY_CHECK, IDLE_CHECK, Worker
@@ -339,7 +339,7 @@ class Service:
         self.running[task] = poll
         task.add_done_callback(self.running.pop)
 
-    async def _run_poll(self, poll: Poll, due, ids: set[int]) -> None:
+    async def _run_poll(self, poll: Poll, due: list[FeedRow], ids: set[int]) -> None:
         try:
             s = await poll.run(due)
             if poll.alerts:
@@ -364,7 +364,7 @@ class Service:
                 log.error("event=host_state_not_saved reason=%r", str(exc))
             await self._arm_poll()
 
-    def _feeds_failed(self, due, reason: str) -> None:
+    def _feeds_failed(self, due: list[FeedRow], reason: str) -> None:
         """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""
         now = self.clock()
         try:
@@ -376,7 +376,7 @@ class Service:
         except Exception as exc:
             log.error("event=feed_state_not_saved reason=%r", str(exc))
 
-    def _on_job_done(self, event) -> None:
+    def _on_job_done(self, event: Any) -> None:
         if event.job_id == "poll":
             asyncio.ensure_future(self._arm_poll())
 

@@ -13,12 +13,14 @@ the HTML for ``<link rel=alternate>`` (and feed-like ``<a>``) candidates.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import tomlkit
@@ -136,25 +138,24 @@ def _load_doc(path: Path) -> tomlkit.TOMLDocument:
 def _save_doc(path: Path, doc: tomlkit.TOMLDocument) -> Config:
     """Validate the edited document as a config, then put it in place atomically."""
     text = tomlkit.dumps(doc)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    tmp: Path | None = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        with contextlib.suppress(OSError):
+            Path(name).chmod(path.stat().st_mode & 0o7777)
         try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
-            pass
-        try:
-            config = load_config(tmp)
+            config = load_config(name)
         except ConfigError as exc:
             raise FeedListError(f"{path}: the edit would make the config invalid, nothing changed: "
-                                f"{str(exc).replace(tmp, str(path))}") from None
-        os.replace(tmp, path)
-        tmp = ""
+                                f"{str(exc).replace(name, str(path))}") from None
+        Path(name).replace(path)
+        tmp = None
         return config
     finally:
-        if tmp:
-            os.unlink(tmp)
+        if tmp is not None:
+            tmp.unlink()
 
 
 def _feeds_aot(doc: tomlkit.TOMLDocument) -> tomlkit.items.AoT:
@@ -287,13 +288,13 @@ def read_opml(data: bytes, source: str) -> OpmlImport:
     out = OpmlImport()
     body = next((c for c in root if isinstance(c.tag, str) and etree.QName(c).localname.lower() == "body"), None)
 
-    def attr(el, name: str) -> str:
+    def attr(el: Any, name: str) -> str:
         for key, value in el.attrib.items():
             if isinstance(key, str) and etree.QName(key).localname.lower() == name:
                 return " ".join(str(value).split())
         return ""
 
-    def walk(el, folders: tuple[str, ...]) -> None:
+    def walk(el: Any, folders: tuple[str, ...]) -> None:
         for child in el:
             if not isinstance(child.tag, str) or etree.QName(child).localname.lower() != "outline":
                 continue

@@ -25,7 +25,7 @@ import hashlib
 import ipaddress
 import re
 import socket
-from urllib.parse import parse_qsl, quote, urldefrag, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urldefrag, urlencode, urlsplit, urlunsplit
 
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
@@ -55,7 +55,7 @@ def _host(hostname: str) -> str:
         return quote(host, safe="")
 
 
-def _netloc(parts, userinfo: str | None) -> str:
+def _netloc(parts: SplitResult, userinfo: str | None) -> str:
     host = _host(parts.hostname or "")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -68,7 +68,7 @@ def _netloc(parts, userinfo: str | None) -> str:
     return f"{userinfo}@{host}" if userinfo else host
 
 
-def _userinfo(parts) -> str | None:
+def _userinfo(parts: SplitResult) -> str | None:
     """The authority's user:password exactly as written (urlsplit would not lower-case it, courlan did)."""
     netloc = parts.netloc
     return netloc.rpartition("@")[0] if "@" in netloc else None

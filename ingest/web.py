@@ -19,6 +19,7 @@ every response carries a strict Content-Security-Policy (no script at all),
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import secrets
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.applications import Starlette
@@ -45,6 +46,12 @@ from .store import SearchError, SqlStore
 from .timefmt import every
 from .timefmt import short as _date
 from .urls import display, display_host, redact_text, site_label
+
+if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+    from starlette.types import Message, Receive, Scope, Send
 
 PAGE_SIZE = 50
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -93,7 +100,7 @@ def _parse_day(value: str | None, end: bool = False) -> float | None:
 def make_app(ctx: WebContext) -> Starlette:
     env = _environment()
 
-    def page(request: Request, template: str, **values) -> HTMLResponse:
+    def page(request: Request, template: str, **values: Any) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         # a confirmation is named by a key, never taken from the URL: a crafted link shows nothing of its own
         values.setdefault("flash", MESSAGES.get(request.query_params.get("done", "")))
@@ -113,7 +120,7 @@ def make_app(ctx: WebContext) -> Starlette:
 
     aggregates: dict[tuple, dict] = {}
 
-    def aggregate(name: str, compute: Callable[[], object]):
+    def aggregate(name: str, compute: Callable[[], Any]) -> Any:
         """Whole-table aggregates (corpus size, site list, per-feed counts) computed once per store
         state, not per request: on 100,000 articles each is a scan."""
         key = ctx.store.state_key()
@@ -129,10 +136,8 @@ def make_app(ctx: WebContext) -> Starlette:
         q = request.query_params
         feed = int(q["feed"]) if q.get("feed", "").isdigit() else None
         min_score = None
-        try:
+        with contextlib.suppress(ValueError):
             min_score = float(q["min_score"]) if q.get("min_score") else None
-        except ValueError:
-            pass
         since, until = _parse_day(q.get("since")), _parse_day(q.get("until"), end=True)
         before = int(q["before"]) if q.get("before", "").isdigit() else None
         rows = ctx.store.list_articles(before=before, limit=PAGE_SIZE + 1, feed_id=feed, site=q.get("site") or None,
@@ -164,7 +169,7 @@ def make_app(ctx: WebContext) -> Starlette:
 
         now = ctx.clock()
 
-        def apply(store: SqlStore):
+        def apply(store: SqlStore) -> Any:
             mark(store, [ref], relevant, now)
             return apply_verdicts(store, now)
 
@@ -196,7 +201,7 @@ def make_app(ctx: WebContext) -> Starlette:
         now = ctx.clock()
         config = ctx.config()
 
-        def seed(store: SqlStore):
+        def seed(store: SqlStore) -> Path:
             path, row = add_seed(store, config, f"a{aid}", now)
             if row is not None:
                 mark(store, [f"p{row['id']}"], True, now)
@@ -402,7 +407,7 @@ class _Guard:
     def __init__(self, app: Any, ctx: WebContext) -> None:
         self.app, self.ctx = app, ctx
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -416,7 +421,7 @@ class _Guard:
             response = PlainTextResponse("401 Unauthorized", status_code=401,
                                          headers={"WWW-Authenticate": 'Basic realm="seed-ingest", charset="UTF-8"'})
         else:
-            async def secured(message) -> None:
+            async def secured(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     names = {k.lower() for k, _ in message.get("headers", [])}
                     extra = [h for h in _RAW_HEADERS if h[0] not in names]
@@ -444,7 +449,7 @@ def _authorized(header: str, password: str) -> bool:
     return hmac.compare_digest(given.encode(), password.encode())
 
 
-def bind(host: str, port: int):
+def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so a port in use is a clear error (uvicorn would exit the process)."""
     import socket
 
@@ -464,7 +469,7 @@ def bind(host: str, port: int):
     return sock
 
 
-def make_server(app: Starlette, *, install_signals: bool = False):
+def make_server(app: Starlette, *, install_signals: bool = False) -> uvicorn.Server:
     """A uvicorn server for ``app``, run with ``await server.serve(sockets=[bind(...)])`` on the current
     loop and stopped with ``server.should_exit = True``. Inside the service the service owns the signals."""
     import contextlib
@@ -472,7 +477,7 @@ def make_server(app: Starlette, *, install_signals: bool = False):
     import uvicorn
 
     class _Server(uvicorn.Server):
-        def capture_signals(self):
+        def capture_signals(self) -> Any:  # uvicorn's own context manager, or a null one
             return super().capture_signals() if install_signals else contextlib.nullcontext()
 
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False,

@@ -5,6 +5,7 @@ from a server that preloads it) carries none of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -104,7 +105,5 @@ def kill_workers(executor: Executor) -> None:
         proc.kill()
     pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
     if pid:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass

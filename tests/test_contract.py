@@ -15,9 +15,9 @@ from ingest.store import Decision, NewArticle, PageDoc, SearchError, Source, Sto
 
 def _article(n: int = 1, **kw) -> NewArticle:
     text = kw.pop("text", f"Body {n} about gold mines.\n\nSecond paragraph number {n}.")
-    base = dict(url=f"http://e.org/{n}", canonical_url=f"http://e.org/{n}", title=f"Title {n}", author="",
-                site="e.org", language="en", published=None, text=text,
-                text_hash=text_hash(text), score=0.5, threshold=0.2, terms=("gold",))
+    base = {"url": f"http://e.org/{n}", "canonical_url": f"http://e.org/{n}", "title": f"Title {n}", "author": "",
+                "site": "e.org", "language": "en", "published": None, "text": text,
+                "text_hash": text_hash(text), "score": 0.5, "threshold": 0.2, "terms": ("gold",)}
     return NewArticle(**{**base, **kw})
 
 

@@ -42,7 +42,7 @@ def test_headers_cookie_and_user_agent_reach_the_feeds_host_only(tmp_path, seeds
     r = run_cli("--config", str(cfg), "poll", "--json")
     assert r.code == 0, r.err
     assert r.json()["pages_fetched"] == 4
-    own = [q for q in host.requests]
+    own = list(host.requests)
     assert own and all(q.headers.get("authorization") == "Bearer s3cr3t-token" and
                        q.headers.get("cookie") == "session=s3cr3t-cookie" and q.headers.get("x-edition") == "intl"
                        and q.headers["user-agent"].startswith("Special/1.0") for q in own)

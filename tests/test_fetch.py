@@ -160,7 +160,7 @@ def test_robots_txt_allow_disallow_4xx_5xx_and_unreachable(web):
 
     async def go():
         async with Fetcher(OPEN) as f:
-            out = {
+            return {
                 "public": await f.robots_reason(rules.url("/public.html")),
                 "private": await f.robots_reason(rules.url("/private/a.html")),
                 "again": await asyncio.gather(*(f.robots_reason(rules.url(f"/p{i}")) for i in range(5))),
@@ -170,7 +170,6 @@ def test_robots_txt_allow_disallow_4xx_5xx_and_unreachable(web):
                 "ours": await f.robots_reason(ours.url("/a.html")),
                 "retry": f.robots_retry_at(broken.url("/a.html")) - time.time(),
             }
-            return out
 
     out = asyncio.run(go())
     assert out["public"] is None and out["private"] == "disallowed by robots.txt"

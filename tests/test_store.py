@@ -13,9 +13,9 @@ from ingest.store import SCHEMA_VERSION, NewArticle, Source, Store, StoreError
 
 def _article(n: int = 1, **kw) -> NewArticle:
     text = f"Body {n}.\n\nSecond paragraph."
-    base = dict(url=f"http://e.org/{n}", canonical_url=f"http://e.org/{n}", title=f"Title {n}", author="",
-                site="", language="en", published=None, text=text,
-                text_hash=text_hash(text), score=0.5, threshold=0.2, terms=("gold",))
+    base = {"url": f"http://e.org/{n}", "canonical_url": f"http://e.org/{n}", "title": f"Title {n}", "author": "",
+                "site": "", "language": "en", "published": None, "text": text,
+                "text_hash": text_hash(text), "score": 0.5, "threshold": 0.2, "terms": ("gold",)}
     return NewArticle(**{**base, **kw})
 
 

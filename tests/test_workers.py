@@ -74,7 +74,7 @@ def config(tmp_path: Path, feeds: list[str], pg_url: str, lease: str = "30s") ->
 
 def start(cfg: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log, "w") as err:
+    with log.open("w") as err:
         return subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "run"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=err, env=env)
 

@@ -75,7 +75,7 @@ def check_store(store, expected_urls: set[str] | None = None) -> None:
     rows = db.execute("SELECT url, path FROM articles").fetchall()
     files = {f"corpus/{p.name}" for p in (store / "corpus").iterdir()}
     assert {p for _, p in rows} == files  # every row has its file, every file its row; no temp files
-    assert not [p for p in (store / "digests").glob(".tmp-*")] if (store / "digests").exists() else True
+    assert not list((store / "digests").glob(".tmp-*")) if (store / "digests").exists() else True
     if expected_urls is not None:
         urls = [u for u, _ in rows]
         assert len(urls) == len(set(urls))  # exactly once

@@ -180,7 +180,7 @@ def test_unreadable_robots_txt_defers_and_is_asked_again_soon(tmp_path, seeds_di
     cfg.write_text(cfg.read_text().replace("robots = false", "robots = true"))
     s = run_cli("--config", str(cfg), "poll", "--json").json()
     assert s["deferred"] == 1 and s["blocked"] == 0 and s["page_errors"] == 0 and not h.hits("/a.html")
-    (row,) = [p for p in _pages(tmp_path).values()]
+    (row,) = list(_pages(tmp_path).values())
     assert row["outcome"] == "deferred" and row["attempts"] == 0
     assert row["retry_at"] - row["fetched"] <= 600  # minutes, not an hour
 
