@@ -51,7 +51,7 @@ def _announce(store: SqlStore, command: str, web: str = "") -> None:
 def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     import signal
 
-    from .pipeline import poll_once
+    from .poll_once import poll_once
     from .worker import kill_workers, make_executor
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]

@@ -509,7 +509,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                     expected="a score from 0 to 1 (alerts for kept articles scoring above it)")
     r.done()
     if urls:
-        from .notify import url_reason
+        from .apprise_urls import url_reason
 
         for i, u in enumerate(urls):
             if why := url_reason(u.strip()):

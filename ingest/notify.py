@@ -27,9 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .apprise_urls import instantiate
 from .config import Config, DigestSettings
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class AppriseTarget:
     def __init__(self, url: str) -> None:
         self.url = url
         self.key = "apprise:" + hashlib.sha256(url.encode()).hexdigest()[:16]
-        service = _instantiate(url)
+        service = instantiate(url)
         # scheme and host only, from apprise's privacy form (which masks a host that is a token, as
         # Slack's): paths, user names and queries of webhook URLs often hold the secret
         masked = urlsplit(service.url(privacy=True)) if service is not None else urlsplit(url)._replace(netloc="?")
@@ -139,23 +140,6 @@ class EmailTarget:
 
 
 Target = AppriseTarget | EmailTarget
-
-
-def _instantiate(url: str) -> Any:
-    """apprise's service object for ``url`` (None when apprise cannot use it); logs captured."""
-    import apprise
-
-    with apprise.LogCapture(level=logging.INFO):
-        return apprise.Apprise.instantiate(url)
-
-
-def url_reason(url: str) -> str | None:
-    """Why apprise cannot use ``url`` (None when it can); the message does not repeat the URL."""
-    if _instantiate(url) is None:
-        scheme = urlsplit(url).scheme or "(none)"
-        return (f"an apprise URL (scheme {scheme}:// is unknown to apprise, or the URL lacks a part it needs; "
-                f"see https://github.com/caronc/apprise/wiki)")
-    return None
 
 
 def targets(config: Config, env: Mapping[str, str] | None = None) -> list[Target]:

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,7 +41,7 @@ from .relevance import Score, Scored, Threshold, term_counts
 from .schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from .store import MAX_PAGE_ATTEMPTS, Decision, FeedRow, NewArticle, PageDoc, Source, SqlStore, StoreThread
 from .urls import display, host_of, normalize, redact_text, site_label
-from .worker import Analysed, analyse, kill_workers, score_window
+from .worker import Analysed, analyse, score_window
 
 log = logging.getLogger("ingest")
 
@@ -735,69 +734,6 @@ async def remember_hosts(db: StoreThread, store: SqlStore, fetcher: Fetcher, now
     memory = fetcher.remember()
     if memory.quiet_until or memory.robots:
         await db(store.save_host_memory, memory.quiet_until, memory.robots, now)
-
-
-async def poll_once(config: Config, store: SqlStore, seeds: Sequence[str], executor: Executor,
-                    *, clock: Callable[[], float] = time.time, progress: ProgressHook | None = None) -> PollSummary:
-    """Sync the feed list with the config, then poll every active feed once.
-
-    SIGTERM, SIGINT or SIGHUP (cron's ``timeout``, systemd's stop, a closed
-    terminal) abandon the unfinished requests and commit what is complete;
-    ``summary.interrupted`` names the signal. A second signal kills the
-    workers and exits at once (the store stays consistent: every article is
-    one transaction)."""
-    import signal
-
-    shared = store.backend == "postgresql"
-    if shared:  # the feeds table is `ingest feeds sync`'s; "now" for every feed, leased host by host
-        if not store.feeds() and config.feeds:
-            log.warning("event=no_feeds store=postgresql hint='ingest feeds sync loads the %d feeds of %s into "
-                        "the database'", len(config.feeds), config.path)
-        store.make_all_due(clock())
-    else:
-        store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
-    run_id = store.start_run("poll", clock())
-    loop = asyncio.get_running_loop()
-    async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
-        db = StoreThread()
-        await recall_hosts(db, store, fetcher, clock())
-        poll: Poll | Worker
-        if shared:
-            from .store.postgres import PgStore
-            from .workers import Worker
-
-            assert isinstance(store, PgStore)
-            poll = Worker(config, store, seeds, fetcher, executor, db, clock=clock)
-        else:
-            poll = Poll(config, store, seeds, fetcher, executor, clock=clock, progress=progress, db=db)
-        interrupted: list[str] = []  # the signal that cut the poll short
-
-        def on_signal(sig: signal.Signals) -> None:
-            if interrupted:
-                log.warning("event=second_signal signal=%s exiting now", sig.name)
-                kill_workers(executor)
-                os._exit(128 + sig)
-            log.warning("event=interrupted signal=%s committing what is complete", sig.name)
-            interrupted.append(sig.name)
-            poll.abort()
-
-        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        for sig in stops:
-            loop.add_signal_handler(sig, on_signal, sig)
-        try:
-            summary = await (poll.run() if isinstance(poll, Poll) else poll.drain())
-            summary.interrupted = interrupted[0] if interrupted else None
-            await remember_hosts(db, store, fetcher, clock())
-        finally:
-            for sig in stops:
-                loop.remove_signal_handler(sig)
-            db.close()  # the store's thread has finished every write of the poll
-        if isinstance(poll, Poll) and poll.alerts:
-            from . import notify
-
-            await asyncio.to_thread(notify.send_alerts, notify.targets(config), poll.alerts)
-    store.finish_run(run_id, clock(), summary.as_dict())
-    return summary
 
 
 def score_texts(config: Config, store: SqlStore, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
