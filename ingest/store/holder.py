@@ -31,11 +31,10 @@ class Holder:
 
     def describe(self) -> str:
         who = f"`ingest {self.command}`" if self.command else "another ingest command"
-        if self.command == "run":
-            who = "the service (`ingest run`)"
+        what = f"the service, pid {self.pid}" if self.command == "run" else f"pid {self.pid}"
         where = f", serving the web view at {self.web}" if self.web else \
             " (its web view is off)" if self.command == "run" else ""
-        return f"{who} (pid {self.pid}){where}"
+        return f"{who} ({what}){where}"
 
 
 def record(root: Path, holder: Holder) -> None:
