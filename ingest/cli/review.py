@@ -1,0 +1,195 @@
+"""The feedback loop: `review`, `mark`, `rescore`, `seeds`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import Config
+from ..seeds import load_seeds
+from ..store import StoreError, open_store
+from ..timefmt import iso as _iso
+from ..urls import display
+
+if TYPE_CHECKING:
+    pass
+
+from .common import (
+    _apply_now,
+    _print_applied,
+    _short,
+    _verdicts_apply_later,
+    parse_since,
+)
+
+log = logging.getLogger("ingest")
+
+
+def cmd_review(config: Config, args: argparse.Namespace) -> int:
+    from ..feedback import review
+
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    with open_store(config, readonly=True) as store:
+        items = review(store, seeds, config, args.limit)
+    if args.json:
+        for it in items:
+            print(json.dumps(it.as_dict(), ensure_ascii=False))
+        return 0
+    if not items:
+        print("nothing to review yet: no unjudged kept or rejected pages in the model's window")
+        return 0
+    print(f"{'id':<8} {'score':>6} {'thresh':>6}  {'now':<8} {'site':<22} title / matched terms")
+    for it in items:
+        print(f"{it.id:<8} {it.score:6.3f} {it.threshold:6.3f}  {'kept' if it.kept else 'rejected':<8} "
+              f"{_short(it.site, 22):<22} {_short(it.title or it.url, 70)}")
+        print(f"{'':<42}terms: {', '.join(it.terms[:6]) or '-'}")
+    print("\njudge with: ingest mark ID... --relevant | --irrelevant", file=sys.stderr)
+    return 0
+
+
+def cmd_mark(config: Config, args: argparse.Namespace) -> int:
+    from ..feedback import FeedbackError, mark
+
+    with open_store(config, writer=False) as store:
+        try:
+            rows = mark(store, args.ids, args.relevant, time.time())
+        except FeedbackError as exc:
+            print(f"ingest mark: {exc}", file=sys.stderr)
+            return 2
+    verdict = "relevant" if args.relevant else "not relevant"
+    for row in rows:
+        print(f"p{row['id']}: {verdict}  {display(row['final_url'] or row['url'])}")
+    done = _apply_now(config)
+    if done is not None:
+        _print_applied(done)
+    else:
+        print(_verdicts_apply_later(config), file=sys.stderr)
+    return 0
+
+
+def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
+    from ..feedback import rescore
+
+    now = time.time()
+    since = parse_since(args.since, now) if args.since else now - config.relevance.keep_rejected
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    try:
+        store = open_store(config)
+    except StoreError as exc:
+        if "another ingest process" in str(exc):
+            print(f"ingest rescore: {exc}. The service rescores by itself when the seeds change "
+                  f"(and on SIGHUP); verdicts from `ingest mark` take effect at its next poll.", file=sys.stderr)
+            return 1
+        raise
+    with store:
+        report = rescore(store, seeds, config, since, now, apply=args.apply)
+    if args.json:
+        a = report.applied
+        print(json.dumps({"pages": report.pages, "without_text": report.without_text,
+                          "threshold": report.threshold, "added": a.added, "restored": a.restored,
+                          "withdrawn": a.withdrawn, "duplicates": a.duplicates,
+                          "below": [it.as_dict() for it in report.below]}, ensure_ascii=False))
+        return 0
+    thr = f" (threshold {report.threshold:.3f})" if report.threshold is not None else ""
+    print(f"re-decided {report.pages} pages since {_iso(since)}{thr}; {report.without_text} rejected pages "
+          f"no longer have their text")
+    _print_applied(report.applied)
+    if report.below and not args.apply:
+        print(f"{len(report.below)} kept article(s) now fall below the threshold (still in the corpus; "
+              f"--apply takes them out, `ingest mark ID --relevant` keeps one for good):")
+        for it in report.below:
+            print(f"  {it.id:<8} {it.score:.3f}  {_short(it.title or it.url, 80)}")
+    return 0
+
+
+def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
+    from ..feedback import FeedbackError, add_seed, mark
+
+    if args.seeds_command == "list":
+        for s in load_seeds(config.paths.seeds):
+            first = s.text.strip().split("\n", 1)[0]
+            print(f"{s.path.name}  {len(s.text.split()):>6} words  {_short(first, 70)}")
+        return 0
+    now = time.time()
+    try:
+        if Path(args.ref).is_file():
+            path, row = add_seed(None, config, args.ref, now)
+        else:
+            with open_store(config, writer=False) as store:
+                path, row = add_seed(store, config, args.ref, now)
+                if row is not None:
+                    mark(store, [f"p{row['id']}"], True, now)
+    except FeedbackError as exc:
+        print(f"ingest seeds add: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    if row is not None:
+        done = _apply_now(config)
+        if done is not None:
+            _print_applied(done)
+        else:
+            print(f"judged relevant: {_verdicts_apply_later(config)}", file=sys.stderr)
+    return 0
+
+
+def add_review(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("review", parents=[common], help="the articles whose verdict would teach the model most",
+                       description="Pages of the model's window (recent kept and rejected pages) nearest the "
+                                   "threshold, alternately just above and just below it, never one already "
+                                   "judged: title, site, score, threshold, kept or not, the terms that "
+                                   "matched. Judge them with `ingest mark`; a few verdicts here teach the "
+                                   "model more than many on clear cases.")
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"id", "url", "title", '
+                   '"site", "score", "threshold", "kept", "terms"}')
+    p.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    p.set_defaults(func=cmd_review)
+
+
+def add_mark(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("mark", parents=[common], help="record your verdict on pages: relevant or not",
+                       description="Record the verdict and make the corpus follow it: a kept article marked "
+                                   "irrelevant leaves the corpus folder (its file moves to the store's "
+                                   "withdrawn/ folder, its row stays; --relevant later brings it back under "
+                                   "the same name); a rejected page marked relevant joins the corpus from its "
+                                   "kept text. Verdicts are labels the model learns from (worth several "
+                                   "automatic ones) and never overrides. While the service runs, it moves "
+                                   "the files within seconds; while another command holds the store, the "
+                                   "next `ingest mark`, `ingest run` or `ingest poll` does.")
+    p.add_argument("ids", nargs="+", metavar="ID", help="id from `ingest review` (p123), article id (a12) or URL")
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--relevant", dest="relevant", action="store_true", help="on topic: keep it")
+    verdict.add_argument("--irrelevant", dest="relevant", action="store_false", help="off topic: not in the corpus")
+    p.set_defaults(func=cmd_mark)
+
+
+def add_rescore(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("rescore", parents=[common], help="re-decide recent pages with the current seeds and verdicts",
+                       description="Score again the kept and rejected pages fetched in the period (their text "
+                                   "is kept for [relevance] keep_rejected, so nothing is refetched). Pages "
+                                   "that now pass join the corpus; kept articles that now fall below are "
+                                   "listed, and leave the corpus only with --apply. Your verdicts always "
+                                   "stand.")
+    p.add_argument("--since", metavar="WHEN", help="a period such as 7d or an ISO date (default: keep_rejected)")
+    p.add_argument("--apply", action="store_true", help="also take out the kept articles that fall below")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_rescore)
+
+
+def add_seeds(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("seeds", parents=[common], help="list the seeds, or add one",
+                       description="The seeds define the topic. `seeds add` writes an article (its id or URL) "
+                                   "or a text file into the seeds folder as NNN_<hex>.txt, in the seeds' "
+                                   "format; an article also counts as judged relevant. The model uses the new "
+                                   "seed at its next decision (the service notices the change by itself).")
+    seeds_sub = p.add_subparsers(dest="seeds_command", metavar="ACTION", required=True)
+    q = seeds_sub.add_parser("add", parents=[common], help="make an article or a text file a seed")
+    q.add_argument("ref", metavar="ID|FILE", help="id from `ingest review` (p123), article id (a12), URL, or a file")
+    q.set_defaults(func=cmd_seeds)
+    q = seeds_sub.add_parser("list", parents=[common], help="list the seed files")
+    q.set_defaults(func=cmd_seeds)
+
