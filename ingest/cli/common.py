@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ingest")
 
 
-def _announce(store: SqlStore, command: str, web: str = "") -> None:
+def announce(store: SqlStore, command: str, web: str = "") -> None:
     """Record which command holds an SQLite store (so another one can say who, and where)."""
     if store.backend == "sqlite":
         from ..store import holder
@@ -42,12 +42,12 @@ def parse_since(value: str, now: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def _short(text: str, width: int) -> str:
+def short(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _apply_now(config: Config) -> Applied | None:
+def apply_now(config: Config) -> Applied | None:
     """Apply pending verdicts when no other process holds the store: what was done (None: not now)."""
     from ..feedback import apply_verdicts
 
@@ -59,7 +59,7 @@ def _apply_now(config: Config) -> Applied | None:
         return apply_verdicts(store, time.time())
 
 
-def _apply_recorded(store: SqlStore) -> None:
+def apply_recorded(store: SqlStore) -> None:
     """Verdicts recorded (``ingest mark``) while another process held the store reach the corpus folder."""
     from ..feedback import apply_verdicts
 
@@ -69,7 +69,7 @@ def _apply_recorded(store: SqlStore) -> None:
             log.info("event=verdict_applied change=%s path=%s", what, path)
 
 
-def _verdicts_apply_later(config: Config) -> str:
+def verdicts_apply_later(config: Config) -> str:
     """Who applies a verdict recorded while another process holds the store, and when."""
     from ..store import holder
 
@@ -81,7 +81,7 @@ def _verdicts_apply_later(config: Config) -> str:
             f"`ingest mark`, `ingest run` or `ingest poll` applies every recorded verdict)")
 
 
-def _print_applied(done: Applied) -> None:
+def print_applied(done: Applied) -> None:
     for p in done.added:
         print(f"added to the corpus: {p}")
     for p in done.restored:

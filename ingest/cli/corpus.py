@@ -5,26 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..seeds import load_seeds
 from ..store import open_store
 from ..timefmt import iso as _iso
 from ..urls import display
-
-if TYPE_CHECKING:
-    pass
-
-from .common import (
-    OutputError,
-    _short,
-)
-
-log = logging.getLogger("ingest")
+from .common import OutputError, short
 
 
 def cmd_score(config: Config, args: argparse.Namespace) -> int:
@@ -97,8 +86,8 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
         else:
             ref = f"{'a' if h.kind == 'article' else 'p'}{h.id}"
             flag = "" if h.kind == "article" else "  (rejected)"
-            print(f"{ref:<8} {_short(h.title or h.url, 90)}{flag}")
-            print(f"{'':<9}{display(h.url)}\n{'':<9}{_short(snippet, 160)}")
+            print(f"{ref:<8} {short(h.title or h.url, 90)}{flag}")
+            print(f"{'':<9}{display(h.url)}\n{'':<9}{short(snippet, 160)}")
     if not hits and not args.json:
         print("no match", file=sys.stderr)
     return 0

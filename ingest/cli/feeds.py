@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import logging
 import shlex
 import sys
 import time
@@ -18,15 +17,11 @@ from ..schedule import explain_state
 from ..store import open_store
 from ..timefmt import iso as _iso
 from ..urls import display, redact, redact_text
+from .common import write_output
 
 if TYPE_CHECKING:
     from ..subscriptions import Found
 
-from .common import (
-    write_output,
-)
-
-log = logging.getLogger("ingest")
 
 
 def _feed_states(config: Config) -> dict[str, dict]:

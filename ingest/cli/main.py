@@ -13,17 +13,12 @@ import argparse
 import os
 import sqlite3
 import sys
-from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import ConfigError, load_config
 from ..logs import setup_logging
 from ..seeds import SeedError
 from ..store import StoreError
-
-if TYPE_CHECKING:
-    pass
-
 from . import corpus, feeds, report, review, service
 from .common import OutputError
 

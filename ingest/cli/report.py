@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..relevance import MIN_STREAM
@@ -16,16 +14,7 @@ from ..seeds import load_seeds
 from ..store import SqlStore, StoreError, open_store
 from ..timefmt import iso as _iso
 from ..urls import display, redact_text
-
-if TYPE_CHECKING:
-    pass
-
-from .common import (
-    parse_since,
-    write_output,
-)
-
-log = logging.getLogger("ingest")
+from .common import parse_since, write_output
 
 
 def cmd_digest(config: Config, args: argparse.Namespace) -> int:

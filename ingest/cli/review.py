@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..seeds import load_seeds
 from ..store import StoreError, open_store
 from ..timefmt import iso as _iso
 from ..urls import display
-
-if TYPE_CHECKING:
-    pass
-
-from .common import (
-    _apply_now,
-    _print_applied,
-    _short,
-    _verdicts_apply_later,
-    parse_since,
-)
-
-log = logging.getLogger("ingest")
+from .common import apply_now, parse_since, print_applied, short, verdicts_apply_later
 
 
 def cmd_review(config: Config, args: argparse.Namespace) -> int:
@@ -46,7 +32,7 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
     print(f"{'id':<8} {'score':>6} {'thresh':>6}  {'now':<8} {'site':<22} title / matched terms")
     for it in items:
         print(f"{it.id:<8} {it.score:6.3f} {it.threshold:6.3f}  {'kept' if it.kept else 'rejected':<8} "
-              f"{_short(it.site, 22):<22} {_short(it.title or it.url, 70)}")
+              f"{short(it.site, 22):<22} {short(it.title or it.url, 70)}")
         print(f"{'':<42}terms: {', '.join(it.terms[:6]) or '-'}")
     print("\njudge with: ingest mark ID... --relevant | --irrelevant", file=sys.stderr)
     return 0
@@ -64,11 +50,11 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
     verdict = "relevant" if args.relevant else "not relevant"
     for row in rows:
         print(f"p{row['id']}: {verdict}  {display(row['final_url'] or row['url'])}")
-    done = _apply_now(config)
+    done = apply_now(config)
     if done is not None:
-        _print_applied(done)
+        print_applied(done)
     else:
-        print(_verdicts_apply_later(config), file=sys.stderr)
+        print(verdicts_apply_later(config), file=sys.stderr)
     return 0
 
 
@@ -98,12 +84,12 @@ def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
     thr = f" (threshold {report.threshold:.3f})" if report.threshold is not None else ""
     print(f"re-decided {report.pages} pages since {_iso(since)}{thr}; {report.without_text} rejected pages "
           f"no longer have their text")
-    _print_applied(report.applied)
+    print_applied(report.applied)
     if report.below and not args.apply:
         print(f"{len(report.below)} kept article(s) now fall below the threshold (still in the corpus; "
               f"--apply takes them out, `ingest mark ID --relevant` keeps one for good):")
         for it in report.below:
-            print(f"  {it.id:<8} {it.score:.3f}  {_short(it.title or it.url, 80)}")
+            print(f"  {it.id:<8} {it.score:.3f}  {short(it.title or it.url, 80)}")
     return 0
 
 
@@ -113,7 +99,7 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
     if args.seeds_command == "list":
         for s in load_seeds(config.paths.seeds):
             first = s.text.strip().split("\n", 1)[0]
-            print(f"{s.path.name}  {len(s.text.split()):>6} words  {_short(first, 70)}")
+            print(f"{s.path.name}  {len(s.text.split()):>6} words  {short(first, 70)}")
         return 0
     now = time.time()
     try:
@@ -129,11 +115,11 @@ def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {path}")
     if row is not None:
-        done = _apply_now(config)
+        done = apply_now(config)
         if done is not None:
-            _print_applied(done)
+            print_applied(done)
         else:
-            print(f"judged relevant: {_verdicts_apply_later(config)}", file=sys.stderr)
+            print(f"judged relevant: {verdicts_apply_later(config)}", file=sys.stderr)
     return 0
 
 

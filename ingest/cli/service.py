@@ -7,21 +7,11 @@ import asyncio
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..seeds import load_seeds
 from ..store import StoreBusy, open_store
-
-if TYPE_CHECKING:
-    pass
-
-from .common import (
-    _announce,
-    _apply_recorded,
-)
-
-log = logging.getLogger("ingest")
+from .common import announce, apply_recorded
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
@@ -38,8 +28,8 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
-        _announce(store, "poll")
-        _apply_recorded(store)
+        announce(store, "poll")
+        apply_recorded(store)
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
@@ -101,7 +91,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-        _announce(store, "serve", f"http://{listen}/")
+        announce(store, "serve", f"http://{listen}/")
         from ..store import StoreThread
 
         db = StoreThread()
