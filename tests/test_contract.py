@@ -198,12 +198,12 @@ def test_sync_feeds_keeps_state(store):
 
 
 def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
-    import ingest.store.base
+    import ingest.store.pages
     from ingest.feedback import mark
     from ingest.store import Decision, PageDoc, unpack
 
-    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
-    monkeypatch.setattr(ingest.store.base, "TRIM_SLACK", 0)  # trimmed at every page here
+    monkeypatch.setattr(ingest.store.pages, "STREAM_WINDOW", 3)
+    monkeypatch.setattr(ingest.store.pages, "TRIM_SLACK", 0)  # trimmed at every page here
     feed = store.feeds()[0].id
     ids = []
     for i in range(6):
@@ -271,10 +271,10 @@ def test_pages_by_urls(store):
 def test_model_window_is_trimmed_in_batches(store, monkeypatch):
     """Pages leave the window a batch at a time (TRIM_SLACK past its size), not one per page: with
     several writers, decisions do not all queue on the oldest row."""
-    import ingest.store.base
+    import ingest.store.pages
 
-    monkeypatch.setattr(ingest.store.base, "STREAM_WINDOW", 3)
-    monkeypatch.setattr(ingest.store.base, "TRIM_SLACK", 2)
+    monkeypatch.setattr(ingest.store.pages, "STREAM_WINDOW", 3)
+    monkeypatch.setattr(ingest.store.pages, "TRIM_SLACK", 2)
     feed = store.feeds()[0].id
     sizes = []
     for i in range(8):

@@ -32,7 +32,8 @@ from .thread import StoreThread
 __all__ = [
     "MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "MIGRATIONS", "ORPHANS", "SCHEMA", "SCHEMA_VERSION", "STREAM_WINDOW",
     "TMP_PREFIX", "WITHDRAWN", "CheckReport", "Decision", "FeedRow", "Health", "NewArticle", "PageDoc",
-    "SearchError", "SearchHit", "Source", "SqlStore", "Store", "StoreBusy", "StoreError", "StoreThread", "corpus_text", "pack",
+    "SearchError", "SearchHit", "Source", "SqlStore", "Store", "StoreBusy", "StoreError", "StoreThread", "corpus_text",
+    "pack",
     "open_store", "read_corpus_file", "unpack",
 ]
 

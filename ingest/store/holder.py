@@ -43,7 +43,7 @@ def record(root: Path, holder: Holder) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".holder-", dir=root)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(asdict(holder), fh)
-        os.replace(tmp, root / FILE)
+        Path(tmp).replace(root / FILE)
     except OSError:
         pass
 

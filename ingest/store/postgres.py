@@ -26,10 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..blobs import unpack
 from ..urls import redact
 from .base import SqlStore, _query_words, _snippet
 from .contract import Record, StoreContract
-from ..blobs import unpack
 from .rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreError, feed_row
 from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
@@ -126,9 +126,8 @@ class PgConnection:
         rows = [tuple(p) for p in seq]
         if not rows:
             return
-        with self.transaction():
-            with self._local.conn.cursor() as cur:
-                cur.executemany(translate(sql), rows)
+        with self.transaction(), self._local.conn.cursor() as cur:
+            cur.executemany(translate(sql), rows)
 
     @staticmethod
     def _run(conn: Any, sql: str, params: Sequence[Any]) -> _Result:
@@ -300,7 +299,7 @@ class PgStore(SqlStore):
     # -- text lives in the database -------------------------------------
 
     def article_body(self, art: Record) -> tuple[str, str] | None:
-        if "text" in art.keys():
+        if "text" in art.keys():  # noqa: SIM118 (a row: `in` would look at its values)
             return art["title"], art["text"]
         row = self.db.execute("SELECT title, text FROM articles WHERE id=?", (art["id"],)).fetchone()
         return (row[0], row[1]) if row is not None else None

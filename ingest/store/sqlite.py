@@ -11,6 +11,7 @@ The SQL both backends share is in ``ingest.store.base``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -161,10 +162,8 @@ class Store(SqlStore):
 
     def _migrate(self) -> None:
         row = None
-        try:
+        with contextlib.suppress(sqlite3.OperationalError):  # a new database has no schema_version
             row = self.db.execute("SELECT version FROM schema_version").fetchone()
-        except sqlite3.OperationalError:
-            pass  # a new database
         version = row[0] if row else 0
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.root / 'ingest.db'} has schema version {version}, newer than this "
