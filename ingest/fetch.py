@@ -33,16 +33,15 @@ import logging
 import time
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 from protego import Protego
 
 from .config import FetchSettings
+from .pinning import PinnedBackend
 from .urls import host_of, redact, resolve_safe
 
 log = logging.getLogger("ingest")
@@ -147,35 +146,6 @@ def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_DEL
     return min(cap, max(0.0, when.timestamp() - now))
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects to the addresses the private-address guard checked for a name, not to
-    whatever a second DNS lookup returns (DNS rebinding). TLS still verifies the name."""
-
-    def __init__(self, pins: dict[str, tuple[str, ...]]) -> None:
-        from httpcore._backends.auto import AutoBackend
-
-        self._pins = pins
-        self._backend = AutoBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        addresses = self._pins.get(host.lower() if isinstance(host, str) else host)
-        if not addresses:
-            return await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-        error: Exception | None = None
-        for addr in addresses:
-            try:
-                return await self._backend.connect_tcp(addr, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        raise error if error else httpcore.ConnectError(f"no address for {host}")
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        return await self._backend.connect_unix_socket(path, timeout, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
 
 
 class _Host:
@@ -253,7 +223,7 @@ class Fetcher:
                 # fails if a new httpx moves it: tests/hostile/test_nothing_leaked.py)
                 pool = getattr(transport, "_pool", None)
                 if pool is not None and hasattr(pool, "_network_backend"):
-                    pool._network_backend = _PinnedBackend(self._pins)
+                    pool._network_backend = PinnedBackend(self._pins)
             client = state.clients[proxy] = httpx.AsyncClient(
                 headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": "gzip, deflate"},
                 timeout=httpx.Timeout(self.settings.timeout), limits=limits,
