@@ -204,3 +204,22 @@ def explain_state(f: FeedRow, now: float) -> str:
     if f.url != f.config_url:
         parts.append(f"moved permanently to {display(f.url)}")
     return "; ".join(parts)
+
+
+def last_fire(cron: str, now: float) -> float:
+    """The latest time at or before ``now`` the cron expression fires: the digest's slot, the same for
+    every worker."""
+    from datetime import UTC, timedelta
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron)
+    at = datetime.fromtimestamp(now, UTC)
+    for back in (60, 3600, 86400, 8 * 86400, 32 * 86400, 367 * 86400):
+        first = trigger.get_next_fire_time(None, at - timedelta(seconds=back))
+        if first is not None and first <= at:
+            while (after := trigger.get_next_fire_time(first, first + timedelta(seconds=1))) is not None \
+                    and after <= at:
+                first = after
+            return first.timestamp()
+    return now

@@ -34,7 +34,7 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,12 +47,13 @@ from .config import Config, ConfigError, load_config
 from .fetch import Fetcher
 from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
-from .schedule import FeedOutcome, FeedState, backoff, plan
+from .schedule import FeedOutcome, FeedState, backoff, last_fire, plan
 from .seeds import SeedError, load_seeds
 from .store import FeedRow, SqlStore, StoreThread, holder, open_store
 from .subscriptions import sync_store
+from .watch import RESTART_KEYS, changed_keys, file_mark, seeds_mark
 from .worker import kill_workers, make_executor
-from .workers import BUSY_CHECK, IDLE_CHECK, Worker
+from .workers import Worker
 
 T = TypeVar("T")
 
@@ -69,8 +70,8 @@ class Service:
         self.config = config
         self.clock = clock
         self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
-        self.seeds_mark = _seeds_mark(config.paths.seeds)
-        self.config_mark = _file_mark(config.path)
+        self.seeds_mark = seeds_mark(config.paths.seeds)
+        self.config_mark = file_mark(config.path)
         self.rescoring: asyncio.Future | None = None
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
@@ -131,7 +132,8 @@ class Service:
             if self.store.backend == "sqlite":  # who holds the store, for the commands it turns away
                 holder.announce(self.store.root, "run", self.web_url)
             if self.worker is not None:
-                work = asyncio.ensure_future(self._work_loop(self.worker))
+                work = asyncio.ensure_future(self.worker.work(self.stopping,
+                                                              lambda: (self.config, self.seeds, self.fetcher)))
             else:
                 await self._arm_poll()
             log.info("event=service_started feeds=%d store=%s pid=%d%s", len(self.config.feeds),
@@ -174,44 +176,6 @@ class Service:
         self.web_url = f"http://{web.listen}/"
         log.info("event=web_listening url=%s", self.web_url)
 
-    async def _work_loop(self, worker: Worker) -> None:
-        """On PostgreSQL: lease hosts with work due and poll them, a pass at a time whenever the running
-        passes leave the extraction processes short of work (Worker.wants_work); with nothing to
-        take, look again every IDLE_CHECK seconds (other workers queue page jobs)."""
-        stop = asyncio.ensure_future(self.stopping.wait())
-        idle = False
-        while not self.stopping.is_set():
-            if idle or not worker.wants_work():
-                await asyncio.wait([stop, *worker.passes], timeout=IDLE_CHECK if idle else BUSY_CHECK,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                if self.stopping.is_set():
-                    break
-                if not idle and not worker.wants_work():
-                    continue
-            worker.config, worker.seeds, worker.fetcher = self.config, self.seeds, self.fetcher
-            try:
-                task = await worker.start_pass()
-            except Exception as exc:  # the database is away: log, wait, try again
-                log.error("event=claim_failed worker=%s reason=%r", worker.name, str(exc))
-                idle = True
-                continue
-            idle = task is None
-            if task is not None:
-                task.add_done_callback(self._pass_done)
-        stop.cancel()
-
-    def _pass_done(self, task: asyncio.Future) -> None:
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            log.error("event=pass_crashed error=%r", task.exception())
-            return
-        s = task.result().summary
-        if s is not None:
-            log.info("event=poll_done hosts=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
-                     "duplicates=%d seconds=%.1f", len(task.result().hosts), s.feeds_ok, s.feeds_not_modified,
-                     s.feeds_failed, s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
-
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set() and time.monotonic() - self.stop_signalled < SIGNAL_ECHO:
             return  # the same stop delivered twice (e.g. `timeout` signals the process and its group)
@@ -250,7 +214,7 @@ class Service:
         feeds, [fetch] (a new fetcher for the next polls; the running ones finish on the old),
         the digest cron, [relevance], [schedule], [digest], the seeds. Only [paths] store needs a
         restart: it is kept, and logged by name."""
-        self.config_mark = _file_mark(self.config.path)
+        self.config_mark = file_mark(self.config.path)
         try:
             config = load_config(self.config.path)
             seeds = [s.text for s in load_seeds(config.paths.seeds)]
@@ -267,7 +231,7 @@ class Service:
             log.warning("event=reload_needs_restart keys=%s (kept the running values)", ",".join(restart))
         seeds_changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
-        self.seeds_mark = _seeds_mark(config.paths.seeds)
+        self.seeds_mark = seeds_mark(config.paths.seeds)
         if config.fetch != old.fetch or config.schedule.max_interval != old.schedule.max_interval:
             retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock,
                                                           max_wait=config.schedule.max_interval)
@@ -387,7 +351,7 @@ class Service:
 
         if self.stopping.is_set():
             return
-        if _file_mark(self.config.path) != self.config_mark:
+        if file_mark(self.config.path) != self.config_mark:
             self._reload("config_changed")
         try:
             # workers sharing a database apply each verdict once: one at a time, the others find none left
@@ -401,7 +365,7 @@ class Service:
                 log.warning("event=verdict_not_applied page=%s reason='text no longer kept'", url)
         except Exception:
             log.exception("event=verdicts_failed")
-        mark = _seeds_mark(self.config.paths.seeds)
+        mark = seeds_mark(self.config.paths.seeds)
         if mark != self.seeds_mark:
             self.seeds_mark = mark
             try:
@@ -477,7 +441,7 @@ class Service:
             scored = await asyncio.get_running_loop().run_in_executor(
                 self.executor, score_packed, self.seeds, window, labels, rel.language, rel.threshold)
             now = self.clock()
-            slot = last_fire(CronTrigger.from_crontab(self.config.schedule.digest), now)
+            slot = last_fire(self.config.schedule.digest, now)
             worker = self.worker.name if self.worker else str(os.getpid())
             if not await self.db(self.store.elect, "digest", slot, worker, now):
                 log.info("event=digest_skipped reason='another worker writes this digest' slot=%s",
@@ -503,51 +467,6 @@ def _one_at_a_time(store: SqlStore, job: str, fn: Callable[..., T], *args: Any, 
     writer needs none)."""
     with store.exclusive([f"job:{job}"]):
         return fn(*args, **kwargs)
-
-
-def last_fire(trigger: CronTrigger, now: float) -> float:
-    """The latest time at or before ``now`` the cron fires: the digest's slot, the same for every worker."""
-    at = datetime.fromtimestamp(now, UTC)
-    for back in (60, 3600, 86400, 8 * 86400, 32 * 86400, 367 * 86400):
-        first = trigger.get_next_fire_time(None, at - timedelta(seconds=back))
-        if first is not None and first <= at:
-            while (after := trigger.get_next_fire_time(first, first + timedelta(seconds=1))) is not None \
-                    and after <= at:
-                first = after
-            return first.timestamp()
-    return now
-
-
-RESTART_KEYS = ("paths.store", "web.listen", "store.url", "worker.processes")  # everything else is applied by SIGHUP
-
-
-def changed_keys(old: Config, new: Config) -> list[str]:
-    """The config keys whose values differ, as "section.key" (and "feeds")."""
-    out = []
-    for section in ("paths", "fetch", "relevance", "schedule", "digest", "web", "store", "worker"):
-        a, b = getattr(old, section), getattr(new, section)
-        out += [f"{section}.{f.name}" for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
-    if old.feeds != new.feeds:
-        out.append("feeds")
-    return out
-
-
-def _file_mark(path: Path) -> tuple:
-    """What changes when a file is edited or replaced (an atomic rename gives a new inode)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return ()
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _seeds_mark(folder: Path) -> tuple:
-    """What changes when a seed file is added, removed or edited (names, sizes, mtimes)."""
-    try:
-        return tuple(sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir()
-                            if not p.name.startswith(".") and (st := p.stat())))
-    except OSError:
-        return ()
 
 
 def run_service(config: Config) -> int:

@@ -88,6 +88,35 @@ class Worker:
             return False
         return sum(p.poll.backlog() for p in self.passes.values()) < BACKLOG_PER_PROCESS * self.processes
 
+    async def work(self, stopping: asyncio.Event,
+                   current: Callable[[], tuple[Config, Sequence[str], Fetcher]]) -> None:
+        """The service's loop on PostgreSQL: lease hosts with work due and poll them, a pass at a time
+        whenever the running passes leave the extraction processes short of work (wants_work); with
+        nothing to take, look again every IDLE_CHECK seconds (other workers queue page jobs).
+        ``current`` gives the service's config, seeds and fetcher (a reload replaces them)."""
+        stop = asyncio.ensure_future(stopping.wait())
+        idle = False
+        while not stopping.is_set():
+            if idle or not self.wants_work():
+                await asyncio.wait([stop, *self.passes], timeout=IDLE_CHECK if idle else BUSY_CHECK,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if stopping.is_set():
+                    break
+                if not idle and not self.wants_work():
+                    continue
+            config, seeds, self.fetcher = current()
+            self.config, self.seeds = config, list(seeds)
+            try:
+                task = await self.start_pass()
+            except Exception as exc:  # the database is away: log, wait, try again
+                log.error("event=claim_failed worker=%s reason=%r", self.name, str(exc))
+                idle = True
+                continue
+            idle = task is None
+            if task is not None:
+                task.add_done_callback(_pass_done)
+        stop.cancel()
+
     async def start_pass(self) -> asyncio.Future | None:
         """Lease hosts with work due and start a pass over them; None when there is nothing to take."""
         lease = self.config.store.lease
@@ -169,3 +198,16 @@ class Worker:
         for p in self.passes.values():
             p.poll.abort()
 
+
+def _pass_done(task: asyncio.Future) -> None:
+    """Log a finished pass (the service's one line per poll)."""
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        log.error("event=pass_crashed error=%r", task.exception())
+        return
+    s = task.result().summary
+    if s is not None:
+        log.info("event=poll_done hosts=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
+                 "duplicates=%d seconds=%.1f", len(task.result().hosts), s.feeds_ok, s.feeds_not_modified,
+                 s.feeds_failed, s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
