@@ -146,8 +146,6 @@ def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_DEL
     return min(cap, max(0.0, when.timestamp() - now))
 
 
-
-
 class _Host:
     """Per-host politeness state, and the host's own small connection pool."""
 

@@ -707,8 +707,6 @@ class Poll:
         return aid
 
 
-
-
 def _story_keys(a: Analysed) -> list[str]:
     """What identifies a page's story for the near-duplicate check: URLs, text hash, LSH bands."""
     from .dedup import band_keys

@@ -49,7 +49,7 @@ from .metrics import Metrics
 from .pipeline import Poll, recall_hosts, remember_hosts
 from .schedule import FeedOutcome, FeedState, backoff, last_fire, plan
 from .seeds import SeedError, load_seeds
-from .store import FeedRow, SqlStore, StoreThread, holder, open_store
+from .store import FeedRow, SqlStore, StoreThread, open_store
 from .subscriptions import sync_store
 from .watch import RESTART_KEYS, changed_keys, file_mark, seeds_mark
 from .worker import kill_workers, make_executor
@@ -129,8 +129,7 @@ class Service:
             self.scheduler.add_listener(self._on_job_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
             self.scheduler.start()
             self._start_web()
-            if self.store.backend == "sqlite":  # who holds the store, for the commands it turns away
-                holder.announce(self.store.root, "run", self.web_url)
+            self.store.announce("run", self.web_url)  # who holds the store, for the commands it turns away
             if self.worker is not None:
                 work = asyncio.ensure_future(self.worker.work(self.stopping,
                                                               lambda: (self.config, self.seeds, self.fetcher)))

@@ -286,25 +286,23 @@ def read_opml(data: bytes, source: str) -> OpmlImport:
         raise FeedListError(f"{source}: not an OPML subscription list (the document is <{root.tag}>, not <opml>); "
                             f"nothing imported")
     out = OpmlImport()
-    body = next((c for c in root if isinstance(c.tag, str) and etree.QName(c).localname.lower() == "body"), None)
 
-    def attr(el: Any, name: str) -> str:
-        for key, value in el.attrib.items():
-            if isinstance(key, str) and etree.QName(key).localname.lower() == name:
-                return " ".join(str(value).split())
-        return ""
+    def tag(el: Any) -> str:
+        return etree.QName(el).localname.lower() if isinstance(el.tag, str) else ""
 
     def walk(el: Any, folders: tuple[str, ...]) -> None:
         for child in el:
-            if not isinstance(child.tag, str) or etree.QName(child).localname.lower() != "outline":
+            if tag(child) != "outline":
                 continue
-            name = attr(child, "title") or attr(child, "text")
-            kind = attr(child, "type").lower()
-            url = attr(child, "xmlurl") or (attr(child, "url") if kind in FEED_TYPES else "")
+            attrs: dict[str, str] = {}  # by local name in lower case (readers differ: xmlUrl, xmlurl), first wins
+            for key, value in child.attrib.items():
+                if isinstance(key, str):
+                    attrs.setdefault(etree.QName(key).localname.lower(), " ".join(str(value).split()))
+            name = attrs.get("title") or attrs.get("text") or ""
+            kind = attrs.get("type", "").lower()
+            url = attrs.get("xmlurl") or (attrs.get("url", "") if kind in FEED_TYPES else "")
             outlines = [c for c in child if isinstance(c.tag, str)]
-            looks_like_feed = bool(url) or kind in FEED_TYPES or "xmlurl" in {
-                etree.QName(k).localname.lower() for k in child.attrib if isinstance(k, str)} or bool(
-                attr(child, "htmlurl"))
+            looks_like_feed = bool(url) or kind in FEED_TYPES or "xmlurl" in attrs or bool(attrs.get("htmlurl"))
             if outlines and not url:
                 walk(child, (*folders, name) if name else folders)
                 continue
@@ -322,6 +320,7 @@ def read_opml(data: bytes, source: str) -> OpmlImport:
             if outlines:  # a feed outline with children (rare): its children are read as well
                 walk(child, folders)
 
+    body = next((c for c in root if tag(c) == "body"), None)
     if body is not None:
         walk(body, ())
     return out

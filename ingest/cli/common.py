@@ -1,4 +1,4 @@
-"""What the command groups share: the store holder record, verdicts applied now or later, periods, output files."""
+"""What the command groups share: verdicts applied now or later, periods, output files."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ if TYPE_CHECKING:
     from ..feedback import Applied
 
 log = logging.getLogger("ingest")
-
-
-def announce(store: SqlStore, command: str, web: str = "") -> None:
-    """Record which command holds an SQLite store (so another one can say who, and where)."""
-    if store.backend == "sqlite":
-        from ..store import holder
-
-        holder.announce(store.root, command, web)
 
 
 def parse_since(value: str, now: float) -> float:

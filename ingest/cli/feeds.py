@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ..subscriptions import Found
 
 
-
 def _feed_states(config: Config) -> dict[str, dict]:
     """Poll state by configured URL, when the store exists (read-only; nothing is created)."""
     if not (config.paths.store / "ingest.db").exists():

@@ -11,7 +11,7 @@ import sys
 from ..config import Config
 from ..seeds import load_seeds
 from ..store import StoreBusy, open_store
-from .common import announce, apply_recorded
+from .common import apply_recorded
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
-        announce(store, "poll")
+        store.announce("poll")
         apply_recorded(store)
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
@@ -91,7 +91,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-        announce(store, "serve", f"http://{listen}/")
+        store.announce("serve", f"http://{listen}/")
         from ..store import StoreThread
 
         db = StoreThread()

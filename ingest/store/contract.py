@@ -33,6 +33,10 @@ class StoreContract(Protocol):
         """Store a new article: corpus file + rows, atomically. Returns (id, path)."""
         ...
 
+    def announce(self, command: str, web: str = "") -> None:
+        """Say which command holds the store (SQLite); nothing on a shared store."""
+        ...
+
     def article(self, article_id: int) -> Record:
         ...
 

@@ -33,9 +33,6 @@ PAGE_RETRY = 900.0  # a waiting page (queued, deferred) whose request failed is 
 ORPHANS = "orphans"  # folder where `ingest check --repair` puts corpus files no row knows
 
 
-
-
-
 _QUERY_WORD = re.compile(r"\w+\*?", re.UNICODE)
 _TEXT_WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -99,6 +96,10 @@ class SqlCore:
         self.db.close()
 
     # -- what each backend provides -------------------------------------
+
+    def announce(self, command: str, web: str = "") -> None:
+        """Say which command holds the store (and where it serves the web view), for the commands it
+        turns away. Only a store with one writer has a holder (SQLite); many workers have none."""
 
     def schema_version(self) -> int:
         row = self.db.execute("SELECT version FROM schema_version").fetchone()

@@ -30,6 +30,8 @@ class Holder:
     since: float = 0.0
 
     def describe(self) -> str:
+        if not self.pid:  # the lock is held, but its holder has not written (or no longer has) a record
+            return "another ingest process"
         who = f"`ingest {self.command}`" if self.command else "another ingest command"
         what = f"the service, pid {self.pid}" if self.command == "run" else f"pid {self.pid}"
         where = f", serving the web view at {self.web}" if self.web else \
@@ -74,9 +76,9 @@ def read(root: Path) -> Holder | None:
 def current(root: Path) -> Holder | None:
     """The process holding the store's lock now (None: nobody does). A holder that has not yet
     written its record is described by its lock alone (pid 0)."""
-    lock = filelock.FileLock(root / ".lock", blocking=False)
     if not (root / ".lock").exists():
         return None
+    lock = filelock.FileLock(root / ".lock", blocking=False)
     try:
         lock.acquire()
     except filelock.Timeout:

@@ -42,6 +42,9 @@ class Store(SqlStore):
         super().__init__(root, db)
         self._lock = lock
 
+    def announce(self, command: str, web: str = "") -> None:
+        holder.announce(self.root, command, web)
+
     def close(self) -> None:
         self.db.close()
         if self._lock is not None:
