@@ -534,8 +534,7 @@ class Poll:
         job.fetched = True  # from here on only extraction is left: an abort lets it finish
         if res.deferred_until is not None:
             return Deferred(res.deferred_until, res.error or "deferred")
-        quiet = self.fetcher.host_quiet_until(res.final_url)
-        if res.status in (429, 503) and quiet > self.clock():
+        if res.status in (429, 503) and (quiet := self.fetcher.host_quiet_until(res.final_url)) > self.clock():
             # "later", with a time (Retry-After): not the page's failure; fetched once the time has come
             return Deferred(quiet, f"HTTP {res.status} with Retry-After")
         if res.error:
