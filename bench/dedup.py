@@ -5,7 +5,7 @@ the collection's own exact-duplicate bodies) plus edited copies of some of
 them, as syndication produces: a changed title, the first or last paragraph
 cut, boilerplate added (bylines, copyright lines, "read more" links), light
 copy-editing. Stories are then merged online exactly as the pipeline does
-(text hash, then MinHash/LSH from ingest.dedup) and the merges are scored
+(text hash, then MinHash/LSH from ingest.judge.dedup) and the merges are scored
 pairwise against the truth: precision = merged pairs that are the same story
 / all merged pairs; recall = same-story pairs merged / all same-story pairs.
 Different stories on the same subject are in the stream too (Reuters has
@@ -17,7 +17,7 @@ paragraph (any one holding at most 40 % of the words: the rest is still the
 story) and at most one other edit: a byline, a credit line, a new headline
 or a copy-edit. Jaccard alone falls
 below the threshold when one copy is much shorter; the containment check of
-ingest.dedup.find_match is what merges them.
+ingest.judge.dedup.find_match is what merges them.
 
 A third stream is wire stories of which ~15 % run again on a second site
 under another URL: the headline edited, the wire's sign-off dropped, and the
@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import dedup  # noqa: E402
+from ingest.judge import dedup  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
 
@@ -268,7 +268,7 @@ def _as_extracted(text: str, site: str) -> str | None:
     """``text`` ("title\n\nbody") rendered as a news page and extracted as the pipeline does."""
     from simweb import page_html
 
-    from ingest.extract import extract
+    from ingest.text.extract import extract
 
     title, _, body = text.partition("\n\n")
     page = extract(page_html(title, body, site), f"http://{site.replace(' ', '').lower()}.example/a.html")
@@ -305,7 +305,7 @@ def syndicated_stream(all_docs: list[dict], rng: random.Random, stories: int, sh
 
 
 def merge(stream: list[tuple[str, str]], threshold: float) -> tuple[float, list[int]]:
-    """Online merging exactly as the pipeline does it (ingest.dedup.find_match; the store's tables
+    """Online merging exactly as the pipeline does it (ingest.judge.dedup.find_match; the store's tables
     replaced by dicts). Returns (seconds, cluster of each text)."""
     t0 = time.perf_counter()
     by_hash: dict[str, int] = {}

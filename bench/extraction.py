@@ -2,7 +2,7 @@
 
 For every page of ../shared/data/extraction/trafilatura-eval/, runs
 (a) trafilatura.extract() with the pipeline's options (no comments), and
-(b) ingest.worker.analyse(), i.e. the exact text the corpus file gets
+(b) ingest.run.executor.analyse(), i.e. the exact text the corpus file gets
 (title line, blank line, paragraphs). Each `with` snippet found counts as a
 true positive (else a false negative), each `without` snippet found as a
 false positive (else a true negative), after collapsing whitespace, as
@@ -40,7 +40,7 @@ def _score(text: str | None, row: dict) -> tuple[int, int, int, int]:
 def _one(row: dict) -> tuple[tuple, float, float]:
     import trafilatura
 
-    from ingest.worker import analyse
+    from ingest.text.analysis import analyse
 
     with gzip.open(DATA / "pages" / row["file"]) as fh:
         html = fh.read()

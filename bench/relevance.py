@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.relevance import borderline, score_stream, term_counts  # noqa: E402
+from ingest.judge.relevance import borderline, score_stream  # noqa: E402
+from ingest.text.terms import term_counts  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
 # The development topics (issue 11): tune on these only.

@@ -6,7 +6,7 @@ Prints, for one run, side by side:
       in a plain loop) on the same web, on a sample of its feeds;
   (b) `ingest poll` on a fresh store (a subprocess, as users run it);
   (c) the extraction bound: 2 x single-core pages/s of the pipeline's own
-      extraction (ingest.worker.analyse) on the same pages, this run;
+      extraction (ingest.run.executor.analyse) on the same pages, this run;
   (d) a second `ingest poll` after every feed gained one entry;
   (e) a re-poll of 10,000 unchanged feeds (conditional GET -> 304);
   (f) peak RSS of the ingest process (with its workers) in each run;
@@ -180,7 +180,7 @@ def naive(web: SimWeb, feeds: list[str]) -> tuple[float, int]:
 
 def extraction_bound(n: int = 300, light: bool = False) -> float:
     """2 x the pages/s one core manages with the pipeline's own analyse() on the pages the web serves."""
-    from ingest.worker import analyse
+    from ingest.text.analysis import analyse
 
     pages = ([] if light else load_pages()[:n]) or [page_html(t, b, "Site 1") for t, b in load_texts()[:n]]
     analyse(pages[0], "http://127.1.0.2/a/0/0.html")  # imports, caches
@@ -208,10 +208,10 @@ def score_rate(folder: Path, seeds: Path, n: int = 5000) -> float:
 
 def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> None:
     """n articles (rows, corpus files, LSH keys, pages, entries, sources) written in bulk."""
-    from ingest.dedup import NUM_PERM, band_keys, text_hash
-    from ingest.relevance import term_counts
+    from ingest.sources.urls import url_hash
     from ingest.store import STREAM_WINDOW, Store, corpus_text, pack
-    from ingest.urls import url_hash
+    from ingest.text.fingerprint import NUM_PERM, band_keys, text_hash
+    from ingest.text.terms import term_counts
 
     store = Store.open(store_dir)
     store.sync_feeds([("http://127.9.0.1/feed.xml", "filler")])

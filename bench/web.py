@@ -47,9 +47,9 @@ def texts() -> list[tuple[str, str]]:
 
 async def measure(store_dir: Path, repeat: int) -> dict[str, float]:
     from ingest.config import Config, Paths
-    from ingest.metrics import Metrics
+    from ingest.out.web import WebContext, make_app
+    from ingest.run.metrics import Metrics
     from ingest.store import Store
-    from ingest.web import WebContext, make_app
 
     store = Store.open(store_dir)
     config = Config(path=store_dir / "config.toml", paths=Paths(seeds=store_dir, store=store_dir))
@@ -84,7 +84,7 @@ async def over_sockets(app, paths: dict[str, str], repeat: int) -> dict[str, flo
     """Median ms per request over real HTTP: one keep-alive connection, and a new one each time."""
     import http.client
 
-    from ingest.web import bind, make_server
+    from ingest.out.web import bind, make_server
 
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -40,8 +40,8 @@ def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
     """`score` on the texts a poll sees, on an equal (fresh) store, makes the poll's decisions."""
     import httpx
 
-    from ingest.corpus import render
-    from ingest.worker import analyse
+    from ingest.text.analysis import analyse
+    from ingest.text.corpus import render
 
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.dedup import text_hash
 from ingest.store import Decision, NewArticle, PageDoc, SearchError, Source, Store, unpack
+from ingest.text.fingerprint import text_hash
 
 
 def _article(n: int = 1, **kw) -> NewArticle:
@@ -173,7 +173,7 @@ def test_verdicts_and_learning_counts(store):
 
 
 def test_near_candidates_share_a_band(store):
-    from ingest.dedup import band_keys, signature
+    from ingest.text.fingerprint import band_keys, signature
 
     text = " ".join(f"word{i}" for i in range(300))
     sig = signature(text)
@@ -199,7 +199,7 @@ def test_sync_feeds_keeps_state(store):
 
 def test_model_window_keeps_the_newest_and_every_judged_page(store, monkeypatch):
     import ingest.store.pages
-    from ingest.feedback import mark
+    from ingest.run.feedback import mark
     from ingest.store import Decision, PageDoc, unpack
 
     monkeypatch.setattr(ingest.store.pages, "STREAM_WINDOW", 3)

@@ -1,8 +1,8 @@
-"""The poll's decisions on their own: pure functions over typed values (ingest.decide)."""
+"""The poll's decisions on their own: pure functions over typed values (ingest.judge.decide)."""
 
 from __future__ import annotations
 
-from ingest.decide import Outcome, Refresh, effective_threshold, is_update, leaders, refresh, relevance
+from ingest.judge.decide import Outcome, Refresh, effective_threshold, is_update, leaders, refresh, relevance
 
 STORY = ("Gold output at the Hyesan mine rose sharply this year as prisoners from the nearby labour camp were "
          "sent down the shafts in shifts of twelve hours, according to two former workers who fled to China. "

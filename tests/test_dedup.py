@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ingest.dedup import signature, similarity
+from ingest.text.fingerprint import signature, similarity
 
 from .conftest import run_cli, write_config
 from .web import article_page, article_text, atom, rss
@@ -136,7 +136,7 @@ def _syndicated(i: int, title: str, paras: list[str]) -> tuple[str, list[str]]:
 
 
 def test_same_story_knows_a_syndicated_copy_with_an_end_changed():
-    from ingest.dedup import same_story
+    from ingest.judge.dedup import same_story
 
     for i, name in enumerate(WIRE):
         title, paras = _wire(name)

@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from ingest.sources.urls import normalize
 from ingest.store import SCHEMA_VERSION, Store
-from ingest.urls import normalize
 
 from .conftest import OFF, ON, build_news_web, run_cli, write_config
 from .web import article_page, article_text, rss

@@ -8,7 +8,7 @@ import json
 import feedparser
 import pytest
 
-from ingest.feeds import parse_feed
+from ingest.sources.feeds import parse_feed
 
 from .conftest import SHARED
 from .web import atom, rdf, rss

@@ -7,7 +7,7 @@ import gzip
 import time
 
 from ingest.config import FetchSettings
-from ingest.fetch import Fetcher, parse_retry_after
+from ingest.sources.fetch import Fetcher, parse_retry_after
 
 from .web import redirect
 
@@ -142,7 +142,7 @@ def test_robots_txt_allow_disallow_4xx_5xx_and_unreachable(web):
     """RFC 9309: rules apply to our product token; a 4xx robots.txt allows everything; a 5xx
     or unreachable one disallows for now and is asked again within minutes; one request per
     origin however many pages wait."""
-    from ingest.fetch import ROBOTS_RETRY, ROBOTS_UNREACHABLE
+    from ingest.sources.fetch import ROBOTS_RETRY, ROBOTS_UNREACHABLE
 
     rules, missing, broken, dead, ours = (web.host(n) for n in (2, 3, 4, 5, 6))
     rules.add("/robots.txt", "User-agent: *\nDisallow: /private\n", content_type="text/plain")
@@ -201,7 +201,7 @@ def test_retry_after_is_checked_when_a_queued_request_gets_its_turn(web):
 
 
 def test_huge_retry_after_values_are_capped():
-    from ingest.fetch import MAX_SERVER_DELAY
+    from ingest.sources.fetch import MAX_SERVER_DELAY
 
     assert parse_retry_after("9" * 20, 0) == MAX_SERVER_DELAY
     assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0) == MAX_SERVER_DELAY

@@ -140,11 +140,11 @@ def test_a_page_decided_early_is_still_a_source_of_a_feed_that_lists_it_later(tm
     this poll has already committed records itself as a source of it, and the page is fetched once."""
     import time as _time
 
-    import ingest.pipeline
+    import ingest.run.poll
 
     from .web import Host
 
-    monkeypatch.setattr(ingest.pipeline, "CHUNK_PAGES", 1)
+    monkeypatch.setattr(ingest.run.poll, "CHUNK_PAGES", 1)
     a, b = web.host(70), web.host(71)
     title, body = article_text(ON[0])
     page = a.add("/story.html", article_page(title, body))
@@ -180,12 +180,12 @@ def test_a_page_decided_early_is_still_a_source_of_a_feed_that_lists_it_later(tm
 def test_a_poll_holds_a_bounded_number_of_pages(tmp_path, seeds_dir, web, monkeypatch):
     """Fetching waits for decisions: at any request, the pages requested but not yet committed
     never exceed two chunks, however many feeds the poll has."""
-    import ingest.pipeline
+    import ingest.run.poll
 
     from .web import Host
 
-    monkeypatch.setattr(ingest.pipeline, "CHUNK_PAGES", 2)
-    monkeypatch.setattr(ingest.pipeline, "MAX_FEEDS_IN_FLIGHT", 3)
+    monkeypatch.setattr(ingest.run.poll, "CHUNK_PAGES", 2)
+    monkeypatch.setattr(ingest.run.poll, "MAX_FEEDS_IN_FLIGHT", 3)
     db_path = tmp_path / "store" / "ingest.db"
     outstanding: list[int] = []
     names = ON + OFF

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from ingest.relevance import MIN_STREAM, TermStats, borderline, score_stream, split_title, term_counts, tokens
+from ingest.judge.relevance import MIN_STREAM, TermStats, borderline, score_stream
+from ingest.text.terms import split_title, term_counts, tokens
 
 from .conftest import REPO, SHARED
 from .web import FIXTURES
@@ -35,7 +36,7 @@ def test_idf_prior_and_stream():
     A probe text holding each word once shows the idf ratios in its vector."""
     import numpy as np
 
-    from ingest.relevance import _Matrix
+    from ingest.judge.relevance import _Matrix
 
     probe = {"the": 1, "gold": 1, "ryanggang": 1, "mln": 1}
     docs = [probe] + [{"mln": 1, "the": 1}] * 500

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest.config import ScheduleSettings, load_config
-from ingest.fetch import Fetcher
-from ingest.pipeline import Poll
-from ingest.schedule import FeedOutcome, FeedState, backoff, first_poll, hint_from, plan, publishing_interval
-from ingest.seeds import load_seeds
+from ingest.run.poll import Poll
+from ingest.run.schedule import FeedOutcome, FeedState, backoff, first_poll, hint_from, plan, publishing_interval
+from ingest.sources.fetch import Fetcher
 from ingest.store import Store
+from ingest.text.seeds import load_seeds
 
 from .conftest import write_config
 from .web import http_date, redirect, rss

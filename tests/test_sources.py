@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ingest.feeds import FeedKind, parse_feed
+from ingest.sources.feeds import FeedKind, parse_feed
 
 from .conftest import OFF, ON, run_cli, write_config
 from .web import article_page, article_text, json_feed, news_sitemap, sitemap_index

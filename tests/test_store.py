@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from ingest.dedup import text_hash
 from ingest.store import SCHEMA_VERSION, NewArticle, Source, Store, StoreError
+from ingest.text.fingerprint import text_hash
 
 
 def _article(n: int = 1, **kw) -> NewArticle:
@@ -131,7 +131,7 @@ def test_fetcher_recalls_what_the_store_remembers():
     import time
 
     from ingest.config import FetchSettings
-    from ingest.fetch import Fetcher, HostMemory
+    from ingest.sources.fetch import Fetcher, HostMemory
 
     now = time.time()
     f = Fetcher(FetchSettings())

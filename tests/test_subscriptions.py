@@ -190,7 +190,7 @@ def test_malformed_opml_changes_nothing(cfg, tmp_path):
 
 def test_an_edit_that_would_break_the_config_is_not_written(cfg):
     from ingest.config import FeedSettings
-    from ingest.subscriptions import FeedListError, add_feeds
+    from ingest.sources.subscriptions import FeedListError, add_feeds
 
     before = cfg.read_bytes()
     with pytest.raises(FeedListError) as err:
@@ -200,7 +200,7 @@ def test_an_edit_that_would_break_the_config_is_not_written(cfg):
 
 
 def test_opml_external_entities_are_not_read():
-    from ingest.subscriptions import FeedListError, read_opml
+    from ingest.sources.subscriptions import FeedListError, read_opml
 
     xxe = (b'<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
            b'<opml version="2.0"><head><title>t</title></head><body>'

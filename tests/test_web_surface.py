@@ -12,7 +12,7 @@ import socket
 import httpx
 import pytest
 
-from ingest.web import bind, host_allowed
+from ingest.out.web import bind, host_allowed
 
 from .conftest import build_news_web, run_cli, write_config
 from .test_web import _csrf, _free_port, _serve

@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Config, ConfigError
-from ..store import SqlStore, StoreBusy, open_store
+from ingest.config import Config, ConfigError
+from ingest.store import SqlStore, StoreBusy, open_store
 
 if TYPE_CHECKING:
-    from ..feedback import Applied
+    from ingest.run.feedback import Applied
 
 log = logging.getLogger("ingest")
 
 
 def parse_since(value: str, now: float) -> float:
     """'24h', '7d', '90m' (ago) or an ISO date/time (UTC when no zone is given)."""
-    from ..config import _DURATION, parse_duration
+    from ingest.config import _DURATION, parse_duration
 
     try:
         return now - parse_duration(value)
@@ -41,7 +41,7 @@ def short(text: str, width: int) -> str:
 
 def apply_now(config: Config) -> Applied | None:
     """Apply pending verdicts when no other process holds the store: what was done (None: not now)."""
-    from ..feedback import apply_verdicts
+    from ingest.run.feedback import apply_verdicts
 
     try:
         store = open_store(config)
@@ -53,7 +53,7 @@ def apply_now(config: Config) -> Applied | None:
 
 def apply_recorded(store: SqlStore) -> None:
     """Verdicts recorded (``ingest mark``) while another process held the store reach the corpus folder."""
-    from ..feedback import apply_verdicts
+    from ingest.run.feedback import apply_verdicts
 
     done = apply_verdicts(store, time.time())
     for what, paths in (("added", done.added), ("restored", done.restored), ("withdrawn", done.withdrawn)):
@@ -63,7 +63,7 @@ def apply_recorded(store: SqlStore) -> None:
 
 def verdicts_apply_later(config: Config) -> str:
     """Who applies a verdict recorded while another process holds the store, and when."""
-    from ..store import holder
+    from ingest.store import holder
 
     running = holder.current(config.paths.store)
     if running is not None and running.command == "run":

@@ -8,16 +8,16 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import Config
-from ..seeds import load_seeds
-from ..store import open_store
-from ..timefmt import iso as _iso
-from ..urls import display
-from .common import OutputError, short
+from ingest.cli.common import OutputError, short
+from ingest.config import Config
+from ingest.sources.urls import display
+from ingest.store import open_store
+from ingest.text.seeds import load_seeds
+from ingest.timefmt import iso as _iso
 
 
 def cmd_score(config: Config, args: argparse.Namespace) -> int:
-    from ..pipeline import score_texts
+    from ingest.run.chunk import score_texts
 
     names, texts = [], []
     for name in args.files:
@@ -68,7 +68,7 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_search(config: Config, args: argparse.Namespace) -> int:
-    from ..store import SearchError
+    from ingest.store import SearchError
 
     with open_store(config, readonly=True) as store:
         try:
@@ -127,7 +127,7 @@ def cmd_migrate(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_corpus(config: Config, args: argparse.Namespace) -> int:
-    from ..corpus import sync_folder
+    from ingest.text.corpus import sync_folder
 
     folder = Path(args.dir)
     if not config.store.url and folder.resolve() == (config.paths.store / "corpus").resolve():

@@ -12,15 +12,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import Config, FeedSettings
-from ..schedule import explain_state
-from ..store import open_store
-from ..timefmt import iso as _iso
-from ..urls import display, redact, redact_text
-from .common import write_output
+from ingest.cli.common import write_output
+from ingest.config import Config, FeedSettings
+from ingest.run.schedule import explain_state
+from ingest.sources.urls import display, redact, redact_text
+from ingest.store import open_store
+from ingest.timefmt import iso as _iso
 
 if TYPE_CHECKING:
-    from ..subscriptions import Found
+    from ingest.sources.subscriptions import Found
 
 
 def _feed_states(config: Config) -> dict[str, dict]:
@@ -37,7 +37,7 @@ def _feed_states(config: Config) -> dict[str, dict]:
 
 
 def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
-    from .. import subscriptions as subs
+    from ingest.sources import subscriptions as subs
 
     action = args.feeds_command
     try:
@@ -123,7 +123,9 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             return 0
         if action == "sync":
             with open_store(config) as store:
-                done = subs.sync_store(store, config, time.time())
+                from ingest.run.schedule import sync_store
+
+                done = sync_store(store, config, time.time())
             where = "PostgreSQL" if config.store.url else str(config.paths.store)
             print(f"feeds in {where}: {done.active} from {config.path} ({done.added} new, {done.paused} paused); "
                   f"{done.removed} no longer listed (inactive, history kept)")
@@ -136,7 +138,7 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
 
 def _feed_list_applies(config: Config) -> str:
     """When an edit of the feed list reaches the polls."""
-    from ..store import holder
+    from ingest.store import holder
 
     if config.store.url:
         return "run `ingest feeds sync` to hand the change to the workers (PostgreSQL)"
@@ -147,8 +149,8 @@ def _feed_list_applies(config: Config) -> str:
 
 
 async def _discover(config: Config, url: str) -> Found:
-    from ..fetch import Fetcher
-    from ..subscriptions import discover
+    from ingest.sources.fetch import Fetcher
+    from ingest.sources.subscriptions import discover
 
     async with Fetcher(config.fetch) as fetcher:
         return await discover(url, fetcher)

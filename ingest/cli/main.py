@@ -14,13 +14,13 @@ import os
 import sqlite3
 import sys
 
-from .. import __version__
-from ..config import ConfigError, load_config
-from ..logs import setup_logging
-from ..seeds import SeedError
-from ..store import StoreError
-from . import corpus, feeds, report, review, service
-from .common import OutputError
+from ingest import __version__
+from ingest.cli import corpus, feeds, report, review, service
+from ingest.cli.common import OutputError
+from ingest.cli.logs import setup_logging
+from ingest.config import ConfigError, load_config
+from ingest.store import StoreError
+from ingest.text.seeds import SeedError
 
 DESCRIPTION = """\
 seed-ingest follows feeds (RSS, Atom, RDF, JSON Feed, news sitemaps) and keeps

@@ -7,19 +7,19 @@ import json
 import sys
 import time
 
-from ..config import Config
-from ..relevance import MIN_STREAM
-from ..schedule import explain_state
-from ..seeds import load_seeds
-from ..store import SqlStore, StoreError, open_store
-from ..timefmt import iso as _iso
-from ..urls import display, redact_text
-from .common import parse_since, write_output
+from ingest.cli.common import parse_since, write_output
+from ingest.config import Config
+from ingest.judge.relevance import MIN_STREAM
+from ingest.run.schedule import explain_state
+from ingest.sources.urls import display, redact_text
+from ingest.store import SqlStore, StoreError, open_store
+from ingest.text.seeds import load_seeds
+from ingest.timefmt import iso as _iso
 
 
 def cmd_digest(config: Config, args: argparse.Namespace) -> int:
-    from .. import digest
-    from ..feedback import review
+    from ingest.out import digest
+    from ingest.run.feedback import review
 
     now = time.time()
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
@@ -57,7 +57,7 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
 def _deliver(store: SqlStore, config: Config, now: float) -> None:
     """Send the digest just recorded (and earlier ones that failed) to [notify] urls and [digest] email;
     a failure is reported and retried at the next digest (the files are written regardless)."""
-    from .. import notify
+    from ingest.out import notify
 
     targets = notify.targets(config)
     if not targets:
@@ -88,7 +88,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         counts = store.feed_counts()
         learning = store.learning_counts()
         if config.store.url:
-            from ..store.postgres import PgStore
+            from ingest.store.postgres import PgStore
 
             assert isinstance(store, PgStore)
             workers = [(w["name"], w["hosts"], w["seen"]) for w in store.workers(time.time(), config.store.lease)]

@@ -8,16 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import Config
-from ..seeds import load_seeds
-from ..store import StoreError, open_store
-from ..timefmt import iso as _iso
-from ..urls import display
-from .common import apply_now, parse_since, print_applied, short, verdicts_apply_later
+from ingest.cli.common import apply_now, parse_since, print_applied, short, verdicts_apply_later
+from ingest.config import Config
+from ingest.sources.urls import display
+from ingest.store import StoreError, open_store
+from ingest.text.seeds import load_seeds
+from ingest.timefmt import iso as _iso
 
 
 def cmd_review(config: Config, args: argparse.Namespace) -> int:
-    from ..feedback import review
+    from ingest.run.feedback import review
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config, readonly=True) as store:
@@ -39,7 +39,7 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_mark(config: Config, args: argparse.Namespace) -> int:
-    from ..feedback import FeedbackError, mark
+    from ingest.run.feedback import FeedbackError, mark
 
     with open_store(config, writer=False) as store:
         try:
@@ -59,7 +59,7 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
-    from ..feedback import rescore
+    from ingest.run.feedback import rescore
 
     now = time.time()
     since = parse_since(args.since, now) if args.since else now - config.relevance.keep_rejected
@@ -94,7 +94,7 @@ def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
-    from ..feedback import FeedbackError, add_seed, mark
+    from ingest.run.feedback import FeedbackError, add_seed, mark
 
     if args.seeds_command == "list":
         for s in load_seeds(config.paths.seeds):

@@ -8,14 +8,14 @@ import json
 import logging
 import sys
 
-from ..config import Config
-from ..seeds import load_seeds
-from ..store import StoreBusy, open_store
-from .common import apply_recorded
+from ingest.cli.common import apply_recorded
+from ingest.config import Config
+from ingest.store import StoreBusy, open_store
+from ingest.text.seeds import load_seeds
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    from ..service import run_service
+    from ingest.service import run_service
 
     return run_service(config)
 
@@ -23,8 +23,9 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 def cmd_poll(config: Config, args: argparse.Namespace) -> int:
     import signal
 
-    from ..poll_once import poll_once
-    from ..worker import kill_workers, make_executor
+    from ingest.out.notify import alert_sender
+    from ingest.run.executor import kill_workers, make_executor
+    from ingest.run.poll_once import poll_once
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config) as store:
@@ -34,13 +35,14 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         clean = False
         try:
             if sys.stderr.isatty():
-                from ..progress import TerminalProgress
+                from ingest.run.progress import TerminalProgress
 
                 to_stderr = [h for h in logging.getLogger("ingest").handlers if type(h) is logging.StreamHandler]
                 with TerminalProgress(to_stderr[0] if to_stderr else None) as bar:
-                    summary = asyncio.run(poll_once(config, store, seeds, executor, progress=bar))
+                    summary = asyncio.run(poll_once(config, store, seeds, executor, progress=bar,
+                                                    send_alerts=alert_sender(config)))
             else:
-                summary = asyncio.run(poll_once(config, store, seeds, executor))
+                summary = asyncio.run(poll_once(config, store, seeds, executor, send_alerts=alert_sender(config)))
             clean = summary.interrupted is None
         finally:
             if clean:
@@ -68,9 +70,9 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    from ..config import check_listen
-    from ..metrics import Metrics
-    from ..web import WebContext, bind, make_app, make_server
+    from ingest.config import check_listen
+    from ingest.out.web import WebContext, bind, make_app, make_server
+    from ingest.run.metrics import Metrics
 
     listen = args.listen or config.web.listen or "127.0.0.1:8750"
     reason = check_listen(listen, config.web.password)
@@ -92,7 +94,7 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
             print(f"ingest serve: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
             return 1
         store.announce("serve", f"http://{listen}/")
-        from ..store import StoreThread
+        from ingest.store import StoreThread
 
         db = StoreThread()
         # pages read through their own read-only connection on the loop; verdicts and seeds are

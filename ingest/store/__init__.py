@@ -5,14 +5,13 @@
 the default) or ``PgStore`` (``ingest.store.postgres``: ``[store] url``, any
 number of workers). The SQL both share is in ``ingest.store.base``. The contract's typed values live in
 ``ingest.store.rows``, the schema and its numbered migrations in
-``ingest.store.schema_sqlite``; the corpus file format in ``ingest.corpus``.
+``ingest.store.schema_sqlite``; the corpus file format in ``ingest.text.corpus``.
 """
 
-from ..blobs import pack, unpack
-from ..config import Config
-from ..corpus import TMP_PREFIX, corpus_text, read_corpus_file
-from .base import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, ORPHANS, STREAM_WINDOW, WITHDRAWN, SqlStore
-from .rows import (
+from ingest.blobs import pack, unpack
+from ingest.config import Config
+from ingest.store.base import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, ORPHANS, STREAM_WINDOW, WITHDRAWN, SqlStore
+from ingest.store.rows import (
     CheckReport,
     Decision,
     FeedRow,
@@ -25,9 +24,10 @@ from .rows import (
     StoreBusy,
     StoreError,
 )
-from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
-from .sqlite import Store
-from .thread import StoreThread
+from ingest.store.schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from ingest.store.sqlite import Store
+from ingest.store.thread import StoreThread
+from ingest.text.corpus import TMP_PREFIX, corpus_text, read_corpus_file
 
 __all__ = [
     "MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "MIGRATIONS", "ORPHANS", "SCHEMA", "SCHEMA_VERSION", "STREAM_WINDOW",
@@ -41,7 +41,7 @@ __all__ = [
 def open_store(config: Config, *, writer: bool = True, readonly: bool = False) -> SqlStore:
     """The store the config names: PostgreSQL when [store] url is set, else SQLite in [paths] store."""
     if config.store.url:
-        from .postgres import PgStore
+        from ingest.store.postgres import PgStore
 
         return PgStore.open(config.store.url, config.paths.store, writer=writer, readonly=readonly)
     return Store.open(config.paths.store, writer=writer, readonly=readonly)

@@ -13,19 +13,11 @@ sync``). Nothing outside the store writes SQL.
 
 from __future__ import annotations
 
-from .. import corpus
-from ..corpus import TMP_PREFIX
-from .core import (
-    MAX_DEFERRAL,
-    MAX_PAGE_ATTEMPTS,
-    ORPHANS,
-    STREAM_WINDOW,
-    WITHDRAWN,
-    _query_words,
-    _snippet,
-)
-from .digests import DigestTables
-from .rows import CheckReport
+from ingest.store.core import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, ORPHANS, STREAM_WINDOW, WITHDRAWN, _query_words, _snippet
+from ingest.store.digests import DigestTables
+from ingest.store.rows import CheckReport
+from ingest.text import corpus
+from ingest.text.corpus import TMP_PREFIX
 
 __all__ = ["MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "ORPHANS", "STREAM_WINDOW", "WITHDRAWN", "SqlStore", "_query_words",
            "_snippet"]

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .rows import CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchHit, Source
+from ingest.store.rows import CheckReport, Decision, FeedRow, Health, NewArticle, PageDoc, SearchHit, Source
 
 
 class Record(Protocol):

@@ -19,8 +19,8 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from .contract import Record
-from .rows import SearchHit
+from ingest.store.contract import Record
+from ingest.store.rows import SearchHit
 
 WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from ..corpus import TMP_PREFIX
-from .contract import Record
-from .feeds import FeedTables
-from .rows import Health
-from .verdicts import VerdictTables
+from ingest.store.contract import Record
+from ingest.store.feeds import FeedTables
+from ingest.store.rows import Health
+from ingest.store.verdicts import VerdictTables
+from ingest.text.corpus import TMP_PREFIX
 
 
 class DigestTables(FeedTables, VerdictTables):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable
 
-from ..urls import host_of
-from .core import SqlCore
-from .rows import FEED_COLUMNS, FeedRow, feed_row
+from ingest.sources.urls import host_of
+from ingest.store.core import SqlCore
+from ingest.store.rows import FEED_COLUMNS, FeedRow, feed_row
 
 
 class FeedTables(SqlCore):

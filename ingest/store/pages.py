@@ -9,13 +9,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import corpus
-from ..blobs import pack, unpack
-from ..corpus import read_corpus_file
-from ..urls import host_of
-from .contract import Record
-from .core import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, PAGE_RETRY, STREAM_WINDOW, TRIM_SLACK, WITHDRAWN, SqlCore
-from .rows import Decision, NewArticle, PageDoc, Source
+from ingest.blobs import pack, unpack
+from ingest.sources.urls import host_of
+from ingest.store.contract import Record
+from ingest.store.core import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, PAGE_RETRY, STREAM_WINDOW, TRIM_SLACK, WITHDRAWN, SqlCore
+from ingest.store.rows import Decision, NewArticle, PageDoc, Source
+from ingest.text import corpus
+from ingest.text.corpus import read_corpus_file
 
 
 class PageTables(SqlCore):
@@ -307,7 +307,7 @@ class PageTables(SqlCore):
     @staticmethod
     def _index_near(db: Any, article_id: int, minhash: bytes | None) -> None:
         if minhash is not None:
-            from ..dedup import band_keys
+            from ingest.text.fingerprint import band_keys
 
             db.executemany("INSERT INTO lsh (key, article_id) VALUES (?,?)",
                            ((k, article_id) for k in band_keys(minhash)))

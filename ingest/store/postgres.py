@@ -24,13 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..blobs import unpack
-from ..urls import redact
-from .base import SqlStore, _query_words, _snippet
-from .contract import Record, StoreContract
-from .pg_connection import PgConnection
-from .rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreError, feed_row
-from .schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from ingest.blobs import unpack
+from ingest.sources.urls import redact
+from ingest.store.base import SqlStore, _query_words, _snippet
+from ingest.store.contract import Record, StoreContract
+from ingest.store.pg_connection import PgConnection
+from ingest.store.rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreError, feed_row
+from ingest.store.schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
 MIGRATE_LOCK = 0x5EED_16E5  # advisory lock held while the schema is checked or upgraded
 TRIM_LOCK = 0x5EED_0001  # advisory lock of the transaction trimming the model's window
@@ -201,7 +201,7 @@ class PgStore(SqlStore):
 
     def recover(self) -> dict[str, int]:
         """No corpus writes to finish here (text is in the database): only digest temp files."""
-        from .. import corpus
+        from ingest.text import corpus
 
         return {"renamed": 0, "removed": corpus.remove_temp_files(self.root / "digests")}
 
@@ -225,7 +225,7 @@ class PgStore(SqlStore):
             "LEFT JOIN feeds f ON f.id = s.feed_id WHERE s.article_id=? ORDER BY s.first_seen, s.id",
             (article_id,)).fetchall()
 
-    # -- sharing the work (ingest.workers) ------------------------------
+    # -- sharing the work (ingest.run.workers) ------------------------------
 
     for_update = " FOR UPDATE"
 

@@ -10,11 +10,11 @@ checks it on open under an advisory lock, so two workers starting at once
 cannot race.
 """
 
-from .schema_sqlite import SITE_CLEANUP
+from ingest.store.schema_sqlite import SITE_CLEANUP
 
 SCHEMA_VERSION = 2
 
-# the host of a URL, as ingest.urls.host_of gives it (lower-cased, no userinfo or port)
+# the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
 
 SCHEMA = f"""

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS articles (
     text_hash TEXT NOT NULL,
     score REAL NOT NULL, threshold REAL NOT NULL, terms TEXT NOT NULL DEFAULT '[]',
     path TEXT NOT NULL UNIQUE,            -- corpus file, relative to the store
-    minhash BLOB,                         -- near-duplicate signature (ingest.dedup), NULL for short texts
+    minhash BLOB,                         -- near-duplicate signature (ingest.judge.dedup), NULL for short texts
     updated REAL,                         -- when the text last changed in place
     revisions INTEGER NOT NULL DEFAULT 0, -- how many times it changed
     withdrawn REAL,                       -- when it left the corpus folder (file in withdrawn/), else NULL
@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS deliveries (   -- each digest's delivery to each targ
     error TEXT,
     PRIMARY KEY (digest_id, target)
 );
-CREATE TABLE IF NOT EXISTS hosts (        -- what a host asked for, kept between runs (ingest.fetch.HostMemory)
+CREATE TABLE IF NOT EXISTS hosts (        -- what a host asked for, kept between runs (ingest.sources.fetch.HostMemory)
     name TEXT PRIMARY KEY,
     quiet_until REAL NOT NULL             -- Retry-After: no request before this
 ) WITHOUT ROWID;

@@ -24,13 +24,13 @@ from typing import Any
 
 import filelock
 
-from ..blobs import unpack
-from ..corpus import TMP_PREFIX, read_corpus_file
-from . import holder
-from .base import WITHDRAWN, SqlStore, _query_words, _snippet
-from .contract import StoreContract
-from .rows import SearchError, SearchHit, StoreBusy, StoreError
-from .schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from ingest.blobs import unpack
+from ingest.store import holder
+from ingest.store.base import WITHDRAWN, SqlStore, _query_words, _snippet
+from ingest.store.contract import StoreContract
+from ingest.store.rows import SearchError, SearchHit, StoreBusy, StoreError
+from ingest.store.schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from ingest.text.corpus import TMP_PREFIX, read_corpus_file
 
 
 class Store(SqlStore):
@@ -185,7 +185,7 @@ class Store(SqlStore):
                     db.execute(stmt)
             if version and version < 4:
                 self._backfill_search(db)
-            if version and version < 3:  # LSH banding changed (ingest.dedup.BANDS): re-index the signatures
+            if version and version < 3:  # LSH banding changed (ingest.judge.dedup.BANDS): re-index the signatures
                 db.execute("DELETE FROM lsh")
                 for aid, minhash in db.execute("SELECT id, minhash FROM articles WHERE minhash IS NOT NULL"
                                                ).fetchall():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..blobs import pack, unpack
-from .contract import Record
-from .pages import PageTables
-from .rows import PageDoc, Source
+from ingest.blobs import pack, unpack
+from ingest.store.contract import Record
+from ingest.store.pages import PageTables
+from ingest.store.rows import PageDoc, Source
 
 
 class VerdictTables(PageTables):

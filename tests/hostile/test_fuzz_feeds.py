@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.feeds import parse_feed
+from ingest.sources.feeds import parse_feed
 
 from ..web import atom, rdf, rss
 

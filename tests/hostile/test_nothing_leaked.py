@@ -13,8 +13,8 @@ import feedparser
 import httpx
 
 from ingest.config import FetchSettings
-from ingest.fetch import Fetcher
-from ingest.urls import display, normalize, redact, redact_text
+from ingest.sources.fetch import Fetcher
+from ingest.sources.urls import display, normalize, redact, redact_text
 
 from ..conftest import run_cli, write_config
 from ..web import article_page, article_text, redirect, rss

@@ -254,7 +254,7 @@ def test_short_copies_that_lost_a_paragraph_are_one_story(tmp_path, seeds_dir, w
 def test_schema_2_store_is_migrated_and_reindexed(tmp_path, seeds_dir, web):
     """A store of the previous release gains the deferral columns; its near-duplicate index is
     rebuilt for the new banding, so old articles still catch their copies."""
-    from ingest import dedup
+    from ingest.text import fingerprint
 
     h = web.host(2)
     title, body = article_text("on_hyesan_gold")
@@ -276,7 +276,7 @@ def test_schema_2_store_is_migrated_and_reindexed(tmp_path, seeds_dir, web):
     s = run_cli("--config", str(cfg), "poll", "--json").json()
     assert s["duplicates"] == 1 and s["kept"] == 0
     db = sqlite3.connect(tmp_path / "store" / "ingest.db")
-    assert db.execute("SELECT COUNT(*) FROM lsh").fetchone()[0] == dedup.BANDS
+    assert db.execute("SELECT COUNT(*) FROM lsh").fetchone()[0] == fingerprint.BANDS
     assert {r[1] for r in db.execute("PRAGMA table_info(pages)")} >= {"retry_at", "deferred_since", "pending"}
 
 

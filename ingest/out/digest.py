@@ -1,0 +1,260 @@
+"""Digests: what was collected in a period, and the health of the feeds.
+
+``build`` reads the store only; the renderers turn a ``Digest`` into Markdown
+(clean on GitHub), self-contained HTML (inline CSS, everything escaped,
+readable on a phone), Atom (feedgen) or JSON. ``scheduled`` is what the
+service's cron job and a bare ``ingest digest`` do: cover the time since the
+previous digest (so no item appears twice unless its text was updated),
+write ``digests/YYYY-MM-DDTHHMM.md`` and ``.html``, refresh the rolling
+``digests/feed.xml``, and record the digest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ingest.run.feedback import ReviewItem
+from ingest.sources.urls import display, redact_text, site_label
+from ingest.store import SqlStore
+from ingest.timefmt import iso as _iso
+
+ROLLING_ITEMS = 100  # entries in digests/feed.xml
+EXCERPT_CHARS = 420
+REVIEW_ITEMS = 5  # "Help it learn": how many pages to ask about
+_SENTENCE = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)]))\s+(?=[\"'“‘(]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    site: str
+    feed: str | None
+    first_seen: str | None
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    title: str
+    url: str
+    site: str
+    published: str | None
+    fetched: str
+    score: float
+    terms: list[str]
+    excerpt: str
+    path: str
+    updated: bool  # in the digest because its text changed in place
+    other_sources: list[Source]
+
+
+@dataclass(frozen=True)
+class Health:
+    url: str
+    name: str
+    state: str
+    reason: str
+    since: str | None
+
+
+@dataclass(frozen=True)
+class Digest:
+    created: str
+    since: str
+    until: str
+    items: list[Item]
+    health: list[Health]
+    review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The first two or three sentences, at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    out = ""
+    for i, sentence in enumerate(_SENTENCE.split(flat)):
+        if i >= 3 or (out and len(out) + len(sentence) + 1 > limit):
+            break
+        out = f"{out} {sentence}".strip()
+    if len(out) > limit:
+        out = out[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return out
+
+
+def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] = ()) -> Digest:
+    items = []
+    for row in store.articles_between(since, until):
+        body = store.article_body(row)
+        text = body[1] if body is not None else ""
+        # every URL as it may be shown: no credentials, punycode host, nothing that breaks out of markup
+        sources = [Source(display(s["url"]), site_label(s["url"]), display(s["feed_url"]) if s["feed_url"] else None,
+                          _iso(s["first_seen"])) for s in store.article_sources(row["id"])]
+        primary = display(row["url"])
+        others = [s for s in sources if s.url != primary]
+        updated = bool(row["updated"]) and row["fetched"] <= since
+        items.append(Item(
+            id=row["id"], title=row["title"], url=primary, site=site_label(row["url"]),
+            published=row["published"], fetched=_iso(row["fetched"]) or "", score=row["score"],
+            terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
+            other_sources=list({s.url: s for s in others}.values())))
+    items.sort(key=lambda it: (-it.score, it.id))
+    health = []
+    for f in store.feeds():
+        moved = f.url != f.config_url
+        if f.state in ("error", "failing", "disabled") or moved:
+            if f.state == "error":
+                state, reason = "backing off", f"{f.consecutive_errors} error(s), next try {_iso(f.next_poll)}: " \
+                                              f"{redact_text(f.last_error or '')}"
+            elif f.state in ("failing", "disabled"):
+                state, reason = f.state, redact_text(f.state_reason)
+            else:
+                state, reason = "moved", f"moved permanently to {display(f.url)}"
+            health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
+    review = [dataclasses.replace(r, url=display(r.url)) for r in review]
+    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review)
+
+
+# -- renderers -------------------------------------------------------------------
+
+def _md(text: str) -> str:
+    """Escape Markdown control characters in feed/page text."""
+    return re.sub(r"([\\`*_\[\]#|<>~])", r"\\\1", " ".join(str(text).split()))
+
+
+def _safe_url(url: str) -> str | None:
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+def render_markdown(d: Digest) -> str:
+    lines = [f"# seed-ingest digest, {d.since[:16].replace('T', ' ')} to {d.until[:16].replace('T', ' ')} UTC", ""]
+    if not d.items:
+        lines += ["Nothing new matched the seeds in this period.", ""]
+    else:
+        lines += [f"{len(d.items)} new {'story' if len(d.items) == 1 else 'stories'}, most relevant first.", ""]
+    for it in d.items:
+        url = _safe_url(it.url)
+        title = f"[{_md(it.title)}](<{url}>)" if url else _md(it.title)
+        flag = " *(updated)*" if it.updated else ""
+        lines.append(f"## {title}{flag}")
+        lines.append("")
+        when = it.published or it.fetched[:10]
+        lines.append(f"**{_md(it.site)}** · {_md(when)} · relevance {it.score:.2f} · "
+                     f"matched on: {_md(', '.join(it.terms))}")
+        lines.append("")
+        if it.excerpt:
+            lines.append(f"> {_md(it.excerpt)}")
+            lines.append("")
+        if it.other_sources:
+            links = ", ".join(f"[{_md(s.site)}](<{s.url}>)" for s in it.other_sources if _safe_url(s.url))
+            lines.append(f"Also reported by: {links}")
+            lines.append("")
+    lines.append("## Sources")
+    lines.append("")
+    if not d.health:
+        lines.append("All feeds are healthy.")
+    for h in d.health:
+        lines.append(f"- **{h.state}**: {_md(h.name or h.url)} (<{h.url}>): {_md(h.reason)}")
+    lines.append("")
+    if d.review:
+        lines += ["## Help it learn", "", "The model is least sure about these. A verdict on each teaches it "
+                  "most: `ingest mark ID --relevant` or `ingest mark ID --irrelevant`.", ""]
+        for r in d.review:
+            url = _safe_url(r.url)
+            title = f"[{_md(r.title or r.url)}](<{url}>)" if url else _md(r.title or r.url)
+            lines.append(f"- `{r.id}` {title}: {_md(r.site)} · score {r.score:.2f} vs threshold "
+                         f"{r.threshold:.2f} · {'kept' if r.kept else 'not kept'}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font:16px/1.5 -apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f6f6f4;color:#222}
+main{max-width:42rem;margin:0 auto;padding:1rem}
+h1{font-size:1.3rem}article{background:#fff;border-radius:8px;padding:.8rem 1rem;margin:0 0 1rem;
+box-shadow:0 1px 2px rgba(0,0,0,.08)}article h2{font-size:1.1rem;margin:.2rem 0}
+a{color:#0b5cad;text-decoration:none}a:hover{text-decoration:underline}
+.meta{color:#666;font-size:.85rem}.excerpt{margin:.5rem 0}.terms{color:#555;font-size:.85rem}
+.also{font-size:.85rem;color:#555}.upd{background:#fde68a;border-radius:4px;padding:0 .3rem;font-size:.75rem}
+.health li{margin:.3rem 0}.state{font-weight:600}
+"""
+
+
+def render_html(d: Digest) -> str:
+    """The self-contained HTML digest, on the web view's Jinja2 templates (autoescaped)."""
+    from markupsafe import Markup
+
+    from ingest.out.render import environment
+
+    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS))
+
+
+def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "urn:seed-ingest:digest") -> bytes:
+    from feedgen.feed import FeedGenerator
+
+    fg = FeedGenerator()
+    fg.id(feed_id)
+    fg.title(title)
+    fg.link(href="urn:seed-ingest", rel="self")
+    fg.updated(datetime.now(UTC))
+    for it in reversed(items):  # feedgen prepends: the first item ends up first
+        fe = fg.add_entry()
+        fe.id(f"urn:seed-ingest:article:{it.id}:{it.fetched}")
+        fe.title(it.title)
+        if _safe_url(it.url):
+            fe.link(href=it.url)
+        fe.updated(datetime.fromisoformat(it.fetched))
+        others = "; also reported by " + ", ".join(s.site for s in it.other_sources) if it.other_sources else ""
+        fe.summary(f"{it.site}: {it.excerpt} (relevance {it.score:.2f}; matched on {', '.join(it.terms)}{others})")
+    return fg.atom_str(pretty=True)
+
+
+def render_json(d: Digest) -> str:
+    return json.dumps(asdict(d), ensure_ascii=False, indent=1)
+
+
+def render(d: Digest, fmt: str) -> str:
+    if fmt == "markdown":
+        return render_markdown(d)
+    if fmt == "html":
+        return render_html(d)
+    if fmt == "atom":
+        return render_atom(d.items, f"seed-ingest digest {d.until[:10]}").decode("utf-8")
+    return render_json(d)
+
+
+def scheduled(store: SqlStore, now: float, default_period: float = 86400.0,
+              review: Sequence[ReviewItem] = ()) -> tuple[Digest, list[Path]]:
+    """The next digest: since the previous one, written to digests/, recorded."""
+    since = store.last_digest_until() or now - default_period
+    d = build(store, since, now, now, review)
+    folder = store.root / "digests"
+    folder.mkdir(exist_ok=True)
+    stem = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H%M")
+    paths = [folder / f"{stem}.md", folder / f"{stem}.html"]
+    _atomic_write(paths[0], render_markdown(d).encode("utf-8"))
+    _atomic_write(paths[1], render_html(d).encode("utf-8"))
+    rolling = _rolling_items(store, now)
+    _atomic_write(folder / "feed.xml", render_atom(rolling, "seed-ingest: new stories"))
+    store.record_digest(since, now, len(d.items), str(paths[0].relative_to(store.root)))
+    return d, paths + [folder / "feed.xml"]
+
+
+def _rolling_items(store: SqlStore, now: float) -> list[Item]:
+    """The newest ROLLING_ITEMS articles, newest first."""
+    since = store.rolling_since(ROLLING_ITEMS)
+    if since is None:
+        return []
+    items = build(store, since, now, now).items
+    return sorted(items, key=lambda it: it.fetched, reverse=True)[:ROLLING_ITEMS]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(data)
+    tmp.replace(path)

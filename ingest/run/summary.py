@@ -1,0 +1,40 @@
+"""What a poll did, counted: the figure ``ingest poll --json`` prints and the service logs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class PollSummary:
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    entries_new: int = 0
+    pages_fetched: int = 0
+    page_errors: int = 0
+    empty: int = 0
+    blocked: int = 0  # robots.txt said no
+    deferred: int = 0  # not fetched yet: the host asked for quiet (Retry-After) or robots.txt was unreadable
+    kept: int = 0
+    updated: int = 0  # articles whose text changed in place
+    rejected: int = 0
+    duplicates: int = 0
+    threshold: float | None = None
+    seconds: float = 0.0
+    interrupted: str | None = None  # the signal that cut the poll short
+    failures: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def add(self, other: PollSummary) -> None:
+        """Count ``other`` (another pass of the same poll, or one chunk's decisions) in: every
+        counter summed, failures joined."""
+        for f in dataclasses.fields(self):
+            if f.type == "int":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.threshold = other.threshold if other.threshold is not None else self.threshold
+        self.interrupted = self.interrupted or other.interrupted
+        self.failures += other.failures

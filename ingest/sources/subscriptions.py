@@ -1,0 +1,348 @@
+"""The feed list in ``config.toml``: find a site's feed, add and remove feeds, OPML in and out.
+
+``config.toml`` stays the one place of truth, and stays the user's file: it is
+edited with tomlkit, so comments, order and layout survive, and written
+atomically after the result has been loaded and validated like any config
+(a failed edit changes nothing). The running service notices the change
+(SIGHUP, or the file's modification time within seconds).
+
+Discovery fetches with the project's own Fetcher (politeness, size caps and
+the private-address guard apply); trafilatura's ``determine_feed`` only reads
+the HTML for ``<link rel=alternate>`` (and feed-like ``<a>``) candidates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import tomlkit
+
+from ingest.config import Config, ConfigError, FeedSettings, load_config
+from ingest.sources.feeds import FeedKind, ParsedFeed, parse_feed
+from ingest.sources.fetch import Fetcher
+from ingest.sources.urls import display, normalize, scheme_reason
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# tried when a page links no feed: the paths WordPress, Ghost, Hugo, Jekyll, Blogger and news CMSs use
+COMMON_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json",
+                "/news-sitemap.xml", "/sitemap_news.xml")
+MAX_CANDIDATES = 8  # advertised feeds tried per page
+ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
+          "text/html;q=0.8, */*;q=0.5")
+
+
+class FeedListError(Exception):
+    """A feed-list operation that cannot be done; the message says why. Nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """A feed that discovery fetched and parsed."""
+
+    url: str
+    parsed: ParsedFeed
+    also: tuple[str, ...] = ()  # other feeds the page advertises
+
+    @property
+    def newest(self) -> datetime | None:
+        dates = [d for e in self.parsed.entries if (d := e.published or e.updated) is not None]
+        return max(dates, default=None)
+
+
+def _usable(parsed: ParsedFeed) -> bool:
+    return parsed.error is None and (bool(parsed.entries) or parsed.kind is not FeedKind.RSS or bool(parsed.title))
+
+
+async def discover(url: str, fetcher: Fetcher) -> Found:
+    """The feed at ``url``, or the first working feed a page at ``url`` advertises, or one at a
+    common path of its site. Raises FeedListError naming what was tried."""
+    from trafilatura.feeds import FeedParameters, determine_feed
+
+    res = await fetcher.fetch(url, accept=ACCEPT)
+    if res.error:
+        raise FeedListError(f"cannot fetch {display(url)}: {res.error}")
+    ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
+    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+    if _usable(parsed):
+        return Found(res.permanent_redirect or url, parsed)
+    looks_html = ctype in HTML_TYPES or b"<html" in res.body[:4096].lower()
+    if not looks_html:
+        raise FeedListError(f"{display(url)} is not a feed: {_what_it_is(res.body, ctype, parsed)}; give the URL "
+                            f"of a feed (RSS, Atom, JSON Feed, news sitemap) or of a page that links one")
+    parts = urlsplit(res.final_url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    html = res.body.decode("utf-8", "replace")
+    advertised = [u for u in determine_feed(html, FeedParameters(base, parts.hostname or "", res.final_url))
+                  if not scheme_reason(u)][:MAX_CANDIDATES]
+    tried: list[str] = []
+    found: list[Found] = []
+    for cand in advertised:
+        hit = await _try(cand, fetcher, tried)
+        if hit is not None:
+            found.append(hit)
+    if found:
+        return Found(found[0].url, found[0].parsed, tuple(f.url for f in found[1:]))
+    for path in COMMON_PATHS:
+        hit = await _try(urljoin(base, path), fetcher, tried)
+        if hit is not None:
+            return hit
+    what = "links no feed" if not advertised else f"links {len(advertised)} feed(s) that did not work"
+    raise FeedListError(f"no feed found: {display(url)} is an HTML page that {what}, and none of "
+                        f"{', '.join(COMMON_PATHS)} on {display(base)} is a feed; give the feed's own URL")
+
+
+def _what_it_is(body: bytes, ctype: str, parsed: ParsedFeed) -> str:
+    """What a fetched document that is no feed is, in plain words (for one sentence)."""
+    if body[:5] == b"%PDF-" or ctype == "application/pdf":
+        return "it is a PDF document"
+    if ctype.startswith(("image/", "audio/", "video/")):
+        return f"it is {ctype.split('/')[0]} ({ctype})"
+    if not body.strip():
+        return "the answer was empty"
+    if parsed.error is None:
+        return "it is a feed with no entries and no title"
+    return f"it could not be read as one ({ctype or 'no content type'})"
+
+
+async def _try(url: str, fetcher: Fetcher, tried: list[str]) -> Found | None:
+    if url in tried:
+        return None
+    tried.append(url)
+    res = await fetcher.fetch(url, accept=ACCEPT)
+    if res.error:
+        return None
+    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
+    return Found(res.permanent_redirect or url, parsed) if _usable(parsed) else None
+
+
+# -- editing config.toml --------------------------------------------------------
+
+def _load_doc(path: Path) -> tomlkit.TOMLDocument:
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FeedListError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # tomlkit's parse errors; load_config has already named the problem
+        raise FeedListError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _save_doc(path: Path, doc: tomlkit.TOMLDocument) -> Config:
+    """Validate the edited document as a config, then put it in place atomically."""
+    text = tomlkit.dumps(doc)
+    fd, name = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    tmp: Path | None = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        with contextlib.suppress(OSError):
+            Path(name).chmod(path.stat().st_mode & 0o7777)
+        try:
+            config = load_config(name)
+        except ConfigError as exc:
+            raise FeedListError(f"{path}: the edit would make the config invalid, nothing changed: "
+                                f"{str(exc).replace(name, str(path))}") from None
+        Path(name).replace(path)
+        tmp = None
+        return config
+    finally:
+        if tmp is not None:
+            tmp.unlink()
+
+
+def _feeds_aot(doc: tomlkit.TOMLDocument) -> tomlkit.items.AoT:
+    feeds = doc.get("feeds")
+    if feeds is None:
+        feeds = tomlkit.aot()
+        doc.append("feeds", feeds)
+    if not isinstance(feeds, tomlkit.items.AoT):
+        raise FeedListError("config.toml: [feeds] is not a list of [[feeds]] tables; fix it by hand")
+    return feeds
+
+
+def _table(feed: FeedSettings) -> tomlkit.items.Table:
+    t = tomlkit.table()
+    t["url"] = feed.url
+    if feed.name:
+        t["name"] = feed.name
+    if feed.category:
+        t["category"] = feed.category
+    return t
+
+
+def same_feed(a: str, b: str) -> bool:
+    """Whether a user's reference names a listed feed (a trailing slash does not matter here)."""
+    return normalize(a).rstrip("/") == normalize(b).rstrip("/")
+
+
+def _insert_tables(text: str, tables: str) -> str:
+    """``text`` with ``tables`` (rendered ``[[feeds]]`` tables) placed right after the last
+    ``[[feeds]]`` table, before the comments that introduce the next section; at the end when the
+    file has no feed yet. tomlkit's own append would put them after those comments."""
+    lines = text.splitlines(keepends=True)
+    heads = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*feeds\s*\]\]", ln)]
+    if not heads:
+        return text.rstrip("\n") + ("\n\n" if text.strip() else "") + tables
+    nxt = next((k for k in range(heads[-1] + 1, len(lines)) if re.match(r"\s*\[", lines[k])), len(lines))
+    k = nxt
+    while k > heads[-1] + 1 and (not lines[k - 1].strip() or lines[k - 1].lstrip().startswith("#")):
+        k -= 1
+    before = "".join(lines[:k]).rstrip("\n")
+    after = "".join(lines[k:]).lstrip("\n")
+    return before + "\n\n" + tables + ("\n" + after if after else "")
+
+
+def add_feeds(path: Path, new: list[FeedSettings], known: tuple[FeedSettings, ...]) -> tuple[list[FeedSettings],
+                                                                                              list[FeedSettings]]:
+    """Append ``new`` feeds to the config as ``[[feeds]]`` tables; returns (added, duplicates).
+    A feed is a duplicate when its normalised URL is already listed (or listed earlier in ``new``)."""
+    doc = _load_doc(path)
+    seen = {normalize(f.url) for f in known}
+    added, dupes = [], []
+    for f in new:
+        key = normalize(f.url)
+        if key in seen:
+            dupes.append(f)
+            continue
+        seen.add(key)
+        added.append(f)
+    if not added:
+        return added, dupes
+    rendered = tomlkit.dumps({"feeds": [_table(f) for f in added]})
+    text = _insert_tables(tomlkit.dumps(doc), rendered)
+    placed = tomlkit.parse(text)
+    want = [str(t.get("url")) for t in doc.get("feeds", [])] + [f.url for f in added]
+    if [str(t.get("url")) for t in placed.get("feeds", [])] != want:  # an unusual layout: let tomlkit place them
+        placed = doc
+        feeds = _feeds_aot(placed)
+        for f in added:
+            feeds.append(_table(f))
+    _save_doc(path, placed)
+    return added, dupes
+
+
+def remove_feed(path: Path, ref: str, known: tuple[FeedSettings, ...]) -> FeedSettings:
+    """Remove the feed whose URL (normalised) or name (case-insensitive) is ``ref``."""
+    matches = [f for f in known if same_feed(f.url, ref) or (f.name and f.name.casefold() == ref.casefold())]
+    if not matches:
+        raise FeedListError(f"no feed with URL or name {ref!r} in {path}; `ingest feeds list` shows them")
+    if len(matches) > 1:
+        raise FeedListError(f"{ref!r} names {len(matches)} feeds: {', '.join(display(f.url) for f in matches)}; "
+                            f"give the URL")
+    doc = _load_doc(path)
+    feeds = _feeds_aot(doc)
+    target = matches[0]
+    for i, table in enumerate(feeds):
+        if str(table.get("url", "")).strip() == target.url:
+            del feeds[i]
+            break
+    else:
+        raise FeedListError(f"{path}: cannot find the [[feeds]] table of {display(target.url)}")
+    if not len(feeds):
+        del doc["feeds"]
+    _save_doc(path, doc)
+    return target
+
+
+# -- OPML -----------------------------------------------------------------------
+
+@dataclass
+class OpmlImport:
+    feeds: list[FeedSettings] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (what the outline said, why not)
+
+
+FEED_TYPES = {"rss", "atom", "feed", "rdf", "json", "jsonfeed"}  # outline type="…" of a subscription
+FOLDER_TYPES = {"folder", "category", "group"}  # outline type="…" some readers give a folder
+CATEGORY_SEP = " / "  # nests OPML folders in a category; a "/" inside a folder's own name stays in it
+
+
+def read_opml(data: bytes, source: str) -> OpmlImport:
+    """The feeds of an OPML subscription list, read as XML (never fetches anything).
+
+    The declared encoding is honoured (lxml reads the bytes); a file that is not well-formed
+    (truncated, say) is refused whole. A feed is an outline with ``xmlUrl`` (any case), or
+    OPML 1.0's ``type="rss" url="…"``; an outline that looks like a feed (a feed type, an
+    ``xmlUrl`` or ``htmlUrl`` attribute) but has no usable URL is listed as invalid. Outlines
+    with children are folders: their names, joined with " / ", become the feed's category."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                             remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FeedListError(f"{source}: not an OPML subscription list: not well-formed XML ({exc}); a truncated "
+                            f"or damaged export? nothing imported") from None
+    if not isinstance(root.tag, str) or etree.QName(root).localname.lower() != "opml":
+        raise FeedListError(f"{source}: not an OPML subscription list (the document is <{root.tag}>, not <opml>); "
+                            f"nothing imported")
+    out = OpmlImport()
+
+    def tag(el: Any) -> str:
+        return etree.QName(el).localname.lower() if isinstance(el.tag, str) else ""
+
+    def walk(el: Any, folders: tuple[str, ...]) -> None:
+        for child in el:
+            if tag(child) != "outline":
+                continue
+            attrs: dict[str, str] = {}  # by local name in lower case (readers differ: xmlUrl, xmlurl), first wins
+            for key, value in child.attrib.items():
+                if isinstance(key, str):
+                    attrs.setdefault(etree.QName(key).localname.lower(), " ".join(str(value).split()))
+            name = attrs.get("title") or attrs.get("text") or ""
+            kind = attrs.get("type", "").lower()
+            url = attrs.get("xmlurl") or (attrs.get("url", "") if kind in FEED_TYPES else "")
+            outlines = [c for c in child if isinstance(c.tag, str)]
+            looks_like_feed = bool(url) or kind in FEED_TYPES or "xmlurl" in attrs or bool(attrs.get("htmlurl"))
+            if outlines and not url:
+                walk(child, (*folders, name) if name else folders)
+                continue
+            if not looks_like_feed and kind in FOLDER_TYPES:
+                continue  # an empty folder
+            if not url:
+                why = "no xmlUrl: the outline names no feed" if looks_like_feed else \
+                    "no xmlUrl: an empty folder, or a feed whose URL the export left out"
+                out.invalid.append((name or "(outline without a name)", why))
+            elif scheme_reason(url) or not urlsplit(url).hostname:
+                out.invalid.append((url, "not an http(s) URL with a host"))
+            else:
+                out.feeds.append(FeedSettings(url=url, name=name if name != url else "",
+                                              category=CATEGORY_SEP.join(folders)))
+            if outlines:  # a feed outline with children (rare): its children are read as well
+                walk(child, folders)
+
+    body = next((c for c in root if tag(c) == "body"), None)
+    if body is not None:
+        walk(body, ())
+    return out
+
+
+def write_opml(feeds: tuple[FeedSettings, ...], title: str = "seed-ingest feeds") -> str:
+    """OPML 2.0: one outline per category (nested by " / "), feeds with text, title, type, xmlUrl."""
+    import xml.etree.ElementTree as ET
+    from email.utils import formatdate
+
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    ET.SubElement(head, "dateCreated").text = formatdate(usegmt=True)
+    body = ET.SubElement(root, "body")
+    folders: dict[tuple[str, ...], ET.Element] = {(): body}
+    for f in feeds:
+        path = tuple(p.strip() for p in f.category.split(CATEGORY_SEP) if p.strip())
+        for i in range(1, len(path) + 1):
+            if path[:i] not in folders:
+                folders[path[:i]] = ET.SubElement(folders[path[:i - 1]], "outline", text=path[i - 1],
+                                                  title=path[i - 1])
+        name = f.name or f.url
+        ET.SubElement(folders[path], "outline", type="rss", text=name, title=name, xmlUrl=f.url)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
