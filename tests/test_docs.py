@@ -114,3 +114,18 @@ def test_the_site_builds_strictly(tmp_path):
 
 def test_the_readme_fits_in_a_sitting():
     assert len((REPO / "README.md").read_bytes()) <= 15_000
+
+
+def test_the_changelog_starts_with_this_release(capsys):
+    """Keep a Changelog: Unreleased on top, then the newest release, which is the version the package
+    (and `ingest --version`) says."""
+    import re
+
+    from ingest import __version__
+    from ingest.cli.main import build_parser
+
+    heads = re.findall(r"^## \[([^\]]+)\]", (REPO / "CHANGELOG.md").read_text(encoding="utf-8"), re.MULTILINE)
+    assert heads[0] == "Unreleased" and heads[1] == __version__
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    assert capsys.readouterr().out.strip() == f"seed-ingest {heads[1]}"
