@@ -13,7 +13,9 @@ Prints, for one run, side by side:
   (g) `ingest score` throughput in documents/s;
   (h) memory: a first poll of 10,000 feeds with one light page each, peak PSS summed over the
       whole process tree (the poll, its fork server and extraction workers), sampled every 0.1 s;
-      with --baseline-rev REV also the same poll by that git revision, in the same run;
+  with --baseline-rev REV, (b), (d), (e), (g) and (h) are also run by that git revision (a git
+  worktree) on the same simulated web, in the same run, and each figure is printed beside it with
+  the ratio (this tree / baseline): "before and after" without a second machine state;
   and a scale check: a poll of 100 new entries with 100,000 articles already
   in the store, against the same poll on an empty store.
 
@@ -21,12 +23,13 @@ The benchmark config sets host_delay = 0 and per_host = 4: the simulated
 hosts are ours, and the point is the pipeline, not politeness.
 
     python bench/run.py [--hosts 20 --feeds 5 --entries 20 --latency 0.1]
-                        [--repoll-feeds 10000] [--corpus 100000] [--skip ...]
+                        [--repoll-feeds 10000] [--corpus 100000] [--skip ...] [--baseline-rev REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -190,10 +194,10 @@ def extraction_bound(n: int = 300, light: bool = False) -> float:
     return 2 * len(pages) / (time.process_time() - started)
 
 
-def score_rate(folder: Path, seeds: Path, n: int = 5000) -> float:
+def score_rate(folder: Path, seeds: Path, n: int = 5000, root: Path = ROOT) -> float:
     texts = load_texts(limit=n, seed=3)
     files = folder / "score"
-    files.mkdir()
+    files.mkdir(parents=True)
     paths = []
     for i, (t, b) in enumerate(texts):
         p = files / f"{i}.txt"
@@ -201,8 +205,8 @@ def score_rate(folder: Path, seeds: Path, n: int = 5000) -> float:
         paths.append(str(p))
     cfg = write_config(folder, [], seeds)
     # startup (imports, wordfreq) timed apart: a one-file run
-    one, _, _ = run_ingest(cfg, "score", paths[0])
-    many, _, _ = run_ingest(cfg, "score", *paths)
+    one, _, _ = run_ingest(cfg, "score", paths[0], root=root)
+    many, _, _ = run_ingest(cfg, "score", *paths, root=root)
     return (len(paths) - 1) / max(1e-9, many - one)
 
 
@@ -248,22 +252,41 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
     store.close()
 
 
-def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float, baseline: str | None) -> list[tuple[str, str]]:
-    """(h): a first poll of ``n_feeds`` feeds with one light page each, peak PSS of the process tree;
-    with ``baseline`` the same poll by that revision (a git worktree), on the same web."""
-    hosts = max(1, n_feeds // 50)
-    web = SimWeb(hosts, 50, 1, latency, port=18103, real_pages=False).start()
-    rows = []
-    checkouts: list[tuple[str, Path]] = [("this tree", ROOT)]
+@contextlib.contextmanager
+def checkouts(tmp: Path, baseline: str | None) -> Iterator[list[tuple[str, Path]]]:
+    """This tree, and with ``baseline`` that revision checked out as a git worktree (removed after)."""
+    trees: list[tuple[str, Path]] = [("this tree", ROOT)]
     worktree = None
     try:
         if baseline:
             worktree = tmp / "baseline"
             subprocess.run(["git", "worktree", "add", "--detach", str(worktree), baseline], cwd=ROOT, check=True,
                            capture_output=True)
-            checkouts.append((f"rev {baseline}", worktree))
+            trees.append((f"rev {baseline}", worktree))
+        yield trees
+    finally:
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
+
+
+def ratio_row(name: str, values: dict[str, float], unit: str) -> list[tuple[str, str]]:
+    """With a baseline: the figure of each tree and this tree / baseline."""
+    if len(values) < 2:
+        return []
+    (a_label, a), (b_label, b) = values.items()
+    return [(f"{name}: {a_label} / {b_label}", f"{a:.1f} / {b:.1f} {unit} = {a / b:.2f}")]
+
+
+def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
+               trees: list[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """(h): a first poll of ``n_feeds`` feeds with one light page each, peak PSS of the process tree,
+    by each checkout on the same web."""
+    hosts = max(1, n_feeds // 50)
+    web = SimWeb(hosts, 50, 1, latency, port=18103, real_pages=False).start()
+    rows = []
+    try:
         peaks = {}
-        for label, root in checkouts:
+        for label, root in trees:
             folder = tmp / f"memory-{len(peaks)}"
             folder.mkdir()
             cfg = write_config(folder, web.feed_urls()[:n_feeds], seeds)
@@ -271,13 +294,9 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float, baseline: s
             peaks[label] = peak
             rows.append((f"(h) first poll, {n_feeds:,} feeds x 1 light page ({label})",
                          f"{out['pages_fetched']} pages in {secs:.1f} s; peak PSS of the process tree {peak:.0f} MB"))
-        if len(peaks) == 2:
-            a, b = peaks.values()
-            rows.append(("(h) peak PSS, this tree / baseline", f"{a / b:.2f}"))
+        rows += ratio_row("(h) peak PSS", peaks, "MB")
     finally:
         web.stop()
-        if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
     return rows
 
 
@@ -291,7 +310,8 @@ def main() -> None:
     ap.add_argument("--repoll-feeds", type=int, default=10000)
     ap.add_argument("--corpus", type=int, default=100000)
     ap.add_argument("--memory-feeds", type=int, default=10000, help="feeds of the memory run (h)")
-    ap.add_argument("--baseline-rev", help="git revision whose poll (h) is measured too, in the same run")
+    ap.add_argument("--baseline-rev", help="git revision whose (b), (d), (e), (g) and (h) are measured too, "
+                                           "in the same run, beside this tree's")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["naive", "fresh", "repoll", "scale", "score", "memory"],
                     help="parts to leave out (fresh = (b)-(d))")
@@ -300,51 +320,65 @@ def main() -> None:
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
     res: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp_s:
+    with tempfile.TemporaryDirectory() as tmp_s, checkouts(Path(tmp_s), args.baseline_rev) as trees:
         tmp = Path(tmp_s)
         seeds = make_seeds(tmp)
         if "fresh" not in args.skip:
-            web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18100,
-                         real_pages=not args.light_pages).start()
-            try:
-                feeds = web.feed_urls()
-                n_pages = len(feeds) * args.entries
-                if "naive" not in args.skip:
-                    sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
-                    secs, pages = naive(web, sample)
-                    res["naive_pps"] = pages / secs
-                    rows.append(("(a) naive sequential loop", f"{pages} pages in {secs:.1f} s = "
-                                                              f"{res['naive_pps']:.1f} pages/s"))
-                (tmp / "fresh").mkdir()
-                cfg = write_config(tmp / "fresh", feeds, seeds)
-                secs, out, rss = run_ingest(cfg, "poll", "--json")
-                res["ingest_pps"] = out["pages_fetched"] / secs
-                rows.append(("(b) ingest poll, fresh store",
-                             f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s = {res['ingest_pps']:.1f} "
-                             f"pages/s (kept {out['kept']}, peak RSS {rss:.0f} MB)"))
-                res["bound_pps"] = extraction_bound(light=args.light_pages)
-                rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))
-                web.control("grow")
-                secs, out, rss = run_ingest(cfg, "poll", "--json")
-                rows.append(("(d) second poll, +1 entry per feed", f"{out['pages_fetched']} pages, {len(feeds)} feeds "
-                                                                   f"in {secs:.1f} s (peak RSS {rss:.0f} MB)"))
-            finally:
-                web.stop()
+            fresh: dict[str, float] = {}
+            second: dict[str, float] = {}
+            for i, (label, root) in enumerate(trees):
+                web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18100 + 10 * i,
+                             real_pages=not args.light_pages).start()
+                try:
+                    feeds = web.feed_urls()
+                    n_pages = len(feeds) * args.entries
+                    if "naive" not in args.skip and i == 0:
+                        sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
+                        secs, pages = naive(web, sample)
+                        res["naive_pps"] = pages / secs
+                        rows.append(("(a) naive sequential loop", f"{pages} pages in {secs:.1f} s = "
+                                                                  f"{res['naive_pps']:.1f} pages/s"))
+                    folder = tmp / f"fresh-{i}"
+                    folder.mkdir()
+                    cfg = write_config(folder, feeds, seeds)
+                    secs, out, rss = run_ingest(cfg, "poll", "--json", root=root)
+                    fresh[label] = out["pages_fetched"] / secs
+                    rows.append((f"(b) ingest poll, fresh store ({label})",
+                                 f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s = {fresh[label]:.1f} "
+                                 f"pages/s (kept {out['kept']}, peak RSS {rss:.0f} MB)"))
+                    if i == 0:
+                        res["ingest_pps"] = fresh[label]
+                        res["bound_pps"] = extraction_bound(light=args.light_pages)
+                        rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))
+                    web.control("grow")
+                    secs, out, rss = run_ingest(cfg, "poll", "--json", root=root)
+                    second[label] = secs
+                    rows.append((f"(d) second poll, +1 entry per feed ({label})",
+                                 f"{out['pages_fetched']} pages, {len(feeds)} feeds in {secs:.1f} s "
+                                 f"(peak RSS {rss:.0f} MB)"))
+                finally:
+                    web.stop()
+            rows += ratio_row("(b) pages/s", fresh, "pages/s") + ratio_row("(d) seconds", second, "s")
         if "repoll" not in args.skip:
             hosts = max(1, args.repoll_feeds // 50)
-            big = SimWeb(hosts, 50, 0, args.latency, port=18101).start()
-            try:
-                (tmp / "repoll").mkdir()
-                cfg = write_config(tmp / "repoll", big.feed_urls()[: args.repoll_feeds], seeds)
-                first, out1, _ = run_ingest(cfg, "poll", "--json")
-                secs, out, rss = run_ingest(cfg, "poll", "--json")
-                stats = big.control("stats")
-            finally:
-                big.stop()
-            rows.append(("(e) re-poll of unchanged feeds",
-                         f"{args.repoll_feeds} feeds ({hosts} hosts) in {secs:.1f} s; {out['feeds_not_modified']} "
-                         f"not modified, 304s served {stats['not_modified']}; first poll {first:.1f} s"))
-            rows.append(("(f) peak RSS, 10k-feed re-poll", f"{rss:.0f} MB"))
+            repoll: dict[str, float] = {}
+            for i, (label, root) in enumerate(trees):
+                big = SimWeb(hosts, 50, 0, args.latency, port=18101 + 10 * i).start()
+                try:
+                    folder = tmp / f"repoll-{i}"
+                    folder.mkdir()
+                    cfg = write_config(folder, big.feed_urls()[: args.repoll_feeds], seeds)
+                    first, out1, _ = run_ingest(cfg, "poll", "--json", root=root)
+                    secs, out, rss = run_ingest(cfg, "poll", "--json", root=root)
+                    stats = big.control("stats")
+                finally:
+                    big.stop()
+                repoll[label] = secs
+                rows.append((f"(e) re-poll of unchanged feeds ({label})",
+                             f"{args.repoll_feeds} feeds ({hosts} hosts) in {secs:.1f} s; {out['feeds_not_modified']} "
+                             f"not modified, 304s served {stats['not_modified']}; first poll {first:.1f} s"))
+                rows.append((f"(f) peak RSS, 10k-feed re-poll ({label})", f"{rss:.0f} MB"))
+            rows += ratio_row("(e) re-poll seconds", repoll, "s")
         if "scale" not in args.skip:
             texts = load_texts()
             scale_web = SimWeb(5, 4, 5, args.latency, port=18102,
@@ -366,10 +400,14 @@ def main() -> None:
             finally:
                 scale_web.stop()
         if "memory" not in args.skip:
-            rows += memory_run(tmp, seeds, args.memory_feeds, args.latency, args.baseline_rev)
+            rows += memory_run(tmp, seeds, args.memory_feeds, args.latency, trees)
         if "score" not in args.skip:
-            res["score_dps"] = score_rate(tmp, seeds)
-            rows.append(("(g) ingest score", f"{res['score_dps']:,.0f} documents/s"))
+            scores: dict[str, float] = {}
+            for i, (label, root) in enumerate(trees):
+                scores[label] = score_rate(tmp / f"score-{i}", seeds, root=root)
+                rows.append((f"(g) ingest score ({label})", f"{scores[label]:,.0f} documents/s"))
+            res["score_dps"] = scores["this tree"]
+            rows += ratio_row("(g) documents/s", scores, "documents/s")
     width = max(len(r[0]) for r in rows)
     print(f"simulated web: {args.hosts} hosts x {args.feeds} feeds x {args.entries} entries, "
           f"{args.latency * 1000:.0f} ms latency")
