@@ -129,3 +129,20 @@ def test_the_changelog_starts_with_this_release(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--version"])
     assert capsys.readouterr().out.strip() == f"seed-ingest {heads[1]}"
+
+
+def test_every_module_the_docs_name_exists():
+    """A path such as `ingest/judge/dedup.py` or `bench/dedup.py` in the README, ARCHITECTURE.md or a
+    docs page names a file that exists (code moves; its documentation must follow)."""
+    import re
+
+    texts = [REPO / "README.md", REPO / "ARCHITECTURE.md", *sorted((REPO / "docs").glob("*.md"))]
+    missing = []
+    for path in texts:
+        if path.name == "changelog.md":
+            continue  # history names files as they were
+        for name in set(re.findall(r"\b((?:ingest|bench|tests|contrib)/[\w/]+\.(?:py|html|css|service))\b",
+                                   path.read_text(encoding="utf-8"))):
+            if not (REPO / name).exists():
+                missing.append(f"{path.name}: {name}")
+    assert missing == []
