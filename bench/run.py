@@ -253,8 +253,9 @@ def fill_store(store_dir: Path, n: int, seed_texts: list[tuple[str, str]]) -> No
 
 
 @contextlib.contextmanager
-def checkouts(tmp: Path, baseline: str | None) -> Iterator[list[tuple[str, Path]]]:
-    """This tree, and with ``baseline`` that revision checked out as a git worktree (removed after)."""
+def checkouts(tmp: Path, baseline: str | None, baseline_first: bool = False) -> Iterator[list[tuple[str, Path]]]:
+    """This tree, and with ``baseline`` that revision checked out as a git worktree (removed after);
+    ``baseline_first`` runs the baseline first (to tell an order effect from a difference)."""
     trees: list[tuple[str, Path]] = [("this tree", ROOT)]
     worktree = None
     try:
@@ -263,7 +264,7 @@ def checkouts(tmp: Path, baseline: str | None) -> Iterator[list[tuple[str, Path]
             subprocess.run(["git", "worktree", "add", "--detach", str(worktree), baseline], cwd=ROOT, check=True,
                            capture_output=True)
             trees.append((f"rev {baseline}", worktree))
-        yield trees
+        yield trees[::-1] if baseline_first else trees
     finally:
         if worktree is not None:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, capture_output=True)
@@ -273,8 +274,9 @@ def ratio_row(name: str, values: dict[str, float], unit: str) -> list[tuple[str,
     """With a baseline: the figure of each tree and this tree / baseline."""
     if len(values) < 2:
         return []
-    (a_label, a), (b_label, b) = values.items()
-    return [(f"{name}: {a_label} / {b_label}", f"{a:.1f} / {b:.1f} {unit} = {a / b:.2f}")]
+    a = values["this tree"]
+    b_label, b = next((k, v) for k, v in values.items() if k != "this tree")
+    return [(f"{name}: this tree / {b_label}", f"{a:.1f} / {b:.1f} {unit} = {a / b:.2f}")]
 
 
 def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
@@ -312,6 +314,8 @@ def main() -> None:
     ap.add_argument("--memory-feeds", type=int, default=10000, help="feeds of the memory run (h)")
     ap.add_argument("--baseline-rev", help="git revision whose (b), (d), (e), (g) and (h) are measured too, "
                                            "in the same run, beside this tree's")
+    ap.add_argument("--baseline-first", action="store_true",
+                    help="run the baseline revision before this tree (order effects: caches, a warming machine)")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["naive", "fresh", "repoll", "scale", "score", "memory"],
                     help="parts to leave out (fresh = (b)-(d))")
@@ -320,7 +324,8 @@ def main() -> None:
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
     res: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp_s, checkouts(Path(tmp_s), args.baseline_rev) as trees:
+    with tempfile.TemporaryDirectory() as tmp_s, checkouts(Path(tmp_s), args.baseline_rev,
+                                                                  args.baseline_first) as trees:
         tmp = Path(tmp_s)
         seeds = make_seeds(tmp)
         if "fresh" not in args.skip:
@@ -332,7 +337,7 @@ def main() -> None:
                 try:
                     feeds = web.feed_urls()
                     n_pages = len(feeds) * args.entries
-                    if "naive" not in args.skip and i == 0:
+                    if "naive" not in args.skip and label == "this tree":
                         sample = feeds[:: max(1, len(feeds) // args.naive_feeds)][: args.naive_feeds]
                         secs, pages = naive(web, sample)
                         res["naive_pps"] = pages / secs
@@ -346,7 +351,7 @@ def main() -> None:
                     rows.append((f"(b) ingest poll, fresh store ({label})",
                                  f"{out['pages_fetched']} pages of {n_pages} in {secs:.1f} s = {fresh[label]:.1f} "
                                  f"pages/s (kept {out['kept']}, peak RSS {rss:.0f} MB)"))
-                    if i == 0:
+                    if label == "this tree":
                         res["ingest_pps"] = fresh[label]
                         res["bound_pps"] = extraction_bound(light=args.light_pages)
                         rows.append(("(c) extraction bound (2 cores)", f"{res['bound_pps']:.1f} pages/s"))

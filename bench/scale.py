@@ -161,5 +161,6 @@ def main() -> None:
     if "(3)" in by:
         print(f"PostgreSQL / SQLite:   {by['(3)'] / by['(4)']:.2f}x   (target >= 0.85)")
 
+
 if __name__ == "__main__":
     main()

@@ -144,7 +144,6 @@ def main() -> None:
         print(f"{name:<28} {base[name]:>10.1f} {big[name]:>10.1f} {big[name] / max(base[name], 1e-9):>6.1f}x"
               f"  <{target} {flag}")
 
-
     print("keep-alive ÷ new connection, same requests (a stall would make it > 1):")
     for name in big:
         if name.startswith("http keep-alive: "):

@@ -47,6 +47,7 @@ CHUNK_PAGES = 512  # pages decided and committed together
 MAX_FEEDS_IN_FLIGHT = 256  # feeds being fetched and parsed at once (the rest wait their turn, as rows)
 FEED_BACKLOG = 10  # pages a feed not yet read counts for in Poll.backlog
 
+
 def _by_host_round_robin(feeds: Sequence[FeedRow]) -> list[FeedRow]:
     """The feeds, one host after another (h1, h2, h3, h1, h2 ...): the feeds in flight at once spread
     over as many hosts as possible, so per-host limits do not throttle a window of one site's feeds."""

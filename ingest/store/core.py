@@ -79,7 +79,6 @@ class SqlCore:
 
     backend = ""  # "sqlite" | "postgresql"
 
-
     def __init__(self, root: Path, db: Any) -> None:
         self.root = root
         self.corpus = root / "corpus"

@@ -21,7 +21,6 @@ from ingest.text.corpus import read_corpus_file
 class PageTables(SqlCore):
     # -- entries and pages ----------------------------------------------
 
-
     def seen_entries(self, feed_id: int, keys: Sequence[str]) -> dict[str, str | None]:
         """The keys among ``keys`` this feed has recorded, with each one's stored ``updated`` date."""
         return {r[0]: r[1] for r in self._rows_in(

@@ -289,7 +289,6 @@ class Store(SqlStore):
         return [SearchHit(kind, rid, r["title"] or "", r["url"], r["site"] or "", r["published"], r["fetched"],
                           r["score"], snippet, rank) for kind, rid, rank, r, snippet in rows]
 
-
     # -- full-text index (FTS5) -----------------------------------------
 
     def _index_article(self, db: Any, article_id: int, title: str, text: str) -> None:

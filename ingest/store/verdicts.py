@@ -88,7 +88,6 @@ class VerdictTables(PageTables):
             self._unindex_pages_before(db, before)
             return db.execute("UPDATE pages SET doc=NULL WHERE doc IS NOT NULL AND fetched < ?", (before,)).rowcount
 
-
     def withdraw_article(self, article_id: int, by: str, now: float) -> None:
         """Take an article out of the corpus folder: the row says so first, then the file moves to
         withdrawn/ (recover finishes a move a crash interrupted). Nothing is deleted."""
