@@ -24,6 +24,11 @@ def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str, ar
                 yield name, helps.get(name, ""), sub
 
 
+def _section(heading: str, summary: str, parser: argparse.ArgumentParser) -> list[str]:
+    return [heading, "", summary[:1].upper() + summary[1:] + ".", "", "```text", parser.format_help().rstrip(), "```",
+            ""]
+
+
 def commands() -> str:
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = WIDTH
@@ -35,11 +40,9 @@ def commands() -> str:
                "1 the run could not proceed (store locked or unusable), 2 bad configuration, seeds or arguments.",
                "", "```text", parser.format_help().rstrip(), "```", ""]
         for name, summary, sub in _subcommands(parser):
-            out += [f"## `ingest {name}`", "", summary[:1].upper() + summary[1:] + ".", "",
-                    "```text", sub.format_help().rstrip(), "```", ""]
+            out += _section(f"## `ingest {name}`", summary, sub)
             for child, child_summary, child_parser in _subcommands(sub):
-                out += [f"### `ingest {name} {child}`", "", child_summary[:1].upper() + child_summary[1:] + ".",
-                        "", "```text", child_parser.format_help().rstrip(), "```", ""]
+                out += _section(f"### `ingest {name} {child}`", child_summary, child_parser)
         return "\n".join(out)
     finally:
         if old is None:

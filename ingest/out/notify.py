@@ -241,11 +241,12 @@ def send_alerts(all_targets: Sequence[Target], alerts: Sequence[Alert]) -> None:
                 log.warning("event=alert_failed target=%s url=%s reason=%r", t.label, a.url, str(exc))
 
 
-def alert_sender(config: Config) -> Callable[[Sequence[Alert]], None]:
-    """What a poll calls with its alerts: :func:`send_alerts` to the config's targets."""
-    return functools.partial(_send_to, config)
-
-
-def _send_to(config: Config, alerts: Sequence[Alert]) -> None:
+def send_alerts_to(config: Config, alerts: Sequence[Alert]) -> None:
+    """:func:`send_alerts` to the targets ``config`` names."""
     if alerts:
         send_alerts(targets(config), alerts)
+
+
+def alert_sender(config: Config) -> Callable[[Sequence[Alert]], None]:
+    """What a poll calls with its alerts: :func:`send_alerts_to` this config."""
+    return functools.partial(send_alerts_to, config)

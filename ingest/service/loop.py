@@ -180,7 +180,7 @@ class Service:
         """To the targets of the config as it is now (a reload may have changed them)."""
         from ingest.out import notify
 
-        notify.send_alerts(notify.targets(self.config), alerts)
+        notify.send_alerts_to(self.config, alerts)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stopping.is_set() and time.monotonic() - self.stop_signalled < SIGNAL_ECHO:
