@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ingest.judge.model import Model, Score, Scored, Threshold
 from ingest.text.terms import term_counts
+
+__all__ = ["Model", "Score", "Scored", "TermStats", "Threshold", "borderline", "learn_model", "score_stream"]
 
 if TYPE_CHECKING:  # scipy (~50 MB) is imported where the model runs (the worker processes), not by a poll
     from scipy import sparse
@@ -69,6 +71,7 @@ class TermStats:
     PRIOR_DOCS = 100
 
     def __init__(self, lang: str = "en") -> None:
+        self.language = lang
         self._freq = _frequencies(lang)
 
     def prior(self, token: str) -> float:
@@ -106,29 +109,6 @@ COPY_SIMILARITY = 0.9  # two seeds this similar (cosine) are copies of one story
 POSITIVE_CUT = 1.0  # later rounds: texts with z above this are pseudo-positives (0 drifts at low shares)
 
 
-@dataclass(frozen=True)
-class Score:
-    score: float
-    terms: tuple[str, ...]  # the terms that contributed most, best first
-
-
-@dataclass(frozen=True)
-class Threshold:
-    value: float
-    model: str  # "logistic" or "cosine" (stream too small to learn from)
-    share: float  # estimated on-topic share of the stream
-    stream_n: int  # how many stream texts the model learned from
-    warnings: tuple[str, ...] = ()  # degenerate seeds and the like, for the user
-
-
-@dataclass(frozen=True)
-class Scored:
-    """The decision values of a whole stream: ``scores[i]`` for stream text i."""
-
-    scores: list[Score]
-    threshold: Threshold
-
-
 class _Matrix:
     """Term counts of the stream and the seeds as one sparse matrix, and the vectors built from it."""
 
@@ -155,6 +135,10 @@ class _Matrix:
 
     def vectors(self, background: np.ndarray) -> sparse.csr_matrix:
         """L2-normalised (1 + log tf) * idf rows, idf from the ``background`` rows (a boolean mask)."""
+        return self.weighted(background)[0]
+
+    def weighted(self, background: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The vectors and the idf they were weighted with."""
         m = TermStats.PRIOR_DOCS
         df = np.asarray(self.present[np.flatnonzero(background)].sum(axis=0)).ravel()
         n = int(background.sum())
@@ -164,7 +148,7 @@ class _Matrix:
         x = self.logtf @ sparse.diags(idf)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
-        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ x)
+        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ x), idf
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -256,42 +240,34 @@ def _seed_warnings(x_seeds: sparse.csr_matrix, n_texts: int) -> list[str]:
     return out
 
 
-def _explain(x: sparse.csr_matrix, coef: np.ndarray, terms: list[str], n_terms: int) -> list[tuple[str, ...]]:
-    contrib = x.multiply(coef.reshape(1, -1)).tocsr()
-    out = []
-    for i in range(contrib.shape[0]):
-        lo, hi = contrib.indptr[i], contrib.indptr[i + 1]
-        vals, cols = contrib.data[lo:hi], contrib.indices[lo:hi]
-        keep = vals > 0
-        vals, cols = vals[keep], cols[keep]
-        top = cols[np.argsort(-vals, kind="stable")[:n_terms]]
-        out.append(tuple(terms[j] for j in top))
-    return out
-
-
 def score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
                  verdicts: Sequence[bool | None] | None = None, *, stats: TermStats | None = None,
                  fixed: float | None = None, n_terms: int = 8, learn: bool = True) -> Scored:
-    """Score every text of ``stream`` against the seeds (see _score_stream), on one BLAS thread."""
-    # L-BFGS's vector operations are small: OpenBLAS threads only contend, and on a busy 2-core
-    # machine one fit took 0.8 s instead of 0.06 s
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _score_stream(seed_texts, stream, verdicts, stats=stats, fixed=fixed, n_terms=n_terms, learn=learn)
+    """Learn from ``stream`` (see learn) and score every text of it with what was learned."""
+    model = learn_model(seed_texts, stream, verdicts, stats=stats, fixed=fixed, learn=learn)
+    return Scored(model.score(stream, n_terms), model.threshold)
 
 
-def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
-                  verdicts: Sequence[bool | None] | None = None, *, stats: TermStats | None = None,
-                  fixed: float | None = None, n_terms: int = 8, learn: bool = True) -> Scored:
-    """Score every text of ``stream`` (term counts) against the seeds, and choose the threshold.
+def learn_model(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
+                verdicts: Sequence[bool | None] | None = None, *, stats: TermStats | None = None,
+                fixed: float | None = None, learn: bool = True) -> Model:
+    """The model of the seeds against ``stream`` (term counts of the store's window), on one BLAS thread.
 
     ``verdicts[i]`` is the user's verdict on stream text i (True relevant,
     False not, None unjudged). ``stats`` holds the general-word prior. ``fixed`` replaces the
     automatic threshold (0..1, on the score scale of the model used).
     ``learn=False`` keeps to the cosine model (the benchmark's baseline).
     """
-    stats = stats or TermStats()
+    # L-BFGS's vector operations are small: OpenBLAS threads only contend, and on a busy 2-core
+    # machine one fit took 0.8 s instead of 0.06 s
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _learn(seed_texts, stream, verdicts, stats=stats or TermStats(), fixed=fixed, learn=learn)
+
+
+def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts: Sequence[bool | None] | None,
+           *, stats: TermStats, fixed: float | None, learn: bool) -> Model:
     if len(seed_texts) == 1:  # the two halves of a lone seed stand in for two seeds
         paras = [p for p in seed_texts[0].split("\n") if p.strip()]
         half = max(1, len(paras) // 2)
@@ -313,27 +289,33 @@ def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
     first = _cosine_threshold(x[n:], cos)
     background = stream_rows.copy()
     background[:n] = (cos < first) & (labels != 1.0)
-    x = mat.vectors(background)
+    x, idf = mat.weighted(background)
     centroid = _rocchio(x, n, labels)
     cos = x[:n] @ centroid
     warnings = _seed_warnings(x[n:], len(seed_texts))
     judged = ~np.isnan(labels)
     value = _cosine_threshold(x[n:], cos)
+
+    def model(kind: str, weights: np.ndarray, bias: float, th: Threshold, liked: np.ndarray | None = None) -> Model:
+        return Model(kind, mat.terms, idf, weights, bias, th, background_n=int(background.sum()),
+                     prior_docs=TermStats.PRIOR_DOCS, language=stats.language, liked=liked)
+
     if n - int(judged.sum()) < MIN_STREAM or not learn:
         if n >= MIN_STREAM and value > float(cos.max()):
             warnings.append(f"none of the last {n} texts reaches the threshold; if this persists, check that "
                             f"the seeds are different articles on one topic and that the feeds carry it")
         liked = np.flatnonzero(labels == 1.0)
-        if len(liked):  # "more like this": as close to what the user judged relevant as to the seeds
-            cos = np.maximum(cos, x[:n] @ _unit(np.asarray(x[liked].sum(axis=0)).ravel()))
+        # "more like this": as close to what the user judged relevant as to the seeds
+        liked_centroid = _unit(np.asarray(x[liked].sum(axis=0)).ravel()) if len(liked) else None
+        if liked_centroid is not None:
+            cos = np.maximum(cos, x[:n] @ liked_centroid)
         th = Threshold(round(fixed if fixed is not None else value, 6), "cosine", float(np.mean(cos >= value))
                        if n else 0.0, n, tuple(warnings))
-        terms = _explain(x[:n], centroid, mat.terms, n_terms) if n else []
-        return Scored([Score(round(float(s), 6), t) for s, t in zip(cos, terms, strict=True)], th)
+        return model("cosine", centroid, 0.0, th, liked_centroid)
     # first round: the top of the cosine ranking, but no more than the cosine model keeps (a stream with
     # fewer on-topic texts than TOP_POSITIVES would otherwise teach the model off-topic ones)
     first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES, int((cos >= value).sum()))))
-    coef, z = _self_train(x[:n], x[n:], cos, labels, first_k)
+    coef, bias, z = _self_train(x[:n], x[n:], cos, labels, first_k)
     share = float(np.mean(z > 0))
     cut = _cut(share, n) + VERDICT_SHIFT * min(1.0, int(judged.sum()) / VERDICTS_FOR_SHIFT)
     probs = _sigmoid(z)
@@ -343,13 +325,13 @@ def _score_stream(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
                         f"the seeds are different articles on one topic and that the feeds carry it")
     th = Threshold(round(fixed if fixed is not None else value, 6), "logistic", round(share, 6), n,
                    tuple(warnings))
-    terms = _explain(x[:n], coef, mat.terms, n_terms)
-    return Scored([Score(round(float(p), 6), t) for p, t in zip(probs, terms, strict=True)], th)
+    return model("logistic", coef, bias, th)
 
 
 def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.ndarray,
-                labels: np.ndarray, first_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Self-training from the cosine ranking; returns (term coefficients, decision values of the stream)."""
+                labels: np.ndarray, first_k: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """Self-training from the cosine ranking; returns (term coefficients, intercept, decision values of
+    the stream)."""
     n = xs.shape[0]
     judged = ~np.isnan(labels)
     free = np.flatnonzero(~judged)
@@ -401,7 +383,7 @@ def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.nd
     assert theta is not None
     coef = np.zeros(xs.shape[1])
     coef[cols] = theta[:-1]
-    return coef, z
+    return coef, float(theta[-1]), z
 
 
 def borderline(scores: Sequence[float], threshold: float, exclude: Iterable[int] = (), k: int = 10) -> list[int]:
