@@ -15,6 +15,7 @@ from ingest.config import FetchSettings, ScheduleSettings, load_config
 from ingest.judge.decide import Deferred, Outcome, Skipped
 from ingest.run.chunk import ChunkDecider
 from ingest.run.feed_read import FeedReader, FeedStatus, FeedUpdate, feed_fields, select_entries
+from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageFetcher, PageJob
 from ingest.run.schedule import FeedOutcome
 from ingest.sources.feeds import Entry
@@ -147,7 +148,8 @@ def test_chunk_decider_decides_and_commits_each_page(tmp_path, seeds_dir, web):
     seeds = [s.text for s in load_seeds(seeds_dir)]
     db = StoreThread()
     try:
-        decider = ChunkDecider(cfg, store, seeds, ThreadPoolExecutor(1), db, clock=time.time, settings={},
+        decider = ChunkDecider(cfg, store, seeds, ModelKeeper(ThreadPoolExecutor(1), clock=time.time), db,
+                               clock=time.time, settings={},
                                warned=set())
         decided = asyncio.run(decider.decide(chunk))
     finally:

@@ -12,10 +12,41 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from ingest.text.terms import term_counts
+
+DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
+MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
+
+@lru_cache(maxsize=4)
+def _frequencies(lang: str) -> dict[str, float]:
+    import wordfreq
+
+    return wordfreq.get_frequency_dict(lang)
+
+
+class TermStats:
+    """General word statistics: the document-frequency prior of the idf (the stream supplies the rest,
+    in _Matrix.vectors). The prior is worth PRIOR_DOCS documents: a word's wordfreq frequency f
+    becomes the chance it occurs in a document of DOC_LEN tokens, 1 - exp(-f * DOC_LEN).
+    """
+
+    PRIOR_DOCS = 100
+
+    def __init__(self, lang: str = "en") -> None:
+        self.language = lang
+        self._freq = _frequencies(lang)
+
+    def prior(self, token: str) -> float:
+        freq = self._freq.get(token)
+        if freq is None and token.endswith("'"):
+            freq = self._freq.get(token[:-1])
+        if freq is None:  # a folded plural: the unfolded spelling may be known
+            freq = self._freq.get(token + "s", MIN_FREQ)
+        return -math.expm1(-max(freq, MIN_FREQ) * DOC_LEN)
 
 
 @dataclass(frozen=True)
@@ -85,11 +116,10 @@ class Model:
         """Scores of texts given as term counts (ingest.text.terms.term_counts), in order."""
         if not docs:
             return []
-        from ingest.judge.relevance import TermStats
-
         if self._index is None:
             self._index = {t: i for i, t in enumerate(self.terms)}
-        index, stats, unseen = self._index, TermStats(self.language), {}
+        index, stats = self._index, TermStats(self.language)
+        unseen: dict[str, float] = {}
         rows: list[int] = []
         cols: list[int] = []
         idfs: list[float] = []

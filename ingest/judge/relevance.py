@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.judge.model import Model, Score, Scored, Threshold
+from ingest.judge.model import Model, Score, Scored, TermStats, Threshold
 from ingest.text.terms import term_counts
 
 __all__ = ["Model", "Score", "Scored", "TermStats", "Threshold", "borderline", "learn_model", "score_stream"]
@@ -45,42 +44,11 @@ __all__ = ["Model", "Score", "Scored", "TermStats", "Threshold", "borderline", "
 if TYPE_CHECKING:  # scipy (~50 MB) is imported where the model runs (the worker processes), not by a poll
     from scipy import sparse
 
-DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
-MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
-
 # Threshold calibration (tuned on Reuters-21578 TRAIN draws; bench/relevance.py).
 BG_Z = 3.0  # background level = median + BG_Z robust standard deviations
 BG_PRIOR_RATIO = 1.9  # prior background level, as a multiple of the seed level (Reuters median)
 BG_PRIOR_WEIGHT = 50  # how many background scores the prior is worth
 SEED_MIX = 0.5  # threshold = bg + SEED_MIX * (seed - bg)
-
-
-@lru_cache(maxsize=4)
-def _frequencies(lang: str) -> dict[str, float]:
-    import wordfreq
-
-    return wordfreq.get_frequency_dict(lang)
-
-
-class TermStats:
-    """General word statistics: the document-frequency prior of the idf (the stream supplies the rest,
-    in _Matrix.vectors). The prior is worth PRIOR_DOCS documents: a word's wordfreq frequency f
-    becomes the chance it occurs in a document of DOC_LEN tokens, 1 - exp(-f * DOC_LEN).
-    """
-
-    PRIOR_DOCS = 100
-
-    def __init__(self, lang: str = "en") -> None:
-        self.language = lang
-        self._freq = _frequencies(lang)
-
-    def prior(self, token: str) -> float:
-        freq = self._freq.get(token)
-        if freq is None and token.endswith("'"):
-            freq = self._freq.get(token[:-1])
-        if freq is None:  # a folded plural: the unfolded spelling may be known
-            freq = self._freq.get(token + "s", MIN_FREQ)
-        return -math.expm1(-max(freq, MIN_FREQ) * DOC_LEN)
 
 
 # -- the model ------------------------------------------------------------------

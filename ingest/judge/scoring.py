@@ -1,20 +1,27 @@
-"""Scoring a batch of pages with the model's window, in one call a worker process can run
-(arguments and result pickle small: packed term counts in, scores out)."""
+"""The model's CPU work in calls a worker process can run (arguments and results pickle small:
+packed term counts and a Model in, a Model or scores out)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from ingest.blobs import unpack
-from ingest.judge.relevance import Scored, TermStats, score_stream
+from ingest.judge.model import Model, Score
+from ingest.judge.relevance import Scored, TermStats, learn_model, score_stream
 
 
-def score_window(seeds: Sequence[str], window: Sequence[bytes], batch: Sequence[dict[str, int]],
-                 labels: Sequence[bool | None], language: str, fixed: float | None) -> Scored:
-    """Score the model's window (packed term counts, as stored) and a batch in one stream;
-    returns the batch's scores. CPU work (a fraction of a second for 3,000 texts): runs in a worker."""
-    scored = score_packed(seeds, window, labels, language, fixed, batch)
-    return Scored(scored.scores[len(window):], scored.threshold)
+def fit_window(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence[bool | None], language: str,
+               fixed: float | None, rescore: bool = False) -> tuple[Model, list[Score]]:
+    """Learn the model from the window (packed term counts, as stored) and the user's verdicts on it;
+    with ``rescore``, also the window's own scores under it (to re-decide provisional pages)."""
+    counts = [unpack(b) for b in window]
+    model = learn_model(seeds, counts, labels, stats=TermStats(language), fixed=fixed)
+    return model, model.score(counts) if rescore else []
+
+
+def score_with(model: Model, batch: Sequence[dict[str, int]]) -> list[Score]:
+    """Scores of a batch of term counts under a learned model."""
+    return model.score(batch)
 
 
 def score_packed(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence[bool | None], language: str,

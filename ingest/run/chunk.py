@@ -1,25 +1,24 @@
-"""Deciding a chunk of a poll's pages: score them against the seeds (the model learning from the
-store's window plus the chunk, in a worker process), then decide and commit each page in the
-store's thread: a deferral, a skip, an update in place, a duplicate of a stored story, a
+"""Deciding a chunk of a poll's pages: score them against the seeds (with the process's model,
+ingest.run.model_keeper, in a worker process), then decide and commit each page in the store's
+thread: a deferral, a skip, an update in place, a duplicate of a stored story, a
 rejection, or a new article. No await between the decisions of a chunk, so overlapping polls
 never interleave their writes."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from ingest.config import Config, FeedSettings
 from ingest.judge.decide import Deferred, Outcome, Refresh, Skipped, effective_threshold, leaders, refresh, relevance
 from ingest.judge.identity import identify
 from ingest.judge.relevance import Score, Scored, Threshold
-from ingest.judge.scoring import score_window
+from ingest.judge.scoring import fit_window
 from ingest.run.feedback import window_stream
+from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageJob, PageResult
 from ingest.run.progress import ProgressHook
 from ingest.run.summary import PollSummary
@@ -53,39 +52,38 @@ class Decided:
 
 
 class ChunkDecider:
-    def __init__(self, config: Config, store: SqlStore, seeds: Sequence[str], executor: Executor, db: StoreThread,
+    def __init__(self, config: Config, store: SqlStore, seeds: Sequence[str], keeper: ModelKeeper, db: StoreThread,
                  *, clock: Callable[[], float], settings: dict[int, FeedSettings | None],
                  warned: set[str], progress: ProgressHook | None = None) -> None:
-        self.config, self.store, self.seeds, self.executor, self.db = config, store, list(seeds), executor, db
+        self.config, self.store, self.seeds, self.keeper, self.db = config, store, list(seeds), keeper, db
         self.clock, self.settings, self.warned, self.progress = clock, settings, warned, progress
 
     async def decide(self, chunk: Sequence[tuple[PageJob, PageResult]]) -> Decided:
-        analysed = [r for _, r in chunk if isinstance(r, Analysed)]
-        scored = await self._score(analysed)
+        """Decide the chunk's pages in order, in segments: each segment holds no more new pages than the
+        model may still decide before it is due to be learned again (ModelKeeper.current), so where
+        the model changes depends on the pages, never on where the poll cut its chunks."""
         out = Decided()
-        await self.db(self._store_pages, chunk, scored, out)
+        rest = list(chunk)
+        while rest:
+            model, room, applied = await self.keeper.current(self.db, self.store, self.seeds,
+                                                                  self.config.relevance)
+            out.summary.redecided_kept += len(applied.added) + len(applied.restored)
+            out.summary.redecided_withdrawn += len(applied.withdrawn)
+            for w in model.threshold.warnings:
+                if w not in self.warned:
+                    self.warned.add(w)
+                    log.warning("event=seeds_warning reason=%r", w)
+            segment: list[tuple[PageJob, PageResult]] = []
+            analysed: list[Analysed] = []
+            while rest and (len(analysed) < room or not isinstance(rest[0][1], Analysed)):
+                item = rest.pop(0)
+                segment.append(item)
+                if isinstance(item[1], Analysed):
+                    analysed.append(item[1])
+            scores = await self.keeper.score(model, [a.counts for a in analysed])
+            by_page = {id(a): sc for a, sc in zip(analysed, scores, strict=True)}
+            await self.db(self._store_pages, segment, (by_page, model.threshold), out)
         return out
-
-    async def _score(self, analysed: list[Analysed]) -> tuple[dict[int, Score], Threshold | None]:
-        """Scores of the extracted pages (by id of the Analysed), the model learning from the store's
-        window plus these pages; in a worker process, so the event loop stays free."""
-        if not analysed:
-            return {}, None
-        _, window, labels = await self.db(window_stream, self.store)
-        rel = self.config.relevance
-        try:
-            res = await asyncio.get_running_loop().run_in_executor(
-                self.executor, score_window, self.seeds, window, [a.counts for a in analysed], labels,
-                rel.language, rel.threshold)
-        except Exception as exc:  # a crashed worker: score here rather than lose the poll
-            log.error("event=scoring_worker_failed error=%r", exc)
-            res = score_window(self.seeds, window, [a.counts for a in analysed], labels, rel.language,
-                               rel.threshold)
-        for w in res.threshold.warnings:
-            if w not in self.warned:
-                self.warned.add(w)
-                log.warning("event=seeds_warning reason=%r", w)
-        return {id(a): s for a, s in zip(analysed, res.scores, strict=True)}, res.threshold
 
     def _store_pages(self, done: Sequence[tuple[PageJob, PageResult]],
                      scored: tuple[dict[int, Score], Threshold | None], out: Decided) -> None:
@@ -213,7 +211,7 @@ def story_keys(a: Analysed) -> list[str]:
 
 
 def score_texts(config: Config, store: SqlStore, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
-    """Score texts as ``poll`` would if they arrived in one poll on this store."""
+    """Score texts as ``poll`` would decide them now: with the model learned from this store's window."""
     _, window, labels = window_stream(store)
-    return score_window(seeds, window, [term_counts(t) for t in texts], labels, config.relevance.language,
-                        config.relevance.threshold)
+    model, _ = fit_window(seeds, window, labels, config.relevance.language, config.relevance.threshold)
+    return Scored(model.score([term_counts(t) for t in texts]), model.threshold)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import Config
-from ingest.judge.relevance import Scored, TermStats, borderline, score_stream
+from ingest.judge.relevance import Score, Scored, TermStats, borderline, score_stream
 from ingest.judge.scoring import score_packed
 from ingest.sources.urls import display, normalize, site_label, url_hash
 from ingest.store import NewArticle, PageDoc, SqlStore, corpus_text, unpack
@@ -300,6 +300,36 @@ def rescore(store: SqlStore, seeds: Sequence[str], config: Config, since: float,
     scored = score_rescore(seeds, ids, window, texts, plan.verdicts, config.relevance.language,
                            config.relevance.threshold)
     return apply_rescore(store, plan, ids, scored, now, apply)
+
+
+def redecide(store: SqlStore, ids: Sequence[int], scores: Sequence[Score], threshold: float, now: float) -> Applied:
+    """Re-decide the window's provisional pages (decided by a model that had learned from too few
+    pages, ingest.run.model_keeper) with a better model: a rejected page that now passes joins the
+    corpus, a kept article that now falls below leaves it (withdrawn by "rescore", so it comes back
+    if a later model keeps it again). Pages the user judged are never re-decided. Each change is
+    its own transaction; the store's writer only (one process, or under the story's lock)."""
+    done = Applied()
+    verdicts = store.verdicts()
+    rows = store.pages_by_ids([pid for pid in ids if pid not in verdicts])
+    for pid, s in zip(ids, scores, strict=True):
+        row = rows.get(pid)
+        if row is None or row["outcome"] not in ("kept", "rejected"):
+            continue
+        keep = s.score >= threshold
+        art = store.article(row["article_id"]) if row["article_id"] is not None else None
+        if keep and art is None and row["outcome"] == "rejected":
+            doc = store.page_doc(row)
+            if doc is not None:
+                with store.exclusive([f"url:{normalize(doc.url)}", f"text:{doc.text_hash}"]):
+                    if (store.page_by_id(pid) or row)["outcome"] == "rejected":  # another worker may have
+                        _promote(store, row, doc, now, done)
+        elif keep and art is not None and art["withdrawn_by"] == "rescore":
+            store.restore_article(art["id"])
+            done.restored.append(art["path"])
+        elif not keep and art is not None and art["withdrawn"] is None and row["outcome"] == "kept":
+            store.withdraw_article(art["id"], "rescore", now)
+            done.withdrawn.append(art["path"])
+    return done
 
 
 # -- seeds ----------------------------------------------------------------------------

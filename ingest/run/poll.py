@@ -4,9 +4,10 @@ Data flows one way. Feeds stream in (MAX_FEEDS_IN_FLIGHT at a time); as
 each feed's new entries are known, their pages are fetched (each link once,
 whatever the number of feeds listing it) and handed to the worker processes
 (ingest.run.executor) for extraction. As pages finish, a consumer gathers them in
-chunks of CHUNK_PAGES: a chunk is scored against the seeds (the model
-learning from the store's window plus the chunk), decided (ingest.judge.decide)
-and committed, each page in its own transaction, in the store's thread.
+chunks of CHUNK_PAGES: a chunk is scored against the seeds (the process's
+model, learned from the store's window: ingest.run.model_keeper), decided
+(ingest.judge.decide) and committed, each page in its own transaction, in the
+store's thread.
 At most two chunks of pages are fetched but not yet committed: fetching
 waits for decisions, so memory does not grow with the size of the poll.
 
@@ -33,6 +34,7 @@ from ingest.config import Config, FeedSettings
 from ingest.run.chunk import Alert, ChunkDecider
 from ingest.run.feed_read import FeedRead, FeedReader, FeedStatus, FeedUpdate, feed_fields, select_entries
 from ingest.run.metrics import Metrics
+from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageFetcher, PageJob, PageResult
 from ingest.run.progress import ProgressHook
 from ingest.run.summary import PollSummary
@@ -79,7 +81,7 @@ class Poll:
                  warned: set[str] | None = None, metrics: Metrics | None = None,
                  progress: ProgressHook | None = None, db: StoreThread | None = None,
                  hosts: frozenset[str] | None = None, chunk: int | None = None,
-                 claimed: set[str] | None = None) -> None:
+                 claimed: set[str] | None = None, model: ModelKeeper | None = None) -> None:
         self.metrics = metrics
         # waiting pages (deferred, queued) taken by a poll and not yet decided; the service's
         # overlapping polls share the set so each such page is fetched by one of them
@@ -117,7 +119,10 @@ class Poll:
         self.feeds = FeedReader(fetcher, executor, clock, metrics)
         self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots, metrics=metrics,
                                  on_fetched=self._page_fetched)
-        self.decider = ChunkDecider(config, store, seeds, executor, self.db, clock=clock, settings=self.settings,
+        # the model outlives the poll when the caller keeps one (the service, a worker): learned again
+        # only when the window, the verdicts or the seeds changed, not per poll or per chunk
+        self.model = model or ModelKeeper(executor, clock=clock)
+        self.decider = ChunkDecider(config, store, seeds, self.model, self.db, clock=clock, settings=self.settings,
                                     warned=self.warned, progress=progress)
 
     def backlog(self) -> int:

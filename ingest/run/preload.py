@@ -14,7 +14,7 @@ import threadpoolctl  # noqa: F401
 import trafilatura  # noqa: F401
 
 from ingest.judge import scoring  # noqa: F401
-from ingest.judge.relevance import _frequencies
+from ingest.judge.model import _frequencies
 from ingest.text import analysis  # noqa: F401
 
 _frequencies(os.environ.get("INGEST_PRELOAD_LANGUAGE", "en"))

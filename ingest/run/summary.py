@@ -21,6 +21,8 @@ class PollSummary:
     updated: int = 0  # articles whose text changed in place
     rejected: int = 0
     duplicates: int = 0
+    redecided_kept: int = 0  # provisional decisions re-made by a better model: pages that joined the corpus
+    redecided_withdrawn: int = 0  # ... and kept articles that left it (to withdrawn/)
     threshold: float | None = None
     seconds: float = 0.0
     interrupted: str | None = None  # the signal that cut the poll short

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from ingest.config import Config
 from ingest.run.chunk import Alert
 from ingest.run.metrics import Metrics
+from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.summary import PollSummary
 from ingest.sources.fetch import Fetcher
@@ -86,6 +87,7 @@ class Worker:
         self.passes: dict[asyncio.Future, Pass] = {}
         self.processes = config.worker.processes or os.cpu_count() or 1
         self.aborted = False  # a signal: take no more hosts
+        self.model = ModelKeeper(executor, clock=clock)  # one model for all passes of this process
 
     def wants_work(self) -> bool:
         """Room for another pass: the passes running leave the extraction processes short of work
@@ -133,7 +135,8 @@ class Worker:
         for host, not_before in claimed.items():
             self.fetcher.hold_off(host, not_before)
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock, rng=self.rng,
-                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts, chunk=PASS_CHUNK)
+                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts, chunk=PASS_CHUNK,
+                    model=self.model)
         p = Pass(hosts, poll)
         task = asyncio.ensure_future(self._run(p))
         self.passes[task] = p

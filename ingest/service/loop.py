@@ -47,6 +47,7 @@ from ingest.config import Config, ConfigError, load_config
 from ingest.run.chunk import Alert
 from ingest.run.executor import kill_workers, make_executor
 from ingest.run.metrics import Metrics
+from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.schedule import FeedOutcome, FeedState, backoff, last_fire, plan, sync_store
 from ingest.run.workers import Worker
@@ -79,6 +80,7 @@ class Service:
         self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
+        self.model = ModelKeeper(self.executor, clock=clock)  # the relevance model, for every poll
         self.reader: SqlStore | None = None  # the web view's read-only connection
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
@@ -304,7 +306,8 @@ class Service:
         ids = {f.id for f in due}
         self.in_flight |= ids
         poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock,
-                    rng=self.rng, warned=self.warned, metrics=self.metrics, db=self.db, claimed=self.claimed_pages)
+                    rng=self.rng, warned=self.warned, metrics=self.metrics, db=self.db, claimed=self.claimed_pages,
+                    model=self.model)
         task = asyncio.ensure_future(self._run_poll(poll, due, ids))
         self.running[task] = poll
         task.add_done_callback(self.running.pop)

@@ -132,6 +132,11 @@ class StoreContract(Protocol):
     def last_digest_until(self) -> float | None:
         ...
 
+    def window_state(self, after: int) -> tuple[int, int, int, float]:
+        """(window pages with an id above ``after``, the highest id in the window, how many verdicts,
+        when the newest was given)."""
+        ...
+
     def learning_counts(self) -> tuple[int, int, int, int]:
         """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""
         ...

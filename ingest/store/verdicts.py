@@ -36,6 +36,14 @@ class VerdictTables(PageTables):
     def in_stream(self, page_id: int) -> bool:
         return self.db.execute("SELECT 1 FROM stream WHERE page_id=?", (page_id,)).fetchone() is not None
 
+    def window_state(self, after: int) -> tuple[int, int, int, float]:
+        """(window pages with an id above ``after``, the highest id in the window, how many verdicts,
+        when the newest was given): enough to tell whether a learned model is out of date."""
+        new, last = self.db.execute("SELECT COUNT(*), COALESCE(MAX(page_id), 0) FROM stream WHERE page_id > ?",
+                                    (after,)).fetchone()[:2]
+        n, newest = self.db.execute("SELECT COUNT(*), COALESCE(MAX(time), 0) FROM verdicts").fetchone()[:2]
+        return int(new), max(int(last), after), int(n), float(newest)
+
     def learning_counts(self) -> tuple[int, int, int, int]:
         """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""
         window = self.db.execute("SELECT COUNT(*) FROM stream").fetchone()[0]
