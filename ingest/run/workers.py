@@ -104,6 +104,10 @@ class Worker:
         ``current`` gives the service's config, seeds and fetcher (a reload replaces them)."""
         stop = asyncio.ensure_future(stopping.wait())
         idle = False
+        try:  # learn the model before the first pass: every worker starting together decides with the same one
+            await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
+        except Exception as exc:  # the database is away: the first pass learns it
+            log.error("event=model_failed worker=%s reason=%r", self.name, str(exc))
         while not stopping.is_set():
             if idle or not self.wants_work():
                 await asyncio.wait([stop, *self.passes], timeout=IDLE_CHECK if idle else BUSY_CHECK,
