@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=3000, help="stream size (the store's window)")
     ap.add_argument("--feedback", action="store_true", help="print the learning curve from verdicts instead")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--per-topic", action="store_true", help="also print each topic's F1 at each share")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"missing {DATA}")
@@ -170,6 +171,14 @@ def main() -> None:
     for k, vals in summary.items():
         print(f"seeds={k}: mean F1 over shares 2/5/15 %: learned {statistics.mean(v[0] for v in vals):.3f}, "
               f"cosine {statistics.mean(v[1] for v in vals):.3f}")
+    if args.per_topic:
+        print("\nF1 at the automatic threshold per topic (learned model; mean over draws)\n")
+        print("| seeds | topic | " + " | ".join(f"{sh:.0%}" for sh in shares) + " |")
+        print("| --- | --- |" + " --- |" * len(shares))
+        for k in seed_counts:
+            for t in topics:
+                print(f"| {k} | {t} | " + " | ".join(
+                    f"{statistics.mean(v[2] for v in rows[('learned', k, sh, t)]):.3f}" for sh in shares) + " |")
     low = min(floors)
     print(f"lowest topic F1 at any seed count and share: {low[0]:.3f} ({low[1]}, {low[2]} seeds, {low[3]:.0%})")
     print(f"topics={len(topics)} draws={args.draws} stream<={args.stream}; learned model "

@@ -243,3 +243,36 @@ def test_rejected_texts_expire_after_keep_rejected(tmp_path, seeds_dir, web):
     assert len(_corpus(tmp_path)) == 4
     rep = run_cli("--config", str(cfg), "rescore", "--since", "1d", "--json").json()
     assert rep["without_text"] == 4 and rep["pages"] == 4  # the kept ones are re-decided from their files
+
+
+def test_the_loop_says_what_it_did_and_what_it_would_do(tmp_path, seeds_dir, web):
+    """mark says what changed and how many other pages the model would now decide otherwise;
+    status shows the model, the verdicts, and precision and recall estimated from them."""
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    _poll(cfg)
+    status = run_cli("--config", str(cfg), "status")
+    assert "relevance: cosine" in status.out and "verdicts: 0 relevant, 0 not" in status.out
+    assert "precision" not in status.out  # nothing to estimate it from yet
+    # a verdict that agrees with the model changes nothing, and says so
+    r = run_cli("--config", str(cfg), "mark", _page_id(tmp_path, news.pages["off_recipe"]), "--irrelevant")
+    assert r.code == 0 and "no change to the corpus" in r.out and "decides the other pages as before" in r.out
+    # the topic moves to football: the football report joins on its verdict, and mark counts the kept
+    # gold-mining articles the model would now take out (rescore --apply does it)
+    for p in seeds_dir.iterdir():
+        p.unlink()
+    (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    r = run_cli("--config", str(cfg), "mark", _page_id(tmp_path, news.pages["off_football"]), "--relevant")
+    assert r.code == 0 and "added to the corpus" in r.out
+    assert "would now decide 4 other page(s) differently (0 would join the corpus, 4 would leave it)" in r.out
+    assert "`ingest rescore --apply` applies that" in r.out
+    rep = run_cli("--config", str(cfg), "rescore", "--apply", "--json").json()
+    assert len(rep["withdrawn"]) == 4
+    # the verdicts judged the model's decisions: a rejected page not relevant (right), a rejected page
+    # relevant (a miss: recall 0 of 1); no kept page judged yet, so no precision
+    status = run_cli("--config", str(cfg), "status").out
+    assert "verdicts: 1 relevant, 1 not" in status
+    assert "precision n/a; recall 0% (95 % interval 0%-79%, 1 verdicts)" in status
+    d = json.loads(run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "json").out)
+    assert d["model"]["relevant"] == 1 and d["model"]["recall"]["n"] == 1 and d["model"]["precision"] is None
+    assert "## The model" in run_cli("--config", str(cfg), "digest", "--since", "1d").out

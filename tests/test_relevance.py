@@ -151,3 +151,53 @@ def test_reuters_topic_at_five_percent():
     tp = sum(kept[:60])
     precision, recall = tp / max(sum(kept), 1), tp / 60
     assert precision > 0.5 and recall > 0.5, (precision, recall)
+
+
+def test_a_frozen_model_scores_a_text_the_same_alone_or_in_any_batch():
+    """The model learned from a window scores new texts one by one exactly as in a batch, and the
+    window's own texts exactly as score_stream does (learning then scoring is one thing)."""
+    import pickle
+
+    from ingest.judge.relevance import learn_model
+
+    texts, _ = synthetic_stream(random.Random(4), 150, 10)
+    window = [term_counts(t) for t in texts[:120]]
+    model = pickle.loads(pickle.dumps(learn_model(SEEDS, window)))  # as it travels to a worker
+    new = [term_counts(t) for t in texts[120:]] + [term_counts(ARTICLES["on_hyesan_gold"])]
+    batch = model.score(new)
+    assert [model.score([c])[0] for c in new] == batch
+    assert model.score(list(reversed(new))) == list(reversed(batch))
+    assert [s.score for s in score_stream(SEEDS, window).scores] == [s.score for s in model.score(window)]
+    assert batch[-1].score >= model.threshold.value and "gold" in batch[-1].terms  # unseen text, on topic
+
+
+def test_a_topic_the_model_cannot_separate_is_said_once_with_what_would_help():
+    rng = random.Random(3)
+    words = ("market price trade bank export import deficit surplus tariff minister economy growth rate currency "
+             "dollar yen oil grain ship port budget tax official talks agreement").split()
+
+    def text() -> str:
+        return " ".join(rng.choice(words) for _ in range(150))
+
+    res = score_stream([text() for _ in range(3)], [term_counts(text()) for _ in range(300)])
+    said = [w for w in res.threshold.warnings if w.startswith("the model cannot separate")]
+    assert len(said) == 1 and "more seeds" in said[0] and "ingest review" in said[0]
+    # a topic that stands out: nothing of the kind
+    texts, _ = synthetic_stream(random.Random(1), 190, 10)
+    clear = score_stream(SEEDS, [term_counts(t) for t in texts]).threshold
+    assert not any(w.startswith("the model cannot separate") for w in clear.warnings)
+    assert clear.separation >= 0.45
+
+
+def test_precision_and_recall_from_verdicts_with_their_uncertainty():
+    from ingest.judge.quality import estimates, wilson
+
+    assert wilson(0, 0) is None
+    e = wilson(8, 10)
+    assert e is not None and e.value == 0.8 and 0.49 < e.low < 0.45 + 0.1 and 0.94 < e.high < 0.95
+    narrow = wilson(80, 100)
+    assert narrow is not None and narrow.high - narrow.low < e.high - e.low  # more verdicts, surer
+    precision, recall = estimates([(True, "kept")] * 6 + [(False, "kept")] * 2 + [(True, "rejected")] * 3
+                                  + [(False, "rejected")] * 9)
+    assert precision is not None and precision.value == 0.75 and precision.n == 8
+    assert recall is not None and recall.value == round(6 / 9, 4) and recall.n == 9

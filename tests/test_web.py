@@ -92,6 +92,11 @@ def test_pages_search_verdicts_and_operations(tmp_path, seeds_dir, web):
             token = _csrf(client, f"/a/{target}")
             done = client.post(f"/a/{target}/verdict", data={"verdict": "irrelevant", "csrf": token})
             assert done.status_code == 303 and "Taken out of the corpus" in client.get(done.headers["location"]).text
+            assert re.search(r"join=\d+&leave=\d+", done.headers["location"])  # what else it would change
+            # the model's state: the verdict judged a kept article (precision 0 of 1, uncertain)
+            model = client.get("/review").text
+            assert "The model" in model and "1 not relevant" in model and "precision 0%" in model
+            assert "1 verdicts" in model
             assert f'href="/a/{target}"' not in client.get("/").text
             assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == len(ids) - 1
             # operations

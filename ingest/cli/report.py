@@ -9,7 +9,9 @@ import time
 
 from ingest.cli.common import parse_since, write_output
 from ingest.config import Config
+from ingest.judge.quality import ModelReport
 from ingest.judge.relevance import MIN_STREAM
+from ingest.run.feedback import model_report
 from ingest.run.schedule import explain_state
 from ingest.sources.urls import display, redact_text
 from ingest.store import SqlStore, StoreError, open_store
@@ -72,6 +74,25 @@ def _deliver(store: SqlStore, config: Config, now: float) -> None:
             print(f"digest {d.digest_id} sent to {d.target.label}", file=sys.stderr)
 
 
+def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
+    """The model's state: what it learned from, the verdicts, precision and recall estimated from them."""
+    window, relevant, irrelevant, pending = learning
+    if m.model == "none":
+        print(f"relevance: no model learned yet (the first poll learns one); window of {window} recent pages")
+    else:
+        kind = "logistic regression" if m.model == "logistic" else f"cosine (learns once {MIN_STREAM} pages are in)"
+        when = f" on {_iso(m.learned)}" if m.learned else ""
+        print(f"relevance: {kind}, learned from {m.pages} recent pages{when}; threshold {m.threshold:.3f}, "
+              f"estimated on-topic share {m.share:.1%}")
+    print(f"verdicts: {relevant} relevant, {irrelevant} not{f', {pending} not applied yet' if pending else ''} "
+          f"(ingest review asks)")
+    if m.precision or m.recall:
+        print(f"  on the pages you judged (mostly borderline, so pessimistic): precision {m.precision or 'n/a'}; "
+              f"recall {m.recall or 'n/a'}")
+    for w in m.warnings:
+        print(f"warning: {w}")
+
+
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if args.check:
         with open_store(config, readonly=True) as store:
@@ -87,6 +108,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
         learning = store.learning_counts()
+        report = model_report(store)
         if config.store.url:
             from ingest.store.postgres import PgStore
 
@@ -121,10 +143,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    window, relevant, irrelevant, pending = learning
-    model = "logistic regression" if window >= MIN_STREAM else f"cosine (learns once {MIN_STREAM} pages are in)"
-    print(f"relevance: {model} on a window of {window} recent pages; your verdicts: {relevant} relevant, "
-          f"{irrelevant} not{f', {pending} not applied yet' if pending else ''} (ingest review asks)")
+    print_model(report, learning)
     if config.store.url:
         print(f"workers (PostgreSQL): {len(workers)} seen in the last {config.store.lease:g}s"
               + "".join(f"\n  {name}: {hosts} host(s) held, seen {_iso(seen)}" for name, hosts, seen in workers))

@@ -17,11 +17,12 @@ from ingest.timefmt import iso as _iso
 
 
 def cmd_review(config: Config, args: argparse.Namespace) -> int:
-    from ingest.run.feedback import review
+    from ingest.run.feedback import model_report, review
 
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
     with open_store(config, readonly=True) as store:
         items = review(store, seeds, config, args.limit)
+        warnings = model_report(store).warnings
     if args.json:
         for it in items:
             print(json.dumps(it.as_dict(), ensure_ascii=False))
@@ -29,6 +30,10 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
     if not items:
         print("nothing to review yet: no unjudged kept or rejected pages in the model's window")
         return 0
+    for w in warnings:
+        print(f"warning: {w}\n")
+    if any(w.startswith("the model cannot separate") for w in warnings):
+        print("Verdicts on these pages help it most: each says on which side of the line such pages belong.\n")
     print(f"{'id':<8} {'score':>6} {'thresh':>6}  {'now':<8} {'site':<22} title / matched terms")
     for it in items:
         print(f"{it.id:<8} {it.score:6.3f} {it.threshold:6.3f}  {'kept' if it.kept else 'rejected':<8} "
@@ -53,9 +58,23 @@ def cmd_mark(config: Config, args: argparse.Namespace) -> int:
     done = apply_now(config)
     if done is not None:
         print_applied(done)
+        if not (done.added or done.restored or done.withdrawn or done.duplicates or done.missing):
+            print("no change to the corpus: the model had decided " + ("them" if len(rows) > 1 else "it") +
+                  " this way already")
     else:
         print(verdicts_apply_later(config), file=sys.stderr)
+    print_preview(config)
     return 0
+
+
+def print_preview(config: Config) -> None:
+    """Say whether the verdicts would change the model's other decisions, and how to apply that."""
+    from ingest.run.feedback import preview
+
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    with open_store(config, readonly=True) as store:
+        pv = preview(store, seeds, config)
+    print(pv.sentence() if pv else "the model decides the other pages as before")
 
 
 def cmd_rescore(config: Config, args: argparse.Namespace) -> int:

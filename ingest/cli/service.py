@@ -59,9 +59,14 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
               f"({s.page_errors} errors, {s.empty} without text)")
         thr = f" (threshold {s.threshold:.3f})" if s.threshold is not None else ""
         print(f"kept: {s.kept}; rejected: {s.rejected}{thr}; duplicates: {s.duplicates}")
+        if s.redecided_kept or s.redecided_withdrawn:
+            print(f"re-decided as the model learned from more pages: {s.redecided_kept} joined the corpus, "
+                  f"{s.redecided_withdrawn} left it (to withdrawn/)")
         print(f"seconds: {s.seconds:.1f}")
         for f in s.failures:
             print(f"failed: {f['feed']}: {f['error']}")
+        for w in s.warnings:
+            print(f"warning: {w}")
     if summary.interrupted:
         print(f"ingest poll: interrupted by {summary.interrupted}; what was complete is stored, the rest is "
               f"fetched next time", file=sys.stderr)

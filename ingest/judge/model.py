@@ -61,7 +61,8 @@ class Threshold:
     model: str  # "logistic" or "cosine" (stream too small to learn from)
     share: float  # estimated on-topic share of the stream
     stream_n: int  # how many stream texts the model learned from
-    warnings: tuple[str, ...] = ()  # degenerate seeds and the like, for the user
+    warnings: tuple[str, ...] = ()  # degenerate seeds, a topic it cannot separate and the like, for the user
+    separation: float = 1.0  # share of the stream texts it keeps that score clearly above the threshold
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ingest.run.feedback import ReviewItem
+from ingest.judge.quality import ModelReport
+from ingest.run.feedback import ReviewItem, model_report
 from ingest.sources.urls import display, redact_text, site_label
 from ingest.store import SqlStore
 from ingest.timefmt import iso as _iso
@@ -72,6 +73,7 @@ class Digest:
     items: list[Item]
     health: list[Health]
     review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
+    model: ModelReport | None = None  # the model's state, and a warning when it cannot separate the topic
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -117,7 +119,20 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
                 state, reason = "moved", f"moved permanently to {display(f.url)}"
             health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
     review = [dataclasses.replace(r, url=display(r.url)) for r in review]
-    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review)
+    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review, model_report(store))
+
+
+def model_lines(m: ModelReport) -> list[str]:
+    """The model's state in sentences (plain text: each renderer escapes it)."""
+    if m.model == "none":
+        return ["No model learned yet."]
+    out = [f"Learned from {m.pages} recent pages ({m.model}), threshold {m.threshold:.3f}; your verdicts: "
+           f"{m.relevant} relevant, {m.irrelevant} not relevant."]
+    if m.precision or m.recall:
+        out.append(f"On the pages you judged (mostly borderline, so pessimistic): precision "
+                   f"{m.precision or 'n/a'}, recall {m.recall or 'n/a'}.")
+    out += [w[0].upper() + w[1:] + "." for w in m.warnings]
+    return out
 
 
 # -- renderers -------------------------------------------------------------------
@@ -161,6 +176,8 @@ def render_markdown(d: Digest) -> str:
     for h in d.health:
         lines.append(f"- **{h.state}**: {_md(h.name or h.url)} (<{h.url}>): {_md(h.reason)}")
     lines.append("")
+    if d.model is not None:
+        lines += ["## The model", ""] + [_md(t) for t in model_lines(d.model)] + [""]
     if d.review:
         lines += ["## Help it learn", "", "The model is least sure about these. A verdict on each teaches it "
                   "most: `ingest mark ID --relevant` or `ingest mark ID --irrelevant`.", ""]
@@ -191,7 +208,8 @@ def render_html(d: Digest) -> str:
 
     from ingest.out.render import environment
 
-    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS))
+    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS),
+                                                            model=model_lines(d.model) if d.model else [])
 
 
 def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "urn:seed-ingest:digest") -> bytes:

@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 
 from ingest.config import Config
 from ingest.out.render import environment as _environment
+from ingest.run.feedback import Preview, model_report
 from ingest.run.metrics import Metrics
 from ingest.run.schedule import explain_state
 from ingest.sources.urls import display, display_host, redact_text, site_label
@@ -103,7 +104,12 @@ def make_app(ctx: WebContext) -> Starlette:
     def page(request: Request, template: str, **values: Any) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         # a confirmation is named by a key, never taken from the URL: a crafted link shows nothing of its own
-        values.setdefault("flash", MESSAGES.get(request.query_params.get("done", "")))
+        flash = MESSAGES.get(request.query_params.get("done", ""))
+        q = request.query_params
+        if flash and q.get("join", "").isdigit() and q.get("leave", "").isdigit():
+            pv = Preview(int(q["join"]), int(q["leave"]))  # numbers only: nothing of the URL's own is shown
+            flash += (" " + pv.sentence()[0].upper() + pv.sentence()[1:] + ".") if pv else ""
+        values.setdefault("flash", flash)
         body = env.get_template(template).render(csrf=token, **values)
         response = HTMLResponse(body)
         if request.cookies.get(CSRF_COOKIE) != token:
@@ -150,7 +156,8 @@ def make_app(ctx: WebContext) -> Starlette:
                    "until_text": q.get("until", ""), "min_score": min_score}
         return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more,
                     next_url=next_url, feeds=ctx.store.feeds(), sites=aggregate("sites", ctx.store.sites),
-                    filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]))
+                    filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]),
+                    model=aggregate("model", lambda: model_report(ctx.store)))
 
     async def article(request: Request, error: str | None = None) -> Response:
         aid = request.path_params["id"]
@@ -165,7 +172,12 @@ def make_app(ctx: WebContext) -> Starlette:
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)
 
     async def _verdict(ref: str, relevant: bool) -> str:
-        from ingest.run.feedback import apply_verdicts, mark
+        """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
+        other pages the model, learned again with it, would decide otherwise."""
+        import asyncio
+
+        from ingest.judge.scoring import score_packed
+        from ingest.run.feedback import apply_verdicts, count_changes, mark, window_stream
 
         now = ctx.clock()
 
@@ -174,24 +186,26 @@ def make_app(ctx: WebContext) -> Starlette:
             return apply_verdicts(store, now)
 
         done = await ctx.write(apply)
-        if done.withdrawn:
-            return "withdrawn"
-        if done.added or done.restored:
-            return "added"
-        return "recorded"
+        msg = "withdrawn" if done.withdrawn else "added" if done.added or done.restored else "recorded"
+        # learning the model again takes up to a second: in a thread, the event loop keeps serving
+        rel = ctx.config().relevance
+        ids, window, labels = window_stream(ctx.store)
+        scored = await asyncio.to_thread(score_packed, ctx.seeds(), window, labels, rel.language, rel.threshold)
+        pv = count_changes(ctx.store, ids, labels, scored) if ids else Preview(0, 0)
+        return urlencode({"done": msg, "join": pv.join, "leave": pv.leave})
 
     async def article_verdict(request: Request) -> Response:
         fields = await form(request)
         aid = request.path_params["id"]
         msg = await _verdict(f"a{aid}", fields.get("verdict") == "relevant")
-        return RedirectResponse(f"/a/{aid}?done={msg}", status_code=303)
+        return RedirectResponse(f"/a/{aid}?{msg}", status_code=303)
 
     async def page_verdict(request: Request) -> Response:
         fields = await form(request)
         msg = await _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
         back = request.headers.get("referer", "")
         target = urlsplit(back).path if urlsplit(back).path in ("/review", "/near-misses") else "/review"
-        return RedirectResponse(f"{target}?done={msg}", status_code=303)
+        return RedirectResponse(f"{target}?{msg}", status_code=303)
 
     async def article_seed(request: Request) -> Response:
         from ingest.run.feedback import FeedbackError, add_seed, apply_verdicts, mark
@@ -254,6 +268,7 @@ def make_app(ctx: WebContext) -> Starlette:
             review_cache[key] = pick_review(ctx.store, ids, scored, 20)
         items = review_cache[key]
         return page(request, "items.html", title="Review", nav="review", items=items,
+                    model=aggregate("model", lambda: model_report(ctx.store)),
                     intro="The model is least sure about these: a few verdicts here teach it most.",
                     empty="Nothing to review yet.")
 

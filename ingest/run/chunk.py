@@ -70,6 +70,8 @@ class ChunkDecider:
             out.summary.redecided_kept += len(applied.added) + len(applied.restored)
             out.summary.redecided_withdrawn += len(applied.withdrawn)
             for w in model.threshold.warnings:
+                if w not in out.summary.warnings:
+                    out.summary.warnings.append(w)
                 if w not in self.warned:
                     self.warned.add(w)
                     log.warning("event=seeds_warning reason=%r", w)

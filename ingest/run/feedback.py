@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import Config
+from ingest.judge.quality import ModelReport, estimates
 from ingest.judge.relevance import Score, Scored, TermStats, borderline, score_stream
 from ingest.judge.scoring import score_packed
 from ingest.sources.urls import display, normalize, site_label, url_hash
@@ -150,15 +151,40 @@ def review(store: SqlStore, seeds: Sequence[str], config: Config, limit: int = 1
 # -- verdicts ---------------------------------------------------------------------
 
 def mark(store: SqlStore, refs: Sequence[str], relevant: bool, now: float) -> list[Record]:
-    """Record the user's verdict on each page (all or nothing: every ref is checked first)."""
+    """Record the user's verdict on each page (all or nothing: every ref is checked first), with the
+    model's decision on it, which the verdict judges (ingest.judge.quality)."""
     rows = [resolve(store, ref) for ref in refs]
     for row in rows:
         counts = None
         if not store.in_stream(row["id"]):  # an older page: back into the window, so the verdict teaches
             doc = store.page_doc(row)
             counts = term_counts(corpus_text(doc.title, doc.text)) if doc else None
-        store.set_verdict(row["id"], row["final_url"] or row["url"], relevant, now, counts)
+        store.set_verdict(row["id"], row["final_url"] or row["url"], relevant, now, counts, _decision(store, row))
     return rows
+
+
+def _decision(store: SqlStore, row: Record) -> str:
+    """The model's decision on a page: kept while its article is in the corpus (or was taken out by a
+    rescore, i.e. by the model: then rejected), else rejected."""
+    art = store.article(row["article_id"]) if row["article_id"] is not None else None
+    if art is not None and art["withdrawn"] is None:
+        return "kept"
+    return "rejected"
+
+
+MODEL_META = "model"  # the meta key of the last model's report, written by ingest.run.model_keeper
+
+
+def model_report(store: SqlStore) -> ModelReport:
+    """The last model learned (as the process that learned it recorded it), the verdicts so far,
+    and precision and recall estimated from them."""
+    raw = store.get_meta(MODEL_META)
+    m = json.loads(raw) if raw else {}
+    window, relevant, irrelevant, _ = store.learning_counts()
+    precision, recall = estimates(store.verdict_outcomes())
+    return ModelReport(m.get("learned"), int(m.get("pages", window)), m.get("model", "none"), m.get("threshold"),
+                       float(m.get("share", 0.0)), float(m.get("separation", 1.0)), tuple(m.get("warnings", ())),
+                       relevant, irrelevant, precision, recall)
 
 
 def apply_verdicts(store: SqlStore, now: float) -> Applied:
@@ -215,6 +241,47 @@ def _promote(store: SqlStore, row: Record, doc: PageDoc, now: float, done: Appli
                      terms=tuple(json.loads(row["terms"] or "[]")), minhash=minhash)
     _, path = store.add_article(new, row["url"], sources, now, row["final_url"])
     done.added.append(path)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How many unjudged pages of the window the model, learned again now, would decide otherwise."""
+
+    join: int  # rejected now, would be kept
+    leave: int  # kept now, would be rejected
+
+    def __bool__(self) -> bool:
+        return bool(self.join or self.leave)
+
+    def sentence(self) -> str:
+        return (f"with your verdicts the model would now decide {self.join + self.leave} other page(s) "
+                f"differently ({self.join} would join the corpus, {self.leave} would leave it): "
+                f"`ingest rescore --apply` applies that")
+
+
+def preview(store: SqlStore, seeds: Sequence[str], config: Config) -> Preview:
+    """Learn the model from the window and the verdicts as they are now, and count the unjudged pages
+    whose decision it would change (what `rescore --apply` would do to the window)."""
+    ids, window, labels = window_stream(store)
+    if not ids:
+        return Preview(0, 0)
+    return count_changes(store, ids, labels,
+                         score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold))
+
+
+def count_changes(store: SqlStore, ids: Sequence[int], labels: Sequence[bool | None], scored: Scored) -> Preview:
+    """The unjudged pages of the window whose decision ``scored`` (the window's scores) would change."""
+    th = scored.threshold.value
+    rows = store.pages_by_ids([pid for pid, v in zip(ids, labels, strict=True) if v is None])
+    join = leave = 0
+    for pid, s in zip(ids, scored.scores, strict=True):
+        row = rows.get(pid)
+        if row is None or row["outcome"] not in ("kept", "rejected"):
+            continue
+        kept = _decision(store, row) == "kept"
+        join += not kept and s.score >= th
+        leave += kept and s.score < th
+    return Preview(join, leave)
 
 
 # -- rescore ------------------------------------------------------------------------

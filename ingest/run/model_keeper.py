@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -26,7 +27,7 @@ from ingest.config import RelevanceSettings
 from ingest.judge.model import Model, Score
 from ingest.judge.relevance import MIN_STREAM
 from ingest.judge.scoring import fit_window, score_with
-from ingest.run.feedback import Applied, redecide, window_stream
+from ingest.run.feedback import MODEL_META, Applied, redecide, window_stream
 from ingest.store import SqlStore, StoreThread
 
 log = logging.getLogger("ingest")
@@ -100,8 +101,13 @@ class ModelKeeper:
             model, scores = fit_window(*args)
         self.fitted = Fitted(model, max(ids, default=0), len(ids), (n_verdicts, newest), key)
         self.fits += 1
-        log.info("event=model_learned pages=%d verdicts=%d model=%s threshold=%.3f share=%.3f", len(ids),
-                 n_verdicts, model.threshold.model, model.threshold.value, model.threshold.share)
+        th = model.threshold
+        log.info("event=model_learned pages=%d verdicts=%d model=%s threshold=%.3f share=%.3f separation=%.2f",
+                 len(ids), n_verdicts, th.model, th.value, th.share, th.separation)
+        # what `ingest status`, the web view and the digest show of it (ingest.run.feedback.model_report)
+        await db(store.put_meta, MODEL_META, json.dumps({
+            "learned": self.clock(), "pages": len(ids), "model": th.model, "threshold": th.value,
+            "share": th.share, "separation": th.separation, "warnings": list(th.warnings)}))
         if not provisional or not scores:
             return Applied()
         applied = await db(redecide, store, ids, scores, model.threshold.value, self.clock())

@@ -27,6 +27,7 @@ class PollSummary:
     seconds: float = 0.0
     interrupted: str | None = None  # the signal that cut the poll short
     failures: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the model's, for the user (a topic it cannot separate)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,3 +41,4 @@ class PollSummary:
         self.threshold = other.threshold if other.threshold is not None else self.threshold
         self.interrupted = self.interrupted or other.interrupted
         self.failures += other.failures
+        self.warnings += [w for w in other.warnings if w not in self.warnings]

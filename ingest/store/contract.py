@@ -132,6 +132,17 @@ class StoreContract(Protocol):
     def last_digest_until(self) -> float | None:
         ...
 
+    def verdict_outcomes(self) -> list[tuple[bool, str]]:
+        """(relevant?, the model's decision it judged) for each verdict that recorded the decision."""
+        ...
+
+    def put_meta(self, key: str, value: str) -> None:
+        """A small named value (the model's last report) in the meta table."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        ...
+
     def window_state(self, after: int) -> tuple[int, int, int, float]:
         """(window pages with an id above ``after``, the highest id in the window, how many verdicts,
         when the newest was given)."""
@@ -246,7 +257,7 @@ class StoreContract(Protocol):
         ...
 
     def set_verdict(self, page_id: int, url: str, relevant: bool, now: float, counts: dict[str,
-                    int] | None = None) -> None:
+                    int] | None = None, decided: str | None = None) -> None:
         """Record a verdict (the newest one for a page wins); the corpus follows in apply_verdicts."""
         ...
 

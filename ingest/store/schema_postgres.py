@@ -12,7 +12,7 @@ cannot race.
 
 from ingest.store.schema_sqlite import SITE_CLEANUP
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -122,7 +122,8 @@ CREATE TABLE IF NOT EXISTS verdicts (
     url TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('relevant', 'irrelevant')),
     time DOUBLE PRECISION NOT NULL,
-    applied DOUBLE PRECISION
+    applied DOUBLE PRECISION,
+    decided TEXT  -- the model's decision when the verdict was given: kept, rejected
 );
 CREATE INDEX IF NOT EXISTS pages_doc ON pages(fetched) WHERE doc IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -162,4 +163,6 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 """
 
 # version -> statements run before SCHEMA when upgrading to it
-MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP]}  # a site name holding a URL's userinfo is dropped
+# 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged
+MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
+                                    3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"]}

@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -105,7 +105,8 @@ CREATE TABLE IF NOT EXISTS verdicts (     -- the user's verdicts (ingest mark), 
     url TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('relevant', 'irrelevant')),
     time REAL NOT NULL,
-    applied REAL                          -- when the corpus folder followed it (NULL: pending)
+    applied REAL,                         -- when the corpus folder followed it (NULL: pending)
+    decided TEXT                          -- the model's decision when the verdict was given: kept, rejected
 );
 CREATE INDEX IF NOT EXISTS pages_doc ON pages(fetched) WHERE doc IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(  -- full text of kept articles (rowid = articles.id)
@@ -156,4 +157,5 @@ MIGRATIONS = {
     3: ["ALTER TABLE pages ADD COLUMN retry_at REAL", "ALTER TABLE pages ADD COLUMN deferred_since REAL",
         "ALTER TABLE pages ADD COLUMN pending BLOB"],
     6: [SITE_CLEANUP],
+    7: ["ALTER TABLE verdicts ADD COLUMN decided TEXT"],
 }

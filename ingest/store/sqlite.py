@@ -177,8 +177,11 @@ class Store(SqlStore):
             for v in range(version + 1, SCHEMA_VERSION + 1) if version else ():
                 for stmt in MIGRATIONS.get(v, []):
                     add = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", stmt)
-                    if add and add.group(2) in {r[1] for r in db.execute(f"PRAGMA table_info({add.group(1)})")}:
-                        continue  # already there (a migration interrupted before its version was written)
+                    columns = {r[1] for r in db.execute(f"PRAGMA table_info({add.group(1)})")} if add else set()
+                    if add and (not columns or add.group(2) in columns):
+                        # already there (a migration interrupted before its version was written), or the
+                        # table is not there yet: SCHEMA below creates it whole
+                        continue
                     db.execute(stmt)
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():

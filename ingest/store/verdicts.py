@@ -22,13 +22,16 @@ class VerdictTables(PageTables):
         return {r[0]: r[1] == "relevant" for r in self.db.execute("SELECT page_id, verdict FROM verdicts")}
 
     def set_verdict(self, page_id: int, url: str, relevant: bool, now: float,
-                    counts: dict[str, int] | None = None) -> None:
+                    counts: dict[str, int] | None = None, decided: str | None = None) -> None:
         """Record a verdict (the newest one for a page wins); the corpus follows in apply_verdicts.
-        ``counts`` put a page that has left the model's window back into it."""
+        ``counts`` put a page that has left the model's window back into it. ``decided`` is the
+        model's decision on the page ("kept", "rejected") the verdict judges; a later verdict on
+        the same page keeps the first one (by then the corpus followed the user, not the model)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO verdicts (page_id, url, verdict, time) VALUES (?,?,?,?) "
+            db.execute("INSERT INTO verdicts (page_id, url, verdict, time, decided) VALUES (?,?,?,?,?) "
                        "ON CONFLICT(page_id) DO UPDATE SET verdict=excluded.verdict, time=excluded.time, "
-                       "applied=NULL", (page_id, url, "relevant" if relevant else "irrelevant", now))
+                       "applied=NULL, decided=COALESCE(verdicts.decided, excluded.decided)",
+                       (page_id, url, "relevant" if relevant else "irrelevant", now, decided))
             if counts:
                 db.execute("INSERT INTO stream (page_id, counts) VALUES (?,?) ON CONFLICT DO NOTHING",
                            (page_id, pack(counts)))
@@ -43,6 +46,20 @@ class VerdictTables(PageTables):
                                     (after,)).fetchone()[:2]
         n, newest = self.db.execute("SELECT COUNT(*), COALESCE(MAX(time), 0) FROM verdicts").fetchone()[:2]
         return int(new), max(int(last), after), int(n), float(newest)
+
+    def verdict_outcomes(self) -> list[tuple[bool, str]]:
+        """(relevant?, the model's decision it judged) for each verdict that recorded the decision."""
+        return [(r[0] == "relevant", r[1]) for r in
+                self.db.execute("SELECT verdict, decided FROM verdicts WHERE decided IS NOT NULL")]
+
+    def put_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET "
+                       "value=excluded.value", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def learning_counts(self) -> tuple[int, int, int, int]:
         """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""
