@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import signal
 import socket
@@ -200,6 +201,44 @@ def test_search_filters_combine_with_the_query(tmp_path, seeds_dir, web):
         assert every >= 3 and none.count('class="card"') == 0 and "No match" in none
         future = httpx.get(f"http://{listen}/search", params={"q": "gold", "since": "2999-01-01"}).text
         assert future.count('class="card"') == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_a_topic_the_model_cannot_separate_is_said_everywhere(tmp_path, web):
+    """Seeds written in the stream's own words: poll, status, review, the digest and the web view
+    each say the model cannot separate the topic, and what would help."""
+    rng = random.Random(5)
+    words = ("market price trade bank export import deficit surplus tariff minister economy growth rate "
+             "currency dollar yen oil grain ship port budget tax official talks agreement").split()
+
+    def text() -> str:
+        return "\n\n".join(" ".join(rng.choice(words) for _ in range(50)).capitalize() + "." for _ in range(3))
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for i in range(3):
+        (seeds / f"{i}.txt").write_text(f"Trade talks {i}\n\n{text()}", encoding="utf-8")
+    h = web.host(8)
+    items = []
+    for i in range(150):
+        link = h.add(f"/n/{i}.html", article_page(f"Markets report {i}", text()))
+        items.append({"title": f"Markets report {i}", "link": link, "guid": link})
+    cfg = write_config(tmp_path, [h.add("/feed.xml", rss("Markets", items), content_type="application/rss+xml")])
+    said = "the model cannot separate the seeds' topic"
+    poll = run_cli("--config", str(cfg), "poll")
+    assert poll.code == 0 and poll.out.count(said) == 1 and "more seeds" in poll.out
+    assert said in run_cli("--config", str(cfg), "status").out
+    review = run_cli("--config", str(cfg), "review").out
+    assert said in review and "help it most" in review
+    assert said.capitalize() in run_cli("--config", str(cfg), "digest", "--since", "1d").out.replace("\\", "")
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        for path in ("/", "/review"):
+            page = httpx.get(f"http://{listen}{path}", timeout=10).text
+            assert 'class="flash warn"' in page and "cannot separate" in page, path
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

@@ -191,6 +191,8 @@ class Poll:
                 log.error("feed=%s event=feed_crashed error=%r", feed.url, ft.exception())
         await self.db(self._finish)
         self.summary.seconds = round(time.monotonic() - started, 3)
+        if self.model.fitted is not None:  # said once: what the model as it is now says, not each model's
+            self.summary.warnings = list(self.model.fitted.model.threshold.warnings)
         if self.metrics is not None:
             s, pages = self.summary, self.metrics.pages
             self.metrics.polls.inc()
