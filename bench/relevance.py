@@ -10,12 +10,19 @@ pages. Prints precision/recall/F1 at the automatic threshold, the best F1 any
 threshold could reach, ROC-AUC and throughput, for the learned model and for
 the cosine model alone (the baseline, in the same run).
 
---feedback adds the learning curve: the stream is split in halves; in rounds,
-5 texts of the first half chosen by `ingest review`'s own rule get their true
-verdict; F1 is measured on the second half after 0/10/20/40 verdicts.
+--feedback runs the real path (bench/relevance_loop.py): the stream arrives
+in order and is decided by `ingest poll`'s own decider and model keeper on a
+real SQLite store (label-free: the corpus as the poll leaves it); then a user
+takes `ingest review`'s suggestions 5 at a time, gives the true verdict with
+`mark` and applies `rescore --apply` every 10 verdicts. F1 of the corpus on
+the pages never judged, after 0/10/20/40 verdicts, per topic with the minimum.
+
+--simulate-feedback is the same learning curve without a store: the stream is
+split in halves; in rounds, 5 texts of the first half chosen by `review`'s rule
+get their true verdict; F1 on the second half after 0/10/20/40 verdicts.
 
     python bench/relevance.py                       # shares 1,2,5,15,20 %, seeds 1,3,5, 10 draws
-    python bench/relevance.py --feedback --seeds 3
+    python bench/relevance.py --feedback --seeds 3 --shares 2,15 --draws 2
 """
 
 from __future__ import annotations
@@ -98,8 +105,10 @@ def draw_stream(rng: random.Random, on: list[dict], off: list[dict], n_seeds: in
     return seeds, stream
 
 
-def draws(docs: list[dict], topics: list[str], seed_counts: list[int], shares: list[float], args, rng):
-    """Every (topic, seed count, share, draw): yields (topic, k, share, seed texts, stream counts, truth)."""
+def draws(docs: list[dict], topics: list[str], seed_counts: list[int], shares: list[float], args, rng,
+          keep_docs: bool = False):
+    """Every (topic, seed count, share, draw): yields (topic, k, share, seed texts, stream counts, truth);
+    with ``keep_docs``, the stream's texts instead of their counts."""
     for topic in topics:
         on = [d for d in docs if topic in d["topics"]]
         off = [d for d in docs if topic not in d["topics"]]
@@ -107,7 +116,8 @@ def draws(docs: list[dict], topics: list[str], seed_counts: list[int], shares: l
             for share in shares:
                 for _ in range(args.draws):
                     seeds, stream = draw_stream(rng, on, off, k, share, args.stream)
-                    yield (topic, k, share, [d["text"] for d in seeds], [d["counts"] for d in stream],
+                    yield (topic, k, share, [d["text"] for d in seeds],
+                           [d["text"] if keep_docs else d["counts"] for d in stream],
                            [topic in d["topics"] for d in stream])
 
 
@@ -125,7 +135,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,3,5", help="seed counts")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--stream", type=int, default=3000, help="stream size (the store's window)")
-    ap.add_argument("--feedback", action="store_true", help="print the learning curve from verdicts instead")
+    ap.add_argument("--feedback", action="store_true",
+                    help="the real path instead: a store, pages decided as `ingest poll` decides them, then "
+                         "`review` -> `mark` -> `rescore --apply` as a user would; F1 of the corpus")
+    ap.add_argument("--simulate-feedback", action="store_true",
+                    help="the learning curve from verdicts, simulated on score_stream (no store)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--per-topic", action="store_true", help="also print each topic's F1 at each share")
     args = ap.parse_args()
@@ -137,7 +151,10 @@ def main() -> None:
     seed_counts = [int(s) for s in args.seeds.split(",")]
     rng = random.Random(args.seed)
     if args.feedback:
-        feedback(docs, topics, shares, seed_counts, args, rng)
+        real_feedback(docs, topics, shares, seed_counts, args, rng)
+        return
+    if args.simulate_feedback:
+        simulate_feedback(docs, topics, shares, seed_counts, args, rng)
         return
     rows: dict[tuple, list] = defaultdict(list)
     n_scored, seconds = 0, 0.0
@@ -185,7 +202,7 @@ def main() -> None:
           f"{n_scored / seconds:,.0f} docs/s (one core, whole stream re-learned per draw)")
 
 
-def feedback(docs, topics, shares, seed_counts, args, rng) -> None:
+def simulate_feedback(docs, topics, shares, seed_counts, args, rng) -> None:
     steps = [0, 10, 20, 40]
     rows: dict[tuple, list] = defaultdict(list)
     for _topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng):
@@ -211,6 +228,29 @@ def feedback(docs, topics, shares, seed_counts, args, rng) -> None:
             vals = [statistics.mean(v[2] for v in rows[(k, s, n)]) for s in shares if s in (0.02, 0.05, 0.15)]
             if vals:
                 print(f"seeds={k} verdicts={n}: mean F1 over shares 2/5/15 %: {statistics.mean(vals):.3f}")
+
+
+def real_feedback(docs, topics, shares, seed_counts, args, rng) -> None:
+    from relevance_loop import STEPS, run_loop
+
+    rows: dict[tuple, list] = defaultdict(list)
+    t0 = time.perf_counter()
+    for topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng, keep_docs=True):
+        for n, f1 in run_loop(texts, counts, truth).items():
+            rows[(k, share, n, topic)].append(f1)
+    print("Corpus F1 through the real path (poll's decider on a SQLite store, then review -> mark -> rescore "
+          "--apply), on the pages never judged; mean over topics and draws, and the worst topic\n")
+    print("| seeds | share | " + " | ".join(f"{n} verdicts" for n in STEPS) + " | worst topic (0 / 20 verdicts) |")
+    print("| --- | --- |" + " --- |" * (len(STEPS) + 1))
+    for k in seed_counts:
+        for share in shares:
+            per = {n: {t: statistics.mean(rows[(k, share, n, t)]) for t in topics} for n in STEPS}
+            means = [statistics.mean(per[n].values()) for n in STEPS]
+            w0 = min(per[0], key=per[0].__getitem__)
+            w20 = min(per[20], key=per[20].__getitem__)
+            print(f"| {k} | {share:.0%} | " + " | ".join(f"{m:.3f}" for m in means) +
+                  f" | {per[0][w0]:.3f} ({w0}) / {per[20][w20]:.3f} ({w20}) |")
+    print(f"\ntopics={len(topics)} draws={args.draws} stream<={args.stream}; {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import asyncio
 import random
 import signal
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -131,3 +132,38 @@ def test_the_same_pages_make_the_same_corpus_however_they_are_batched(tmp_path, 
     assert all("event=hosts_leased" in log for log in logs), logs  # both took part
     pg = {r[0] for r in rows(pg_url, "SELECT url FROM articles WHERE withdrawn IS NULL")}
     assert pg == one
+
+
+def test_a_young_models_decisions_are_made_again_by_the_next(tmp_path, seeds_dir, web):
+    """While the window is small every model decides provisionally: after a first poll of 200 pages,
+    every page is decided as the last model decides it, the early ones included (they were re-decided
+    when it was learned), and the poll counted the re-decisions."""
+    from ingest.blobs import unpack
+    from ingest.run.model_keeper import ModelKeeper
+
+    first, _ = build(web)
+    config = load_config(write_config(tmp_path, first))
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+
+    async def go():
+        store = open_store(config)
+        try:
+            store.sync_feeds((f.url, f.name) for f in config.feeds)
+            with ThreadPoolExecutor(2) as ex:
+                keeper = ModelKeeper(ex, clock=time.time)
+                async with Fetcher(config.fetch) as fetcher:
+                    summary = await Poll(config, store, seeds, fetcher, ex, chunk=64, model=keeper).run()
+            return summary, keeper, store.stream()
+        finally:
+            store.close()
+
+    summary, keeper, window = asyncio.run(go())
+    assert keeper.fits >= 3 and keeper.fitted is not None and keeper.fitted.n >= 120  # 0, 60, 120 pages
+    assert summary.redecided_kept + summary.redecided_withdrawn > 0
+    model = keeper.fitted.model
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    urls = dict(db.execute("SELECT id, url FROM pages"))
+    db.close()
+    scores = model.score([unpack(b) for _, b in window])
+    decided = {urls[pid] for (pid, _), s in zip(window, scores, strict=True) if s.score >= model.threshold.value}
+    assert sqlite_corpus(tmp_path) == decided

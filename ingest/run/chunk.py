@@ -65,8 +65,9 @@ class ChunkDecider:
         out = Decided()
         rest = list(chunk)
         while rest:
+            own = {fid: st.threshold for fid, st in self.settings.items() if st is not None}
             model, room, applied = await self.keeper.current(self.db, self.store, self.seeds,
-                                                                  self.config.relevance)
+                                                             self.config.relevance, own)
             out.summary.redecided_kept += len(applied.added) + len(applied.restored)
             out.summary.redecided_withdrawn += len(applied.withdrawn)
             for w in model.threshold.warnings:

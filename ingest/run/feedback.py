@@ -24,11 +24,12 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import Config
+from ingest.judge.decide import effective_threshold
 from ingest.judge.quality import ModelReport, estimates
 from ingest.judge.relevance import Score, Scored, TermStats, borderline, score_stream
 from ingest.judge.scoring import score_packed
@@ -369,20 +370,26 @@ def rescore(store: SqlStore, seeds: Sequence[str], config: Config, since: float,
     return apply_rescore(store, plan, ids, scored, now, apply)
 
 
-def redecide(store: SqlStore, ids: Sequence[int], scores: Sequence[Score], threshold: float, now: float) -> Applied:
+def redecide(store: SqlStore, ids: Sequence[int], scores: Sequence[Score], threshold: float, now: float,
+             own: Mapping[int, float | None] | None = None) -> Applied:
     """Re-decide the window's provisional pages (decided by a model that had learned from too few
     pages, ingest.run.model_keeper) with a better model: a rejected page that now passes joins the
     corpus, a kept article that now falls below leaves it (withdrawn by "rescore", so it comes back
     if a later model keeps it again). Pages the user judged are never re-decided. Each change is
-    its own transaction; the store's writer only (one process, or under the story's lock)."""
+    its own transaction; the store's writer only (one process, or under the story's lock). ``own``:
+    the [[feeds]] tables' own thresholds by feed id, applied as a poll applies them."""
     done = Applied()
+    own = {fid: t for fid, t in (own or {}).items() if t is not None}
     verdicts = store.verdicts()
     rows = store.pages_by_ids([pid for pid in ids if pid not in verdicts])
     for pid, s in zip(ids, scores, strict=True):
         row = rows.get(pid)
         if row is None or row["outcome"] not in ("kept", "rejected"):
             continue
-        keep = s.score >= threshold
+        th = threshold
+        if own:  # a feed the user trusts more keeps more of its pages (ingest.judge.decide)
+            th = effective_threshold(threshold, [own.get(src.feed_id) for src in store.page_sources(pid)])
+        keep = s.score >= th
         art = store.article(row["article_id"]) if row["article_id"] is not None else None
         if keep and art is None and row["outcome"] == "rejected":
             doc = store.page_doc(row)

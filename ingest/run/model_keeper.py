@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -70,23 +70,23 @@ class ModelKeeper:
         self.fits = 0  # how many times a model was learned (for tests and the log)
         self._lock = asyncio.Lock()
 
-    async def current(self, db: StoreThread, store: SqlStore, seeds: Sequence[str],
-                      rel: RelevanceSettings) -> tuple[Model, int, Applied]:
+    async def current(self, db: StoreThread, store: SqlStore, seeds: Sequence[str], rel: RelevanceSettings,
+                      own: Mapping[int, float | None] | None = None) -> tuple[Model, int, Applied]:
         """The model to decide the next pages with, how many new window pages it may still decide
         before it is due again (at least 1), and what re-deciding provisional pages changed (when
-        the model was learned again just now)."""
+        the model was learned again just now; ``own``: the feeds' own thresholds, by feed id)."""
         async with self._lock:
             f = self.fitted
             key = model_key(seeds, rel)
             new, _, n_verdicts, newest = await db(store.window_state, f.upto if f else 0)
             if f is not None and f.key == key and f.verdicts == (n_verdicts, newest) and new < f.step:
                 return f.model, f.step - new, Applied()
-            applied = await self._refit(db, store, seeds, rel, key)
+            applied = await self._refit(db, store, seeds, rel, key, own)
             assert self.fitted is not None
             return self.fitted.model, self.fitted.step, applied
 
     async def _refit(self, db: StoreThread, store: SqlStore, seeds: Sequence[str], rel: RelevanceSettings,
-                     key: tuple[str, str, float | None]) -> Applied:
+                     key: tuple[str, str, float | None], own: Mapping[int, float | None] | None) -> Applied:
         ids, window, labels = await db(window_stream, store)
         _, _, n_verdicts, newest = await db(store.window_state, max(ids, default=0))
         prev = self.fitted
@@ -110,7 +110,7 @@ class ModelKeeper:
             "share": th.share, "separation": th.separation, "warnings": list(th.warnings)}))
         if not provisional or not scores:
             return Applied()
-        applied = await db(redecide, store, ids, scores, model.threshold.value, self.clock())
+        applied = await db(redecide, store, ids, scores, model.threshold.value, self.clock(), own)
         if applied.added or applied.withdrawn or applied.restored:
             log.info("event=redecided pages=%d joined=%d withdrawn=%d restored=%d", len(ids), len(applied.added),
                      len(applied.withdrawn), len(applied.restored))

@@ -1,0 +1,102 @@
+"""The relevance loop through the real path, for bench/relevance.py --feedback.
+
+A stream of texts arrives in order and is decided by `ingest poll`'s own
+stages (ingest.run.chunk.ChunkDecider with the process's ModelKeeper) on a
+real SQLite store in a temporary folder, in chunks of 256 as a poll commits
+them. Then a user works the loop: `review` (ingest.run.feedback.review) names
+5 pages, the user gives each its true verdict (`mark`, applied at once as the
+CLI does), and every 10 verdicts `rescore --apply` re-decides the window.
+Measured: F1 of the corpus (a page counts as kept when its story is in the
+corpus folder) on the pages never judged, label-free and after each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ingest.config import load_config
+from ingest.run.chunk import ChunkDecider
+from ingest.run.feedback import apply_verdicts, mark, rescore, review
+from ingest.run.model_keeper import ModelKeeper
+from ingest.run.page_fetch import PageJob
+from ingest.store import Source, StoreThread, open_store
+from ingest.text.analysis import analyse
+
+STEPS = (0, 10, 20, 40)
+logging.getLogger("ingest").setLevel(logging.ERROR)  # the model's warnings, once per refit: noise here
+CHUNK = 256
+
+
+def _f1(kept: dict[str, bool], truth: dict[str, bool], skip: set[str]) -> float:
+    tp = sum(1 for u, k in kept.items() if k and truth[u] and u not in skip)
+    fp = sum(1 for u, k in kept.items() if k and not truth[u] and u not in skip)
+    fn = sum(1 for u, k in kept.items() if not k and truth[u] and u not in skip)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def _corpus(db_path: Path) -> dict[str, bool]:
+    """Each scored page's URL -> is its story in the corpus folder now."""
+    db = sqlite3.connect(db_path)
+    try:
+        return {url: bool(active) for url, active in db.execute(
+            "SELECT p.url, a.id IS NOT NULL AND a.withdrawn IS NULL FROM pages p "
+            "LEFT JOIN articles a ON a.id = p.article_id WHERE p.outcome IN ('kept', 'rejected', 'duplicate')")}
+    finally:
+        db.close()
+
+
+def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool]) -> dict[int, float]:
+    """F1 of the corpus on never-judged pages after each of STEPS verdicts."""
+    with tempfile.TemporaryDirectory(prefix="seed-ingest-bench-") as tmp:
+        root = Path(tmp)
+        (root / "seeds").mkdir()
+        for i, t in enumerate(seed_texts):
+            (root / "seeds" / f"{i:03d}.txt").write_text(t, encoding="utf-8")
+        (root / "config.toml").write_text('[paths]\nseeds = "seeds"\nstore = "store"\n', encoding="utf-8")
+        config = load_config(root / "config.toml")
+        urls = [f"http://bench.example/{i}" for i in range(len(texts))]
+        by_url = dict(zip(urls, truth, strict=True))
+        store = open_store(config)
+        db = StoreThread()
+        try:
+            store.sync_feeds([("http://bench.example/feed", "bench")])
+            feed_id = store.feeds()[0].id
+
+            async def poll() -> None:
+                with ThreadPoolExecutor(1) as ex:
+                    keeper = ModelKeeper(ex, clock=time.time)
+                    decider = ChunkDecider(config, store, seed_texts, keeper, db, clock=time.time, settings={},
+                                           warned=set())
+                    for lo in range(0, len(texts), CHUNK):
+                        chunk = []
+                        for url, text in zip(urls[lo:lo + CHUNK], texts[lo:lo + CHUNK], strict=True):
+                            a = analyse(text.encode("utf-8"), url, "text/plain; charset=utf-8")
+                            assert a is not None
+                            job = PageJob(url, url, [Source(feed_id, url, url, a.title, None)], {feed_id})
+                            chunk.append((job, a))
+                        await decider.decide(chunk)
+
+            asyncio.run(poll())
+        finally:
+            db.close()
+        out = {0: _f1(_corpus(store.root / "ingest.db"), by_url, set())}
+        judged: set[str] = set()
+        now = time.time()
+        for n in range(5, STEPS[-1] + 1, 5):
+            items = review(store, seed_texts, config, 5)
+            for it in items:
+                mark(store, [it.id], by_url[it.url], now)
+                judged.add(it.url)
+            apply_verdicts(store, now)
+            if n % 10 == 0:
+                rescore(store, seed_texts, config, 0.0, now, apply=True)
+            if n in STEPS:
+                out[n] = _f1(_corpus(store.root / "ingest.db"), by_url, judged)
+        store.close()
+        return out
