@@ -82,8 +82,8 @@ def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
     else:
         kind = "logistic regression" if m.model == "logistic" else f"cosine (learns once {MIN_STREAM} pages are in)"
         when = f" on {_iso(m.learned)}" if m.learned else ""
-        print(f"relevance: {kind}, learned from {m.pages} recent pages{when}; threshold {m.threshold:.3f}, "
-              f"estimated on-topic share {m.share:.1%}")
+        print(f"relevance: {kind}, learned{when} from {m.pages} pages (now a window of {window} recent pages); "
+              f"threshold {m.threshold:.3f}, estimated on-topic share {m.share:.1%}")
     print(f"verdicts: {relevant} relevant, {irrelevant} not{f', {pending} not applied yet' if pending else ''} "
           f"(ingest review asks)")
     if m.precision or m.recall:
