@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from ingest.store.schema_postgres import SCHEMA_VERSION
+
 from .conftest import ON, build_news_web, run_cli, write_config
 
 
@@ -55,7 +57,7 @@ def test_commands_on_postgresql(tmp_path, seeds_dir, web, pg_url):
     first = sorted(out.glob("*.txt"))[0].read_text(encoding="utf-8")
     assert first.split("\n\n", 1)[0] in titles  # the seeds' format: title, blank line, text
     migrate = run_cli("--config", cfg, "migrate")
-    assert migrate.code == 0 and "schema version 2 (postgresql)" in migrate.out
+    assert migrate.code == 0 and f"schema version {SCHEMA_VERSION} (postgresql)" in migrate.out
     assert pg_url.rsplit("@", 1)[-1] not in migrate.out or "postgres@" not in migrate.out
 
 

@@ -18,6 +18,7 @@ every response carries a strict Content-Security-Policy (no script at all),
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
@@ -174,8 +175,6 @@ def make_app(ctx: WebContext) -> Starlette:
     async def _verdict(ref: str, relevant: bool) -> str:
         """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
         other pages the model, learned again with it, would decide otherwise."""
-        import asyncio
-
         from ingest.judge.scoring import score_packed
         from ingest.run.feedback import apply_verdicts, count_changes, mark, window_stream
 
@@ -250,8 +249,6 @@ def make_app(ctx: WebContext) -> Starlette:
     review_cache: dict[tuple, list] = {}
 
     async def review_page(request: Request) -> Response:
-        import asyncio
-
         from ingest.judge.scoring import score_packed
         from ingest.run.feedback import pick_review, window_stream
 
