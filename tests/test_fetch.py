@@ -117,6 +117,28 @@ def test_per_host_concurrency_and_spacing(web):
     assert all(b - a >= 0.15 for a, b in zip(starts, starts[1:], strict=False))
 
 
+def test_spacing_counts_from_the_send_not_the_turn(web):
+    """A request that got its host's turn but then waited for a global slot must not go out right
+    after the request before it (issue 24: starts 147 ms apart with host_delay 0.2 s)."""
+    a, b = web.host(2), web.host(3)
+    b.add("/slow", "x", delay=0.6)  # holds the only global slot longer than host_delay
+    for i in range(4):
+        a.add(f"/a{i}", "x")
+
+    async def go():
+        settings = FetchSettings(allow_private_networks=True, host_delay=0.3, per_host=2, concurrency=1,
+                                 timeout=10)
+        async with Fetcher(settings) as f:
+            return await asyncio.gather(f.fetch(b.url("/slow")), *(f.fetch(a.url(f"/a{i}")) for i in range(4)))
+    assert all(r.ok for r in asyncio.run(go()))
+    starts = sorted(r.at for r in a.requests)
+    assert len(starts) == 4
+    # the old code sent a queued request as soon as the global slot came free, milliseconds after
+    # the one before it; a small allowance for the server's thread scheduling on a busy machine
+    assert all(later - earlier >= 0.3 - 0.05 for earlier, later in zip(starts, starts[1:], strict=False)), \
+        [round(y - x, 3) for x, y in zip(starts, starts[1:], strict=False)]
+
+
 def test_retry_after_quiets_the_host(web):
     h = web.host(2)
     h.add("/busy", "slow down", status=429, headers={"Retry-After": "120"})

@@ -152,6 +152,7 @@ class _Host:
     def __init__(self, slots: int) -> None:
         self.slots = asyncio.Semaphore(slots)
         self.next_start = 0.0  # monotonic time before which no request may start
+        self.last_sent = -1e9  # monotonic time the last request was sent
         self.lock = asyncio.Lock()
         self.clients: dict[str, httpx.AsyncClient] = {}  # by proxy ("" = direct)
         self.active = 0  # requests in flight
@@ -428,11 +429,20 @@ class Fetcher:
                 await state.heard.wait()
             state.contacted = True
             try:
-                await self._wait_turn(state)
-                # checked again at send time: a 429 may have come while this request waited its turn
-                if deferred := self._quiet(host):
-                    return 0, {}, b"", deferred
-                async with self._global:
+                while True:
+                    await self._wait_turn(state)
+                    # checked again at send time: a 429 may have come while this request waited its turn
+                    if deferred := self._quiet(host):
+                        return 0, {}, b"", deferred
+                    await self._global.acquire()
+                    # spacing counts from the send: a request that waited for a global slot after its
+                    # turn goes back in line if another request to the host was sent meanwhile
+                    if time.monotonic() - state.last_sent >= self.settings.host_delay:
+                        break
+                    self._global.release()
+                state.last_sent = time.monotonic()
+                state.next_start = max(state.next_start, state.last_sent + self.settings.host_delay)
+                try:
                     # the deadline covers the request itself (connect, headers, body), not the
                     # wait for this host's turn: politeness queues must not turn into timeouts
                     state.active += 1
@@ -444,6 +454,8 @@ class Fetcher:
                         return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
                     finally:
                         state.active -= 1
+                finally:
+                    self._global.release()
             finally:
                 if first:  # answered, failed, deferred or cancelled: the others may go
                     state.heard.set()
