@@ -71,6 +71,38 @@ def test_fair_share_of_due_hosts(store):
     assert len(store.claim_hosts("me", 100.0, 60.0, 12)) == 6
 
 
+def test_a_worker_starting_first_takes_its_share_not_everything(store):
+    """Issue 24: a worker that claimed four times before the second had registered held all 12
+    hosts. Registered workers count from their start; a round takes at most the share left."""
+    store.register_worker("first", 100.0)
+    store.register_worker("second", 100.5)  # still starting: it has claimed nothing yet
+    taken: dict[str, float] = {}
+    for i in range(4):  # four rounds of at most 4 hosts each
+        taken |= store.claim_hosts("first", 101.0 + i, 60.0, 4)
+    assert len(taken) == 6
+    rest = store.claim_hosts("second", 106.0, 60.0, 12)
+    assert len(rest) == 6 and not set(rest) & set(taken)
+
+
+def test_a_dead_workers_hosts_come_first(store):
+    """Hosts whose holder stopped renewing are taken before hosts that merely wait, and a busy
+    worker (orphans_only) takes only those."""
+    feeds = store.feeds()
+    for f in feeds:
+        store.update_feed(f.id, next_poll=1000.0)
+    for f in feeds[:3]:
+        store.update_feed(f.id, next_poll=100.0)
+    dead = store.claim_hosts("dead", 100.0, 60.0, 3)
+    assert len(dead) == 3
+    for f in feeds[3:]:
+        store.update_feed(f.id, next_poll=50.0)  # waiting longer than the dead worker's hosts
+    assert set(store.claim_hosts("survivor", 161.0, 60.0, 3)) == set(dead)
+    store.release_hosts("survivor", dict.fromkeys(dead, 0.0))
+    store.claim_hosts("dead2", 170.0, 60.0, 2)
+    assert store.claim_hosts("busy", 200.0, 60.0, 12, orphans_only=True) == {}  # dead2's leases still run
+    assert len(store.claim_hosts("busy", 231.0, 60.0, 12, orphans_only=True)) == 2
+
+
 def test_page_jobs_merge_sources_and_follow_the_host(store):
     feeds = store.feeds()
     a = Source(feeds[0].id, "k1", "http://h5.example/p?x=1", "P", None)

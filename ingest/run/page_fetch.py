@@ -34,6 +34,7 @@ class PageJob:
     refresh: bool = False  # a known entry whose "updated" date moved: the article may have changed
     fetched: bool = False  # the request is done (extraction may still run)
     holds_room: bool = False  # holds one of the poll's places (two chunks' worth)
+    extracting: bool = False  # fetched, with a body for the extraction processes (counted in the poll's backlog)
     decided: bool = False  # committed: its row exists; a feed listing it later records itself as a source
 
 
@@ -41,7 +42,7 @@ class PageFetcher:
     """Fetches and extracts pages through the poll's fetcher and worker processes."""
 
     def __init__(self, fetcher: Fetcher, executor: Executor, clock: Callable[[], float], *, robots: bool,
-                 metrics: Metrics | None = None, on_fetched: Callable[[], None] = lambda: None) -> None:
+                 metrics: Metrics | None = None, on_fetched: Callable[[PageJob], None] = lambda job: None) -> None:
         self.fetcher, self.executor, self.clock, self.robots = fetcher, executor, clock, robots
         self.metrics, self.on_fetched = metrics, on_fetched
 
@@ -64,7 +65,7 @@ class PageFetcher:
             return Deferred(quiet, f"HTTP {res.status} with Retry-After")
         if res.error:
             return Skipped(Outcome.ERROR, res.error or f"HTTP {res.status}", res.final_url)
-        self.on_fetched()
+        self.on_fetched(job)
         ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in HTML_TYPES or res.body[:5] == b"%PDF-":
             return Skipped(Outcome.EMPTY, f"not an HTML page ({ctype or 'no content type'})", res.final_url)

@@ -110,6 +110,7 @@ class Poll:
         self._waiting_feeds: Iterator[FeedRow] = iter(())
         self._aborted = False
         self._pages_left = 0  # page jobs not yet taken by the consumer
+        self._extracting = 0  # pages fetched, not yet extracted
         # a page takes a place before its request, gives it back once committed: fetching waits for the
         # decisions instead of piling bodies up in memory (at most 2 chunks held)
         self.chunk = chunk or CHUNK_PAGES  # pages decided and committed together
@@ -127,8 +128,13 @@ class Poll:
 
     def backlog(self) -> int:
         """Work in the pipeline not yet at the decisions: pages being fetched or extracted, and the
-        feeds still to read (each likely to bring pages). A worker starts another pass when low."""
+        feeds still to read (each likely to bring pages)."""
         return self._pages_left + FEED_BACKLOG * self._feeds_left
+
+    def extracting(self) -> int:
+        """Pages fetched and waiting for (or in) the extraction processes: the work ready for the CPU.
+        Pages waiting for their host's turn are not in it: politeness is no reason to take fewer hosts."""
+        return self._extracting
 
     def _options(self, feed_id: int | None) -> RequestOptions:
         return request_options(self.settings.get(feed_id)) if feed_id is not None else NO_OPTIONS
@@ -233,6 +239,9 @@ class Poll:
         job.task.add_done_callback(functools.partial(self._page_finished, job))
 
     def _page_finished(self, job: PageJob, _task: asyncio.Future) -> None:
+        if job.extracting:
+            job.extracting = False
+            self._extracting -= 1
         self._finished.put_nowait(job)
 
     async def _fetch_page(self, job: PageJob) -> PageResult:
@@ -240,7 +249,9 @@ class Poll:
         job.holds_room = True
         return await self.pages.fetch(job)
 
-    def _page_fetched(self) -> None:
+    def _page_fetched(self, job: PageJob) -> None:
+        job.extracting = True
+        self._extracting += 1
         self.summary.pages_fetched += 1
         if self.progress is not None:
             self.progress.page_fetched()

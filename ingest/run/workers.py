@@ -48,11 +48,13 @@ log = logging.getLogger("ingest")
 SendAlerts = Callable[[Sequence[Alert]], None]  # ingest.out.notify.alert_sender
 
 HOSTS_PER_PASS = 4  # hosts leased at a time: small, so work spreads over the workers as they free up
-MAX_PASSES = 4  # passes a worker runs together (each holds at most two chunks of pages: a bound on memory)
+MAX_PASSES = 6  # passes a worker runs together (each holds at most two chunks of pages: a bound on memory)
 PASS_CHUNK = 256  # a pass decides and commits its pages in chunks of this many (each chunk is scored once)
-BACKLOG_PER_PROCESS = 8  # another pass starts when the pages waiting for extraction fall below this per process
+BACKLOG_PER_PROCESS = 8  # another pass starts when the pages fetched and not yet extracted fall below this
 IDLE_CHECK = 2.0  # seconds between looks for claimable work when there was none
 BUSY_CHECK = 0.25  # seconds between looks at the backlog while passes run
+ORPHAN_CHECK = 1.0  # seconds between looks for a dead worker's hosts while busy (taken whatever the backlog)
+MAX_ROUNDS = 5  # rounds of a pass: feeds of its hosts that fell due while it ran are polled before release
 
 
 def worker_name() -> str:
@@ -91,10 +93,18 @@ class Worker:
 
     def wants_work(self) -> bool:
         """Room for another pass: the passes running leave the extraction processes short of work
-        soon (a pass is started before the pipeline runs dry, not after a pass has ended)."""
+        soon (a pass is started before the pipeline runs dry, not after a pass has ended). The work
+        counted is what the CPU will have soon: pages fetched and not yet extracted, and requests in
+        flight; pages waiting for their host's spacing are not (a politeness-bound pass leaves the
+        CPU idle, and due hosts must not wait for it)."""
         if len(self.passes) >= MAX_PASSES:
             return False
-        return sum(p.poll.backlog() for p in self.passes.values()) < BACKLOG_PER_PROCESS * self.processes
+        ready = sum(p.poll.extracting() for p in self.passes.values()) + self.fetcher.in_flight()
+        return ready < BACKLOG_PER_PROCESS * self.processes
+
+    async def register(self) -> None:
+        """Be counted in the others' fair share before claiming anything (ingest.store.postgres)."""
+        await asyncio.to_thread(self.store.register_worker, self.name, self.clock())
 
     async def work(self, stopping: asyncio.Event,
                    current: Callable[[], tuple[Config, Sequence[str], Fetcher]]) -> None:
@@ -104,7 +114,10 @@ class Worker:
         ``current`` gives the service's config, seeds and fetcher (a reload replaces them)."""
         stop = asyncio.ensure_future(stopping.wait())
         idle = False
-        try:  # learn the model before the first pass: every worker starting together decides with the same one
+        orphans_seen = time.monotonic()
+        try:  # counted by the others from now; the model is learned before the first pass: every
+            # worker starting together decides with the same one
+            await self.register()
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
         except Exception as exc:  # the database is away: the first pass learns it
             log.error("event=model_failed worker=%s reason=%r", self.name, str(exc))
@@ -115,6 +128,9 @@ class Worker:
                 if stopping.is_set():
                     break
                 if not idle and not self.wants_work():
+                    if time.monotonic() - orphans_seen >= ORPHAN_CHECK:  # a dead worker's hosts do not wait
+                        orphans_seen = time.monotonic()
+                        await self._take_orphans()
                     continue
             config, seeds, self.fetcher = current()
             self.config, self.seeds = config, list(seeds)
@@ -129,24 +145,37 @@ class Worker:
                 task.add_done_callback(_pass_done)
         stop.cancel()
 
-    async def start_pass(self) -> asyncio.Future | None:
+    async def _take_orphans(self) -> None:
+        """While busy: take the hosts of a worker that stopped renewing (killed), at once."""
+        try:
+            task = await self.start_pass(orphans_only=True)
+        except Exception as exc:  # the database is away: the next look tries again
+            log.error("event=claim_failed worker=%s reason=%r", self.name, str(exc))
+            return
+        if task is not None:
+            task.add_done_callback(_pass_done)
+
+    async def start_pass(self, orphans_only: bool = False) -> asyncio.Future | None:
         """Lease hosts with work due and start a pass over them; None when there is nothing to take."""
         lease = self.config.store.lease
-        claimed = await asyncio.to_thread(self.store.claim_hosts, self.name, self.clock(), lease, HOSTS_PER_PASS)
+        claimed = await asyncio.to_thread(self.store.claim_hosts, self.name, self.clock(), lease, HOSTS_PER_PASS,
+                                          orphans_only)
         if not claimed:
             return None
         hosts = frozenset(claimed)
         for host, not_before in claimed.items():
             self.fetcher.hold_off(host, not_before)
-        poll = Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock, rng=self.rng,
-                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts, chunk=PASS_CHUNK,
-                    model=self.model)
-        p = Pass(hosts, poll)
+        p = Pass(hosts, self._poll(hosts))
         task = asyncio.ensure_future(self._run(p))
         self.passes[task] = p
         task.add_done_callback(self.passes.pop)
         log.info("event=hosts_leased worker=%s hosts=%s", self.name, ",".join(sorted(hosts)))
         return task
+
+    def _poll(self, hosts: frozenset[str]) -> Poll:
+        return Poll(self.config, self.store, self.seeds, self.fetcher, self.executor, clock=self.clock, rng=self.rng,
+                    warned=self.warned, metrics=self.metrics, db=self.db, hosts=hosts, chunk=PASS_CHUNK,
+                    model=self.model)
 
     async def _run(self, p: Pass) -> Pass:
         renewer = asyncio.ensure_future(self._renew(p.hosts))
@@ -154,6 +183,16 @@ class Worker:
             await recall_hosts(self.db, self.store, self.fetcher, self.clock(), p.hosts)
             feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
             p.summary = await p.poll.run(feeds)
+            # the hosts' other feeds that fell due while the pass ran are polled now, not left for
+            # another pass (and another worker's claim) to find
+            for _ in range(MAX_ROUNDS - 1):
+                if self.aborted:
+                    break
+                feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
+                if not feeds:
+                    break
+                p.poll = self._poll(p.hosts)
+                p.summary.add(await p.poll.run(feeds))
             await remember_hosts(self.db, self.store, self.fetcher, self.clock())
             if p.poll.alerts and self.send_alerts is not None:
                 await asyncio.to_thread(self.send_alerts, p.poll.alerts)
@@ -182,6 +221,7 @@ class Worker:
         when no pass was running during the claim."""
         started = time.monotonic()
         tasks: list[asyncio.Future] = []
+        await self.register()
         while not self.aborted:
             while self.wants_work() and not self.aborted:
                 task = await self.start_pass()

@@ -171,6 +171,7 @@ class Fetcher:
         self._pins: dict[str, tuple[str, ...]] = {}  # host name -> addresses the guard checked
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, _Host] = {}
+        self._in_flight = 0  # requests sent and not yet answered, all hosts
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
         self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
         self._robots_text: dict[str, str] = {}  # origin -> the robots.txt read (to remember it)
@@ -345,6 +346,10 @@ class Fetcher:
             return 0.0
         return self.clock() + (state.next_start - time.monotonic())
 
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (not those waiting for their host's turn)."""
+        return self._in_flight
+
     def host_quiet_until(self, url: str) -> float:
         """Wall-clock time before which ``url``'s host asked not to be contacted."""
         return self._quiet_until.get(host_of(url), 0.0)
@@ -446,6 +451,7 @@ class Fetcher:
                     # the deadline covers the request itself (connect, headers, body), not the
                     # wait for this host's turn: politeness queues must not turn into timeouts
                     state.active += 1
+                    self._in_flight += 1
                     try:
                         async with asyncio.timeout(self.settings.timeout):
                             return await self._request(self._client_for(host, state, proxy), url, host, headers,
@@ -454,6 +460,7 @@ class Fetcher:
                         return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
                     finally:
                         state.active -= 1
+                        self._in_flight -= 1
                 finally:
                     self._global.release()
             finally:

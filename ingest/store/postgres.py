@@ -247,27 +247,47 @@ class PgStore(SqlStore):
             "SELECT origin, expires, state, body FROM robots WHERE host = ANY(?) AND expires > ?", (list(hosts), now))}
         return quiet, robots
 
-    def claim_hosts(self, worker: str, now: float, lease: float, limit: int) -> dict[str, float]:
-        """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs), the longest
-        waiting first, skipping hosts another worker holds (``FOR UPDATE SKIP LOCKED``: workers
-        claiming at the same moment take different hosts), and no more than this worker's share
-        of them (the due hosts divided by the workers seen within a lease). Returns host -> no request before (the
-        spacing the host's previous holder left)."""
+    def register_worker(self, worker: str, now: float) -> None:
+        """Say this worker is here, before it claims anything: the others' fair share counts it
+        from its start (a worker learning its model or loading its seeds is not missed)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
+                       "SET seen = excluded.seen", (worker, now, now))
+
+    def claim_hosts(self, worker: str, now: float, lease: float, limit: int,
+                    orphans_only: bool = False) -> dict[str, float]:
+        """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs): hosts a dead
+        worker held first, then the longest waiting, skipping hosts another worker holds (``FOR
+        UPDATE SKIP LOCKED``: workers claiming at the same moment take different hosts). A worker
+        takes no more than its fair share: the hosts with work (held or not) divided by the workers
+        registered within a lease, less what it holds already, so a worker that starts first does not
+        take everything before the others have claimed once. ``orphans_only``: only hosts whose
+        lease ran out with a holder (a busy worker still takes those at once). Returns host -> no
+        request before (the spacing the host's previous holder left)."""
         with self.transaction() as db:
             db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
                        "SET seen = excluded.seen", (worker, now, now))
             db.execute("DELETE FROM workers WHERE seen < ?", (now - FORGET_AFTER,))
             live = db.execute("SELECT COUNT(*) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
-            due = [r[0] for r in db.execute(
-                "SELECT host FROM (SELECT host, next_poll AS t FROM feeds WHERE active=1 AND enabled=1 "
-                "AND state <> 'disabled' AND next_poll <= ? AND (retry_after IS NULL OR retry_after <= ?) "
-                "UNION ALL SELECT host, retry_at FROM pages WHERE retry_at IS NOT NULL AND retry_at <= ?) w "
-                "WHERE host IS NOT NULL AND host <> '' AND host NOT IN (SELECT host FROM host_leases "
-                "WHERE worker IS NOT NULL AND expires > ?) GROUP BY host ORDER BY MIN(t) LIMIT ?",
-                (now, now, now, now, limit * 4))]
-            if not due:
+            held, mine = db.execute(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE worker = ?) FROM host_leases "
+                "WHERE worker IS NOT NULL AND expires > ?", (worker, now)).fetchone()
+            found = db.execute(
+                "SELECT w.host, COUNT(*) OVER () FROM (SELECT host, next_poll AS t FROM feeds WHERE active=1 "
+                "AND enabled=1 AND state <> 'disabled' AND next_poll <= ? AND (retry_after IS NULL OR "
+                "retry_after <= ?) UNION ALL SELECT host, retry_at FROM pages WHERE retry_at IS NOT NULL AND "
+                "retry_at <= ?) w LEFT JOIN host_leases l ON l.host = w.host "
+                "WHERE w.host IS NOT NULL AND w.host <> '' AND (l.worker IS NULL OR l.expires <= ?) "
+                + ("AND l.worker IS NOT NULL " if orphans_only else "") +
+                "GROUP BY w.host ORDER BY MAX(CASE WHEN l.worker IS NULL THEN 0 ELSE 1 END) DESC, MIN(w.t) "
+                "LIMIT ?", (now, now, now, now, limit * 4)).fetchall()
+            if not found:
                 return {}
-            limit = min(limit, -(-len(due) // max(1, live)))  # a fair share: the others take theirs
+            due = [r[0] for r in found]
+            share = -(-(found[0][1] + held) // max(1, live)) - mine  # a fair share: the others take theirs
+            limit = min(limit, share)
+            if limit <= 0:
+                return {}
             db.executemany("INSERT INTO host_leases (host) VALUES (?) ON CONFLICT DO NOTHING", [(h,) for h in due])
         with self.transaction() as db:
             rows = db.execute(
