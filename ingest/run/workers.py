@@ -55,6 +55,9 @@ IDLE_CHECK = 2.0  # seconds between looks for claimable work when there was none
 BUSY_CHECK = 0.25  # seconds between looks at the backlog while passes run
 ORPHAN_CHECK = 1.0  # seconds between looks for a dead worker's hosts while busy (taken whatever the backlog)
 MAX_ROUNDS = 5  # rounds of a pass: feeds of its hosts that fell due while it ran are polled before release
+START_SETTLE = 5.0  # a starting worker claims nothing this long after registering: workers started together
+# (a compose file, units on several machines) all register first, so the first to claim does not take everything
+LOOKAHEAD = 15.0  # a pass polls its hosts' feeds due this soon (at most a quarter of the lease) with the due ones
 
 
 def worker_name() -> str:
@@ -117,8 +120,12 @@ class Worker:
         orphans_seen = time.monotonic()
         try:  # counted by the others from now; the model is learned before the first pass: every
             # worker starting together decides with the same one
+            registered = time.monotonic()
             await self.register()
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
+            settle = START_SETTLE - (time.monotonic() - registered)
+            if settle > 0:
+                await asyncio.wait([stop], timeout=settle)
         except Exception as exc:  # the database is away: the first pass learns it
             log.error("event=model_failed worker=%s reason=%r", self.name, str(exc))
         while not stopping.is_set():
@@ -181,21 +188,28 @@ class Worker:
         renewer = asyncio.ensure_future(self._renew(p.hosts))
         try:
             await recall_hosts(self.db, self.store, self.fetcher, self.clock(), p.hosts)
-            feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
+            # the hosts' feeds due within the pass are polled in it, not left for another claim (and
+            # another worker's host spacing) to find: those due soon now, those that fell due while
+            # it ran in another round
+            ahead = min(LOOKAHEAD, self.config.store.lease / 4)
+            feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock(), self.clock() + ahead)
             p.summary = await p.poll.run(feeds)
-            # the hosts' other feeds that fell due while the pass ran are polled now, not left for
-            # another pass (and another worker's claim) to find
+            alerts = list(p.poll.alerts)
+            polled = {f.id for f in feeds}  # once per pass, whatever its interval
             for _ in range(MAX_ROUNDS - 1):
                 if self.aborted:
                     break
-                feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock())
+                feeds = [f for f in await self.db(self.store.due_feeds_on, p.hosts, self.clock(),
+                                                  self.clock() + ahead) if f.id not in polled]
+                polled |= {f.id for f in feeds}
                 if not feeds:
                     break
                 p.poll = self._poll(p.hosts)
                 p.summary.add(await p.poll.run(feeds))
+                alerts += p.poll.alerts
             await remember_hosts(self.db, self.store, self.fetcher, self.clock())
-            if p.poll.alerts and self.send_alerts is not None:
-                await asyncio.to_thread(self.send_alerts, p.poll.alerts)
+            if alerts and self.send_alerts is not None:
+                await asyncio.to_thread(self.send_alerts, alerts)
             return p
         finally:
             renewer.cancel()

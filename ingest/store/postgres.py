@@ -314,12 +314,12 @@ class PgStore(SqlStore):
                 db.execute("UPDATE host_leases SET worker = NULL, expires = 0, next_start = GREATEST(next_start, ?) "
                            "WHERE host = ? AND worker = ?", (when, host, worker))
 
-    def due_feeds_on(self, hosts: Collection[str], now: float) -> list[FeedRow]:
-        """The due, pollable feeds on ``hosts``."""
+    def due_feeds_on(self, hosts: Collection[str], now: float, until: float | None = None) -> list[FeedRow]:
+        """The pollable feeds on ``hosts`` due by ``until`` (default now; never before a Retry-After)."""
         return [feed_row(r) for r in self.db.execute(
             "SELECT * FROM feeds WHERE host = ANY(?) AND active=1 AND enabled=1 AND state <> 'disabled' "
             "AND next_poll <= ? AND (retry_after IS NULL OR retry_after <= ?) ORDER BY id",
-            (list(hosts), now, now))]
+            (list(hosts), now if until is None else max(now, until), now))]
 
     def workers(self, now: float, within: float) -> list[Record]:
         """Workers seen in the last ``within`` seconds, with the hosts each holds."""
