@@ -120,8 +120,10 @@ def test_a_dead_workers_hosts_are_contacted_within_lease_and_five_seconds(tmp_pa
     try:
         wait_for(lambda: rows(pg_url, "SELECT COUNT(*) FROM workers")[0][0] == 2, what="both workers")
         assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
-        wait_for(lambda: len(rows(pg_url, "SELECT DISTINCT worker FROM host_leases WHERE worker IS NOT NULL")) == 2
-                 and _stored(pg_url) >= 3, timeout=120, what="both workers holding hosts, pages stored")
+        # mid-poll (pages requested; they are committed at the end of a pass), both holding hosts
+        wait_for(lambda: sum(len(h.requests) for h in web.hosts.values()) >= 40 and len(rows(
+            pg_url, "SELECT DISTINCT worker FROM host_leases WHERE worker IS NOT NULL")) == 2,
+            timeout=120, what="both workers holding hosts, pages requested")
         holders = rows(pg_url, "SELECT worker FROM host_leases WHERE worker IS NOT NULL GROUP BY worker "
                                "ORDER BY COUNT(*) DESC")
         victim = a if f":{a.pid}:" in holders[0][0] else b

@@ -123,7 +123,8 @@ class Worker:
             registered = time.monotonic()
             await self.register()
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
-            settle = START_SETTLE - (time.monotonic() - registered)
+            # within half a lease: a worker not seen for a lease is not counted by the others
+            settle = min(START_SETTLE, self.config.store.lease / 2) - (time.monotonic() - registered)
             if settle > 0:
                 await asyncio.wait([stop], timeout=settle)
         except Exception as exc:  # the database is away: the first pass learns it
