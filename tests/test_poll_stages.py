@@ -115,7 +115,7 @@ def test_page_fetcher_returns_a_page_a_skip_or_a_deferral(web):
     async def go():
         async with Fetcher(OPEN) as fetcher:
             pages = PageFetcher(fetcher, ThreadPoolExecutor(1), time.time, robots=True,
-                                on_fetched=lambda: fetched.append("x"))
+                                on_fetched=lambda job: fetched.append(job.key))
             jobs = {url: PageJob(url, url, [], {1}) for url in (good, pdf, gone, busy, private)}
             results = {url: await pages.fetch(job) for url, job in jobs.items()}
             return jobs, results
