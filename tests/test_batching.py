@@ -118,7 +118,7 @@ def test_the_same_pages_make_the_same_corpus_however_they_are_batched(tmp_path, 
     workers = [start(cfg, folder / f"worker{i}.log") for i in (1, 2)]
     try:
         # both have learned their model from the first poll's window before the new feeds arrive
-        wait_for(lambda: all("event=model_learned" in (folder / f"worker{i}.log").read_text() for i in (1, 2)),
+        wait_for(lambda: all("event=worker_ready" in (folder / f"worker{i}.log").read_text() for i in (1, 2)),
                  what="both workers' models")
         assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
         wait_for(lambda: rows(pg_url, "SELECT COUNT(*) FROM pages WHERE outcome IN ('kept', 'rejected', "

@@ -127,6 +127,7 @@ class Worker:
             settle = min(START_SETTLE, self.config.store.lease / 2) - (time.monotonic() - registered)
             if settle > 0:
                 await asyncio.wait([stop], timeout=settle)
+            log.info("event=worker_ready worker=%s", self.name)
         except Exception as exc:  # the database is away: the first pass learns it
             log.error("event=model_failed worker=%s reason=%r", self.name, str(exc))
         while not stopping.is_set():

@@ -1,28 +1,17 @@
 """Polite HTTP fetching: one place that decides how every request is made.
 
-* one httpx.AsyncClient (keep-alive pools), a global cap on requests in
-  flight, and per host a cap plus a minimum gap between request starts;
+* keep-alive pools, a global cap on requests in flight, per host a cap and a gap between sends;
 * conditional GET (If-None-Match / If-Modified-Since) when validators are given;
-* redirects followed by hand (at most MAX_REDIRECTS), each hop checked: only
-  http/https, and for untrusted URLs no private or metadata addresses;
-* bodies streamed and cut at ``max_bytes`` after decompression; one deadline
-  covers each whole request (not its wait in the host's queue), so a slow
-  drip cannot hold a slot forever;
-* Retry-After on 429/503 keeps the whole host quiet until it expires (capped
-  at ``max_wait``), checked when a request's turn comes, not when it joins
-  the host's queue;
-* robots.txt (protego) is checked for article pages, cached per origin;
-* a name checked by the private-address guard is connected to at the
-  addresses that were checked (no second DNS lookup: no rebinding);
-* credentials in a URL are sent to that host only, never after a redirect
-  to another one; so are a feed's own headers and cookie (RequestOptions);
-* a proxy per request ([[feeds]] proxy), else [fetch] proxy, else, with
-  [fetch] trust_env, the environment's HTTP(S)_PROXY / ALL_PROXY / NO_PROXY.
-
-Failures never raise: they come back as a FetchResult with ``error`` set. A
-request that was not sent because the host asked for quiet, or its
-robots.txt could not be read, comes back with ``deferred_until``: it is not
-a failed attempt.
+* redirects followed by hand (MAX_REDIRECTS), each hop checked (http/https; no private addresses);
+* bodies cut at ``max_bytes`` after decompression; one deadline per request (not its wait in the
+  host's queue); host spacing counts from each send;
+* Retry-After on 429/503 keeps the host quiet until it expires (capped at ``max_wait``), checked
+  when a request's turn comes; robots.txt (protego) checked for pages, cached per origin;
+* a name checked by the private-address guard is connected to at the addresses checked (no
+  rebinding); credentials, a feed's headers and cookie go to their own host only;
+* a proxy per request ([[feeds]] proxy), else [fetch] proxy, else (trust_env) the environment's.
+Failures never raise: they come back as a FetchResult with ``error`` set; a request not sent
+(quiet host, robots.txt unreadable) comes back with ``deferred_until``: not a failed attempt.
 """
 
 from __future__ import annotations
@@ -346,8 +335,7 @@ class Fetcher:
             return 0.0
         return self.clock() + (state.next_start - time.monotonic())
 
-    def in_flight(self) -> int:
-        """Requests sent and not yet answered (not those waiting for their host's turn)."""
+    def in_flight(self) -> int:  # requests sent and not yet answered (not those waiting their turn)
         return self._in_flight
 
     def host_quiet_until(self, url: str) -> float:
@@ -439,9 +427,7 @@ class Fetcher:
                     # checked again at send time: a 429 may have come while this request waited its turn
                     if deferred := self._quiet(host):
                         return 0, {}, b"", deferred
-                    await self._global.acquire()
-                    # spacing counts from the send: a request that waited for a global slot after its
-                    # turn goes back in line if another request to the host was sent meanwhile
+                    await self._global.acquire()  # spacing counts from the send: else back in line
                     if time.monotonic() - state.last_sent >= self.settings.host_delay:
                         break
                     self._global.release()
