@@ -13,6 +13,7 @@ import asyncio
 import random
 import signal
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,6 +67,32 @@ def build(web) -> tuple[list[str], list[str]]:
     return feeds[0], feeds[1]
 
 
+def gate_second_poll(web) -> threading.Event:
+    """The second poll's feeds answer only once both of its hosts have been asked: a worker holding
+    one host (its fair share of two) cannot take the other, so both workers must take part however
+    fast one of them is. Returns the event (set when both were asked; a timeout lets the test fail
+    on the assertions instead of hanging)."""
+    asked: set[str] = set()
+    both = threading.Event()
+    lock = threading.Lock()
+    for n in (43, 44):
+        host = web.host(n)
+        for path, route in list(host.routes.items()):
+            if not path.endswith(".xml"):
+                continue
+
+            def answer(req, route=route, host=host):
+                with lock:
+                    asked.add(host.base)
+                    if len(asked) == 2:
+                        both.set()
+                both.wait(timeout=60)
+                host.respond(req, 200, route.body, route.headers)
+
+            route.handler = answer
+    return both
+
+
 def poll_in_process(cfg: Path, chunk: int) -> None:
     config = load_config(cfg)
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
@@ -115,6 +142,7 @@ def test_the_same_pages_make_the_same_corpus_however_they_are_batched(tmp_path, 
     assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
     assert run_cli("--config", str(cfg), "poll").code == 0
     cfg = write_config(folder, first + second, extra)
+    both = gate_second_poll(web)
     workers = [start(cfg, folder / f"worker{i}.log") for i in (1, 2)]
     try:
         # both have learned their model from the first poll's window before the new feeds arrive
@@ -129,7 +157,7 @@ def test_the_same_pages_make_the_same_corpus_however_they_are_batched(tmp_path, 
         codes = [w.wait(timeout=60) for w in workers]
     logs = [(folder / f"worker{i}.log").read_text() for i in (1, 2)]
     assert codes == [0, 0], logs
-    assert all("event=hosts_leased" in log for log in logs), logs  # both took part
+    assert both.is_set() and all("event=hosts_leased" in log for log in logs), logs  # both took part
     pg = {r[0] for r in rows(pg_url, "SELECT url FROM articles WHERE withdrawn IS NULL")}
     assert pg == one
 

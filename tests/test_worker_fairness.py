@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 
 import pytest
 
 from .conftest import run_cli
 from .test_service import wait_for
-from .test_workers import _text, config, rows, start
+from .test_workers import _text, config, kill_the_busier, rows, start, stop
 from .web import article_page, rss
 
 pytestmark = pytest.mark.timeout(600)
@@ -124,23 +123,13 @@ def test_a_dead_workers_hosts_are_contacted_within_lease_and_five_seconds(tmp_pa
         wait_for(lambda: sum(len(h.requests) for h in web.hosts.values()) >= 40 and len(rows(
             pg_url, "SELECT DISTINCT worker FROM host_leases WHERE worker IS NOT NULL")) == 2,
             timeout=120, what="both workers holding hosts, pages requested")
-        holders = rows(pg_url, "SELECT worker FROM host_leases WHERE worker IS NOT NULL GROUP BY worker "
-                               "ORDER BY COUNT(*) DESC")
-        victim = a if f":{a.pid}:" in holders[0][0] else b
-        survivor = b if victim is a else a
-        victim.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        victim.wait(timeout=30)
-        name = next(h[0] for h in holders if f":{victim.pid}:" in h[0])
+        _, survivor, name, killed = kill_the_busier(a, b, pg_url)
         orphans = {r[0] for r in rows(pg_url, f"SELECT host FROM host_leases WHERE worker = '{name}'")}
         assert orphans
         wait_for(lambda: _stored(pg_url) == pages and _polled(pg_url) == len(feeds), timeout=240,
                  what="the survivor finishing")
     finally:
-        for w in (a, b):
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-                w.wait(timeout=60)
+        stop(a, b)
     assert survivor.returncode == 0
     late = {}
     by_ip = {h.ip: h for h in web.hosts.values()}

@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -97,6 +98,28 @@ def page_requests(web) -> Counter:
     return Counter((h.ip, r.path) for h in web.hosts.values() for r in h.requests if r.path.startswith("/news/"))
 
 
+def kill_the_busier(a: subprocess.Popen, b: subprocess.Popen, pg_url: str
+                    ) -> tuple[subprocess.Popen, subprocess.Popen, str, float]:
+    """SIGKILL the worker holding the most hosts: (victim, survivor, the victim's worker name,
+    time.monotonic() at the kill)."""
+    holders = rows(pg_url, "SELECT worker, COUNT(*) FROM host_leases WHERE worker IS NOT NULL GROUP BY worker "
+                           "ORDER BY 2 DESC")
+    assert holders, "no host leased mid-poll"
+    victim = a if f":{a.pid}:" in holders[0][0] else b
+    victim.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    victim.wait(timeout=30)
+    return victim, b if victim is a else a, holders[0][0], killed
+
+
+def stop(*workers: subprocess.Popen) -> None:
+    """SIGTERM the workers still running and wait for them."""
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)
+            w.wait(timeout=60)
+
+
 def test_two_workers_share_the_work_exactly_once(tmp_path, seeds_dir, web, pg_url):
     feeds, stories, pages = build(web)
     cfg = config(tmp_path, feeds, pg_url)
@@ -158,19 +181,10 @@ def test_a_killed_worker_loses_nothing(tmp_path, seeds_dir, web, pg_url):
         # mid-poll: some articles stored, hosts leased by both
         wait_for(lambda: rows(pg_url, "SELECT COUNT(*) FROM articles")[0][0] >= 5, timeout=120,
                  what="the first articles")
-        holders = rows(pg_url, "SELECT worker, COUNT(*) FROM host_leases WHERE worker IS NOT NULL GROUP BY worker "
-                               "ORDER BY 2 DESC")
-        assert holders, "no host leased mid-poll"
-        victim = a if f":{a.pid}:" in holders[0][0] else b
-        survivor = b if victim is a else a
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=30)
+        _, survivor, _, _ = kill_the_busier(a, b, pg_url)
         wait_for(lambda: finished(pg_url, len(feeds), stories), timeout=180, what="the survivor finishing")
     finally:
-        for w in (a, b):
-            if w.poll() is None:
-                w.send_signal(signal.SIGTERM)
-                w.wait(timeout=60)
+        stop(a, b)
     assert survivor.returncode == 0
     assert rows(pg_url, "SELECT COUNT(*) FROM articles")[0][0] == stories
     assert rows(pg_url, "SELECT COUNT(DISTINCT canonical_url), COUNT(DISTINCT text_hash) FROM articles")[0] == \

@@ -194,20 +194,21 @@ class Worker:
             # another worker's host spacing) to find: those due soon now, those that fell due while
             # it ran in another round
             ahead = min(LOOKAHEAD, self.config.store.lease / 4)
-            feeds = await self.db(self.store.due_feeds_on, p.hosts, self.clock(), self.clock() + ahead)
-            p.summary = await p.poll.run(feeds)
-            alerts = list(p.poll.alerts)
-            polled = {f.id for f in feeds}  # once per pass, whatever its interval
-            for _ in range(MAX_ROUNDS - 1):
-                if self.aborted:
-                    break
+            polled: set[int] = set()  # once per pass, whatever its interval
+            alerts: list[Alert] = []
+            for round_ in range(MAX_ROUNDS):
                 feeds = [f for f in await self.db(self.store.due_feeds_on, p.hosts, self.clock(),
                                                   self.clock() + ahead) if f.id not in polled]
+                if round_:  # the first round runs whatever it finds (the hosts' page jobs too)
+                    if self.aborted or not feeds:
+                        break
+                    p.poll = self._poll(p.hosts)
                 polled |= {f.id for f in feeds}
-                if not feeds:
-                    break
-                p.poll = self._poll(p.hosts)
-                p.summary.add(await p.poll.run(feeds))
+                summary = await p.poll.run(feeds)
+                if p.summary is None:
+                    p.summary = summary
+                else:
+                    p.summary.add(summary)
                 alerts += p.poll.alerts
             await remember_hosts(self.db, self.store, self.fetcher, self.clock())
             if alerts and self.send_alerts is not None:

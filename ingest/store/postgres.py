@@ -251,8 +251,7 @@ class PgStore(SqlStore):
         """Say this worker is here, before it claims anything: the others' fair share counts it
         from its start (a worker learning its model or loading its seeds is not missed)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
-                       "SET seen = excluded.seen", (worker, now, now))
+            _seen(db, worker, now)
 
     def claim_hosts(self, worker: str, now: float, lease: float, limit: int,
                     orphans_only: bool = False) -> dict[str, float]:
@@ -265,8 +264,7 @@ class PgStore(SqlStore):
         lease ran out with a holder (a busy worker still takes those at once). Returns host -> no
         request before (the spacing the host's previous holder left)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
-                       "SET seen = excluded.seen", (worker, now, now))
+            _seen(db, worker, now)
             db.execute("DELETE FROM workers WHERE seen < ?", (now - FORGET_AFTER,))
             live = db.execute("SELECT COUNT(*) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
             held, mine = db.execute(
@@ -303,8 +301,7 @@ class PgStore(SqlStore):
         the worker stalled may have gone to another)."""
         rows = self.db.execute("UPDATE host_leases SET expires = ? WHERE worker = ? AND host = ANY(?) "
                                "RETURNING host", (now + lease, worker, list(hosts))).fetchall()
-        self.db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
-                        "SET seen = excluded.seen", (worker, now, now))
+        _seen(self.db, worker, now)
         return {r[0] for r in rows}
 
     def release_hosts(self, worker: str, next_start: dict[str, float]) -> None:
@@ -419,3 +416,7 @@ def _implements_the_contract(store: PgStore) -> StoreContract:
     return store  # mypy: PgStore has every method of the contract, with compatible types
 
 
+def _seen(db: Any, worker: str, now: float) -> None:
+    """Record that ``worker`` is alive now (registered on first sight): the fair share counts it."""
+    db.execute("INSERT INTO workers (name, started, seen) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE "
+               "SET seen = excluded.seen", (worker, now, now))
