@@ -289,3 +289,42 @@ def test_a_replacing_fetcher_keeps_what_the_retired_one_learns(web):
     memory = asyncio.run(go())
     assert len(early.requests) == 1 and len(late.requests) == 1
     assert set(memory.quiet_until) == {"127.0.0.2", "127.0.0.3"}  # and the store is told of both
+
+
+def test_a_poll_of_many_hosts_keeps_one_connection_per_host():
+    """Hosts visited in turn, as a first poll at the default politeness visits 1,000 of them, keep
+    their keep-alive connection between visits (issue 24: with 256 pools for 1,000 hosts nearly every
+    request opened a new connection, the poll's largest CPU cost)."""
+    hosts = [f"127.0.{1 + i // 200}.{10 + i % 200}" for i in range(300)]
+    connections: dict[str, int] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ip = writer.get_extra_info("sockname")[0]
+        connections[ip] = connections.get(ip, 0) + 1
+        try:
+            while await reader.readline():
+                while (await reader.readline()) not in (b"\r\n", b""):
+                    pass
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def go() -> list[bool]:
+        servers = [await asyncio.start_server(handle, ip, 0) for ip in hosts]
+        ports = [s.sockets[0].getsockname()[1] for s in servers]
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, per_host=1, concurrency=16, timeout=10)
+        oks = []
+        async with Fetcher(settings) as f:
+            for round_ in range(2):
+                oks += [r.ok for r in await asyncio.gather(*(f.fetch(f"http://{ip}:{port}/r{round_}")
+                                                             for ip, port in zip(hosts, ports, strict=True)))]
+        for s in servers:
+            s.close()
+        return oks
+
+    assert all(asyncio.run(go()))
+    assert len(connections) == len(hosts)
+    assert sum(connections.values()) == len(hosts), sorted(set(connections.values()))  # one each

@@ -201,3 +201,32 @@ def test_precision_and_recall_from_verdicts_with_their_uncertainty():
                                   + [(False, "rejected")] * 9)
     assert precision is not None and precision.value == 0.75 and precision.n == 8
     assert recall is not None and recall.value == round(6 / 9, 4) and recall.n == 9
+
+
+def test_the_compact_word_table_gives_wordfreqs_priors():
+    """TermStats keeps wordfreq's table as hashed arrays (4 MB, not a 40 MB dict in every process):
+    the priors are those of wordfreq's own dict, its fallbacks included (a trailing apostrophe
+    dropped, a folded plural unfolded, an unknown word as rare as MIN_FREQ)."""
+    import math
+
+    import wordfreq
+
+    from ingest.judge.model import DOC_LEN, MIN_FREQ, TermStats
+
+    table = wordfreq.get_frequency_dict("en")
+
+    def expected(token: str) -> float:
+        freq = table.get(token)
+        if freq is None and token.endswith("'"):
+            freq = table.get(token[:-1])
+        if freq is None:
+            freq = table.get(token + "s", MIN_FREQ)
+        return -math.expm1(-max(freq, MIN_FREQ) * DOC_LEN)
+
+    known = list(table)[::37]
+    words = known + [w + "'" for w in known[:300]] + [w[:-1] for w in known if w.endswith("s")][:300] + \
+        ["qzxvw", "hyesan", "ryanggang'", "the"]
+    got = TermStats("en").priors(words)
+    assert len(got) == len(words)
+    for word, value in zip(words, got, strict=True):
+        assert math.isclose(value, expected(word), rel_tol=1e-12), word

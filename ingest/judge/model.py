@@ -9,7 +9,6 @@ model pickles small (arrays and one string of terms) to travel to and from worke
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,11 +20,40 @@ from ingest.text.terms import term_counts
 DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
 MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
 
-@lru_cache(maxsize=4)
-def _frequencies(lang: str) -> dict[str, float]:
-    import wordfreq
+def _key(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
-    return wordfreq.get_frequency_dict(lang)
+
+class Frequencies:
+    """wordfreq's table for one language as two arrays, 64-bit hashes of the words sorted and their
+    frequencies: 4 MB where the dict wordfreq returns takes 40 MB in every process that touches it
+    (after a fork the dict's pages stop being shared as soon as its objects are touched; the arrays
+    are never written). A hash collision between two of the ~300,000 words is a 1 in 10^8 event and
+    would only blur one word's prior."""
+
+    def __init__(self, lang: str) -> None:
+        import wordfreq
+
+        # the undecorated reader: wordfreq's own caches would keep the 40 MB alive
+        buckets = wordfreq.get_frequency_list.__wrapped__(lang)
+        keys = np.fromiter((_key(w) for bucket in buckets for w in bucket), dtype=np.uint64)
+        freqs = np.concatenate([np.full(len(b), wordfreq.cB_to_freq(-i)) for i, b in enumerate(buckets)])
+        # a word listed twice keeps its last (lowest) frequency, as wordfreq.get_frequency_dict does
+        keys, last = np.unique(keys[::-1], return_index=True)
+        self.keys, self.freqs = keys, freqs[::-1][last]
+
+    def lookup(self, words: Sequence[str]) -> np.ndarray:
+        """Frequency of each word, NaN for a word the table does not have."""
+        if not words:
+            return np.zeros(0)
+        k = np.fromiter((_key(w) for w in words), dtype=np.uint64, count=len(words))
+        at = np.minimum(np.searchsorted(self.keys, k), len(self.keys) - 1)
+        return np.where(self.keys[at] == k, self.freqs[at], np.nan)
+
+
+@lru_cache(maxsize=4)
+def _frequencies(lang: str) -> Frequencies:
+    return Frequencies(lang)
 
 
 class TermStats:
@@ -40,13 +68,18 @@ class TermStats:
         self.language = lang
         self._freq = _frequencies(lang)
 
-    def prior(self, token: str) -> float:
-        freq = self._freq.get(token)
-        if freq is None and token.endswith("'"):
-            freq = self._freq.get(token[:-1])
-        if freq is None:  # a folded plural: the unfolded spelling may be known
-            freq = self._freq.get(token + "s", MIN_FREQ)
-        return -math.expm1(-max(freq, MIN_FREQ) * DOC_LEN)
+    def priors(self, tokens: Sequence[str]) -> np.ndarray:
+        """The prior of each token; a token the table lacks is looked up without a trailing
+        apostrophe, then as a folded plural (the unfolded spelling may be known)."""
+        freq = self._freq.lookup(tokens)
+        missing = [i for i in np.flatnonzero(np.isnan(freq)).tolist() if tokens[i].endswith("'")]
+        if missing:
+            freq[missing] = self._freq.lookup([tokens[i][:-1] for i in missing])
+        missing = np.flatnonzero(np.isnan(freq)).tolist()
+        if missing:
+            freq[missing] = self._freq.lookup([tokens[i] + "s" for i in missing])
+        freq = np.nan_to_num(freq, nan=MIN_FREQ)
+        return -np.expm1(-np.maximum(freq, MIN_FREQ) * DOC_LEN)
 
 
 @dataclass(frozen=True)
@@ -109,18 +142,14 @@ class Model:
                 h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
 
-    def _unseen_idf(self, stats: object, term: str) -> float:
-        m, n = self.prior_docs, self.background_n
-        return math.log((n + m + 1) / (m * stats.prior(term) + 1))  # type: ignore[attr-defined]
-
     def score(self, docs: Sequence[dict[str, int]], n_terms: int = 8) -> list[Score]:
         """Scores of texts given as term counts (ingest.text.terms.term_counts), in order."""
         if not docs:
             return []
         if self._index is None:
             self._index = {t: i for i, t in enumerate(self.terms)}
-        index, stats = self._index, TermStats(self.language)
-        unseen: dict[str, float] = {}
+        index = self._index
+        unseen: dict[str, int] = {}  # terms the model has no idf for -> their column among the unseen
         rows: list[int] = []
         cols: list[int] = []
         idfs: list[float] = []
@@ -129,20 +158,20 @@ class Model:
         for d, counts in enumerate(docs):
             for term, c in counts.items():
                 i = index.get(term, -1)
-                if i >= 0:
-                    idf = float(self.idf[i])
-                elif term in unseen:
-                    idf = unseen[term]
-                else:
-                    idf = unseen[term] = self._unseen_idf(stats, term)
                 rows.append(d)
                 cols.append(i)
-                idfs.append(idf)
+                idfs.append(float(self.idf[i]) if i >= 0 else -1.0 - unseen.setdefault(term, len(unseen)))
                 tfs.append(c)
                 words.append(term)
         row = np.asarray(rows, dtype=np.int64)
         col = np.asarray(cols, dtype=np.int64)
-        v = (1.0 + np.log(np.maximum(np.asarray(tfs, dtype=np.float64), 1.0))) * np.asarray(idfs)
+        idf = np.asarray(idfs)
+        if unseen:  # their idf from the general statistics, looked up together
+            m, n = self.prior_docs, self.background_n
+            unseen_idf = np.log((n + m + 1) / (m * TermStats(self.language).priors(list(unseen)) + 1))
+            at = col < 0
+            idf[at] = unseen_idf[(-1.0 - idf[at]).astype(np.int64)]
+        v = (1.0 + np.log(np.maximum(np.asarray(tfs, dtype=np.float64), 1.0))) * idf
         norms = np.sqrt(np.bincount(row, weights=v * v, minlength=len(docs)))
         norms[norms == 0] = 1.0
         v = v / norms[row]

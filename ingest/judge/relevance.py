@@ -108,7 +108,7 @@ class _Matrix:
         self.logtf.data = 1.0 + np.log(np.maximum(self.logtf.data, 1.0))
         self.present = tf.copy()
         self.present.data[:] = 1.0
-        self.prior_df = np.fromiter((stats.prior(t) for t in self.terms), dtype=np.float64, count=len(self.terms))
+        self.prior_df = stats.priors(self.terms)
 
     def vectors(self, background: np.ndarray) -> sparse.csr_matrix:
         """L2-normalised (1 + log tf) * idf rows, idf from the ``background`` rows (a boolean mask)."""

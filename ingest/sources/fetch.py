@@ -30,6 +30,7 @@ import httpx
 from protego import Protego
 
 from ingest.config import FetchSettings
+from ingest.sources.limits import open_pools
 from ingest.sources.pinning import PinnedBackend
 from ingest.sources.urls import host_of, redact, resolve_safe
 
@@ -56,7 +57,6 @@ def _without_userinfo(url: str) -> str:
 
 _Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
 PERMANENT_REDIRECTS = (301, 308)
-MAX_OPEN_CLIENTS = 256  # per-host connection pools kept open at once
 ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 300.0  # seconds before asking again for one that was unreachable or failed with a server error
 MAX_SERVER_DELAY = 30 * 86400.0  # no server-given delay (Retry-After) is believed beyond 30 days
@@ -169,8 +169,8 @@ class Fetcher:
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._transport = transport
         self._ssl = httpx.create_ssl_context()  # built once: each client would otherwise build its own
-        self._open: OrderedDict[tuple[str, str], _Host] = OrderedDict()  # (host, proxy) with an open client,
-        # least recent first
+        self._open: OrderedDict[tuple[str, str], _Host] = OrderedDict()  # (host, proxy) with a client, LRU first
+        self._most_open = open_pools(settings.per_host)  # a pool per host: keep-alive across a big poll
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -219,7 +219,7 @@ class Fetcher:
                 follow_redirects=False, transport=transport, trust_env=False, verify=self._ssl)
         self._open[(host, proxy)] = state
         self._open.move_to_end((host, proxy))
-        while len(self._open) > MAX_OPEN_CLIENTS:  # close the least recently used idle pools
+        while len(self._open) > self._most_open:  # close the least recently used idle pools
             (old_host, old_proxy), old = next(iter(self._open.items()))
             if old.active:
                 break

@@ -1,0 +1,30 @@
+"""How many connections the fetcher may keep open: a first poll of 1,000 hosts at the default
+politeness touches every host about once a second, so fewer pools than hosts means a new TCP
+(and TLS) connection for nearly every request, the poll's largest CPU cost (measured: 116 s of
+CPU for 10,000 feeds with 256 pools, 77 s with one per host)."""
+
+from __future__ import annotations
+
+import resource
+
+MOST_POOLS = 1200  # per-host connection pools kept open at once, at most
+RESERVED_FILES = 256  # descriptors left for the store, logs, the worker pipes, the web view
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one (what systemd advises a program that needs
+    many to do itself; the soft default is often 1024) and return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def open_pools(per_host: int) -> int:
+    """Per-host pools that fit in the open-files limit, each holding up to ``per_host`` sockets."""
+    return max(16, min(MOST_POOLS, (raise_open_files_limit() - RESERVED_FILES) // max(1, per_host)))
