@@ -45,7 +45,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ingest.config import Config, ConfigError, load_config
 from ingest.run.chunk import Alert
-from ingest.run.executor import kill_workers, make_executor
+from ingest.run.executor import IDLE_POOL, kill_workers, make_executor
 from ingest.run.metrics import Metrics
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
@@ -77,7 +77,8 @@ class Service:
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
         self.store: SqlStore = open_store(config)
-        self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language)
+        self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language,
+                                                idle=IDLE_POOL)  # no processes between polls
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
         self.model = ModelKeeper(self.executor, clock=clock)  # the relevance model, for every poll

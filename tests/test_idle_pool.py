@@ -1,0 +1,61 @@
+"""The service's process pool exists only while there is work (issue 24: an idle service held
+~200 MB of extraction processes between polls)."""
+
+from __future__ import annotations
+
+import multiprocessing.forkserver
+import os
+import time
+
+from ingest.run.executor import make_executor
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a child that exited and was not yet reaped is gone too
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(cond, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_pool_and_its_fork_server_exit_when_idle_and_come_back_for_work():
+    pool = make_executor(2, idle=0.5)
+    try:
+        workers = {pool.submit(_pid).result(timeout=120) for _ in range(8)}
+        server = multiprocessing.forkserver._forkserver._forkserver_pid
+        assert server and workers and os.getpid() not in workers
+        wait_for(lambda: pool.pool is None)  # idle: stopped
+        wait_for(lambda: not any(_alive(p) for p in workers | {server}))
+        again = pool.submit(_pid).result(timeout=120)  # work again: a new pool
+        assert again not in workers and _alive(again)
+        assert multiprocessing.forkserver._forkserver._forkserver_pid not in (None, server)
+    finally:
+        pool.shutdown()
+
+
+def test_a_busy_pool_is_not_stopped_under_a_running_task():
+    pool = make_executor(2, idle=0.2)
+    try:
+        slow = pool.submit(time.sleep, 5.0)  # a long extraction: the pool is busy, whatever the idle time
+        first = pool.submit(_pid).result(timeout=120)
+        running = pool.pool
+        time.sleep(1.0)
+        assert not slow.done() and pool.pool is running and _alive(first)
+        slow.result(timeout=120)
+    finally:
+        pool.shutdown()
