@@ -117,9 +117,11 @@ class PeakPss:
         return self.peak
 
 
-def run_ingest(cfg: Path, *args: str, root: Path = ROOT, pss: bool = False) -> tuple[float, dict | None, float]:
+def run_ingest(cfg: Path, *args: str, root: Path = ROOT, pss: bool = False,
+               cpu: list[float] | None = None) -> tuple[float, dict | None, float]:
     """(seconds, --json output, peak memory MB) of one `ingest` command run from ``root`` (a checkout).
-    The memory is the peak RSS of the largest process, or with ``pss`` the peak PSS of the whole tree."""
+    The memory is the peak RSS of the largest process, or with ``pss`` the peak PSS of the whole tree;
+    ``cpu`` gets the CPU seconds of the command's own process (not its workers) appended."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:  # files: pipes could fill up
         env = {**os.environ, "PYTHONPATH": str(root)}  # that checkout's package, not the installed one
@@ -128,6 +130,8 @@ def run_ingest(cfg: Path, *args: str, root: Path = ROOT, pss: bool = False) -> t
         sampler = PeakPss(proc.pid) if pss else None
         _, status, usage = os.wait4(proc.pid, 0)
         peak = sampler.stop() if sampler is not None else usage.ru_maxrss / 1024
+        if cpu is not None:
+            cpu.append(usage.ru_utime + usage.ru_stime)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - started
         out_f.seek(0)
@@ -282,18 +286,28 @@ def ratio_row(name: str, values: dict[str, float], unit: str) -> list[tuple[str,
 
 
 def idle_pss(cfg: Path, root: Path, timeout: float = 600.0) -> tuple[float, float]:
-    """(seconds until idle, peak PSS MB over 5 s once idle) of `ingest run` on ``cfg``, whose feeds
-    were all polled just before (none is due): idle is when the process pool has exited (the
-    service's tree is itself and multiprocessing's resource tracker)."""
+    """(seconds until idle, peak PSS MB over 5 s once idle) of `ingest run` on ``cfg``'s store, every
+    feed made due first: the service polls them all, and is idle when its process pool has exited
+    (the tree is the service and multiprocessing's resource tracker)."""
+    import sqlite3
+
+    db = sqlite3.connect(cfg.parent / "store" / "ingest.db")
+    db.execute("UPDATE feeds SET next_poll = 0")
+    db.commit()
+    db.close()
     env = {**os.environ, "PYTHONPATH": str(root)}
-    with tempfile.TemporaryFile() as log:
+    with tempfile.NamedTemporaryFile() as log:
         proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "run"], cwd=root,
                                 stdout=log, stderr=log, env=env)
         started = time.monotonic()
         try:
-            time.sleep(2.0)  # the service's start (its model is learned in the pool)
-            while len(_tree(proc.pid)) > 2 and time.monotonic() - started < timeout and proc.poll() is None:
+            def polled() -> bool:
+                return b"event=poll_done" in Path(log.name).read_bytes()
+
+            while not polled() and time.monotonic() - started < timeout and proc.poll() is None:
                 time.sleep(0.5)
+            while len(_tree(proc.pid)) > 2 and time.monotonic() - started < timeout and proc.poll() is None:
+                time.sleep(0.5)  # the pool exits IDLE_POOL s after its last task
             waited = time.monotonic() - started
             peak = 0.0
             for _ in range(50):
@@ -326,10 +340,19 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
             rows.append((f"(h) first poll, {n_feeds:,} feeds ({hosts:,} hosts x 10) x 1 light page, default "
                          f"politeness ({label})", f"peak PSS of the process tree {peak:.0f} MB (target < 250); "
                          f"{out['pages_fetched']} pages in {secs:.1f} s; load {load:.1f}"))
+            cpu: list[float] = []
+            load = os.getloadavg()[0]
+            secs, out, _ = run_ingest(cfg, "poll", "--json", root=root, cpu=cpu)
+            rows.append((f"(e2) re-poll of the same feeds, all unchanged ({label})",
+                         f"{secs:.1f} s (target < 12; floor 9 s: 10 feeds a host, host_delay 1 s); "
+                         f"{out['feeds_not_modified']} not modified; CPU of the poll process {cpu[0]:.1f} s; "
+                         f"load {load:.1f}"))
+            web.control("grow")  # a new entry in every feed: the service's poll uses its worker processes
             waited, idle = idle_pss(cfg, root)
             idles[label] = idle
             rows.append((f"(i) idle `ingest run`, the same {n_feeds:,} feeds ({label})",
-                         f"PSS {idle:.0f} MB (target < 120), idle after {waited:.0f} s"))
+                         f"PSS {idle:.0f} MB (target < 120) once its poll of them all (one new page each) was done and "
+                         f"its process pool had exited ({waited:.0f} s after the start)"))
         rows += ratio_row("(h) peak PSS", peaks, "MB") + ratio_row("(i) idle PSS", idles, "MB")
     finally:
         web.stop()
