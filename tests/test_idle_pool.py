@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing.forkserver
 import os
 import time
+from pathlib import Path
 
 from ingest.run.executor import make_executor
 
@@ -20,8 +21,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a child that exited and was not yet reaped is gone too
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
 

@@ -5,6 +5,7 @@ Below everything that reads them; ``ingest.config`` reads and validates the file
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,4 +166,11 @@ class Config:
 
     def feed(self, url: str) -> FeedSettings | None:
         """The [[feeds]] table of a feed by its URL as written."""
-        return next((f for f in self.feeds if f.url == url), None)
+        return self._feeds_by_url.get(url)
+
+    @functools.cached_property
+    def _feeds_by_url(self) -> dict[str, FeedSettings]:  # a poll looks up every feed: not a scan each
+        by_url: dict[str, FeedSettings] = {}
+        for f in self.feeds:
+            by_url.setdefault(f.url, f)  # the first, as a scan would find
+        return by_url

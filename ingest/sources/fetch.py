@@ -30,7 +30,7 @@ import httpx
 from protego import Protego
 
 from ingest.config import FetchSettings
-from ingest.sources.limits import open_pools
+from ingest.sources.limits import drain, open_pools
 from ingest.sources.pinning import PinnedBackend
 from ingest.sources.urls import host_of, redact, resolve_safe
 
@@ -464,6 +464,7 @@ class Fetcher:
                         self._quiet_until[host] = self.clock() + wait
                         self._changed_hosts.add(host)
                 if not 200 <= resp.status_code < 300:
+                    await drain(resp.aiter_raw())  # the connection stays open (a re-poll's 304s)
                     return resp.status_code, resp_headers, b"", None
                 declared = resp_headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.settings.max_bytes and \
@@ -491,8 +492,7 @@ class Fetcher:
             return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
     async def _wait_turn(self, state: _Host) -> None:
-        """Space request starts to one host by at least host_delay, measured from when each
-        request really got its turn (a stalled event loop must not release a burst)."""
+        """Space request starts to one host by at least host_delay (a stalled loop releases no burst)."""
         async with state.lock:
             delay = state.next_start - time.monotonic()
             if delay > 0:
