@@ -344,7 +344,8 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
             load = os.getloadavg()[0]
             secs, out, _ = run_ingest(cfg, "poll", "--json", root=root, cpu=cpu)
             rows.append((f"(e2) re-poll of the same feeds, all unchanged ({label})",
-                         f"{secs:.1f} s (target < 12; floor 9 s: 10 feeds a host, host_delay 1 s); "
+                         f"{secs:.1f} s (target < 12; floors: 9 s of politeness, 10 feeds a host at host_delay 1 s, "
+                         f"and {n_feeds * latency / 64:.1f} s of concurrency 64 at this latency); "
                          f"{out['feeds_not_modified']} not modified; CPU of the poll process {cpu[0]:.1f} s; "
                          f"load {load:.1f}"))
             web.control("grow")  # a new entry in every feed: the service's poll uses its worker processes

@@ -149,10 +149,10 @@ class Model:
         if self._index is None:
             self._index = {t: i for i, t in enumerate(self.terms)}
         index = self._index
-        unseen: dict[str, int] = {}  # terms the model has no idf for -> their column among the unseen
+        unseen: dict[str, int] = {}  # terms the model has no idf for -> their place among the unseen
         rows: list[int] = []
         cols: list[int] = []
-        idfs: list[float] = []
+        which: list[int] = []  # for each occurrence of an unseen term, in order: its place in ``unseen``
         tfs: list[int] = []
         words: list[str] = []
         for d, counts in enumerate(docs):
@@ -160,22 +160,23 @@ class Model:
                 i = index.get(term, -1)
                 rows.append(d)
                 cols.append(i)
-                idfs.append(float(self.idf[i]) if i >= 0 else -1.0 - unseen.setdefault(term, len(unseen)))
+                if i < 0:
+                    which.append(unseen.setdefault(term, len(unseen)))
                 tfs.append(c)
                 words.append(term)
         row = np.asarray(rows, dtype=np.int64)
         col = np.asarray(cols, dtype=np.int64)
-        idf = np.asarray(idfs)
+        known = col >= 0
+        idf = np.zeros(len(col))
+        idf[known] = self.idf[col[known]]
         if unseen:  # their idf from the general statistics, looked up together
             m, n = self.prior_docs, self.background_n
             unseen_idf = np.log((n + m + 1) / (m * TermStats(self.language).priors(list(unseen)) + 1))
-            at = col < 0
-            idf[at] = unseen_idf[(-1.0 - idf[at]).astype(np.int64)]
+            idf[~known] = unseen_idf[np.asarray(which, dtype=np.int64)]
         v = (1.0 + np.log(np.maximum(np.asarray(tfs, dtype=np.float64), 1.0))) * idf
         norms = np.sqrt(np.bincount(row, weights=v * v, minlength=len(docs)))
         norms[norms == 0] = 1.0
         v = v / norms[row]
-        known = col >= 0
         w = np.zeros(len(v))
         w[known] = self.weights[col[known]]
         contrib = v * w
