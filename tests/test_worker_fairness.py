@@ -58,7 +58,10 @@ def test_workers_started_together_share_the_hosts_due_at_start(tmp_path, seeds_d
     the other sat idle. A worker registers, then waits a moment before its first claim (a worker
     starting alongside is counted), and a round takes at most the share left."""
     feeds, pages = _site(web, range(31, 43), 1, 1, page_delay=2.0)
-    cfg = config(tmp_path, feeds, pg_url)
+    # the settle must outlast the second worker's start-up (imports), which on a saturated machine
+    # takes longer than the default 5 s; the lease bounds the settle to half of it
+    cfg = config(tmp_path, feeds, pg_url, lease="60s")
+    cfg.write_text(cfg.read_text() + "[worker]\nstart_settle = \"15s\"\n")
     assert run_cli("--config", str(cfg), "migrate").code == 0
     assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
     import psycopg
@@ -68,8 +71,10 @@ def test_workers_started_together_share_the_hosts_due_at_start(tmp_path, seeds_d
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     workers = [start(cfg, logs[0])]
     try:
-        # the first is up (registered) before the second starts: it must not take every host meanwhile
-        wait_for(lambda: rows(pg_url, "SELECT COUNT(*) FROM workers")[0][0] == 1, what="the first worker")
+        # the first is up (registered, its model learned: nothing holds it back from claiming but the
+        # settle) before the second starts: it must not take every host meanwhile
+        wait_for(lambda: rows(pg_url, "SELECT COUNT(*) FROM workers")[0][0] == 1
+                 and "event=model_learned" in logs[0].read_text(), what="the first worker")
         workers.append(start(cfg, logs[1]))
         wait_for(lambda: _stored(pg_url) == pages and _polled(pg_url) == len(feeds), timeout=180,
                  what="every page stored")

@@ -381,7 +381,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
     r = _Reader(file, data, "worker")
     worker = WorkerSettings(processes=r.get("processes", int, 0, check=lambda v: 0 <= v <= 256,
-                                            expected="a number of processes (0: one per core)"))
+                                            expected="a number of processes (0: one per core)"),
+                            start_settle=r.duration("start_settle", WorkerSettings.start_settle))
     r.done()
 
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,

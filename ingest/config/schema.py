@@ -111,6 +111,10 @@ KEYS: tuple[Key, ...] = (
 
     Key("worker", "processes", "integer", "0",
         "extraction and scoring processes of this `ingest run`/`poll` (0: one per core)"),
+    Key("worker", "start_settle", "duration", '"5s"',
+        "on PostgreSQL, a starting worker waits this long after registering before it claims hosts, so "
+        "workers started together (a compose file, units on several machines) each take a fair share; "
+        "raise it when workers start further apart (at most half of `[store] lease` is used)"),
 
     Key("feeds", "url", "URL", None, "the feed (RSS, Atom, RDF, JSON Feed, news sitemap); the only required key",
         '"https://example.org/feed.xml"'),

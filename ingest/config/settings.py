@@ -140,6 +140,7 @@ class WorkerSettings:
     """This process's share of the machine."""
 
     processes: int = 0  # extraction and scoring processes (0: one per core)
+    start_settle: float = 5.0  # PostgreSQL: wait this long after registering before the first claim
 
 
 @dataclass(frozen=True)

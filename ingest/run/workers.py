@@ -55,8 +55,6 @@ IDLE_CHECK = 2.0  # seconds between looks for claimable work when there was none
 BUSY_CHECK = 0.25  # seconds between looks at the backlog while passes run
 ORPHAN_CHECK = 1.0  # seconds between looks for a dead worker's hosts while busy (taken whatever the backlog)
 MAX_ROUNDS = 5  # rounds of a pass: feeds of its hosts that fell due while it ran are polled before release
-START_SETTLE = 5.0  # a starting worker claims nothing this long after registering: workers started together
-# (a compose file, units on several machines) all register first, so the first to claim does not take everything
 LOOKAHEAD = 15.0  # a pass polls its hosts' feeds due this soon (at most a quarter of the lease) with the due ones
 
 
@@ -124,7 +122,9 @@ class Worker:
             await self.register()
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
             # within half a lease: a worker not seen for a lease is not counted by the others
-            settle = min(START_SETTLE, self.config.store.lease / 2) - (time.monotonic() - registered)
+            # [worker] start_settle: workers started together (a compose file, units on several machines)
+            # all register first, so the first to claim does not take everything
+            settle = min(self.config.worker.start_settle, self.config.store.lease / 2) - (time.monotonic() - registered)
             if settle > 0:
                 await asyncio.wait([stop], timeout=settle)
             log.info("event=worker_ready worker=%s", self.name)
