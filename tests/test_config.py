@@ -59,6 +59,19 @@ def test_bad_config_names_file_key_and_fix(tmp_path, text, needle):
     assert needle in str(exc.value)
 
 
+def test_languages_are_wordfreqs_and_a_wrong_one_is_named(tmp_path):
+    """The languages are read from wordfreq's files without importing it: the same list it gives."""
+    import wordfreq
+
+    from ingest.config.load import _languages
+
+    assert _languages() == set(wordfreq.available_languages()) and "en" in _languages()
+    assert load_config(_cfg(tmp_path, '[relevance]\nlanguage = "de"\n')).relevance.language == "de"
+    with pytest.raises(ConfigError) as exc:
+        load_config(_cfg(tmp_path, '[relevance]\nlanguage = "xx"\n'))
+    assert "[relevance.language]" in str(exc.value) and " en, " in str(exc.value)
+
+
 def test_cli_exits_2_with_the_message(tmp_path):
     p = _cfg(tmp_path, "[fetch]\ntimout = 5\n")
     r = run_cli("--config", str(p), "status")

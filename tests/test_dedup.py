@@ -23,6 +23,40 @@ def test_signature_similarity_separates_copies_from_other_stories():
     assert signature("too short to compare") is None
 
 
+def test_signatures_are_datasketchs_affine32_minhash_and_never_import_it():
+    """Our MinHash is datasketch 2's default scheme written out: signatures already in a store stay
+    comparable, and the poll process does not import datasketch (nor scipy through it)."""
+    import random
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pytest
+
+    datasketch = pytest.importorskip("datasketch", minversion="2.0")
+    from ingest.text.fingerprint import MIN_WORDS, NUM_PERM, shingles
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(400)] + ["Gold", "mine", "Hyesan", "ünïcode", "金"]
+    texts = [article_text("on_hyesan_gold")[1]] + [
+        "\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(1, 120))) for _ in range(rng.randint(1, 4)))
+        for _ in range(150)]
+    compared = 0
+    for text in texts:
+        ours = signature(text)
+        if ours is None:
+            continue
+        m = datasketch.MinHash(num_perm=NUM_PERM, seed=1, scheme="affine32")
+        m.update_batch(list(shingles(text)))
+        assert np.frombuffer(ours, "<u4").tolist() == m.hashvalues.tolist()
+        compared += 1
+    assert compared > 100 and signature(" ".join(["word"] * (MIN_WORDS - 1))) is None
+    code = ("import sys; from ingest.text.fingerprint import signature; signature('a b c d e f g h i j k l m n');"
+            "print(sorted({'datasketch', 'scipy'} & set(sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+
+
 def test_syndicated_copies_on_three_hosts_become_one_article(tmp_path, seeds_dir, web):
     title, body = article_text("on_sanctions_gold")
     feeds = []

@@ -208,10 +208,17 @@ def _feed(file: Path, i: int, item: Any) -> FeedSettings:
 
 
 def _languages() -> set[str]:
-    """Languages the relevance model has word frequencies for (wordfreq's wordlists)."""
-    import wordfreq
+    """Languages the relevance model has word frequencies for: wordfreq's wordlist files, listed
+    as wordfreq.available_languages lists them ({small,large}_{lang}.msgpack.gz), without importing
+    it (and its language tables) into every process that reads a config."""
+    import importlib.util
 
-    return set(wordfreq.available_languages())
+    spec = importlib.util.find_spec("wordfreq")
+    folders = spec.submodule_search_locations if spec is not None else None
+    if not folders:
+        return set()
+    return {p.name.split(".")[0].split("_", 1)[1] for p in (Path(folders[0]) / "data").glob("*.msgpack.gz")
+            if not p.name.startswith("_") and p.name.split("_", 1)[0] in ("small", "large")}
 
 
 def _check_cron(expr: str) -> bool:

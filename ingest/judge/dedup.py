@@ -4,7 +4,7 @@ Exact identity: the normalised URL (ingest.sources.urls), the canonical URL a pa
 declares, and a hash of the text with case and whitespace folded.
 
 Near duplicates (syndicated copies, wire stories on several sites, edited
-re-publications): MinHash (datasketch) over word 5-shingles of the text, with
+re-publications): MinHash (ingest.text.fingerprint) over word 5-shingles of the text, with
 LSH banding so a new page is compared only with the few stored articles that
 share a band. A candidate is the same story when the estimated Jaccard
 similarity of the shingle sets reaches NEAR_DUP_THRESHOLD, or, checked

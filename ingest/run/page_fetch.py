@@ -35,7 +35,6 @@ class PageJob:
     fetched: bool = False  # the request is done (extraction may still run)
     holds_room: bool = False  # holds one of the poll's places (two chunks' worth)
     extracting: bool = False  # fetched, with a body for the extraction processes (counted in the poll's backlog)
-    decided: bool = False  # committed: its row exists; a feed listing it later records itself as a source
 
 
 class PageFetcher:

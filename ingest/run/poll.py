@@ -23,6 +23,7 @@ chunk (ingest.run.chunk). This module streams work between them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import random
@@ -99,11 +100,12 @@ class Poll:
         self.fetcher, self.executor, self.clock = fetcher, executor, clock
         self.rng = rng or random.Random()
         self.summary = PollSummary()
-        self.jobs: dict[str, PageJob] = {}
+        self.jobs: dict[str, PageJob] = {}  # pages of this poll not yet committed, by key
+        self._decided: set[str] = set()  # keys of the pages this poll committed (their jobs are gone)
         self.updates: list[FeedUpdate] = []
         self.retry_feeds: set[int] = set()  # feeds with a page to try again
         self.alerts: list[Alert] = []  # kept articles above [notify] instant_above
-        self._feed_tasks: list[asyncio.Future] = []
+        self._feed_tasks: set[asyncio.Future] = set()  # running: a finished task (and its state) is let go
         self._finished: asyncio.Queue[PageJob | None] = asyncio.Queue()  # jobs done (None: a feed is done)
         self._feeds_left = 0  # feeds not finished (running or waiting to start)
         self._feeds_done = 0
@@ -114,7 +116,10 @@ class Poll:
         # a page takes a place before its request, gives it back once committed: fetching waits for the
         # decisions instead of piling bodies up in memory (at most 2 chunks held)
         self.chunk = chunk or CHUNK_PAGES  # pages decided and committed together
-        self._room = asyncio.Semaphore(2 * self.chunk)
+        self._room = 2 * self.chunk
+        # page jobs waiting for a place, as plain records: a task (and its coroutine) is made only when
+        # the job gets a place, not for each of a big first poll's 10,000 pages at once
+        self._waiting_pages: collections.deque[PageJob] = collections.deque()
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
         self.feeds = FeedReader(fetcher, executor, clock, metrics)
@@ -166,7 +171,6 @@ class Poll:
                                      self._options(sources[0].feed_id if sources else None)))
         if self.progress is not None:
             self.progress.start(len(feeds))
-        self._feed_tasks = []
         self._waiting_feeds = iter(_by_host_round_robin(feeds))
         self._start_feeds()
         chunk: list[tuple[PageJob, PageResult]] = []
@@ -178,23 +182,18 @@ class Poll:
                 if result is not None:
                     chunk.append((job, result))
                 elif job.holds_room:  # abandoned or crashed: its place is free now
-                    job.holds_room = False
-                    self._room.release()
+                    self._free_room(job)
             if len(chunk) >= self.chunk or (chunk and not self._feeds_left and not self._pages_left):
                 decided = await self.decider.decide(chunk)
                 self.summary.add(decided.summary)
                 self.retry_feeds |= decided.retry_feeds
                 self.alerts += decided.alerts
                 for done_job, _ in chunk:
-                    done_job.decided = True
-                    done_job.sources = []  # in the store now; the job stays only as "this poll has it"
+                    self._decided.add(done_job.key)  # in the store now: "this poll has it" is all that stays
+                    self.jobs.pop(done_job.key, None)
                     if done_job.holds_room:
-                        done_job.holds_room = False
-                        self._room.release()
+                        self._free_room(done_job)
                 chunk = []
-        for feed, ft in zip(feeds, self._feed_tasks, strict=False):
-            if not ft.cancelled() and ft.exception() is not None:  # a bug, not a bad feed: log it
-                log.error("feed=%s event=feed_crashed error=%r", feed.url, ft.exception())
         await self.db(self._finish)
         self.summary.seconds = round(time.monotonic() - started, 3)
         if self.model.fitted is not None:  # said once: what the model as it is now says, not each model's
@@ -217,37 +216,49 @@ class Poll:
     def _start_feeds(self) -> None:
         """Keep MAX_FEEDS_IN_FLIGHT feeds going: feeds stream into the poll as others finish, so a
         poll of 100,000 feeds holds a few hundred at a time, not all of them."""
-        while len(self._feed_tasks) - self._feeds_done < MAX_FEEDS_IN_FLIGHT and not self._aborted:
+        while len(self._feed_tasks) < MAX_FEEDS_IN_FLIGHT and not self._aborted:
             feed = next(self._waiting_feeds, None)
             if feed is None:
                 return
             task = asyncio.ensure_future(self._poll_feed_counted(feed))
-            task.add_done_callback(self._feed_finished)
-            self._feed_tasks.append(task)
+            task.add_done_callback(functools.partial(self._feed_finished, feed))
+            self._feed_tasks.add(task)
 
-    def _feed_finished(self, _task: asyncio.Future) -> None:
+    def _feed_finished(self, feed: FeedRow, task: asyncio.Future) -> None:
+        self._feed_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a bug, not a bad feed: log it
+            log.error("feed=%s event=feed_crashed error=%r", feed.url, task.exception())
         self._feeds_left -= 1
         self._feeds_done += 1
         self._start_feeds()
         self._finished.put_nowait(None)  # wake the consumer: it may be the last thing it waited for
 
     def _start(self, job: PageJob) -> None:
-        """Fetch and extract a page in its own task; the consumer in ``run`` takes it when done."""
+        """Fetch and extract a page in its own task once it has a place (at most two chunks of
+        pages are between their request and their commit); the consumer in ``run`` takes it when done."""
         self.jobs[job.key] = job
         self._pages_left += 1
-        job.task = asyncio.ensure_future(self._fetch_page(job))
-        job.task.add_done_callback(functools.partial(self._page_finished, job))
+        self._waiting_pages.append(job)
+        self._start_pages()
+
+    def _start_pages(self) -> None:
+        while self._room > 0 and self._waiting_pages:
+            job = self._waiting_pages.popleft()
+            self._room -= 1
+            job.holds_room = True
+            job.task = asyncio.ensure_future(self.pages.fetch(job))
+            job.task.add_done_callback(functools.partial(self._page_finished, job))
+
+    def _free_room(self, job: PageJob) -> None:
+        job.holds_room = False
+        self._room += 1
+        self._start_pages()
 
     def _page_finished(self, job: PageJob, _task: asyncio.Future) -> None:
         if job.extracting:
             job.extracting = False
             self._extracting -= 1
         self._finished.put_nowait(job)
-
-    async def _fetch_page(self, job: PageJob) -> PageResult:
-        await self._room.acquire()
-        job.holds_room = True
-        return await self.pages.fetch(job)
 
     def _page_fetched(self, job: PageJob) -> None:
         job.extracting = True
@@ -282,6 +293,11 @@ class Poll:
         for job in self.jobs.values():
             if job.task is not None and not job.fetched:
                 job.task.cancel()
+        while self._waiting_pages:  # never started: abandoned like the cancelled ones (fetched next time)
+            job = self._waiting_pages.popleft()
+            job.task = asyncio.get_running_loop().create_future()
+            job.task.cancel()
+            self._finished.put_nowait(job)
 
     def _save_feed(self, upd: FeedUpdate) -> None:
         """Store what the poll learned about a feed, with its next poll time (ingest.run.schedule)."""
@@ -344,7 +360,7 @@ class Poll:
         record the others as seen. One store read for the feed's links, one write for the records."""
         keys = {normalize(e.link) for e, _ in items if e.link}
         known = await self.db(self.store.pages_by_urls,
-                              [k for k in keys if k not in self.jobs or self.jobs[k].decided])
+                              [k for k in keys if k not in self.jobs])
         records: list[tuple[Source, int | None, int | None]] = []  # (source, page id, article id)
         queued: list[tuple[str, str, list[Source]]] = []  # page jobs for other workers' hosts
         for entry, again in items:  # no await from here on: self.jobs cannot change under us
@@ -355,23 +371,24 @@ class Poll:
                 continue
             key = normalize(entry.link)
             job = self.jobs.get(key)
-            if job is not None and not job.decided:  # in flight in this poll: one fetch, every source
+            if job is not None:  # in flight in this poll: one fetch, every source
                 if feed.id not in job.feed_ids:
                     job.sources.append(source)
                     job.feed_ids.add(feed.id)
                 continue
             page = known.get(key)
-            if job is not None and page is None:
+            here = key in self._decided  # fetched and committed by this poll
+            if here and page is None:
                 continue  # decided after the lookup: the entry stays unseen, the next poll records it
             if page is not None and page["outcome"] in ("deferred", "queued"):
                 if self.hosts is not None:  # waiting for its host's worker: it records this source too
                     queued.append((key, entry.link, [source]))
                 continue  # queued until its host allows it (Store.due_deferred); the entry stays unseen till then
-            if page is not None and (job is not None or not again) and \
-                    (job is not None or page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
+            if page is not None and (here or not again) and \
+                    (here or page["outcome"] != "error" or page["attempts"] >= MAX_PAGE_ATTEMPTS):
                 # fetched already (in this poll, or an earlier one for another feed): record where else it appeared
                 records.append((source, page["id"], page["article_id"]))
-                if page["article_id"] is not None and job is None:
+                if page["article_id"] is not None and not here:
                     self.summary.duplicates += 1
                 continue
             if self.hosts is not None and host_of(key) not in self.hosts:

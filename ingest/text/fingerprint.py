@@ -4,6 +4,7 @@ ingest.judge.dedup decides with them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -37,15 +38,43 @@ def shingles(text: str, k: int = SHINGLE) -> set[bytes]:
     return out
 
 
-def signature(text: str) -> bytes | None:
-    """MinHash signature of the text (NUM_PERM uint32), or None when too short to compare."""
-    from datasketch import MinHash
+class _Permutations:
+    """The NUM_PERM affine maps h -> a*h + b (mod 2^32, a odd: each a bijection) of datasketch 2's
+    default MinHash scheme ("affine32", seed 1), drawn as datasketch draws them. Written here, not
+    imported: the signatures in a store must not change when a dependency changes its default (2.0
+    did, from its "legacy" scheme), and importing datasketch imports scipy (27 MB in the poll
+    process, which computes a signature when a re-decided page joins the corpus)."""
 
+    def __init__(self, n: int = NUM_PERM, seed: int = 1) -> None:
+        gen = np.random.RandomState(seed)
+        self.a = gen.randint(0, 1 << 31, n, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        self.b = gen.randint(0, 1 << 32, n, dtype=np.uint32)
+
+
+@functools.cache
+def _permutations() -> _Permutations:
+    return _Permutations()
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer: a bijection that spreads the input hashes' bits."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signature(text: str) -> bytes | None:
+    """MinHash signature of the text (NUM_PERM uint32: the least image of its shingles' SHA-1
+    hashes under each permutation), or None when too short to compare."""
     if len(_WORD.findall(text)) < MIN_WORDS:
         return None
-    m = MinHash(num_perm=NUM_PERM, seed=1)
-    m.update_batch(list(shingles(text)))
-    return m.hashvalues.astype("<u4").tobytes()
+    hashes = np.fromiter((struct.unpack_from("<I", hashlib.sha1(s).digest())[0] for s in shingles(text)),
+                         dtype=np.uint32)
+    perm = _permutations()
+    images = _fmix32(hashes)[:, None] * perm.a + perm.b  # uint32 arithmetic: wraps, modulo 2^32
+    return images.min(axis=0).astype("<u4").tobytes()
 
 
 def band_keys(sig: bytes) -> list[int]:
