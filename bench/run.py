@@ -47,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 
 from simweb import SimWeb, load_pages, load_texts, page_html  # noqa: E402
 
+from ingest.config.settings import FetchSettings  # noqa: E402
+
 
 def write_config(folder: Path, feeds: list[str], seeds: Path, extra: str = "", polite: bool = False) -> Path:
     """``polite``: the default politeness (host_delay 1 s, per_host 2), else none (host_delay 0)."""
@@ -345,7 +347,8 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
             secs, out, _ = run_ingest(cfg, "poll", "--json", root=root, cpu=cpu)
             rows.append((f"(e2) re-poll of the same feeds, all unchanged ({label})",
                          f"{secs:.1f} s (target < 12; floors: 9 s of politeness, 10 feeds a host at host_delay 1 s, "
-                         f"and {n_feeds * latency / 64:.1f} s of concurrency 64 at this latency); "
+                         f"and {n_feeds * latency / FetchSettings.concurrency:.1f} s of the default concurrency "
+                         f"{FetchSettings.concurrency} at this latency); "
                          f"{out['feeds_not_modified']} not modified; CPU of the poll process {cpu[0]:.1f} s; "
                          f"load {load:.1f}"))
             web.control("grow")  # a new entry in every feed: the service's poll uses its worker processes

@@ -30,7 +30,7 @@ class FetchSettings:
     user_agent: str = DEFAULT_USER_AGENT
     timeout: float = 20.0
     max_bytes: int = 10_000_000
-    concurrency: int = 64
+    concurrency: int = 128
     per_host: int = 2
     host_delay: float = 1.0
     allow_private_networks: bool = False

@@ -28,7 +28,6 @@ from ingest.run.memory import release_freed_memory
 from ingest.text import analysis  # noqa: F401
 
 
-
 def warm_dates() -> None:
     """Build the date parser's per-locale tables now: a string no locale reads makes it try all."""
     try:
