@@ -345,3 +345,50 @@ def test_not_modified_answers_keep_the_connection(web):
     results = asyncio.run(go())
     assert [r.status for r in results] == [304] * 4 + [404] * 2
     assert len({r.peer for r in h.requests}) == 1, [r.peer for r in h.requests]
+
+
+def test_close_idle_closes_the_pools_of_hosts_with_nothing_in_flight():
+    """An idle service keeps no socket per host (issue 24, idle memory): close_idle closes every
+    pool whose host has no request in flight, and a later request opens a new connection."""
+    hosts = [f"127.0.3.{10 + i}" for i in range(5)]
+    open_now: set[tuple[str, int]] = set()
+    opened: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ip, peer = writer.get_extra_info("sockname")[0], writer.get_extra_info("peername")[1]
+        open_now.add((ip, peer))
+        opened.append(ip)
+        try:
+            while await reader.readline():
+                while (await reader.readline()) not in (b"\r\n", b""):
+                    pass
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            open_now.discard((ip, peer))
+            writer.close()
+
+    async def until(condition, what: str) -> None:
+        for _ in range(2000):  # the server sees the close a loop turn or two later
+            if condition():
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(what)
+
+    async def go() -> None:
+        servers = [await asyncio.start_server(handle, ip, 0) for ip in hosts]
+        urls = [f"http://{ip}:{s.sockets[0].getsockname()[1]}/" for ip, s in zip(hosts, servers, strict=True)]
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, per_host=1, timeout=10)
+        async with Fetcher(settings) as f:
+            assert all(r.ok for r in await asyncio.gather(*(f.fetch(u) for u in urls)))
+            await until(lambda: len(open_now) == len(hosts), "one kept-alive connection per host")
+            assert await f.close_idle() == len(hosts)
+            await until(lambda: not open_now, "every connection closed")
+            assert (await f.fetch(urls[0])).ok  # a new pool, a new connection
+            assert opened.count(hosts[0]) == 2
+        for s in servers:
+            s.close()
+
+    asyncio.run(go())

@@ -74,14 +74,25 @@ def test_fair_share_of_due_hosts(store):
 def test_a_worker_starting_first_takes_its_share_not_everything(store):
     """Issue 24: a worker that claimed four times before the second had registered held all 12
     hosts. Registered workers count from their start; a round takes at most the share left."""
-    store.register_worker("first", 100.0)
-    store.register_worker("second", 100.5)  # still starting: it has claimed nothing yet
+    assert store.register_worker("first", 100.0, 60.0) == 100.0
+    # still starting, it has claimed nothing yet; both settle from the first's start
+    assert store.register_worker("second", 100.5, 60.0) == 100.0
     taken: dict[str, float] = {}
     for i in range(4):  # four rounds of at most 4 hosts each
         taken |= store.claim_hosts("first", 101.0 + i, 60.0, 4)
     assert len(taken) == 6
     rest = store.claim_hosts("second", 106.0, 60.0, 12)
     assert len(rest) == 6 and not set(rest) & set(taken)
+
+
+def test_a_worker_joining_a_running_set_settles_from_their_start_not_its_own(store):
+    """The settle before a first claim counts from the earliest live worker's start: workers started
+    together claim from the same moment; one joining workers that run already (or replacing a dead
+    one, no longer live) does not wait."""
+    assert store.register_worker("old", 100.0, 60.0) == 100.0
+    store.claim_hosts("old", 150.0, 60.0, 1)  # seen at 150
+    assert store.register_worker("new", 200.0, 60.0) == 100.0  # old is live: the set started at 100
+    assert store.register_worker("later", 400.0, 60.0) == 400.0  # old and new not seen for a lease
 
 
 def test_a_dead_workers_hosts_come_first(store):

@@ -213,3 +213,30 @@ def test_feeds_add_reaches_the_running_service_without_a_signal(tmp_path, seeds_
     finally:
         code, err = stop(proc)
     assert code == 0 and "event=reloaded trigger=config_changed feeds=2" in err, err
+
+
+def test_an_idle_service_closes_its_connection_pools(tmp_path, seeds_dir, web):
+    """Once its poll is done and the next is further off than a connection is kept, the service
+    closes the per-host pools (issue 24: an idle service held every host's client and socket)."""
+    feeds = []
+    for n in (2, 3):  # two healthy hosts: nothing to retry soon, so the next poll is an hour off
+        h = web.host(n)
+        title, body = article_text("on_hyesan_gold")
+        page = h.add("/story.html", article_page(title, body))
+        feeds.append(h.add("/feed.xml", rss("News", [{"title": title, "link": page, "guid": "s"}]),
+                           content_type="application/rss+xml"))
+    cfg = write_config(tmp_path, feeds, '[schedule]\npoll_interval = "1h"\nmin_interval = "1h"\n')
+    log = tmp_path / "service.log"
+    proc = start(cfg, "--log-file", str(log))
+    try:
+        try:
+            wait_for(lambda: log.exists() and "event=pools_closed" in log.read_text(), what="the pools closed")
+        except AssertionError as exc:
+            raise AssertionError(log.read_text()[-4000:] if log.exists() else "no log") from exc
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    text = log.read_text()
+    closed = int(text.split("event=pools_closed hosts=")[1].split()[0])
+    assert closed == 2  # every host the poll talked to
+    assert text.index("event=poll_done") < text.index("event=pools_closed")

@@ -103,9 +103,10 @@ class Worker:
         ready = sum(p.poll.extracting() for p in self.passes.values()) + self.fetcher.in_flight()
         return ready < BACKLOG_PER_PROCESS * self.processes
 
-    async def register(self) -> None:
-        """Be counted in the others' fair share before claiming anything (ingest.store.postgres)."""
-        await asyncio.to_thread(self.store.register_worker, self.name, self.clock())
+    async def register(self) -> float:
+        """Be counted in the others' fair share before claiming anything (ingest.store.postgres);
+        returns when the earliest live worker started."""
+        return await asyncio.to_thread(self.store.register_worker, self.name, self.clock(), self.config.store.lease)
 
     async def work(self, stopping: asyncio.Event,
                    current: Callable[[], tuple[Config, Sequence[str], Fetcher]]) -> None:
@@ -119,12 +120,15 @@ class Worker:
         try:  # counted by the others from now; the model is learned before the first pass: every
             # worker starting together decides with the same one
             registered = time.monotonic()
-            await self.register()
+            first = await self.register()
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
-            # within half a lease: a worker not seen for a lease is not counted by the others
-            # [worker] start_settle: workers started together (a compose file, units on several machines)
-            # all register first, so the first to claim does not take everything
-            settle = min(self.config.worker.start_settle, self.config.store.lease / 2) - (time.monotonic() - registered)
+            # [worker] start_settle, counted from the earliest live worker's start: workers started
+            # together (a compose file, units on several machines) all register before any claims, so
+            # the first does not take everything, and all claim from the same moment; one joining a
+            # running set claims at once. Within half a lease of its own registration: a worker not
+            # seen for a lease is not counted by the others
+            settle = min(self.config.worker.start_settle - (self.clock() - first),
+                         self.config.store.lease / 2 - (time.monotonic() - registered))
             if settle > 0:
                 await asyncio.wait([stop], timeout=settle)
             log.info("event=worker_ready worker=%s", self.name)

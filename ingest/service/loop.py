@@ -53,6 +53,7 @@ from ingest.run.schedule import FeedOutcome, FeedState, backoff, last_fire, plan
 from ingest.run.workers import Worker
 from ingest.service.watch import RESTART_KEYS, changed_keys, file_mark, seeds_mark
 from ingest.sources.fetch import Fetcher
+from ingest.sources.limits import KEEPALIVE
 from ingest.store import FeedRow, SqlStore, StoreThread, open_store
 from ingest.text.seeds import SeedError, load_seeds
 
@@ -85,6 +86,7 @@ class Service:
         self.reader: SqlStore | None = None  # the web view's read-only connection
         self.scheduler: AsyncIOScheduler | None = None
         self.running: dict[asyncio.Future, Poll] = {}  # polls in progress
+        self.finishing: set[int] = set()  # ids of running polls past their work (saving, re-arming)
         self.in_flight: set[int] = set()  # ids of the feeds they cover
         self.claimed_pages: set[str] = set()  # waiting pages (deferred) a running poll has taken
         self.stopping = asyncio.Event()
@@ -276,6 +278,8 @@ class Service:
         sync_store(self.store, self.config, self.clock())
 
     async def _arm_poll(self) -> None:
+        """Schedule the next poll for when a feed or a deferred page is due; with none running (or
+        only ending ones) and the next far off, close the connection pools."""
         if self.scheduler is None or self.stopping.is_set():
             return
         feeds = await self.db(self.store.next_due, exclude=set(self.in_flight))
@@ -287,6 +291,8 @@ class Service:
         when = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
                                replace_existing=True, misfire_grace_time=None)
+        if when - self.clock() >= KEEPALIVE and all(id(p) in self.finishing for p in self.running.values()):
+            await self._close_idle_pools()
 
     async def _poll_job(self) -> None:
         """Start a poll of the feeds that are due and not already being polled.
@@ -330,11 +336,20 @@ class Service:
             await self.db(self._feeds_failed, due, f"poll failed: {exc!r}")
         finally:
             self.in_flight -= ids
+            self.finishing.add(id(poll))  # polls ending together: each counts the others as ended
             try:
                 await remember_hosts(self.db, self.store, poll.fetcher, self.clock())
             except Exception as exc:  # best effort: the next poll learns it again
                 log.error("event=host_state_not_saved reason=%r", str(exc))
             await self._arm_poll()
+            self.finishing.discard(id(poll))
+
+    async def _close_idle_pools(self) -> None:
+        """No poll runs and the next is further off than a connection is kept: close the per-host
+        pools (an idle service held 1,000 hosts' clients and sockets for nothing)."""
+        closed = await self.fetcher.close_idle()
+        if closed:
+            log.info("event=pools_closed hosts=%d", closed)
 
     def _feeds_failed(self, due: list[FeedRow], reason: str) -> None:
         """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""

@@ -30,7 +30,7 @@ import httpx
 from protego import Protego
 
 from ingest.config import FetchSettings
-from ingest.sources.limits import drain, open_pools
+from ingest.sources.limits import KEEPALIVE, Host, drain, open_pools
 from ingest.sources.pinning import PinnedBackend
 from ingest.sources.urls import host_of, redact, resolve_safe
 
@@ -60,8 +60,6 @@ PERMANENT_REDIRECTS = (301, 308)
 ROBOTS_TTL = 86400.0  # seconds a robots.txt is trusted
 ROBOTS_RETRY = 300.0  # seconds before asking again for one that was unreachable or failed with a server error
 MAX_SERVER_DELAY = 30 * 86400.0  # no server-given delay (Retry-After) is believed beyond 30 days
-
-
 ROBOTS_MAX_CHARS = 500_000  # a robots.txt is read (and remembered) up to this size, as Google does
 
 
@@ -135,20 +133,6 @@ def parse_retry_after(value: str | None, now: float, cap: float = MAX_SERVER_DEL
     return min(cap, max(0.0, when.timestamp() - now))
 
 
-class _Host:
-    """Per-host politeness state, and the host's own small connection pool."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = asyncio.Semaphore(slots)
-        self.next_start = 0.0  # monotonic time before which no request may start
-        self.last_sent = -1e9  # monotonic time the last request was sent
-        self.lock = asyncio.Lock()
-        self.clients: dict[str, httpx.AsyncClient] = {}  # by proxy ("" = direct)
-        self.active = 0  # requests in flight
-        self.contacted = False  # a request has been sent
-        self.heard = asyncio.Event()  # the first request came back (an answer or a failure)
-
-
 class Fetcher:
     """Use as ``async with Fetcher(settings) as f: await f.fetch(url)``."""
 
@@ -159,7 +143,7 @@ class Fetcher:
         self.max_wait = min(max_wait, MAX_SERVER_DELAY)  # longest Retry-After believed
         self._pins: dict[str, tuple[str, ...]] = {}  # host name -> addresses the guard checked
         self._global = asyncio.Semaphore(settings.concurrency)
-        self._hosts: dict[str, _Host] = {}
+        self._hosts: dict[str, Host] = {}
         self._in_flight = 0  # requests sent and not yet answered, all hosts
         self._quiet_until: dict[str, float] = {}  # host -> wall-clock time (Retry-After)
         self._robots: dict[str, tuple[float, Protego | str | None]] = {}  # origin -> (expiry, rules)
@@ -169,18 +153,24 @@ class Fetcher:
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._transport = transport
         self._ssl = httpx.create_ssl_context()  # built once: each client would otherwise build its own
-        self._open: OrderedDict[tuple[str, str], _Host] = OrderedDict()  # (host, proxy) with a client, LRU first
+        self._open: OrderedDict[tuple[str, str], Host] = OrderedDict()  # (host, proxy) with a client, LRU first
         self._most_open = open_pools(settings.per_host)  # a pool per host: keep-alive across a big poll
 
     async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for state in self._open.values():
-            for client in state.clients.values():
+        await self.close_idle(everything=True)
+
+    async def close_idle(self, everything: bool = False) -> int:
+        """Close the pools of hosts with no request in flight (all with ``everything``): an idle
+        service keeps no socket and no client per host. Their politeness state stays."""
+        idle = [key for key, state in self._open.items() if everything or not state.active]
+        for host, proxy in idle:
+            client = self._open.pop((host, proxy)).clients.pop(proxy, None)
+            if client is not None:
                 await client.aclose()
-            state.clients.clear()
-        self._open.clear()
+        return len(idle)
 
     def proxy_for(self, url: str, options: RequestOptions = NO_OPTIONS) -> str:
         """The proxy a request to ``url`` goes through ("" = none): the feed's, else [fetch] proxy,
@@ -196,7 +186,7 @@ class Fetcher:
             return ""
         return proxy
 
-    def _client_for(self, host: str, state: _Host, proxy: str) -> httpx.AsyncClient:
+    def _client_for(self, host: str, state: Host, proxy: str) -> httpx.AsyncClient:
         """One small pool per host (and proxy). A single shared pool gets slow with many connections
         (httpcore scans all of them per request, encode/httpx#3215) and evicts one host's
         keep-alive connections to make room for another's; a per-host pool does neither."""
@@ -204,7 +194,7 @@ class Fetcher:
         if client is None:
             transport = self._transport
             limits = httpx.Limits(max_connections=self.settings.per_host,
-                                  max_keepalive_connections=self.settings.per_host, keepalive_expiry=30)
+                                  max_keepalive_connections=self.settings.per_host, keepalive_expiry=KEEPALIVE)
             if transport is None:
                 transport = httpx.AsyncHTTPTransport(verify=self._ssl, trust_env=False, limits=limits,
                                                      proxy=httpx.Proxy(proxy) if proxy else None)
@@ -299,7 +289,7 @@ class Fetcher:
         retired._changed_origins |= self._changed_origins
         self._changed_hosts, self._changed_origins = retired._changed_hosts, retired._changed_origins
         for host, old in retired._hosts.items():
-            state = self._hosts.setdefault(host, _Host(self.settings.per_host))
+            state = self._hosts.setdefault(host, Host(self.settings.per_host))
             state.next_start = max(state.next_start, old.next_start)
             if old.heard.is_set():
                 state.contacted = True
@@ -325,7 +315,7 @@ class Fetcher:
         set (ingest.run.workers hands hosts from worker to worker)."""
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _Host(self.settings.per_host)
+            state = self._hosts[host] = Host(self.settings.per_host)
         state.next_start = max(state.next_start, time.monotonic() + (until - self.clock()))
 
     def next_start(self, host: str) -> float:
@@ -411,7 +401,7 @@ class Fetcher:
         host = host_of(url)
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _Host(self.settings.per_host)
+            state = self._hosts[host] = Host(self.settings.per_host)
         if deferred := self._quiet(host):
             return 0, {}, b"", deferred
         async with state.slots:
@@ -491,7 +481,7 @@ class Fetcher:
         except (httpx.HTTPError, OSError, UnicodeError, ValueError) as exc:
             return 0, {}, b"", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
-    async def _wait_turn(self, state: _Host) -> None:
+    async def _wait_turn(self, state: Host) -> None:
         """Space request starts to one host by at least host_delay (a stalled loop releases no burst)."""
         async with state.lock:
             delay = state.next_start - time.monotonic()

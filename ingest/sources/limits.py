@@ -1,16 +1,21 @@
 """How many connections the fetcher may keep open: a first poll of 1,000 hosts at the default
 politeness touches every host about once a second, so fewer pools than hosts means a new TCP
 (and TLS) connection for nearly every request, the poll's largest CPU cost (measured: 116 s of
-CPU for 10,000 feeds with 256 pools, 77 s with one per host)."""
+CPU for 10,000 feeds with 256 pools, 77 s with one per host). And each host's state: its
+politeness (slots, spacing) and its own pool."""
 
 from __future__ import annotations
 
+import asyncio
 import resource
 from collections.abc import AsyncIterator
+
+import httpx
 
 MOST_POOLS = 1200  # per-host connection pools kept open at once, at most
 DRAIN_BYTES = 65536  # an unwanted body longer than this is not read: its connection is closed
 RESERVED_FILES = 256  # descriptors left for the store, logs, the worker pipes, the web view
+KEEPALIVE = 30.0  # seconds an idle connection is kept (httpx keepalive_expiry)
 
 
 def raise_open_files_limit() -> int:
@@ -41,3 +46,17 @@ async def drain(body: AsyncIterator[bytes], most: int = DRAIN_BYTES) -> None:
         read += len(chunk)
         if read > most:
             return
+
+
+class Host:
+    """Per-host politeness state, and the host's own small connection pool."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.next_start = 0.0  # monotonic time before which no request may start
+        self.last_sent = -1e9  # monotonic time the last request was sent
+        self.lock = asyncio.Lock()
+        self.clients: dict[str, httpx.AsyncClient] = {}  # by proxy ("" = direct)
+        self.active = 0  # requests in flight
+        self.contacted = False  # a request has been sent
+        self.heard = asyncio.Event()  # the first request came back (an answer or a failure)

@@ -247,11 +247,14 @@ class PgStore(SqlStore):
             "SELECT origin, expires, state, body FROM robots WHERE host = ANY(?) AND expires > ?", (list(hosts), now))}
         return quiet, robots
 
-    def register_worker(self, worker: str, now: float) -> None:
+    def register_worker(self, worker: str, now: float, lease: float) -> float:
         """Say this worker is here, before it claims anything: the others' fair share counts it
-        from its start (a worker learning its model or loading its seeds is not missed)."""
+        from its start (a worker learning its model or loading its seeds is not missed). Returns
+        when the earliest live worker (seen within ``lease``) started: workers starting together
+        wait for each other from there (ingest.run.workers), one joining a running set does not."""
         with self.transaction() as db:
             _seen(db, worker, now)
+            return db.execute("SELECT MIN(started) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
 
     def claim_hosts(self, worker: str, now: float, lease: float, limit: int,
                     orphans_only: bool = False) -> dict[str, float]:

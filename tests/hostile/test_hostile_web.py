@@ -145,7 +145,11 @@ def test_hostile_web_is_isolated_per_feed(hostile, tmp_path):
     # the healthy feeds were fully ingested in the same poll
     exported = run_cli("--config", str(cfg), "export").jsonl()
     kept_urls = {a["url"] for a in exported}
-    assert set(healthy_pages) <= kept_urls
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    healthy = {u: db.execute("SELECT outcome, reason, score, threshold FROM pages WHERE url = ?", (u,)).fetchone()
+               for u in healthy_pages}
+    assert set(healthy_pages) <= kept_urls, (healthy, proc.stderr[-3000:])
 
     status = {f["config_url"]: f for f in run_cli("--config", str(cfg), "status", "--json").json()}
 
@@ -176,8 +180,6 @@ def test_hostile_web_is_isolated_per_feed(hostile, tmp_path):
     assert err("html_page").startswith("not a feed: got an HTML page; it links a feed at ")
     assert err("html_page").endswith("/real-feed.xml")
     assert status[feeds["empty"]]["state"] == "ok" and status[feeds["empty"]]["entries_seen"] == 0
-    import sqlite3
-    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
     page_urls = {r[0] for r in db.execute("SELECT url FROM pages")}
     assert sum("/many/" in u for u in page_urls) == 200  # [fetch] max_entries_per_poll
     assert {x_url(f"/many/{i}.html") for i in range(200)} <= page_urls  # the newest 200
