@@ -2,7 +2,8 @@
 
 Each host is an asyncio HTTP/1.1 server (keep-alive) on its own address,
 127.1.x.y:8080-ish, answering after a configurable latency (default 100 ms,
-like a real round trip). Feeds are RSS 2.0 with ETag and Last-Modified (304
+like a real round trip; with ``latency_max`` each answer waits a time drawn
+between the two, from a seeded generator: slow and fast sites mixed). Feeds are RSS 2.0 with ETag and Last-Modified (304
 on a match) and gzip when asked; article pages are real saved web pages
 (the 990 pages of trafilatura's evaluation set: news, blogs, magazines, with
 their own boilerplate and sizes, 145 KB on average); without the shared
@@ -99,7 +100,7 @@ class _Host:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    await asyncio.sleep(self.sim.latency)
+                    await asyncio.sleep(self.sim.delay())
                     status, resp_headers, body = self.sim.respond(self, path, headers)
                 finally:
                     self.in_flight -= 1
@@ -125,6 +126,13 @@ class _Server:
         self.stats = {"requests": 0, "feeds": 0, "pages": 0, "not_modified": 0, "robots": 0}
         self.hosts = [_Host(self, i, host_ip(i)) for i in range(hosts)]
         self.page_cache: dict[str, bytes] = {}
+        self.latency_range: tuple[float, float] | None = None  # (min, max): a latency drawn per request
+        self.rng = random.Random(seed)
+
+    def delay(self) -> float:
+        if self.latency_range is None:
+            return self.latency
+        return self.rng.uniform(*self.latency_range)
 
     def feed_xml(self, host: int, feed: int) -> tuple[bytes, str, str]:
         n = self.entries + self.grown
@@ -198,14 +206,19 @@ def host_ip(i: int) -> str:
 
 
 def _run(args, ready) -> None:
-    asyncio.run(_Server(*args).serve(ready))
+    *server_args, latency_max = args
+    server = _Server(*server_args)
+    if latency_max is not None:
+        server.latency_range = (server.latency, latency_max)
+    asyncio.run(server.serve(ready))
 
 
 class SimWeb:
     def __init__(self, hosts: int = 20, feeds: int = 5, entries: int = 20, latency: float = 0.1,
-                 port: int = 18080, seed: int = 1, real_pages: bool = True) -> None:
+                 port: int = 18080, seed: int = 1, real_pages: bool = True,
+                 latency_max: float | None = None) -> None:
         self.hosts, self.feeds, self.entries, self.latency, self.port = hosts, feeds, entries, latency, port
-        self.args = (hosts, feeds, entries, latency, port, seed, real_pages)
+        self.args = (hosts, feeds, entries, latency, port, seed, real_pages, latency_max)
         self.proc: multiprocessing.Process | None = None
 
     def start(self) -> SimWeb:
