@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import random
@@ -46,6 +47,7 @@ from apscheduler.triggers.cron import CronTrigger
 from ingest.config import Config, ConfigError, load_config
 from ingest.run.chunk import Alert
 from ingest.run.executor import IDLE_POOL, kill_workers, make_executor
+from ingest.run.memory import release_freed_memory
 from ingest.run.metrics import Metrics
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
@@ -350,6 +352,8 @@ class Service:
         closed = await self.fetcher.close_idle()
         if closed:
             log.info("event=pools_closed hosts=%d", closed)
+            gc.collect()  # the poll's garbage, and the heap pages it leaves free, go back to the system
+            release_freed_memory()
 
     def _feeds_failed(self, due: list[FeedRow], reason: str) -> None:
         """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""
