@@ -293,8 +293,13 @@ class Service:
         when = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
                                replace_existing=True, misfire_grace_time=None)
-        if when - self.clock() >= KEEPALIVE and all(id(p) in self.finishing for p in self.running.values()):
-            await self._close_idle_pools()
+        # the next poll is further off than a connection is kept: an idle service holds no client or
+        # socket per host (1,000 hosts' worth after a big poll), nor the poll's garbage
+        idle = when - self.clock() >= KEEPALIVE and all(id(p) in self.finishing for p in self.running.values())
+        if idle and (closed := await self.fetcher.close_idle()):
+            log.info("event=pools_closed hosts=%d", closed)
+            gc.collect()
+            release_freed_memory()
 
     async def _poll_job(self) -> None:
         """Start a poll of the feeds that are due and not already being polled.
@@ -345,15 +350,6 @@ class Service:
                 log.error("event=host_state_not_saved reason=%r", str(exc))
             await self._arm_poll()
             self.finishing.discard(id(poll))
-
-    async def _close_idle_pools(self) -> None:
-        """No poll runs and the next is further off than a connection is kept: close the per-host
-        pools (an idle service held 1,000 hosts' clients and sockets for nothing)."""
-        closed = await self.fetcher.close_idle()
-        if closed:
-            log.info("event=pools_closed hosts=%d", closed)
-            gc.collect()  # the poll's garbage, and the heap pages it leaves free, go back to the system
-            release_freed_memory()
 
     def _feeds_failed(self, due: list[FeedRow], reason: str) -> None:
         """Back the feeds of a crashed poll off like failed feeds (best effort: the store may be the problem)."""
