@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import gzip
 import time
 
@@ -291,16 +292,15 @@ def test_a_replacing_fetcher_keeps_what_the_retired_one_learns(web):
     assert set(memory.quiet_until) == {"127.0.0.2", "127.0.0.3"}  # and the store is told of both
 
 
-def test_a_poll_of_many_hosts_keeps_one_connection_per_host():
-    """Hosts visited in turn, as a first poll at the default politeness visits 1,000 of them, keep
-    their keep-alive connection between visits (issue 24: with 256 pools for 1,000 hosts nearly every
-    request opened a new connection, the poll's largest CPU cost)."""
-    hosts = [f"127.0.{1 + i // 200}.{10 + i % 200}" for i in range(300)]
-    connections: dict[str, int] = {}
+def _keepalive_ok(opened: list[str], open_now: set[tuple[str, int]]):
+    """A keep-alive HTTP/1.1 server's handler answering every request 200 "ok": each connection's
+    address is appended to ``opened`` as it opens, and (address, client port) is in ``open_now``
+    while it stays open."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ip = writer.get_extra_info("sockname")[0]
-        connections[ip] = connections.get(ip, 0) + 1
+        ip, peer = writer.get_extra_info("sockname")[0], writer.get_extra_info("peername")[1]
+        open_now.add((ip, peer))
+        opened.append(ip)
         try:
             while await reader.readline():
                 while (await reader.readline()) not in (b"\r\n", b""):
@@ -310,7 +310,19 @@ def test_a_poll_of_many_hosts_keeps_one_connection_per_host():
         except ConnectionError:
             pass
         finally:
+            open_now.discard((ip, peer))
             writer.close()
+
+    return handle
+
+
+def test_a_poll_of_many_hosts_keeps_one_connection_per_host():
+    """Hosts visited in turn, as a first poll at the default politeness visits 1,000 of them, keep
+    their keep-alive connection between visits (issue 24: with 256 pools for 1,000 hosts nearly every
+    request opened a new connection, the poll's largest CPU cost)."""
+    hosts = [f"127.0.{1 + i // 200}.{10 + i % 200}" for i in range(300)]
+    opened: list[str] = []
+    handle = _keepalive_ok(opened, set())
 
     async def go() -> list[bool]:
         servers = [await asyncio.start_server(handle, ip, 0) for ip in hosts]
@@ -326,6 +338,7 @@ def test_a_poll_of_many_hosts_keeps_one_connection_per_host():
         return oks
 
     assert all(asyncio.run(go()))
+    connections = collections.Counter(opened)
     assert len(connections) == len(hosts)
     assert sum(connections.values()) == len(hosts), sorted(set(connections.values()))  # one each
 
@@ -353,22 +366,7 @@ def test_close_idle_closes_the_pools_of_hosts_with_nothing_in_flight():
     hosts = [f"127.0.3.{10 + i}" for i in range(5)]
     open_now: set[tuple[str, int]] = set()
     opened: list[str] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ip, peer = writer.get_extra_info("sockname")[0], writer.get_extra_info("peername")[1]
-        open_now.add((ip, peer))
-        opened.append(ip)
-        try:
-            while await reader.readline():
-                while (await reader.readline()) not in (b"\r\n", b""):
-                    pass
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            open_now.discard((ip, peer))
-            writer.close()
+    handle = _keepalive_ok(opened, open_now)
 
     async def until(condition, what: str) -> None:
         for _ in range(2000):  # the server sees the close a loop turn or two later
@@ -388,6 +386,33 @@ def test_close_idle_closes_the_pools_of_hosts_with_nothing_in_flight():
             await until(lambda: not open_now, "every connection closed")
             assert (await f.fetch(urls[0])).ok  # a new pool, a new connection
             assert opened.count(hosts[0]) == 2
+        for s in servers:
+            s.close()
+
+    asyncio.run(go())
+
+
+def test_pools_beyond_the_limit_close_the_least_recently_used():
+    """More hosts than pools fit in the open-files limit: the least recently used idle pools are
+    closed (their sockets too), and their hosts are still fetched."""
+    hosts = [f"127.0.4.{10 + i}" for i in range(5)]
+    open_now: set[tuple[str, int]] = set()
+    opened: list[str] = []
+
+    async def go() -> None:
+        servers = [await asyncio.start_server(_keepalive_ok(opened, open_now), ip, 0) for ip in hosts]
+        urls = [f"http://{ip}:{s.sockets[0].getsockname()[1]}/" for ip, s in zip(hosts, servers, strict=True)]
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, per_host=1, timeout=10)
+        async with Fetcher(settings) as f:
+            f._most_open = 2  # as if the open-files limit left room for two pools
+            for url in urls:
+                assert (await f.fetch(url)).ok
+            for _ in range(2000):  # the server sees the closes a loop turn or two later
+                if {ip for ip, _ in open_now} == set(hosts[-2:]):
+                    break
+                await asyncio.sleep(0.005)
+            assert {ip for ip, _ in open_now} == set(hosts[-2:])  # the two most recent stay open
+            assert (await f.fetch(urls[0])).ok and opened.count(hosts[0]) == 2  # reopened
         for s in servers:
             s.close()
 

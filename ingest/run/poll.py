@@ -108,7 +108,6 @@ class Poll:
         self._feed_tasks: set[asyncio.Future] = set()  # running: a finished task (and its state) is let go
         self._finished: asyncio.Queue[PageJob | None] = asyncio.Queue()  # jobs done (None: a feed is done)
         self._feeds_left = 0  # feeds not finished (running or waiting to start)
-        self._feeds_done = 0
         self._waiting_feeds: Iterator[FeedRow] = iter(())
         self._aborted = False
         self._pages_left = 0  # page jobs not yet taken by the consumer
@@ -229,7 +228,6 @@ class Poll:
         if not task.cancelled() and task.exception() is not None:  # a bug, not a bad feed: log it
             log.error("feed=%s event=feed_crashed error=%r", feed.url, task.exception())
         self._feeds_left -= 1
-        self._feeds_done += 1
         self._start_feeds()
         self._finished.put_nowait(None)  # wake the consumer: it may be the last thing it waited for
 

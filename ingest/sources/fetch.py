@@ -166,11 +166,14 @@ class Fetcher:
         """Close the pools of hosts with no request in flight (all with ``everything``): an idle
         service keeps no socket and no client per host. Their politeness state stays."""
         idle = [key for key, state in self._open.items() if everything or not state.active]
-        for host, proxy in idle:
-            client = self._open.pop((host, proxy)).clients.pop(proxy, None)
-            if client is not None:
+        for key in idle:
+            if (client := self._drop_pool(key)) is not None:
                 await client.aclose()
         return len(idle)
+
+    def _drop_pool(self, key: tuple[str, str]) -> httpx.AsyncClient | None:
+        """Forget the (host, proxy) pool; its client, for the caller to close."""
+        return self._open.pop(key).clients.pop(key[1], None)
 
     def proxy_for(self, url: str, options: RequestOptions = NO_OPTIONS) -> str:
         """The proxy a request to ``url`` goes through ("" = none): the feed's, else [fetch] proxy,
@@ -210,12 +213,10 @@ class Fetcher:
         self._open[(host, proxy)] = state
         self._open.move_to_end((host, proxy))
         while len(self._open) > self._most_open:  # close the least recently used idle pools
-            (old_host, old_proxy), old = next(iter(self._open.items()))
+            old_key, old = next(iter(self._open.items()))
             if old.active:
                 break
-            del self._open[(old_host, old_proxy)]
-            old_client = old.clients.pop(old_proxy, None)
-            if old_client is not None:
+            if (old_client := self._drop_pool(old_key)) is not None:
                 asyncio.ensure_future(old_client.aclose())
         return client
 
