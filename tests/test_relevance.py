@@ -230,3 +230,32 @@ def test_the_compact_word_table_gives_wordfreqs_priors():
     assert len(got) == len(words)
     for word, value in zip(words, got, strict=True):
         assert math.isclose(value, expected(word), rel_tol=1e-12), word
+
+
+def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
+    """A worker learns the model from the store's window (packed term counts). Unpacking the whole
+    window into dicts, with three copies of its matrix, once took 2.5x the unpacked window (a
+    10,000-page window: ~280 MB in a worker, kept after); it is now read one page at a time."""
+    import tracemalloc
+
+    from ingest.blobs import pack, unpack
+    from ingest.judge.scoring import fit_window
+
+    rng = random.Random(7)
+    vocab = [f"w{i:05d}x" for i in range(20000)]
+    zipf = [1 / (i + 1) for i in range(len(vocab))]
+    window = [pack(term_counts(" ".join(rng.choices(vocab, weights=zipf, k=200)))) for _ in range(1500)]
+    fit_window(SEEDS, window[:100], [None] * 100, "en", None)  # the word statistics, loaded once per process
+    tracemalloc.start()
+    try:
+        dicts = [unpack(b) for b in window]
+        unpacked = tracemalloc.get_traced_memory()[0]
+        del dicts
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        model, _ = fit_window(SEEDS, window, [None] * len(window), "en", None)  # a window past MATURE: no rescore
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert model.kind == "logistic" and model.threshold.stream_n == len(window)
+    assert peak < 1.3 * unpacked, f"learning peaked at {peak / 1e6:.1f} MB, unpacked: {unpacked / 1e6:.1f} MB"

@@ -30,6 +30,7 @@ bench/relevance.py (docs/relevance.md).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -87,13 +88,18 @@ POSITIVE_CUT = 1.0  # later rounds: texts with z above this are pseudo-positives
 
 
 class _Matrix:
-    """Term counts of the stream and the seeds as one sparse matrix, and the vectors built from it."""
+    """Term counts of the stream and the seeds as one sparse matrix, and the vectors built from it.
+    Built in one pass over ``docs`` (an iterable: the window's counts are unpacked one at a time,
+    never held together) into 32-bit arrays, keeping only the (1 + log tf) matrix: a window of
+    10,000 pages took ~280 MB in a worker as Python dicts and lists, and left it there."""
 
-    def __init__(self, docs: Sequence[dict[str, int]], stats: TermStats) -> None:
+    def __init__(self, docs: Iterable[dict[str, int]], stats: TermStats) -> None:
+        from array import array
+
         vocab: dict[str, int] = {}
-        indptr = [0]
-        indices: list[int] = []
-        data: list[float] = []
+        indptr = array("q", [0])
+        indices = array("i")
+        data = array("d")
         setdefault = vocab.setdefault
         for counts in docs:
             indices.extend([setdefault(term, len(vocab)) for term in counts])
@@ -102,12 +108,12 @@ class _Matrix:
         self.terms = list(vocab)
         from scipy import sparse
 
-        tf = sparse.csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int64),
-                                np.asarray(indptr, dtype=np.int64)), shape=(len(docs), len(vocab)))
-        self.logtf = tf.copy()
-        self.logtf.data = 1.0 + np.log(np.maximum(self.logtf.data, 1.0))
-        self.present = tf.copy()
-        self.present.data[:] = 1.0
+        logtf = np.frombuffer(data, dtype=np.float64).copy()
+        np.log(np.maximum(logtf, 1.0, out=logtf), out=logtf)
+        logtf += 1.0
+        self.logtf = sparse.csr_matrix((logtf, np.frombuffer(indices, dtype=np.int32).copy(),
+                                        np.frombuffer(indptr, dtype=np.int64).copy()),
+                                       shape=(len(indptr) - 1, len(vocab)))
         self.prior_df = stats.priors(self.terms)
 
     def vectors(self, background: np.ndarray) -> sparse.csr_matrix:
@@ -115,17 +121,24 @@ class _Matrix:
         return self.weighted(background)[0]
 
     def weighted(self, background: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """The vectors and the idf they were weighted with."""
+        """The vectors and the idf they were weighted with (computed on the arrays, in place where
+        it can be: the matrix operations would make three copies of a window-sized matrix)."""
         m = TermStats.PRIOR_DOCS
-        df = np.asarray(self.present[np.flatnonzero(background)].sum(axis=0)).ravel()
+        lt = self.logtf
+        row = np.repeat(np.arange(lt.shape[0], dtype=np.int32), np.diff(lt.indptr))  # each entry's row
+        df = np.bincount(lt.indices[background[row]], minlength=len(self.terms)).astype(float)
         n = int(background.sum())
         idf = np.log((n + m + 1) / (df + m * self.prior_df + 1))
         from scipy import sparse
 
-        x = self.logtf @ sparse.diags(idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        data = lt.data * idf[lt.indices]
+        filled = np.flatnonzero(np.diff(lt.indptr))  # the row sums as scipy takes them: the same floats
+        norms = np.zeros(lt.shape[0])
+        norms[filled] = np.sqrt(np.add.reduceat(data * data, lt.indptr[filled]))
         norms[norms == 0] = 1.0
-        return sparse.csr_matrix(sparse.diags(1.0 / norms) @ x), idf
+        data *= (1.0 / norms)[row]
+        # own index arrays: scipy may sort a matrix's indices in place, and these rows are in first-seen order
+        return sparse.csr_matrix((data, lt.indices.copy(), lt.indptr.copy()), shape=lt.shape), idf
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -256,7 +269,7 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
         raise ValueError("at least one seed text is needed")
     n, k = len(stream), len(seed_counts)
     labels = np.array([np.nan if v is None else float(v) for v in (verdicts or [None] * n)], dtype=float)
-    mat = _Matrix(list(stream) + seed_counts, stats)
+    mat = _Matrix(itertools.chain(stream, seed_counts), stats)
     stream_rows = np.zeros(n + k, dtype=bool)
     stream_rows[:n] = True
     # pass 1: idf from the whole stream; pass 2: from what pass 1 rejects (keeps topic words rare)
@@ -292,7 +305,7 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
     # first round: the top of the cosine ranking, but no more than the cosine model keeps (a stream with
     # fewer on-topic texts than TOP_POSITIVES would otherwise teach the model off-topic ones)
     first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES, int((cos >= value).sum()))))
-    coef, bias, z = _self_train(x[:n], x[n:], cos, labels, first_k)
+    coef, bias, z = _self_train(x, n, cos, labels, first_k)
     share = float(np.mean(z > 0))
     cut = _cut(share, n) + VERDICT_SHIFT * min(1.0, int(judged.sum()) / VERDICTS_FOR_SHIFT)
     probs = _sigmoid(z)
@@ -311,23 +324,21 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
     return model("logistic", coef, bias, th)
 
 
-def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.ndarray,
+def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray,
                 labels: np.ndarray, first_k: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """Self-training from the cosine ranking; returns (term coefficients, intercept, decision values of
-    the stream)."""
-    n = xs.shape[0]
+    """Self-training from the cosine ranking on ``x`` (the stream's ``n`` rows, then the seeds');
+    returns (term coefficients, intercept, decision values of the stream)."""
     judged = ~np.isnan(labels)
     free = np.flatnonzero(~judged)
-    from scipy import sparse
-
-    x_all = sparse.vstack([xs, xseeds]).tocsr()
     # a term in one stream text only (and in no seed) cannot generalise: leave it out of the fit
     # (halves the dimension, and L-BFGS's cost with it)
-    df = np.asarray((xs != 0).sum(axis=0)).ravel() + np.asarray((xseeds != 0).sum(axis=0)).ravel() * 2
+    nonzero = x.data != 0
+    split = x.indptr[n]
+    df = (np.bincount(x.indices[:split][nonzero[:split]], minlength=x.shape[1])
+          + np.bincount(x.indices[split:][nonzero[split:]], minlength=x.shape[1]) * 2)
     cols = np.flatnonzero(df >= 2)
-    x_fit = x_all[:, cols].tocsr()
-    xs_fit = x_fit[:n]
-    seeds = np.arange(n, n + xseeds.shape[0])
+    x_fit = x[:, cols].tocsr()
+    seeds = np.arange(n, x.shape[0])
     theta = None
     pos_prev: frozenset[int] = frozenset()
     rounds, r = ROUNDS, 0
@@ -357,14 +368,14 @@ def _self_train(xs: sparse.csr_matrix, xseeds: sparse.csr_matrix, ranking: np.nd
                                  np.full(len(upos), VERDICT_WEIGHT * wpos), np.ones(len(neg)),
                                  np.full(len(uneg), VERDICT_WEIGHT)])
         theta = _fit(x_fit[rows], y, weight, theta)
-        z = xs_fit @ theta[:-1] + theta[-1]
+        z = (x_fit @ theta[:-1])[:n] + theta[-1]
         r += 1
         if r == rounds and rounds == ROUNDS:
             share = float(np.mean(z > 0))
             if share > ON_TOPIC_SHARE and float(np.mean(z > _cut(share, n))) > 0.08:
                 rounds = ROUNDS_ON_TOPIC
     assert theta is not None
-    coef = np.zeros(xs.shape[1])
+    coef = np.zeros(x.shape[1])
     coef[cols] = theta[:-1]
     return coef, float(theta[-1]), z
 

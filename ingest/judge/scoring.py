@@ -3,7 +3,8 @@ packed term counts and a Model in, a Model or scores out)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 from ingest.blobs import unpack
 from ingest.judge.model import Model, Score
@@ -14,9 +15,32 @@ def fit_window(seeds: Sequence[str], window: Sequence[bytes], labels: Sequence[b
                fixed: float | None, rescore: bool = False) -> tuple[Model, list[Score]]:
     """Learn the model from the window (packed term counts, as stored) and the user's verdicts on it;
     with ``rescore``, also the window's own scores under it (to re-decide provisional pages)."""
-    counts = [unpack(b) for b in window]
+    counts = Unpacked(window)
     model = learn_model(seeds, counts, labels, stats=TermStats(language), fixed=fixed)
     return model, model.score(counts) if rescore else []
+
+
+class Unpacked(Sequence[dict[str, int]]):
+    """Packed term counts read as a sequence of dicts, each unpacked when it is read: the model
+    goes through a window of thousands of pages without holding them all as dicts."""
+
+    def __init__(self, packed: Sequence[bytes]) -> None:
+        self.packed = packed
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, int]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, int]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, int] | list[dict[str, int]]:
+        if isinstance(i, slice):
+            return [unpack(b) for b in self.packed[i]]
+        return unpack(self.packed[i])
+
+    def __iter__(self) -> Iterator[dict[str, int]]:
+        return (unpack(b) for b in self.packed)
 
 
 def score_with(model: Model, batch: Sequence[dict[str, int]]) -> list[Score]:

@@ -28,6 +28,7 @@ from ingest.judge.model import Model, Score
 from ingest.judge.relevance import MIN_STREAM
 from ingest.judge.scoring import fit_window, score_with
 from ingest.run.feedback import MODEL_META, Applied, redecide, window_stream
+from ingest.run.memory import then_release
 from ingest.store import SqlStore, StoreThread
 
 log = logging.getLogger("ingest")
@@ -95,7 +96,8 @@ class ModelKeeper:
         provisional = prev.n < MATURE if prev is not None else 0 < len(ids) < MATURE
         args = (list(seeds), window, labels, rel.language, rel.threshold, provisional)
         try:
-            model, scores = await asyncio.get_running_loop().run_in_executor(self.executor, fit_window, *args)
+            run = asyncio.get_running_loop().run_in_executor
+            model, scores = await run(self.executor, then_release, fit_window, *args)
         except Exception as exc:  # a crashed worker: learn here rather than lose the poll
             log.error("event=scoring_worker_failed error=%r", exc)
             model, scores = fit_window(*args)
