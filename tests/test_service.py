@@ -240,3 +240,39 @@ def test_an_idle_service_closes_its_connection_pools(tmp_path, seeds_dir, web):
     closed = int(text.split("event=pools_closed hosts=")[1].split()[0])
     assert closed == 2  # every host the poll talked to
     assert text.index("event=poll_done") < text.index("event=pools_closed")
+
+
+WATCH_MODULES = """
+import pathlib, sys, threading, time
+log, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def watch():
+    while not (log.exists() and "event=poll_done" in log.read_text()):
+        time.sleep(0.05)
+    out.write_text("\\n".join(sorted(sys.modules)))
+threading.Thread(target=watch, daemon=True).start()
+from ingest.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seeds_dir, web):
+    """With `[web] listen = ""` the service serves nothing: uvicorn, starlette and jinja2 (~10 MB of a
+    process that idles for months) stay unloaded through a whole poll (issue 24: idle memory)."""
+    h = web.host(2)
+    title, body = article_text("on_hyesan_gold")
+    page = h.add("/story.html", article_page(title, body))
+    feed = h.add("/feed.xml", rss("News", [{"title": title, "link": page, "guid": "s"}]),
+                 content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed], '[web]\nlisten = ""\n[schedule]\npoll_interval = "1h"\n')
+    log, out = tmp_path / "service.log", tmp_path / "modules.txt"
+    proc = subprocess.Popen([sys.executable, "-c", WATCH_MODULES, str(log), str(out), "--config", str(cfg),
+                             "--log-file", str(log), "run"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0 or proc.poll() is not None, what="a poll")
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    modules = set(out.read_text().split())
+    assert "ingest.run.poll" in modules  # it did poll
+    assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2"}

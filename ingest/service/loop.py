@@ -37,9 +37,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import uvicorn
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -60,6 +59,9 @@ from ingest.store import FeedRow, SqlStore, StoreThread, open_store
 from ingest.text.seeds import SeedError, load_seeds
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("ingest")
 
@@ -164,11 +166,12 @@ class Service:
 
     def _start_web(self) -> None:
         """Serve the web view on this loop (verdicts go through this process's store writer)."""
-        from ingest.out.web import WebContext, bind, make_app, make_server
-
         web = self.config.web
         if not web.listen:
             return
+        # imported only now: the web stack (uvicorn, starlette, jinja2) is ~10 MB a service without it never needs
+        from ingest.out.web import WebContext, bind, make_app, make_server
+
         try:
             sock = bind(web.host, web.port)
         except OSError as exc:
