@@ -59,3 +59,41 @@ def test_a_busy_pool_is_not_stopped_under_a_running_task():
         slow.result(timeout=120)
     finally:
         pool.shutdown()
+
+
+def _fail() -> None:
+    raise ValueError("in the worker")
+
+
+def test_the_first_task_does_not_hold_the_callers_thread_while_the_workers_load():
+    """Starting the fork server loads ingest.run.preload (1-4 s); ProcessPoolExecutor did that on
+    the thread that submitted the first task: the event loop, at every poll's first page. The pool
+    now starts in a thread of its own and passes on what was submitted meanwhile, results and errors."""
+    for idle in (None, 30.0):  # `ingest poll`'s pool and the service's
+        pool = make_executor(2, idle=idle)
+        try:
+            started = time.monotonic()
+            first = pool.submit(_pid)
+            submitted = time.monotonic() - started
+            failing = pool.submit(_fail)
+            assert not first.done()  # the workers are still loading: the call returned before them
+            worker = first.result(timeout=120)
+            loaded = time.monotonic() - started
+            assert worker != os.getpid() and _alive(worker)
+            assert submitted < loaded / 4, (submitted, loaded)
+            try:
+                failing.result(timeout=120)
+            except ValueError as exc:
+                assert str(exc) == "in the worker"
+            else:
+                raise AssertionError("the task's error was lost")
+            assert pool.submit(_pid).result(timeout=120) != os.getpid()  # once up, straight to the pool
+        finally:
+            pool.shutdown()
+            _stop_fork_server_for_the_next_case()
+
+
+def _stop_fork_server_for_the_next_case() -> None:
+    from ingest.run.executor import _stop_fork_server
+
+    _stop_fork_server()

@@ -6,11 +6,12 @@ store nor httpx."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
 from typing import Any
 
 from ingest.run.memory import release_freed_memory
@@ -21,11 +22,9 @@ IDLE_POOL = 60.0  # seconds without a task after which the service's pool (worke
 def make_executor(workers: int | None = None, language: str = "en", idle: float | None = None) -> Executor:
     """A process pool for extraction and scoring, one worker per core. Workers fork from a
     server that has loaded the code and the word statistics of ``language`` once (ingest.run.preload),
-    shared by all of them, not from the event-loop process. With ``idle``, the pool exists only
-    while there is work (:class:`IdlePool`)."""
-    if idle is not None:
-        return IdlePool(lambda: _process_pool(workers, language), idle)
-    return _process_pool(workers, language)
+    shared by all of them, not from the event-loop process. The pool starts with its first task,
+    off the caller's thread; with ``idle``, it exists only while there is work (:class:`IdlePool`)."""
+    return IdlePool(lambda: _process_pool(workers, language), idle)
 
 
 def _process_pool(workers: int | None, language: str) -> ProcessPoolExecutor:
@@ -38,19 +37,30 @@ def _process_pool(workers: int | None, language: str) -> ProcessPoolExecutor:
                                initializer=_watch_parent, initargs=(os.getpid(),))
 
 
-class IdlePool(Executor):
-    """A process pool started by the first task and stopped, with its fork server, when no task has
-    run for ``idle`` seconds. The service polls for a minute and waits for half an hour: the
-    extraction processes would otherwise hold ~200 MB (PSS) the whole time for nothing; starting
-    them again costs ~2 s of CPU at the next poll."""
+def _ready() -> None:
+    """A no-op task: submitting one per worker starts the fork server and every worker."""
 
-    def __init__(self, make: Callable[[], ProcessPoolExecutor], idle: float) -> None:
+
+class IdlePool(Executor):
+    """A process pool started by the first task and, with ``idle``, stopped with its fork server
+    when no task has run for ``idle`` seconds. The service polls for a minute and waits for half an
+    hour: the extraction processes would otherwise hold ~200 MB (PSS) the whole time for nothing;
+    starting them again costs ~2 s of CPU at the next poll.
+
+    The pool starts in a thread of its own: ProcessPoolExecutor.submit starts the fork server and
+    forks a worker on the caller's thread, and the server answers only once it has loaded
+    ingest.run.preload, which held the event loop still for 1-4 s at every poll's first page.
+    Tasks submitted meanwhile wait in a list and are passed on when the workers are up."""
+
+    def __init__(self, make: Callable[[], ProcessPoolExecutor], idle: float | None) -> None:
         self._make, self.idle = make, idle
         self._lock = threading.Lock()
         self.pool: ProcessPoolExecutor | None = None
         self._busy = 0
         self._timer: threading.Timer | None = None
         self._closed = False
+        self._starting = False
+        self._waiting: list[tuple[Future, Callable[..., Any], tuple, dict]] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         with self._lock:
@@ -60,23 +70,52 @@ class IdlePool(Executor):
                 self._timer.cancel()
                 self._timer = None
             if self.pool is None:
-                self.pool = self._make()
+                self.pool, self._starting = self._make(), True
+                threading.Thread(target=self._start, args=(self.pool,), name="pool-start", daemon=True).start()
             self._busy += 1
-            future = self.pool.submit(fn, *args, **kwargs)
+            if self._starting:
+                future: Future = Future()
+                self._waiting.append((future, fn, args, kwargs))
+            else:
+                future = self.pool.submit(fn, *args, **kwargs)
         future.add_done_callback(self._done)
         return future
+
+    def _start(self, pool: ProcessPoolExecutor) -> None:
+        """Start the fork server and the workers (here, where blocking harms no one), then pass on
+        the tasks that waited."""
+        failed: BaseException | None = None
+        try:
+            for _ in range(pool._max_workers):  # type: ignore[attr-defined]  # one per worker: each forks one
+                pool.submit(_ready)
+        except BaseException as exc:  # a fork server that cannot start: the waiting tasks fail with it
+            failed = exc
+        with self._lock:
+            self._starting = False
+            waiting, self._waiting = self._waiting, []
+        for outer, fn, args, kwargs in waiting:  # outside the lock: a result runs _done, which takes it
+            if not outer.set_running_or_notify_cancel():
+                continue
+            try:
+                if failed is not None:
+                    raise failed
+                inner = pool.submit(fn, *args, **kwargs)
+            except BaseException as exc:
+                outer.set_exception(exc)
+                continue
+            inner.add_done_callback(functools.partial(_relay, outer))
 
     def _done(self, _: Future) -> None:
         with self._lock:
             self._busy -= 1
-            if self._busy == 0 and not self._closed and self.pool is not None:
+            if self._busy == 0 and not self._closed and self.pool is not None and self.idle is not None:
                 self._timer = threading.Timer(self.idle, self._expire)
                 self._timer.daemon = True
                 self._timer.start()
 
     def _expire(self) -> None:
         with self._lock:  # held throughout: a task submitted now must not meet a fork server being stopped
-            if self._busy or self.pool is None or self._closed:
+            if self._busy or self.pool is None or self._closed or self._starting:
                 return
             self.pool.shutdown(wait=True)
             self.pool = None
@@ -89,8 +128,21 @@ class IdlePool(Executor):
             if self._timer is not None:
                 self._timer.cancel()
             pool = self.pool
+            waiting, self._waiting = (self._waiting, []) if cancel_futures else ([], self._waiting)
+        for outer, *_ in waiting:
+            outer.cancel()
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _relay(outer: Future, inner: Future) -> None:
+    """Give a waiting task's future the result of the pool's."""
+    if inner.cancelled():  # (the outer future is running: it can only fail now)
+        outer.set_exception(CancelledError())
+    elif (exc := inner.exception()) is not None:
+        outer.set_exception(exc)
+    else:
+        outer.set_result(inner.result())
 
 
 def _stop_fork_server() -> None:
