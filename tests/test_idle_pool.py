@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from ingest.run.executor import make_executor
+from ingest.run.executor import _stop_fork_server, make_executor
 
 
 def _pid() -> int:
@@ -90,10 +90,15 @@ def test_the_first_task_does_not_hold_the_callers_thread_while_the_workers_load(
             assert pool.submit(_pid).result(timeout=120) != os.getpid()  # once up, straight to the pool
         finally:
             pool.shutdown()
-            _stop_fork_server_for_the_next_case()
+            _stop_fork_server()  # the next case starts its own
 
 
-def _stop_fork_server_for_the_next_case() -> None:
-    from ingest.run.executor import _stop_fork_server
-
-    _stop_fork_server()
+def test_a_task_submitted_while_the_workers_load_still_runs_when_the_pool_is_shut_down():
+    """shutdown(wait=True) runs what was submitted, as ProcessPoolExecutor's does, even a task that
+    was still waiting for the workers to start."""
+    pool = make_executor(2)
+    try:
+        waiting = pool.submit(_pid)
+    finally:
+        pool.shutdown(wait=True)
+    assert waiting.result(timeout=0) != os.getpid()

@@ -60,6 +60,7 @@ class IdlePool(Executor):
         self._timer: threading.Timer | None = None
         self._closed = False
         self._starting = False
+        self._starter: threading.Thread | None = None
         self._waiting: list[tuple[Future, Callable[..., Any], tuple, dict]] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
@@ -71,7 +72,8 @@ class IdlePool(Executor):
                 self._timer = None
             if self.pool is None:
                 self.pool, self._starting = self._make(), True
-                threading.Thread(target=self._start, args=(self.pool,), name="pool-start", daemon=True).start()
+                self._starter = threading.Thread(target=self._start, args=(self.pool,), name="pool-start", daemon=True)
+                self._starter.start()
             self._busy += 1
             if self._starting:
                 future: Future = Future()
@@ -127,10 +129,12 @@ class IdlePool(Executor):
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
-            pool = self.pool
+            pool, starter = self.pool, self._starter
             waiting, self._waiting = (self._waiting, []) if cancel_futures else ([], self._waiting)
         for outer, *_ in waiting:
             outer.cancel()
+        if wait and starter is not None:
+            starter.join()  # the tasks still waiting for the workers reach the pool, to be run before it stops
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 

@@ -169,7 +169,7 @@ class Service:
         web = self.config.web
         if not web.listen:
             return
-        # imported only now: the web stack (uvicorn, starlette, jinja2) is ~10 MB a service without it never needs
+        # imported only now: a service without the web view never needs uvicorn, starlette or jinja2 (~5 MB)
         from ingest.out.web import WebContext, bind, make_app, make_server
 
         try:
