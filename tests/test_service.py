@@ -257,7 +257,8 @@ sys.exit(main(sys.argv[3:]))
 
 def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seeds_dir, web):
     """With `[web] listen = ""` the service serves nothing: uvicorn, starlette and jinja2 (~10 MB of a
-    process that idles for months) stay unloaded through a whole poll (issue 24: idle memory)."""
+    process that idles for months) stay unloaded through a whole poll (issue 24: idle memory); so does
+    httpx's command-line client, which httpx imports with click, rich and pygments (~6 MB) if installed."""
     h = web.host(2)
     title, body = article_text("on_hyesan_gold")
     page = h.add("/story.html", article_page(title, body))
@@ -275,4 +276,5 @@ def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seed
     assert code == 0, err
     modules = set(out.read_text().split())
     assert "ingest.run.poll" in modules  # it did poll
-    assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2"}
+    assert "httpx" in modules  # it did fetch
+    assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2", "rich", "pygments", "click"}

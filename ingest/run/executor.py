@@ -122,6 +122,7 @@ class IdlePool(Executor):
             self.pool.shutdown(wait=True)
             self.pool = None
             _stop_fork_server()
+            _stop_resource_tracker()
         release_freed_memory()  # what the poll left in this process's heap, too
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -155,6 +156,25 @@ def _stop_fork_server() -> None:
     import multiprocessing.forkserver
 
     stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(OSError, ChildProcessError):
+            stop()
+
+
+def _stop_resource_tracker() -> None:
+    """Stop multiprocessing's resource tracker, a process of its own (~9 MB) that the fork server
+    started and that would otherwise stay for the life of the service. It tracks the named
+    semaphores of the pool's queues: once the pool is collected none is left, and the next pool's
+    fork server starts another tracker. If one is still alive, the tracker is left running (stopping
+    it would unlink that semaphore under its owner)."""
+    import gc
+    import multiprocessing.resource_tracker
+    import multiprocessing.synchronize
+
+    gc.collect()  # the stopped pool's queues (reference cycles through their feeder threads)
+    if any(isinstance(obj, multiprocessing.synchronize.SemLock) for obj in gc.get_objects()):
+        return
+    stop = getattr(multiprocessing.resource_tracker._resource_tracker, "_stop", None)
     if stop is not None:
         with contextlib.suppress(OSError, ChildProcessError):
             stop()
