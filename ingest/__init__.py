@@ -9,4 +9,4 @@ __version__ = "0.2.0"
 # them). seed-ingest never runs that client; a None entry makes the import fail as httpx expects
 # when they are missing (it then defines a stub). Checked by
 # tests/test_service.py (a service that never loads them).
-sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
