@@ -258,7 +258,8 @@ sys.exit(main(sys.argv[3:]))
 def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seeds_dir, web):
     """With `[web] listen = ""` the service serves nothing: uvicorn, starlette and jinja2 (~10 MB of a
     process that idles for months) stay unloaded through a whole poll (issue 24: idle memory); so does
-    httpx's command-line client, which httpx imports with click, rich and pygments (~6 MB) if installed."""
+    httpx's command-line client, which httpx imports with click, rich and pygments (~6 MB) if installed,
+    and prometheus_client (~7 MB; /metrics is the web view's)."""
     h = web.host(2)
     title, body = article_text("on_hyesan_gold")
     page = h.add("/story.html", article_page(title, body))
@@ -277,4 +278,5 @@ def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seed
     modules = set(out.read_text().split())
     assert "ingest.run.poll" in modules  # it did poll
     assert "httpx" in modules  # it did fetch
-    assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2", "rich", "pygments", "click"}
+    assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2", "rich", "pygments", "click",
+                                                            "prometheus_client"}

@@ -16,14 +16,17 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ingest.config import ScheduleSettings
-from ingest.run.metrics import Metrics
 from ingest.run.schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
 from ingest.sources.feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from ingest.sources.fetch import Fetcher, FetchResult, RequestOptions
 from ingest.sources.urls import display
 from ingest.store import FeedRow
+
+if TYPE_CHECKING:
+    from ingest.run.metrics import Metrics  # the service's, made with its web view
 
 log = logging.getLogger("ingest")
 

@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ingest.judge.decide import Deferred, Outcome, Skipped
-from ingest.run.metrics import Metrics
 from ingest.sources.fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, RequestOptions
 from ingest.store import Source
 from ingest.text.analysis import Analysed, analyse
+
+if TYPE_CHECKING:
+    from ingest.run.metrics import Metrics  # the service's, made with its web view
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 

@@ -30,11 +30,11 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 from ingest.config import Config, FeedSettings
 from ingest.run.chunk import Alert, ChunkDecider
 from ingest.run.feed_read import FeedRead, FeedReader, FeedStatus, FeedUpdate, feed_fields, select_entries
-from ingest.run.metrics import Metrics
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageFetcher, PageJob, PageResult
 from ingest.run.progress import ProgressHook
@@ -43,6 +43,9 @@ from ingest.sources.feeds import Entry
 from ingest.sources.fetch import NO_OPTIONS, Fetcher, HostMemory, RequestOptions
 from ingest.sources.urls import display, host_of, normalize, redact_text
 from ingest.store import MAX_PAGE_ATTEMPTS, FeedRow, Source, SqlStore, StoreThread
+
+if TYPE_CHECKING:
+    from ingest.run.metrics import Metrics  # the service's, made with its web view
 
 log = logging.getLogger("ingest")
 

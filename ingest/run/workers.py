@@ -32,16 +32,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ingest.config import Config
 from ingest.run.chunk import Alert
-from ingest.run.metrics import Metrics
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.summary import PollSummary
 from ingest.sources.fetch import Fetcher
 from ingest.store import StoreThread
 from ingest.store.postgres import PgStore
+
+if TYPE_CHECKING:
+    from ingest.run.metrics import Metrics  # the service's, made with its web view
 
 log = logging.getLogger("ingest")
 

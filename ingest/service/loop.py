@@ -11,16 +11,14 @@ APScheduler 3 (AsyncIOScheduler) drives two jobs on one event loop:
   seeds change, recent pages are rescored: additions are made, removals only
   logged (``ingest rescore --apply`` makes them).
 
-Signals: SIGTERM/SIGINT stop taking work, give the running poll
-``shutdown_timeout`` to finish, then abandon its unfinished requests and
-commit what is complete, and exit 0; a second signal exits at once (every
-commit is a transaction and corpus files are renamed into place, so the
-store stays consistent). SIGHUP re-reads the config and seeds and applies
-all of it but [paths] store (feeds added or removed take effect, unchanged
-feeds keep their state; [fetch] settings apply to the next polls; the digest
-cron is re-armed; changed seeds rescore); the log names the keys changed. A
-changed config file (``ingest feeds add``, an editor) is re-read the same way
-within seconds, without a signal.
+Signals: SIGTERM/SIGINT stop taking work, give the running poll ``shutdown_timeout`` to finish, then
+abandon its unfinished requests and commit what is complete, and exit 0; a second signal exits at
+once (every commit is a transaction and corpus files are renamed into place, so the store stays
+consistent). SIGHUP re-reads the config and seeds and applies all of it but [paths] store (feeds
+added or removed take effect, unchanged feeds keep their state; [fetch] settings apply to the next
+polls; the digest cron is re-armed; changed seeds rescore); the log names the keys changed. A
+changed config file (``ingest feeds add``, an editor) is re-read the same way within seconds,
+without a signal.
 """
 
 from __future__ import annotations
@@ -47,7 +45,6 @@ from ingest.config import Config, ConfigError, load_config
 from ingest.run.chunk import Alert
 from ingest.run.executor import IDLE_POOL, kill_workers, make_executor
 from ingest.run.memory import release_freed_memory
-from ingest.run.metrics import Metrics
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.schedule import FeedOutcome, FeedState, backoff, last_fire, plan, sync_store
@@ -62,6 +59,8 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from ingest.run.metrics import Metrics
 
 log = logging.getLogger("ingest")
 
@@ -96,7 +95,7 @@ class Service:
         self.stopping = asyncio.Event()
         self.stop_signalled = 0.0
         self.rng = random.Random()
-        self.metrics = Metrics()
+        self.metrics: Metrics | None = None  # with the web view, its only reader (/metrics)
         self.web: uvicorn.Server | None = None  # the web view's server, when [web] listen is set
         self.web_task: asyncio.Future | None = None
         self.web_url = ""  # where the web view answers, once it does
@@ -169,8 +168,8 @@ class Service:
         web = self.config.web
         if not web.listen:
             return
-        # imported only now: a service without the web view never needs uvicorn, starlette or jinja2 (~5 MB)
-        from ingest.out.web import WebContext, bind, make_app, make_server
+        # imported only now: without the web view, uvicorn, starlette, jinja2, prometheus_client (~12 MB) stay out
+        from ingest.out.web import Metrics, WebContext, bind, make_app, make_server
 
         try:
             sock = bind(web.host, web.port)
@@ -178,7 +177,7 @@ class Service:
             log.error("event=web_failed listen=%s reason=%r (the service runs on without the web view)",
                       web.listen, exc.strerror or str(exc))
             return
-        self.reader = open_store(self.config, readonly=True)
+        self.reader, self.metrics = open_store(self.config, readonly=True), Metrics()
         ctx = WebContext(self.reader, lambda: self.config, lambda: self.seeds, self.metrics, self.clock,
                          writer=lambda fn: self.db(fn, self.store))
         self.web = make_server(make_app(ctx))
