@@ -19,6 +19,7 @@ from ingest.text.terms import term_counts
 
 DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
 MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
+SCORE_BATCH = 256  # documents scored together (Model.score)
 
 def _key(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
@@ -143,7 +144,15 @@ class Model:
         return h.hexdigest()
 
     def score(self, docs: Sequence[dict[str, int]], n_terms: int = 8) -> list[Score]:
-        """Scores of texts given as term counts (ingest.text.terms.term_counts), in order."""
+        """Scores of texts given as term counts (ingest.text.terms.term_counts), in order. Each
+        document's score depends on it alone, so a long sequence (a window re-scored after learning)
+        is scored SCORE_BATCH documents at a time: the same scores, with the per-occurrence lists
+        bounded (a 3,000-page window at once held ~40 MB of them in a worker)."""
+        if len(docs) <= SCORE_BATCH:
+            return self._score(docs, n_terms)
+        return [s for i in range(0, len(docs), SCORE_BATCH) for s in self._score(docs[i:i + SCORE_BATCH], n_terms)]
+
+    def _score(self, docs: Sequence[dict[str, int]], n_terms: int) -> list[Score]:
         if not docs:
             return []
         if self._index is None:
