@@ -140,6 +140,7 @@ def main() -> None:
         polite()
         return
     expected = args.hosts * args.feeds * args.entries
+    load = os.getloadavg()[0]
     web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18110).start()
     rows: list[tuple[str, float, float]] = []
     try:
@@ -168,7 +169,7 @@ def main() -> None:
     finally:
         web.stop()
     print(f"simulated web: {args.hosts} hosts x {args.feeds} feeds x {args.entries} real pages "
-          f"({expected} pages), {args.latency * 1000:.0f} ms latency; {os.cpu_count()} cores")
+          f"({expected} pages), {args.latency * 1000:.0f} ms latency; {os.cpu_count()} cores; load {load:.1f}")
     by = {label[:3]: pps for label, _, pps in rows}
     for label, secs, pps in rows:
         print(f"{label:<44} {secs:6.1f} s  {pps:6.1f} pages/s")
