@@ -287,10 +287,10 @@ def ratio_row(name: str, values: dict[str, float], unit: str) -> list[tuple[str,
     return [(f"{name}: this tree / {b_label}", f"{a:.1f} / {b:.1f} {unit} = {a / b:.2f}")]
 
 
-def idle_pss(cfg: Path, root: Path, timeout: float = 600.0) -> tuple[float, float]:
-    """(seconds until idle, peak PSS MB over 5 s once idle) of `ingest run` on ``cfg``'s store, every
+def idle_pss(cfg: Path, root: Path, timeout: float = 600.0) -> tuple[float, float, int]:
+    """(seconds until idle, peak PSS MB over 5 s once idle, processes then) of `ingest run` on ``cfg``'s store, every
     feed made due first: the service polls them all, and is idle when its process pool has exited
-    (the tree is the service and multiprocessing's resource tracker)."""
+    and, after it, multiprocessing's resource tracker (sampled after 30 s if the tracker stays)."""
     import sqlite3
 
     db = sqlite3.connect(cfg.parent / "store" / "ingest.db")
@@ -310,15 +310,19 @@ def idle_pss(cfg: Path, root: Path, timeout: float = 600.0) -> tuple[float, floa
                 time.sleep(0.5)
             while len(_tree(proc.pid)) > 2 and time.monotonic() - started < timeout and proc.poll() is None:
                 time.sleep(0.5)  # the pool exits IDLE_POOL s after its last task
+            settle = time.monotonic() + 30.0  # then the resource tracker, unless a semaphore still holds it
+            while len(_tree(proc.pid)) > 1 and time.monotonic() < settle and proc.poll() is None:
+                time.sleep(0.2)
+            time.sleep(1.0)  # and the service gives its freed heap back
             waited = time.monotonic() - started
-            peak = 0.0
+            peak, procs = 0.0, len(_tree(proc.pid))
             for _ in range(50):
                 peak = max(peak, tree_pss_mb(proc.pid))
                 time.sleep(0.1)
         finally:
             proc.terminate()
             proc.wait(timeout=120)
-    return waited, peak
+    return waited, peak, procs
 
 
 def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
@@ -352,11 +356,11 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
                          f"{out['feeds_not_modified']} not modified; CPU of the poll process {cpu[0]:.1f} s; "
                          f"load {load:.1f}"))
             web.control("grow")  # a new entry in every feed: the service's poll uses its worker processes
-            waited, idle = idle_pss(cfg, root)
+            waited, idle, procs = idle_pss(cfg, root)
             idles[label] = idle
             rows.append((f"(i) idle `ingest run`, the same {n_feeds:,} feeds ({label})",
                          f"PSS {idle:.0f} MB (target < 120) once its poll of them all (one new page each) was done and "
-                         f"its process pool had exited ({waited:.0f} s after the start)"))
+                         f"its process pool had exited ({waited:.0f} s after the start; {procs} process(es))"))
         rows += ratio_row("(h) peak PSS", peaks, "MB") + ratio_row("(i) idle PSS", idles, "MB")
     finally:
         web.stop()
