@@ -169,6 +169,45 @@ def test_two_workers_share_the_work_exactly_once(tmp_path, seeds_dir, web, pg_ur
     assert "0 written" in again.out and f"{stories} unchanged" in again.out
 
 
+def test_a_worker_with_the_web_view_counts_its_polls_in_metrics(tmp_path, seeds_dir, web, pg_url):
+    """A PostgreSQL worker's passes are counted in the web view's /metrics. The metrics are made
+    with the web view, which starts after the worker is set up: the worker must get them then
+    (a worker made before once kept none, and /metrics showed no poll)."""
+    import socket
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    feeds, stories, _ = build(web)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        listen = f"127.0.0.1:{s.getsockname()[1]}"
+    cfg = config(tmp_path, feeds[:5], pg_url)
+    cfg.write_text(cfg.read_text().replace('[web]\nlisten = ""', f'[web]\nlisten = "{listen}"'))
+    assert run_cli("--config", str(cfg), "migrate").code == 0
+    assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
+    worker = start(cfg, tmp_path / "worker.log")
+
+    def counted() -> dict:
+        try:
+            text = httpx.get(f"http://{listen}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        kept = [s.value for s in fams["ingest_pages"].samples
+                if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
+        return {"polls": fams["ingest_polls"].samples[0].value, "kept": kept[0] if kept else 0}
+    try:
+        wait_for(lambda: counted().get("kept", 0) >= 1 and counted()["polls"] >= 1, timeout=180,
+                 what="the worker's pass counted in /metrics")
+        kept_rows = rows(pg_url, "SELECT COUNT(*) FROM articles")[0][0]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+    assert code == 0, (tmp_path / "worker.log").read_text()
+    assert kept_rows >= 1
+
+
 def test_a_killed_worker_loses_nothing(tmp_path, seeds_dir, web, pg_url):
     feeds, stories, pages = build(web, page_delay=0.3)
     cfg = config(tmp_path, feeds, pg_url, lease="3s")

@@ -140,6 +140,7 @@ class Service:
             self._start_web()
             self.store.announce("run", self.web_url)  # who holds the store, for the commands it turns away
             if self.worker is not None:
+                self.worker.metrics = self.metrics  # made with the web view, just now
                 work = asyncio.ensure_future(self.worker.work(self.stopping,
                                                               lambda: (self.config, self.seeds, self.fetcher)))
             else:
