@@ -232,20 +232,22 @@ def test_the_compact_word_table_gives_wordfreqs_priors():
         assert math.isclose(value, expected(word), rel_tol=1e-12), word
 
 
-def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
-    """A worker learns the model from the store's window (packed term counts). Unpacking the whole
-    window into dicts, with three copies of its matrix, once took 2.5x the unpacked window (a
-    10,000-page window: ~280 MB in a worker, kept after); it is now read one page at a time."""
+def _zipf_window(seed: int, pages: int, extra: tuple[str, ...] = ()) -> list[bytes]:
+    """A store's window (packed term counts) of ``pages`` random 200-word pages, Zipf-distributed."""
+    from ingest.blobs import pack
+
+    rng = random.Random(seed)
+    vocab = [f"w{i:05d}x" for i in range(20000)] + list(extra)
+    zipf = [1 / (i + 1) for i in range(len(vocab))]
+    return [pack(term_counts(" ".join(rng.choices(vocab, weights=zipf, k=200)))) for _ in range(pages)]
+
+
+def _peak_beside_unpacked(window: list[bytes], work):
+    """(``work()``'s result, its peak traced memory, the traced size of the window unpacked into dicts)."""
     import tracemalloc
 
-    from ingest.blobs import pack, unpack
-    from ingest.judge.scoring import fit_window
+    from ingest.blobs import unpack
 
-    rng = random.Random(7)
-    vocab = [f"w{i:05d}x" for i in range(20000)]
-    zipf = [1 / (i + 1) for i in range(len(vocab))]
-    window = [pack(term_counts(" ".join(rng.choices(vocab, weights=zipf, k=200)))) for _ in range(1500)]
-    fit_window(SEEDS, window[:100], [None] * 100, "en", None)  # the word statistics, loaded once per process
     tracemalloc.start()
     try:
         dicts = [unpack(b) for b in window]
@@ -253,10 +255,24 @@ def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
         del dicts
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        model, _ = fit_window(SEEDS, window, [None] * len(window), "en", None)  # a window past MATURE: no rescore
+        result = work()
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
+    return result, peak, unpacked
+
+
+def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
+    """A worker learns the model from the store's window (packed term counts). Unpacking the whole
+    window into dicts, with three copies of its matrix, once took 2.5x the unpacked window (a
+    10,000-page window: ~280 MB in a worker, kept after); it is now read one page at a time."""
+    from ingest.judge.scoring import fit_window
+
+    window = _zipf_window(7, 1500)
+    fit_window(SEEDS, window[:100], [None] * 100, "en", None)  # the word statistics, loaded once per process
+    # a window past MATURE: no rescore
+    (model, _), peak, unpacked = _peak_beside_unpacked(
+        window, lambda: fit_window(SEEDS, window, [None] * len(window), "en", None))
     assert model.kind == "logistic" and model.threshold.stream_n == len(window)
     assert peak < 1.3 * unpacked, f"learning peaked at {peak / 1e6:.1f} MB, unpacked: {unpacked / 1e6:.1f} MB"
 
@@ -265,27 +281,12 @@ def test_rescoring_a_window_gives_the_same_scores_in_bounded_memory():
     """A model learned from a provisional window re-scores that window to re-decide its pages. Scoring
     it all at once built Python lists per term occurrence (1.9x the unpacked window, on top of what
     learning held); it is scored in batches now, each page's score depending on that page alone."""
-    import tracemalloc
-
-    from ingest.blobs import pack, unpack
+    from ingest.blobs import unpack
     from ingest.judge.scoring import Unpacked, fit_window
 
-    rng = random.Random(11)
-    vocab = [f"w{i:05d}x" for i in range(20000)] + ["gold", "mine", "hyesan", "labour"]
-    zipf = [1 / (i + 1) for i in range(len(vocab))]
-    window = [pack(term_counts(" ".join(rng.choices(vocab, weights=zipf, k=200)))) for _ in range(1200)]
+    window = _zipf_window(11, 1200, ("gold", "mine", "hyesan", "labour"))
     model, scores = fit_window(SEEDS, window, [None] * len(window), "en", None, rescore=True)
     assert len(scores) == len(window) and any(s.terms for s in scores)
     assert scores == [model.score([unpack(b)])[0] for b in window]  # the same to the last bit, page by page
-    tracemalloc.start()
-    try:
-        dicts = [unpack(b) for b in window]
-        unpacked = tracemalloc.get_traced_memory()[0]
-        del dicts
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        model.score(Unpacked(window))
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    _, peak, unpacked = _peak_beside_unpacked(window, lambda: model.score(Unpacked(window)))
     assert peak < 0.75 * unpacked, f"scoring peaked at {peak / 1e6:.1f} MB, unpacked: {unpacked / 1e6:.1f} MB"

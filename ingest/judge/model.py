@@ -21,6 +21,7 @@ DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
 MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
 SCORE_BATCH = 256  # documents scored together (Model.score)
 
+
 def _key(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
