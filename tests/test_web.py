@@ -138,22 +138,25 @@ def test_beyond_loopback_a_password_is_required(tmp_path, seeds_dir):
         proc.communicate(timeout=30)
 
 
+def polls_counted(listen: str, kept: int) -> bool:
+    """Whether the web view at ``listen`` answers /metrics with at least one poll and ``kept`` kept pages."""
+    try:
+        text = httpx.get(f"http://{listen}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return False
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    counts = [s.value for s in fams["ingest_pages"].samples
+              if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
+    return fams["ingest_polls"].samples[0].value >= 1 and bool(counts) and counts[0] >= kept
+
+
 def test_the_service_serves_the_view_and_counts_its_polls(tmp_path, seeds_dir, web):
     news = build_news_web(web)
     listen = f"127.0.0.1:{_free_port()}"
     cfg = write_config(tmp_path, news.feeds[:3], FAST + f'[web]\nlisten = "{listen}"\n')
     proc = start(cfg)
     try:
-        def polled() -> bool:
-            try:
-                text = httpx.get(f"http://{listen}/metrics", timeout=2).text
-            except httpx.HTTPError:
-                return False
-            fams = {f.name: f for f in text_string_to_metric_families(text)}
-            kept = [s.value for s in fams["ingest_pages"].samples
-                    if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
-            return fams["ingest_polls"].samples[0].value >= 1 and bool(kept) and kept[0] >= 4
-        wait_for(polled, what="the polls' four kept pages counted in /metrics")
+        wait_for(lambda: polls_counted(listen, 4), what="the polls' four kept pages counted in /metrics")
         fams = {f.name: f for f in text_string_to_metric_families(httpx.get(f"http://{listen}/metrics").text)}
         kept = [s for s in fams["ingest_pages"].samples if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
         assert kept and kept[0].value >= 4

@@ -173,33 +173,17 @@ def test_a_worker_with_the_web_view_counts_its_polls_in_metrics(tmp_path, seeds_
     """A PostgreSQL worker's passes are counted in the web view's /metrics. The metrics are made
     with the web view, which starts after the worker is set up: the worker must get them then
     (a worker made before once kept none, and /metrics showed no poll)."""
-    import socket
+    from .test_web import _free_port, polls_counted
 
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
-
-    feeds, stories, _ = build(web)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{s.getsockname()[1]}"
+    feeds, _, _ = build(web)
+    listen = f"127.0.0.1:{_free_port()}"
     cfg = config(tmp_path, feeds[:5], pg_url)
     cfg.write_text(cfg.read_text().replace('[web]\nlisten = ""', f'[web]\nlisten = "{listen}"'))
     assert run_cli("--config", str(cfg), "migrate").code == 0
     assert run_cli("--config", str(cfg), "feeds", "sync").code == 0
     worker = start(cfg, tmp_path / "worker.log")
-
-    def counted() -> dict:
-        try:
-            text = httpx.get(f"http://{listen}/metrics", timeout=2).text
-        except httpx.HTTPError:
-            return {}
-        fams = {f.name: f for f in text_string_to_metric_families(text)}
-        kept = [s.value for s in fams["ingest_pages"].samples
-                if s.name.endswith("_total") and s.labels["outcome"] == "kept"]
-        return {"polls": fams["ingest_polls"].samples[0].value, "kept": kept[0] if kept else 0}
     try:
-        wait_for(lambda: counted().get("kept", 0) >= 1 and counted()["polls"] >= 1, timeout=180,
-                 what="the worker's pass counted in /metrics")
+        wait_for(lambda: polls_counted(listen, 1), timeout=180, what="the worker's pass counted in /metrics")
         kept_rows = rows(pg_url, "SELECT COUNT(*) FROM articles")[0][0]
     finally:
         worker.send_signal(signal.SIGTERM)
