@@ -17,12 +17,18 @@ takes `ingest review`'s suggestions 5 at a time, gives the true verdict with
 `mark` and applies `rescore --apply` every 10 verdicts. F1 of the corpus on
 the pages never judged, after 0/10/20/40 verdicts, per topic with the minimum.
 
+--small is a new user's first week through the same real path: 15 on topic among 250, 3 seeds, four rounds of
+5 verdicts from `review`, `rescore --apply` after each. Per topic: F1 of the corpus on the pages never judged
+after 0/5/10/15/20 verdicts, what each round changed (on the same pages before and after it), and the unrelated
+pages that joined in each round; then the large-stream --feedback table (3 seeds, --shares) in the same run.
+
 --simulate-feedback is the same learning curve without a store: the stream is
 split in halves; in rounds, 5 texts of the first half chosen by `review`'s rule
 get their true verdict; F1 on the second half after 0/10/20/40 verdicts.
 
     python bench/relevance.py                       # shares 1,2,5,15,20 %, seeds 1,3,5, 10 draws
     python bench/relevance.py --feedback --seeds 3 --shares 2,15 --draws 2
+    python bench/relevance.py --small --shares 2,15 --draws 1     # small-stream curve, large beside it
 """
 
 from __future__ import annotations
@@ -138,6 +144,15 @@ def main() -> None:
     ap.add_argument("--feedback", action="store_true",
                     help="the real path instead: a store, pages decided as `ingest poll` decides them, then "
                          "`review` -> `mark` -> `rescore --apply` as a user would; F1 of the corpus")
+    ap.add_argument("--small", action="store_true",
+                    help="a new user's small stream through the real path: SMALL_ON on topic among SMALL_STREAM, "
+                         "3 seeds, four rounds of 5 verdicts from `review`, `rescore --apply` after each; the "
+                         "curve per topic, then the large-stream --feedback figures (--shares, --stream) beside it")
+    ap.add_argument("--small-draws", type=int, default=5, help="with --small: draws per topic")
+    ap.add_argument("--no-large", action="store_true", help="with --small: leave out the large-stream figures")
+    ap.add_argument("--score-command", action="store_true",
+                    help="`ingest score FILES` on a fresh store (its own code path: ingest.run.chunk.score_texts): "
+                         "F1 of its relevant/not relevant per topic and share, beside the label-free poll model")
     ap.add_argument("--simulate-feedback", action="store_true",
                     help="the learning curve from verdicts, simulated on score_stream (no store)")
     ap.add_argument("--seed", type=int, default=1)
@@ -150,6 +165,15 @@ def main() -> None:
     shares = [float(s) / 100 for s in args.shares.split(",")]
     seed_counts = [int(s) for s in args.seeds.split(",")]
     rng = random.Random(args.seed)
+    if args.small:
+        small_feedback(docs, topics, args, rng)
+        if not args.no_large:
+            print()
+            real_feedback(docs, topics, shares, [3], args, random.Random(args.seed))
+        return
+    if args.score_command:
+        score_command(docs, topics, shares, seed_counts, args, rng)
+        return
     if args.feedback:
         real_feedback(docs, topics, shares, seed_counts, args, rng)
         return
@@ -230,13 +254,86 @@ def simulate_feedback(docs, topics, shares, seed_counts, args, rng) -> None:
                 print(f"seeds={k} verdicts={n}: mean F1 over shares 2/5/15 %: {statistics.mean(vals):.3f}")
 
 
+def score_command(docs, topics, shares, seed_counts, args, rng) -> None:
+    """`ingest score` on a fresh store, through the function the command calls, against score_stream on the
+    same texts (what a poll of them would end with): the two must agree."""
+    import tempfile
+
+    from ingest.config import load_config
+    from ingest.run.chunk import score_texts
+    from ingest.store import open_store
+
+    rows: dict[tuple, list] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="seed-ingest-bench-") as tmp:
+        root = Path(tmp)
+        (root / "seeds").mkdir()
+        (root / "config.toml").write_text('[paths]\nseeds = "seeds"\nstore = "store"\n', encoding="utf-8")
+        config = load_config(root / "config.toml")
+        with open_store(config) as store:
+            for _topic, k, share, texts, stream, truth in draws(docs, topics, seed_counts, shares, args, rng,
+                                                                keep_docs=True):
+                scored = score_texts(config, store, texts, stream)
+                rows[(k, share)].append(evaluate([s.score for s in scored.scores], truth, scored.threshold.value))
+    print("`ingest score FILES` on a fresh store: F1 of its decisions (mean over topics and draws)\n")
+    print("| seeds | share | P | R | F1 | best F1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for (k, share), v in sorted(rows.items()):
+        means = [statistics.mean(x[i] for x in v) for i in range(4)]
+        print(f"| {k} | {share:.0%} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
+SMALL_STREAM, SMALL_ON, SMALL_SEEDS = 250, 15, 3
+SMALL_STEPS = (0, 5, 10, 15, 20)
+
+
+def small_feedback(docs, topics, args, rng) -> None:
+    """A new user's first week: a small stream, four rounds of verdicts, `rescore --apply` after each.
+    F1 on the pages never judged by the end (one held-out set for the whole curve)."""
+    from relevance_loop import run_loop
+
+    curves: dict[str, list] = defaultdict(list)
+    t0 = time.perf_counter()
+    for topic in topics:
+        on = [d for d in docs if topic in d["topics"]]
+        off = [d for d in docs if topic not in d["topics"]]
+        for _ in range(args.small_draws):
+            seeds, stream = draw_stream(rng, on, off, SMALL_SEEDS, SMALL_ON / SMALL_STREAM, SMALL_STREAM)
+            curves[topic].append(run_loop([d["text"] for d in seeds], [d["text"] for d in stream],
+                                          [topic in d["topics"] for d in stream], SMALL_STEPS, rescore_every=5,
+                                          held_out_final=True))
+    print(f"Small stream ({SMALL_ON} on topic among {SMALL_STREAM}, {SMALL_SEEDS} seeds): corpus F1 on the pages "
+          f"never judged, after each round of 5 verdicts from `review` and `rescore --apply`; mean over "
+          f"{args.small_draws} draw(s) per topic\n")
+    print("| topic | " + " | ".join(f"{n}" for n in SMALL_STEPS) + " | each round's change, same pages "
+          "| unrelated joins per round |")
+    print("| --- |" + " --- |" * (len(SMALL_STEPS) + 2))
+    means: dict[int, list[float]] = {n: [] for n in SMALL_STEPS}
+    worst = (0.0, "")
+    for topic in topics:
+        runs = curves[topic]
+        f1 = {n: statistics.mean(c.f1[n] for c in runs) for n in SMALL_STEPS}
+        change = [statistics.mean(c.round_change[n] for c in runs) for n in SMALL_STEPS[1:]]
+        joins = [statistics.mean(c.false_joins.get(n, 0) for c in runs) for n in SMALL_STEPS[1:]]
+        for n in SMALL_STEPS:
+            means[n].append(f1[n])
+        worst = max(worst, (-min(change), topic))
+        print(f"| {topic} | " + " | ".join(f"{f1[n]:.3f}" for n in SMALL_STEPS) + " | "
+              + " ".join(f"{c:+.3f}" for c in change) + " | " + " ".join(f"{j:.1f}" for j in joins) + " |")
+    mean = {n: statistics.mean(means[n]) for n in SMALL_STEPS}
+    print("| **mean** | " + " | ".join(f"**{mean[n]:.3f}**" for n in SMALL_STEPS) + " | | |")
+    print(f"\nmean F1 on the pages never judged, 0 -> {SMALL_STEPS[-1]} verdicts: {mean[0]:.3f} -> "
+          f"{mean[SMALL_STEPS[-1]]:.3f} ({mean[SMALL_STEPS[-1]] - mean[0]:+.3f}; target >= +0.05); the largest "
+          f"drop one round made to a topic's F1 (mean over its draws, the same pages before and after the round): "
+          f"{max(worst[0], 0.0):.3f} ({worst[1]}; target <= 0.05); {time.perf_counter() - t0:.0f} s")
+
+
 def real_feedback(docs, topics, shares, seed_counts, args, rng) -> None:
     from relevance_loop import STEPS, run_loop
 
     rows: dict[tuple, list] = defaultdict(list)
     t0 = time.perf_counter()
     for topic, k, share, texts, counts, truth in draws(docs, topics, seed_counts, shares, args, rng, keep_docs=True):
-        for n, f1 in run_loop(texts, counts, truth).items():
+        for n, f1 in run_loop(texts, counts, truth).f1.items():
             rows[(k, share, n, topic)].append(f1)
     print("Corpus F1 through the real path (poll's decider on a SQLite store, then review -> mark -> rescore "
           "--apply), on the pages never judged; mean over topics and draws, and the worst topic\n")

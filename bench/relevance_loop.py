@@ -13,11 +13,13 @@ corpus folder) on the pages never judged, label-free and after each step.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.config import load_config
@@ -51,8 +53,18 @@ def _corpus(db_path: Path) -> dict[str, bool]:
         db.close()
 
 
-def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool]) -> dict[int, float]:
-    """F1 of the corpus on never-judged pages after each of STEPS verdicts."""
+@dataclass
+class Curve:
+    f1: dict[int, float]  # verdicts so far -> F1 of the corpus on the held-out pages
+    false_joins: dict[int, int] = field(default_factory=dict)  # unrelated pages that joined in the round
+    # what the round did to F1, on the same pages before and after it (those not judged by its end)
+    round_change: dict[int, float] = field(default_factory=dict)
+
+
+def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool], steps: tuple[int, ...] = STEPS,
+             rescore_every: int = 10, held_out_final: bool = False) -> Curve:
+    """F1 of the corpus on never-judged pages after each of ``steps`` verdicts (5 per round from
+    `review`, `rescore --apply` after every ``rescore_every``)."""
     with tempfile.TemporaryDirectory(prefix="seed-ingest-bench-") as tmp:
         root = Path(tmp)
         (root / "seeds").mkdir()
@@ -85,18 +97,27 @@ def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool]) -> dict
             asyncio.run(poll())
         finally:
             db.close()
-        out = {0: _f1(_corpus(store.root / "ingest.db"), by_url, set())}
+        snaps = {0: _corpus(store.root / "ingest.db")}
+        judged_by: dict[int, set[str]] = {0: set()}
         judged: set[str] = set()
         now = time.time()
-        for n in range(5, STEPS[-1] + 1, 5):
+        for n in range(5, steps[-1] + 1, 5):
             items = review(store, seed_texts, config, 5)
             for it in items:
                 mark(store, [it.id], by_url[it.url], now)
                 judged.add(it.url)
             apply_verdicts(store, now)
-            if n % 10 == 0:
+            if n % rescore_every == 0:
                 rescore(store, seed_texts, config, 0.0, now, apply=True)
-            if n in STEPS:
-                out[n] = _f1(_corpus(store.root / "ingest.db"), by_url, judged)
+            if n in steps:
+                snaps[n] = _corpus(store.root / "ingest.db")
+                judged_by[n] = set(judged)
+        # held out: with ``held_out_final`` the pages never judged by the end (one set for every step, so the
+        # curve compares like with like), else the pages not judged at that step
+        out = Curve({n: _f1(snap, by_url, judged if held_out_final else judged_by[n]) for n, snap in snaps.items()})
+        steps_seen = sorted(snaps)
+        for a, b in itertools.pairwise(steps_seen):  # unrelated pages that joined between two steps
+            out.false_joins[b] = sum(1 for u, k in snaps[b].items() if k and not snaps[a].get(u) and not by_url[u])
+            out.round_change[b] = _f1(snaps[b], by_url, judged_by[b]) - _f1(snaps[a], by_url, judged_by[b])
         store.close()
         return out

@@ -16,7 +16,7 @@ from ingest.config import Config, FeedSettings
 from ingest.judge.decide import Deferred, Outcome, Refresh, Skipped, effective_threshold, leaders, refresh, relevance
 from ingest.judge.identity import identify
 from ingest.judge.relevance import Score, Scored, Threshold
-from ingest.judge.scoring import fit_window
+from ingest.judge.scoring import score_packed
 from ingest.run.feedback import window_stream
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageJob, PageResult
@@ -214,7 +214,11 @@ def story_keys(a: Analysed) -> list[str]:
 
 
 def score_texts(config: Config, store: SqlStore, seeds: Sequence[str], texts: Sequence[str]) -> Scored:
-    """Score texts as ``poll`` would decide them now: with the model learned from this store's window."""
+    """Score texts as a poll of them on this store would end: with the model learned from the store's
+    window *and* these texts (a poll's last model has seen its pages, and re-decides the ones it decided
+    provisionally). Scoring them with the window's model alone never learned from them: on a fresh
+    store, held-out topics lost half their F1 (bench/relevance.py --score-command)."""
     _, window, labels = window_stream(store)
-    model, _ = fit_window(seeds, window, labels, config.relevance.language, config.relevance.threshold)
-    return Scored(model.score([term_counts(t) for t in texts]), model.threshold)
+    counts = [term_counts(t) for t in texts]
+    scored = score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold, counts)
+    return Scored(scored.scores[len(window):], scored.threshold)
