@@ -17,8 +17,8 @@ recently fetched pages, kept and rejected, plus the batch being decided):
    pseudo-negatives, the middle left out; a few rounds re-label from the
    model's own decision values z (positives: z > 1). A pseudo-positive weighs
    a quarter of a seed, and a term counts for the topic only when two
-   positive examples share it (one page's incidental words cannot pull
-   others in). The user's verdicts are labels too: "relevant" weighs as a
+   positive examples share it and they hold it more often than the stream
+   does (one page's incidental words cannot pull others in). The user's verdicts are labels too: "relevant" weighs as a
    seed, "not relevant" as VERDICT_WEIGHT pseudo-negatives. Scores are sigmoid(z);
    the threshold is sigmoid(-1.5) ~ 0.18 (the positives are weighted up to
    balance the classes, so a rare topic's best cut lies well below 0.5),
@@ -85,6 +85,10 @@ PSEUDO_POSITIVE_WEIGHT = 0.25
 # pseudo-positives) contain it: one example's incidental words ("reserve" beside "gold reserves" in one page)
 # can count against a page, never for it
 MIN_POSITIVE_DF = 2
+# ... and only when the positive examples hold it more often than the stream does: "japan" in two liked pages
+# about Japan's trade is no reason to keep every page about Japan (bench/relevance.py --small, trade)
+ENRICHMENT = 1.0
+EVIDENCE_MARGIN = 0.5  # the intercept's distance under the cut (z): what a page of neutral words falls short by
 ROCCHIO_NEGATIVE = 0.25  # cosine model: weight of the judged-irrelevant centroid taken off the seeds'
 COPY_SIMILARITY = 0.9  # two seeds this similar (cosine) are copies of one story
 # the model cannot separate the seeds from the stream when few of the texts it keeps score clearly above
@@ -197,9 +201,9 @@ def _cosine_threshold(x_seeds: sparse.csr_matrix, background: np.ndarray) -> flo
 
 
 def _fit(x: sparse.csr_matrix, y: np.ndarray, weight: np.ndarray, start: np.ndarray | None,
-         upper: np.ndarray) -> np.ndarray:
+         upper: np.ndarray, max_bias: float = np.inf) -> np.ndarray:
     """L2-regularised weighted logistic regression (intercept unpenalised), L-BFGS-B, each term's weight
-    at most ``upper`` (0 or +inf). Returns [w..., b]."""
+    at most ``upper`` (0 or +inf), the intercept at most ``max_bias``. Returns [w..., b]."""
     d = x.shape[1]
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -213,7 +217,7 @@ def _fit(x: sparse.csr_matrix, y: np.ndarray, weight: np.ndarray, start: np.ndar
         grad[d] = g.sum()
         return value, grad
 
-    hi = np.append(upper, np.inf)
+    hi = np.append(upper, max_bias)
     theta0 = np.minimum(start, hi) if start is not None else np.zeros(d + 1)
     from scipy import optimize
 
@@ -326,9 +330,16 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
     liked_n = int((labels == 1.0).sum())
     free_above = int(((cos >= value) & ~judged).sum())
     first_k = int(min(TOP_POSITIVES, max(MIN_POSITIVES - liked_n, free_above)))
-    coef, bias, z = _self_train(x, n, cos, labels, first_k)
+    shift = VERDICT_SHIFT * min(1.0, int(judged.sum()) / VERDICTS_FOR_SHIFT)
+    # a page passes for what it holds, never for what it lacks: the intercept stays EVIDENCE_MARGIN under the
+    # cut, so a page of words that count for nothing (unseen, or held at 0 by MIN_POSITIVE_DF) is not kept
+    # (THRESHOLD_SCALE is 0: the cut does not depend on the share the fit finds)
+    cut_before = _cut(0.5, n) + shift
+    if fixed is not None and 0.0 < fixed < 1.0:
+        cut_before = min(cut_before, math.log(fixed / (1.0 - fixed)))
+    coef, bias, z = _self_train(x, n, cos, labels, first_k, cut_before - EVIDENCE_MARGIN)
     share = float(np.mean(z > 0))
-    cut = _cut(share, n) + VERDICT_SHIFT * min(1.0, int(judged.sum()) / VERDICTS_FOR_SHIFT)
+    cut = _cut(share, n) + shift
     probs = _sigmoid(z)
     value = float(_sigmoid(np.array([cut]))[0])
     if not (probs >= value).any():
@@ -345,8 +356,8 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
     return model("logistic", coef, bias, th)
 
 
-def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray,
-                labels: np.ndarray, first_k: int) -> tuple[np.ndarray, float, np.ndarray]:
+def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray, labels: np.ndarray, first_k: int,
+                max_bias: float = np.inf) -> tuple[np.ndarray, float, np.ndarray]:
     """Self-training from the cosine ranking on ``x`` (the stream's ``n`` rows, then the seeds');
     returns (term coefficients, intercept, decision values of the stream)."""
     judged = ~np.isnan(labels)
@@ -359,6 +370,7 @@ def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray,
           + np.bincount(x.indices[split:][nonzero[split:]], minlength=x.shape[1]) * 2)
     cols = np.flatnonzero(df >= 2)
     x_fit = x[:, cols].tocsr()
+    stream_df = np.bincount(x_fit[:n].indices, minlength=x_fit.shape[1])
     seeds = np.arange(n, x.shape[0])
     upos = np.flatnonzero(judged & (labels == 1.0))
     uneg = np.flatnonzero(judged & (labels == 0.0))
@@ -390,7 +402,8 @@ def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray,
                                  np.full(len(upos), wpos), np.ones(len(neg)), np.full(len(uneg), VERDICT_WEIGHT)])
         positives = x_fit[np.concatenate([pos, seeds, upos])]
         pos_df = np.bincount(positives.indices[positives.data != 0], minlength=x_fit.shape[1])
-        theta = _fit(x_fit[rows], y, weight, theta, np.where(pos_df >= MIN_POSITIVE_DF, np.inf, 0.0))
+        allowed = (pos_df >= MIN_POSITIVE_DF) & (pos_df / positives.shape[0] > ENRICHMENT * stream_df / n)
+        theta = _fit(x_fit[rows], y, weight, theta, np.where(allowed, np.inf, 0.0), max_bias)
         z = (x_fit @ theta[:-1])[:n] + theta[-1]
         r += 1
         if r == rounds and rounds == ROUNDS:

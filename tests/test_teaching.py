@@ -1,0 +1,136 @@
+"""Teaching the model on a new user's small stream, the way a user does it: poll, then rounds of
+`ingest review` -> `ingest mark` (the true verdict) -> `ingest rescore --apply`, through the CLI on a
+loopback web. What is measured is the curve, round by round, not only its end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.judge.relevance import learn_model
+from ingest.text.terms import term_counts
+
+from .conftest import SHARED, run_cli, write_config
+from .web import article_page, rss
+
+REUTERS = SHARED / "data" / "reuters" / "articles.jsonl.gz"
+SIZE, ON_TOPIC, SEEDS, ROUNDS, PER_ROUND = 250, 15, 3, 4, 5
+
+
+def _reuters() -> list[dict]:
+    docs, seen = [], set()
+    with gzip.open(REUTERS, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            d = json.loads(line)
+            body = " ".join(d["body"].split())
+            if d["title"].strip() and len(body.split()) >= 40 and body not in seen:
+                seen.add(body)
+                docs.append(d)
+    return docs
+
+
+def _f1(kept: dict[str, bool], truth: dict[str, bool], skip: set[str]) -> float:
+    tp = sum(1 for u, k in kept.items() if k and truth[u] and u not in skip)
+    fp = sum(1 for u, k in kept.items() if k and not truth[u] and u not in skip)
+    fn = sum(1 for u, k in kept.items() if not k and truth[u] and u not in skip)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def _in_corpus(store: Path) -> dict[str, bool]:
+    db = sqlite3.connect(store / "ingest.db")
+    try:
+        return {url: bool(active) for url, active in db.execute(
+            "SELECT p.url, a.id IS NOT NULL AND a.withdrawn IS NULL FROM pages p "
+            "LEFT JOIN articles a ON a.id = p.article_id WHERE p.outcome IN ('kept', 'rejected', 'duplicate')")}
+    finally:
+        db.close()
+
+
+@pytest.mark.skipif(not REUTERS.exists(), reason="../shared Reuters data absent")
+@pytest.mark.parametrize(("topic", "draw"), [("gold", 11), ("trade", 3)])
+def test_a_new_users_rounds_of_verdicts_never_make_the_corpus_worse(tmp_path, web, topic, draw):
+    """15 pages on a development topic among 250, 3 seeds, four rounds of five verdicts answered truthfully
+    from `ingest review`, `rescore --apply` after each. No round lowers F1 by more than 0.05 on the pages it
+    did not judge (compared on the same pages before and after it), nor do the rounds together, and the
+    pages marked "not relevant" are not replaced by as many new unrelated ones (the mean gain over the
+    development topics is bench/relevance.py --small's to show: one draw is too noisy to assert it). Both
+    draws failed before the model stopped memorising pseudo-positives and one page's words."""
+    docs = _reuters()
+    rng = random.Random(draw)
+    on = [d for d in docs if topic in d["topics"]]
+    off = [d for d in docs if topic not in d["topics"]]
+    seeds = rng.sample([d for d in on if d["lewissplit"] == "TRAIN"], SEEDS)
+    stream = rng.sample([d for d in on if d not in seeds], ON_TOPIC) + rng.sample(off, SIZE - ON_TOPIC)
+    rng.shuffle(stream)
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    for i, d in enumerate(seeds):
+        (folder / f"{i:03d}.txt").write_text(f"{d['title'].strip()}\n\n{d['body'].strip()}\n", encoding="utf-8")
+    hosts = [web.host(n) for n in (21, 22, 23, 24, 25)]  # five sites, so politeness does not serialise the poll
+    truth, feeds = {}, []
+    for h, host in enumerate(hosts):
+        items = []
+        for i, d in enumerate(stream[h::len(hosts)]):
+            body = "\n\n".join(" ".join(p.split()) for p in d["body"].split("\n    ") if p.strip())
+            url = host.add(f"/news/{i}.html", article_page(d["title"].strip().title(), body))
+            truth[url] = topic in d["topics"]
+            items.append({"title": d["title"], "link": url, "guid": url, "date": "Fri, 20 Nov 2026 08:00:00 GMT"})
+        feeds.append(host.add("/rss.xml", rss(f"Wire {h}", items), content_type="application/rss+xml"))
+    cfg = write_config(tmp_path, feeds)
+    r = run_cli("--config", str(cfg), "poll", "--json")
+    assert r.code == 0, r.err
+    store = tmp_path / "store"
+    snaps = [_in_corpus(store)]
+    assert len(snaps[0]) == SIZE, len(snaps[0])
+    judged: list[set[str]] = [set()]
+    for _ in range(ROUNDS):
+        r = run_cli("--config", str(cfg), "review", "--json", "--limit", str(PER_ROUND))
+        assert r.code == 0, r.err
+        items = [json.loads(line) for line in r.out.splitlines() if line.strip()]
+        assert len(items) == PER_ROUND
+        for it in items:
+            verdict = "--relevant" if truth[it["url"]] else "--irrelevant"
+            assert run_cli("--config", str(cfg), "mark", it["id"], verdict).code == 0
+        assert run_cli("--config", str(cfg), "rescore", "--apply", "--json").code == 0
+        judged.append(judged[-1] | {it["url"] for it in items})
+        snaps.append(_in_corpus(store))
+    changes = [_f1(snaps[k], truth, judged[k]) - _f1(snaps[k - 1], truth, judged[k]) for k in range(1, ROUNDS + 1)]
+    unrelated_joins = [sum(1 for u, kept in snaps[k].items() if kept and not snaps[k - 1][u] and not truth[u])
+                       for k in range(1, ROUNDS + 1)]
+    curve = [_f1(s, truth, judged[-1]) for s in snaps]
+    detail = f"F1 {curve}, each round's change {changes}, unrelated joins {unrelated_joins}"
+    assert min(changes) >= -0.05, detail
+    assert curve[-1] >= curve[0] - 0.05, detail
+    assert sum(unrelated_joins) <= ROUNDS, detail
+
+
+def test_a_word_only_one_relevant_page_holds_cannot_pull_other_pages_in():
+    """A page judged relevant carries an incidental word ("yen") no seed and no other positive example has:
+    the model may count the word against a page, never for it, so pages about the yen stay out."""
+    rng = random.Random(5)
+    topic = ("gold mine ore miners shaft tonnes ounces smelter concentrate province labour export"
+             " bullion refinery").split()
+    general = ("market bank company shares profit quarter said government official minister price week year"
+               " growth trade report plan talks sales rose fell percent billion million").split()
+    yen = "yen tokyo japanese dollar currency intervention exchange".split()
+
+    def text(words: list[str], n: int = 80) -> str:
+        return " ".join(rng.choice(words) for _ in range(n))
+
+    seeds = [text(topic + general[:5]) for _ in range(3)]
+    stream = ([text(topic + general) for _ in range(12)] + [text(general) for _ in range(200)]
+              + [text(yen + general) for _ in range(30)] + [text(topic + general) + " " + text(yen, 25)])
+    verdicts: list[bool | None] = [None] * (len(stream) - 1) + [True]
+    model = learn_model(seeds, [term_counts(t) for t in stream], verdicts)
+    assert model.kind == "logistic"
+    weights = dict(zip(model.terms, model.weights, strict=True))
+    assert all(weights[w] <= 0 for w in ("yen", "tokyo", "intervention")), {w: weights[w] for w in yen}
+    yen_pages = model.score([term_counts(t) for t in stream[212:242]])
+    assert not any(s.score >= model.threshold.value for s in yen_pages)
+    assert np.mean([s.score >= model.threshold.value for s in model.score([term_counts(t) for t in stream[:12]])]) > 0.8
