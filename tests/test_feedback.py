@@ -80,7 +80,7 @@ def test_review_mark_withdraw_and_restore(tmp_path, seeds_dir, web):
     again = run_cli("--config", str(cfg), "review", "--json", "--limit", "8").jsonl()
     assert hyesan["id"] not in {it["id"] for it in again} and len(again) == 7
     # the user's verdict stands: a rescore does not bring it back
-    assert run_cli("--config", str(cfg), "rescore").code == 0
+    assert run_cli("--config", str(cfg), "rescore", "--apply").code == 0
     assert gone not in _corpus(tmp_path)
     # --relevant brings it back under the same file name
     r = run_cli("--config", str(cfg), "mark", hyesan["id"], "--relevant")
@@ -123,7 +123,9 @@ def test_rejected_page_marked_relevant_joins_and_teaches_the_next_poll(tmp_path,
     assert any(t.startswith("Cup tie settled") for t in _corpus(tmp_path).values())
 
 
-def test_rescore_adds_and_only_lists_removals_unless_applied(tmp_path, seeds_dir, web):
+def test_rescore_previews_and_apply_does_both(tmp_path, seeds_dir, web):
+    """`rescore` alone changes nothing and lists what would join and leave, with scores and terms;
+    `--apply` does both (and a later model brings back what a rescore took out)."""
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds)
     _poll(cfg)
@@ -135,14 +137,17 @@ def test_rescore_adds_and_only_lists_removals_unless_applied(tmp_path, seeds_dir
     r = run_cli("--config", str(cfg), "rescore", "--json")
     assert r.code == 0, r.err
     rep = r.json()
-    assert rep["pages"] == 8 and rep["without_text"] == 0
-    assert len(rep["added"]) == 1  # the football report joined
-    assert {it["url"] for it in rep["below"]} == {news.pages[n] for n in ON}
-    now = _corpus(tmp_path)
-    assert set(before) < set(now) and len(now) == 5  # nothing left silently
+    assert rep["pages"] == 8 and rep["without_text"] == 0 and rep["applied"] is False
+    assert [it["url"] for it in rep["join"]] == [news.pages["off_football"]]
+    assert {it["url"] for it in rep["leave"]} == {news.pages[n] for n in ON}
+    assert all(it["terms"] and it["score"] is not None for it in rep["join"] + rep["leave"])
+    assert rep["added"] == rep["withdrawn"] == []
+    assert _corpus(tmp_path) == before  # a preview: nothing changed
+    text = run_cli("--config", str(cfg), "rescore").out
+    assert "a preview, nothing changed: 1 page(s) would join the corpus and 4 would leave it" in text
     r = run_cli("--config", str(cfg), "rescore", "--apply", "--json")
     rep = r.json()
-    assert len(rep["withdrawn"]) == 4 and rep["added"] == []
+    assert len(rep["withdrawn"]) == 4 and len(rep["added"]) == 1 and rep["applied"] is True
     assert len(_corpus(tmp_path)) == 1
     consistent(tmp_path / "store")
     # and back: the old seeds again bring the articles rescore took out back to their files
@@ -150,7 +155,7 @@ def test_rescore_adds_and_only_lists_removals_unless_applied(tmp_path, seeds_dir
         p.unlink()
     for p in sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt")):
         (seeds_dir / p.name).write_bytes(p.read_bytes())
-    rep = run_cli("--config", str(cfg), "rescore", "--json").json()
+    rep = run_cli("--config", str(cfg), "rescore", "--apply", "--json").json()
     assert len(rep["restored"]) == 4
     assert set(before) <= set(_corpus(tmp_path))
     consistent(tmp_path / "store")

@@ -280,3 +280,44 @@ def test_a_service_without_the_web_view_never_loads_the_web_stack(tmp_path, seed
     assert "httpx" in modules  # it did fetch
     assert not {m.split(".")[0] for m in modules} & {"uvicorn", "starlette", "jinja2", "rich", "pygments", "click",
                                                             "prometheus_client"}
+
+
+def test_a_verdict_takes_effect_at_once_both_ways_and_rescore_apply_asks_the_service(tmp_path, seeds_dir, web):
+    """Under `ingest run` (next poll hours away): `mark` a rejected football report relevant and, within
+    seconds, it joins and so does the other football report the model now keeps; `rescore --apply` asks
+    the service instead of failing; marking the report irrelevant again takes both out."""
+    from .test_feedback import FOOTBALL_SEED
+
+    news = build_news_web(web)
+    h = web.host(7)
+    match = h.add("/match.html", article_page("Cup tie settled by penalties after goalless derby",
+                                              FOOTBALL_SEED.split("\n", 2)[2]))
+    feed = h.add("/feed.xml", rss("Sport", [{"title": "Cup tie", "link": match, "guid": "m1"}]))
+    cfg = write_config(tmp_path, news.feeds + [feed],
+                       '[schedule]\npoll_interval = "12h"\nshutdown_timeout = "1s"\n')
+    proc = start(cfg)
+    corpus = tmp_path / "store" / "corpus"
+    football, _ = article_text("off_football")
+
+    def titles() -> set[str]:
+        return {p.read_text(encoding="utf-8").split("\n", 1)[0] for p in corpus.glob("*.txt")}
+
+    try:
+        wait_for(lambda: len(list(corpus.glob("*.txt"))) == 4, what="the first poll's four articles")
+        db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+        (pid,) = db.execute("SELECT id FROM pages WHERE url=?", (news.pages["off_football"],)).fetchone()
+        assert run_cli("--config", str(cfg), "mark", f"p{pid}", "--relevant").code == 0
+        wait_for(lambda: {football, "Cup tie settled by penalties after goalless derby"} <= titles(),
+                 what="the judged report and the one like it to join")
+        r = run_cli("--config", str(cfg), "rescore", "--apply", "--json")
+        assert r.code == 0, r.err
+        assert "asked it to rescore and apply" in r.err and r.json()["applied"] is True
+        assert r.json()["pages"] >= 8
+        assert run_cli("--config", str(cfg), "mark", f"p{pid}", "--irrelevant").code == 0
+        wait_for(lambda: not {football, "Cup tie settled by penalties after goalless derby"} & titles(),
+                 what="both to leave again")
+        assert len(titles()) == 4
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "event=rescored reason='verdicts'" in err and "reason='asked by ingest rescore --apply'" in err

@@ -11,9 +11,8 @@ from pathlib import Path
 from ingest.cli.common import apply_now, parse_since, print_applied, short, verdicts_apply_later
 from ingest.config import Config
 from ingest.sources.urls import display
-from ingest.store import StoreError, open_store
+from ingest.store import StoreBusy, open_store
 from ingest.text.seeds import load_seeds
-from ingest.timefmt import iso as _iso
 
 
 def cmd_review(config: Config, args: argparse.Namespace) -> int:
@@ -78,38 +77,75 @@ def print_preview(config: Config) -> None:
 
 
 def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
-    from ingest.run.feedback import rescore
+    from ingest.run.feedback import Applied, report_dict, rescore
 
     now = time.time()
     since = parse_since(args.since, now) if args.since else now - config.relevance.keep_rejected
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    try:
-        store = open_store(config)
-    except StoreError as exc:
-        if "another ingest process" in str(exc):
-            print(f"ingest rescore: {exc}. The service rescores by itself when the seeds change "
-                  f"(and on SIGHUP); verdicts from `ingest mark` take effect at its next poll.", file=sys.stderr)
+    try:  # a preview only reads: it works beside a running service
+        store = open_store(config) if args.apply else open_store(config, readonly=True)
+    except StoreBusy as exc:
+        report = ask_the_service(config, exc)
+        if report is None:
             return 1
-        raise
-    with store:
-        report = rescore(store, seeds, config, since, now, apply=args.apply)
+    else:
+        with store:
+            report = report_dict(rescore(store, seeds, config, since, now, apply=args.apply), args.apply)
     if args.json:
-        a = report.applied
-        print(json.dumps({"pages": report.pages, "without_text": report.without_text,
-                          "threshold": report.threshold, "added": a.added, "restored": a.restored,
-                          "withdrawn": a.withdrawn, "duplicates": a.duplicates,
-                          "below": [it.as_dict() for it in report.below]}, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False))
         return 0
-    thr = f" (threshold {report.threshold:.3f})" if report.threshold is not None else ""
-    print(f"re-decided {report.pages} pages since {_iso(since)}{thr}; {report.without_text} rejected pages "
-          f"no longer have their text")
-    print_applied(report.applied)
-    if report.below and not args.apply:
-        print(f"{len(report.below)} kept article(s) now fall below the threshold (still in the corpus; "
-              f"--apply takes them out, `ingest mark ID --relevant` keeps one for good):")
-        for it in report.below:
-            print(f"  {it.id:<8} {it.score:.3f}  {short(it.title or it.url, 80)}")
+    thr = f" (threshold {report['threshold']:.3f})" if report["threshold"] is not None else ""
+    print(f"re-decided {report['pages']} pages{thr}; {report['without_text']} rejected pages no longer have "
+          f"their text")
+    if report["applied"]:
+        print_applied(Applied(report["added"], report["restored"], report["withdrawn"], report["duplicates"]))
+        if not (report["added"] or report["restored"] or report["withdrawn"]):
+            print("nothing changed: every page is decided as the corpus has it")
+        return 0
+    if not report["join"] and not report["leave"]:
+        print("nothing would change: every page is decided as the corpus has it")
+        return 0
+    print(f"a preview, nothing changed: {len(report['join'])} page(s) would join the corpus and "
+          f"{len(report['leave'])} would leave it (`ingest rescore --apply` does it; `ingest mark ID --relevant` "
+          f"or `--irrelevant` settles one for good)")
+    for word in ("join", "leave"):
+        for it in report[word]:
+            terms = ", ".join(it["terms"][:4])
+            print(f"  {word:<5} {it['id']:<8} {it['score']:.3f}  {short(it['title'] or it['url'], 70)}  ({terms})")
     return 0
+
+
+RESCORE_WAIT = 600.0  # seconds `rescore --apply` waits for the service to answer
+
+
+def ask_the_service(config: Config, busy: StoreBusy) -> dict | None:
+    """`rescore --apply` while another process holds the store: the running service does it (asked
+    through the store, answered there); any other holder is named, with when to try again."""
+    import secrets
+
+    from ingest.run.feedback import RESCORE_REQUEST, RESCORE_RESULT
+    from ingest.store import holder
+
+    running = holder.current(config.paths.store)
+    if running is None or running.command != "run":
+        print(f"ingest rescore: {busy}; run it again when that command has finished (a running `ingest run` "
+              f"would do it for you)", file=sys.stderr)
+        return None
+    token = secrets.token_hex(8)
+    with open_store(config, writer=False) as store:
+        store.put_meta(RESCORE_REQUEST, token)
+        print(f"the running service (pid {running.pid}) holds the store: asked it to rescore and apply; "
+              f"waiting for its answer", file=sys.stderr)
+        deadline = time.monotonic() + RESCORE_WAIT
+        while time.monotonic() < deadline:
+            raw = store.get_meta(RESCORE_RESULT)
+            answer = json.loads(raw) if raw else {}
+            if answer.get("request") == token:
+                return dict(answer["report"])
+            time.sleep(0.5)
+    print(f"ingest rescore: the service (pid {running.pid}) has not answered in {RESCORE_WAIT:.0f} s; it will "
+          f"still apply the request when it can (its log says event=rescored)", file=sys.stderr)
+    return None
 
 
 def cmd_seeds(config: Config, args: argparse.Namespace) -> int:
@@ -175,12 +211,14 @@ def add_mark(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def add_rescore(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rescore", parents=[common], help="re-decide recent pages with the current seeds and verdicts",
                        description="Score again the kept and rejected pages fetched in the period (their text "
-                                   "is kept for [relevance] keep_rejected, so nothing is refetched). Pages "
-                                   "that now pass join the corpus; kept articles that now fall below are "
-                                   "listed, and leave the corpus only with --apply. Your verdicts always "
-                                   "stand.")
+                                   "is kept for [relevance] keep_rejected, so nothing is refetched) with the "
+                                   "model learned now from the seeds and your verdicts. By itself a preview: "
+                                   "it changes nothing and lists the pages that would join the corpus and the "
+                                   "articles that would leave it, with their scores and terms. --apply does "
+                                   "both. Your verdicts always stand.")
     p.add_argument("--since", metavar="WHEN", help="a period such as 7d or an ISO date (default: keep_rejected)")
-    p.add_argument("--apply", action="store_true", help="also take out the kept articles that fall below")
+    p.add_argument("--apply", action="store_true", help="make the changes: pages that pass join the corpus, "
+                   "articles that fall below leave it")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_rescore)
 

@@ -10,8 +10,8 @@
   rejected page judged relevant joins the corpus from its kept text. Verdicts
   are also labels for the model, and the model never overrides them.
 * ``rescore`` re-decides recent pages with the current seeds and verdicts:
-  additions are made, removals only listed unless asked for (the corpus
-  never shrinks silently).
+  by itself a preview that changes nothing and lists what would join and
+  leave the corpus; with ``apply`` it does both.
 * ``add_seed`` turns an article or a text file into a seed file.
 
 Every change to the corpus is one store transaction plus an atomic file
@@ -70,6 +70,7 @@ class Applied:
     withdrawn: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # judged relevant, but the story is already stored
     missing: list[str] = field(default_factory=list)  # judged relevant, but the text is no longer kept
+    judged: int = 0  # verdicts applied (one that agrees with the model changes no file, but teaches it)
 
 
 @dataclass
@@ -78,7 +79,8 @@ class RescoreReport:
     without_text: int = 0  # rejected pages whose text has expired (keep_rejected)
     threshold: float | None = None
     applied: Applied = field(default_factory=Applied)
-    below: list[ReviewItem] = field(default_factory=list)  # kept articles that now fall below the threshold
+    above: list[ReviewItem] = field(default_factory=list)  # pages not in the corpus that now pass: they join
+    below: list[ReviewItem] = field(default_factory=list)  # kept articles that now fall below: they leave
 
 
 def page_ref(page_id: int) -> str:
@@ -196,6 +198,7 @@ def apply_verdicts(store: SqlStore, now: float) -> Applied:
         if row is not None:
             _follow(store, row, v["verdict"] == "relevant", "user", now, done)
         store.verdict_applied(v["id"], now)
+        done.judged += 1
     return done
 
 
@@ -330,8 +333,8 @@ def score_rescore(seeds: Sequence[str], ids: Sequence[int], window: Sequence[byt
 def apply_rescore(store: SqlStore, plan: RescorePlan, ids: Sequence[int], scored: Scored, now: float,
                   apply: bool = False) -> RescoreReport:
     """Phase 3: pages that now pass join the corpus (or come back to it, when an earlier rescore took
-    them out); kept articles that now fall below are listed, and leave only with ``apply``. User
-    verdicts always stand; each change is its own transaction."""
+    them out), kept articles that now fall below leave it; without ``apply`` both are only listed
+    (a preview). User verdicts always stand; each change is its own transaction."""
     report = RescoreReport(without_text=len(plan.rows) - len(plan.docs))
     th = scored.threshold.value
     report.threshold = th
@@ -346,9 +349,13 @@ def apply_rescore(store: SqlStore, plan: RescorePlan, ids: Sequence[int], scored
         row = store.page_by_id(row["id"]) or row  # as it is now
         art = store.article(row["article_id"]) if row["article_id"] is not None else None
         if s.score >= th and verdict is not False:
-            if art is None and row["outcome"] == "rejected":
+            joins = (art is None and row["outcome"] == "rejected") or (art is not None and
+                                                                         art["withdrawn_by"] == "rescore")
+            if joins:
+                report.above.append(_item(store, row, s.score, th, s.terms))
+            if joins and apply and art is None:
                 _promote(store, row, plan.docs[row["id"]], now, report.applied)
-            elif art is not None and art["withdrawn_by"] == "rescore":
+            elif joins and apply and art is not None:
                 store.restore_article(art["id"])
                 report.applied.restored.append(art["path"])
         elif s.score < th and verdict is not True and art is not None and art["withdrawn"] is None \
@@ -358,6 +365,19 @@ def apply_rescore(store: SqlStore, plan: RescorePlan, ids: Sequence[int], scored
                 store.withdraw_article(art["id"], "rescore", now)
                 report.applied.withdrawn.append(art["path"])
     return report
+
+
+RESCORE_REQUEST = "rescore_request"  # meta: `ingest rescore --apply` asks the running service to do it
+RESCORE_RESULT = "rescore_result"  # meta: the service's answer, with the request's id
+
+
+def report_dict(report: RescoreReport, applied: bool) -> dict:
+    """The report as `rescore --json` prints it (and as the service answers a request)."""
+    a = report.applied
+    return {"pages": report.pages, "without_text": report.without_text, "applied": applied,
+            "threshold": report.threshold, "added": a.added, "restored": a.restored, "withdrawn": a.withdrawn,
+            "duplicates": a.duplicates, "join": [it.as_dict() for it in report.above],
+            "leave": [it.as_dict() for it in report.below], "below": [it.as_dict() for it in report.below]}
 
 
 def rescore(store: SqlStore, seeds: Sequence[str], config: Config, since: float, now: float,

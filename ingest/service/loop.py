@@ -7,9 +7,9 @@ APScheduler 3 (AsyncIOScheduler) drives two jobs on one event loop:
   continues where it stopped); it polls the feeds that are due, as one batch;
 * ``digest``: on the ``[schedule] digest`` cron;
 * ``feedback``: every few seconds, apply the verdicts ``ingest mark`` queued
-  (the corpus folder follows them) and look for changed seed files; when the
-  seeds change, recent pages are rescored: additions are made, removals only
-  logged (``ingest rescore --apply`` makes them).
+  (the corpus folder follows them), then re-decide the recent pages with the
+  model learned again, both ways (ingest.service.teaching); the same when the
+  seed files change or ``ingest rescore --apply`` asks.
 
 Signals: SIGTERM/SIGINT stop taking work, give the running poll ``shutdown_timeout`` to finish, then
 abandon its unfinished requests and commit what is complete, and exit 0; a second signal exits at
@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -49,13 +49,12 @@ from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.schedule import FeedOutcome, FeedState, backoff, last_fire, plan, sync_store
 from ingest.run.workers import Worker
+from ingest.service.teaching import Teaching
 from ingest.service.watch import RESTART_KEYS, changed_keys, file_mark, seeds_mark
 from ingest.sources.fetch import Fetcher
 from ingest.sources.limits import KEEPALIVE
 from ingest.store import FeedRow, SqlStore, StoreThread, open_store
 from ingest.text.seeds import SeedError, load_seeds
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:
     import uvicorn
@@ -77,14 +76,16 @@ class Service:
         self.seeds = [s.text for s in load_seeds(config.paths.seeds)]
         self.seeds_mark = seeds_mark(config.paths.seeds)
         self.config_mark = file_mark(config.path)
-        self.rescoring: asyncio.Future | None = None
         self.warned: set[str] = set()  # model warnings logged once, not at every poll
         # the store first: a second service (or `ingest poll`) holding it is the error to report
         self.store: SqlStore = open_store(config)
         self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language,
                                                 idle=IDLE_POOL)  # no processes between polls
         self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
+        self.stopping = asyncio.Event()
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
+        self.teaching = Teaching(self.db, lambda: self.store, self.executor, lambda: (self.config, self.seeds),
+                                 clock, self.stopping)
         self.model = ModelKeeper(self.executor, clock=clock)  # the relevance model, for every poll
         self.reader: SqlStore | None = None  # the web view's read-only connection
         self.scheduler: AsyncIOScheduler | None = None
@@ -92,7 +93,6 @@ class Service:
         self.finishing: set[int] = set()  # ids of running polls past their work (saving, re-arming)
         self.in_flight: set[int] = set()  # ids of the feeds they cover
         self.claimed_pages: set[str] = set()  # waiting pages (deferred) a running poll has taken
-        self.stopping = asyncio.Event()
         self.stop_signalled = 0.0
         self.rng = random.Random()
         self.metrics: Metrics | None = None  # with the web view, its only reader (/metrics)
@@ -261,7 +261,7 @@ class Service:
         applied = [k for k in changed if k not in RESTART_KEYS]
         log.info("event=reloaded trigger=%s feeds=%d changed=%s", why, len(config.feeds), ",".join(applied) or "-")
         if seeds_changed:
-            self._start_rescore("seeds changed")
+            self.teaching.rescore("seeds changed")
 
     @staticmethod
     async def _retire(fetcher: Fetcher, polls: list[asyncio.Future]) -> None:
@@ -371,26 +371,13 @@ class Service:
             asyncio.ensure_future(self._arm_poll())
 
     async def _feedback_job(self) -> None:
-        """Apply queued verdicts; notice a changed config file (`ingest feeds add`, an editor) and
-        changed seed files."""
-        from ingest.run.feedback import apply_verdicts
-
+        """Apply queued verdicts (ingest.service.teaching); notice a changed config file (`ingest feeds
+        add`, an editor) and changed seed files."""
         if self.stopping.is_set():
             return
         if file_mark(self.config.path) != self.config_mark:
             self._reload("config_changed")
-        try:
-            # workers sharing a database apply each verdict once: one at a time, the others find none left
-            done = await self.db(lambda: _one_at_a_time(self.store, "verdicts", apply_verdicts, self.store,
-                                                        self.clock()))
-            for path in done.added + done.restored:
-                log.info("event=verdict_applied action=added path=%s", path)
-            for path in done.withdrawn:
-                log.info("event=verdict_applied action=withdrawn path=%s", path)
-            for url in done.missing:
-                log.warning("event=verdict_not_applied page=%s reason='text no longer kept'", url)
-        except Exception:
-            log.exception("event=verdicts_failed")
+        await self.teaching.apply_queued()
         mark = seeds_mark(self.config.paths.seeds)
         if mark != self.seeds_mark:
             self.seeds_mark = mark
@@ -403,39 +390,7 @@ class Service:
                 self.seeds = seeds
                 self.warned.clear()
                 log.info("event=seeds_reloaded seeds=%d", len(seeds))
-                self._start_rescore("seeds changed")
-
-    def _start_rescore(self, why: str) -> None:
-        if self.rescoring is not None and not self.rescoring.done():
-            self.rescoring.add_done_callback(lambda _: self._start_rescore(why))  # once more, with the newest
-            return
-        self.rescoring = asyncio.ensure_future(self._rescore(why))
-
-    async def _rescore(self, why: str) -> None:
-        """Re-decide the recent pages: reads and writes here, the scoring in a worker process."""
-        from ingest.run.feedback import apply_rescore, plan_rescore, score_rescore
-
-        try:
-            now = self.clock()
-            plan = await self.db(plan_rescore, self.store, now - self.config.relevance.keep_rejected)
-            ids, window, texts = plan.stream()
-            rel = self.config.relevance
-            scored = await asyncio.get_running_loop().run_in_executor(
-                self.executor, score_rescore, self.seeds, ids, window, texts, plan.verdicts, rel.language,
-                rel.threshold)
-            if self.stopping.is_set():
-                return
-            report = await self.db(lambda: _one_at_a_time(self.store, "rescore", apply_rescore, self.store, plan, ids,
-                                                          scored, self.clock(), apply=False))
-            a = report.applied
-            log.info("event=rescored reason=%r pages=%d threshold=%.3f added=%d restored=%d below=%d", why,
-                     report.pages, report.threshold or 0.0, len(a.added), len(a.restored), len(report.below))
-            for it in report.below:
-                log.warning("event=rescore_below page=%s id=%s score=%.3f threshold=%.3f "
-                            "hint='ingest rescore --apply takes it out; ingest mark %s --relevant keeps it'",
-                            it.url, it.id, it.score, it.threshold, it.id)
-        except Exception:
-            log.exception("event=rescore_failed")
+                self.teaching.rescore("seeds changed")
 
     async def _corpus_job(self) -> None:
         """On PostgreSQL: write [paths] store's corpus/ from the database, by one worker per slot."""
@@ -487,13 +442,6 @@ class Service:
                 await self.db(notify.record, self.store, results, self.clock())
         except Exception:
             log.exception("event=digest_failed")
-
-
-def _one_at_a_time(store: SqlStore, job: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` holding the store's lock for ``job`` (PostgreSQL: an advisory lock; SQLite's one
-    writer needs none)."""
-    with store.exclusive([f"job:{job}"]):
-        return fn(*args, **kwargs)
 
 
 def run_service(config: Config) -> int:

@@ -147,7 +147,7 @@ def test_unusable_store_folder(tmp_path, seeds_dir):
 
 
 def test_sigkill_during_rescore_leaves_a_consistent_store(web, tmp_path, seeds_dir):
-    """Rescore promotes 40 rejected pages one transaction at a time; killed at random moments and run
+    """`rescore --apply` promotes 40 rejected pages one transaction at a time; killed at random moments and run
     again, every page ends in the corpus exactly once."""
     feeds, pages = build(web, n_feeds=10, per_feed=4)
     cfg = write_config(tmp_path, feeds, "[relevance]\nthreshold = 1\n")  # everything rejected, text kept
@@ -156,7 +156,7 @@ def test_sigkill_during_rescore_leaves_a_consistent_store(web, tmp_path, seeds_d
     cfg = write_config(tmp_path, feeds, "[relevance]\nthreshold = 0\n")  # now everything passes
 
     def rescore(kill_after: float | None = None) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "rescore"], cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "rescore", "--apply"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kill_after is None:
             _, err = proc.communicate(timeout=300)
