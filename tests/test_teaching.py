@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ingest.judge.relevance import learn_model
-from ingest.text.terms import term_counts
+from ingest.text.terms import term_counts, tokens
 
 from .conftest import SHARED, run_cli, write_config
 from .web import article_page, rss
@@ -134,3 +134,21 @@ def test_a_word_only_one_relevant_page_holds_cannot_pull_other_pages_in():
     yen_pages = model.score([term_counts(t) for t in stream[212:242]])
     assert not any(s.score >= model.threshold.value for s in yen_pages)
     assert np.mean([s.score >= model.threshold.value for s in model.score([term_counts(t) for t in stream[:12]])]) > 0.8
+
+
+def test_matched_terms_are_words_a_person_reads():
+    """The terms shown for a score leave out tokens under three letters and words most pages hold ("said",
+    "reuter"), though they still count in the score."""
+    rng = random.Random(9)
+    topic = "gold mine ore miners shaft bullion smelter ounces".split()
+    other = "bank shares profit quarter minister price growth trade talks sales".split()
+
+    def text(words: list[str]) -> str:
+        return " ".join(rng.choice(words) for _ in range(60)) + " k nd u s said reuter"
+
+    seeds = [text(topic) for _ in range(3)]
+    for n_other in (30, 120):  # the cosine model of a small stream, the learned one of a larger
+        stream = [text(topic + other[:3]) for _ in range(15)] + [text(other) for _ in range(n_other)]
+        model = learn_model(seeds, [term_counts(t) for t in stream])
+        shown = {t for s in model.score([term_counts(t) for t in stream], n_terms=12) for t in s.terms}
+        assert shown and shown <= set(tokens(" ".join(topic + other))), (model.kind, shown)

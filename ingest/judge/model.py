@@ -9,6 +9,7 @@ model pickles small (arrays and one string of terms) to travel to and from worke
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,11 @@ from ingest.text.terms import term_counts
 DOC_LEN = 400  # typical article length in tokens, for the Poisson df model
 MIN_FREQ = 1e-8  # words wordfreq does not know count as this rare
 SCORE_BATCH = 256  # documents scored together (Model.score)
+# terms shown as a score's reasons: a person reads them, so not tokens under three letters ("k", "nd", the "u"
+# and "s" of U.S.) nor words in more than about a fifth of the stream's pages ("said", "reuter", "year"): they
+# still count in the score, they explain nothing
+SHOWN_MIN_LENGTH = 3
+SHOWN_MIN_IDF = math.log(5.0)
 
 
 def _key(word: str) -> int:
@@ -122,11 +128,13 @@ class Model:
         self.threshold, self.background_n, self.prior_docs = threshold, background_n, prior_docs
         self.language, self.liked = language, liked
         self._index: dict[str, int] | None = None
+        self._shown: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["terms"] = "\n".join(self.terms)  # one string pickles ~10x faster than a list of 50,000
         state["_index"] = None
+        state["_shown"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -190,6 +198,11 @@ class Model:
         w = np.zeros(len(v))
         w[known] = self.weights[col[known]]
         contrib = v * w
+        if self._shown is None:
+            self._shown = np.array([len(t) >= SHOWN_MIN_LENGTH for t in self.terms], dtype=bool) & \
+                (self.idf >= SHOWN_MIN_IDF)
+        readable = np.zeros(len(v), dtype=bool)
+        readable[known] = self._shown[col[known]]
         raw = np.bincount(row, weights=contrib, minlength=len(docs))
         if self.kind == "logistic":
             values = 0.5 * (1.0 + np.tanh(0.5 * (raw + self.bias)))
@@ -203,7 +216,7 @@ class Model:
         out = []
         for d in range(len(docs)):
             lo, hi = bounds[d], bounds[d + 1]
-            part = contrib[lo:hi]
+            part = np.where(readable[lo:hi], contrib[lo:hi], 0.0)
             order = [j for j in np.argsort(-part, kind="stable")[:n_terms] if part[j] > 0]
             out.append(Score(round(float(values[d]), 6), tuple(words[lo + j] for j in order)))
         return out
