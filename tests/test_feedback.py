@@ -140,7 +140,7 @@ def test_rescore_previews_and_apply_does_both(tmp_path, seeds_dir, web):
     assert rep["pages"] == 8 and rep["without_text"] == 0 and rep["applied"] is False
     assert [it["url"] for it in rep["join"]] == [news.pages["off_football"]]
     assert {it["url"] for it in rep["leave"]} == {news.pages[n] for n in ON}
-    assert all(it["terms"] and it["score"] is not None for it in rep["join"] + rep["leave"])
+    assert rep["join"][0]["terms"] and all(it["score"] is not None for it in rep["join"] + rep["leave"])
     assert rep["added"] == rep["withdrawn"] == []
     assert _corpus(tmp_path) == before  # a preview: nothing changed
     text = run_cli("--config", str(cfg), "rescore").out
@@ -274,10 +274,13 @@ def test_the_loop_says_what_it_did_and_what_it_would_do(tmp_path, seeds_dir, web
     rep = run_cli("--config", str(cfg), "rescore", "--apply", "--json").json()
     assert len(rep["withdrawn"]) == 4
     # the verdicts judged the model's decisions: a rejected page not relevant (right), a rejected page
-    # relevant (a miss: recall 0 of 1); no kept page judged yet, so no precision
+    # relevant (a miss); too few verdicts to estimate anything, and the status says how many it needs
     status = run_cli("--config", str(cfg), "status").out
     assert "verdicts: 1 relevant, 1 not" in status
-    assert "precision n/a; recall 0% (95 % interval 0%-79%, 1 verdicts)" in status
+    assert ("precision n/a (needs 10 verdicts on kept pages, has 0); recall n/a (needs 10 pages judged relevant, "
+            "has 1)") in status
+    assert "recall 0%" not in status
     d = json.loads(run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "json").out)
-    assert d["model"]["relevant"] == 1 and d["model"]["recall"]["n"] == 1 and d["model"]["precision"] is None
+    assert d["model"]["relevant"] == 1 and d["model"]["recall"] is None and d["model"]["precision"] is None
+    assert d["model"]["judged_relevant"] == 1
     assert "## The model" in run_cli("--config", str(cfg), "digest", "--since", "1d").out

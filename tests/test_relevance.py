@@ -197,10 +197,12 @@ def test_precision_and_recall_from_verdicts_with_their_uncertainty():
     assert e is not None and e.value == 0.8 and 0.49 < e.low < 0.45 + 0.1 and 0.94 < e.high < 0.95
     narrow = wilson(80, 100)
     assert narrow is not None and narrow.high - narrow.low < e.high - e.low  # more verdicts, surer
-    precision, recall = estimates([(True, "kept")] * 6 + [(False, "kept")] * 2 + [(True, "rejected")] * 3
+    precision, recall = estimates([(True, "kept")] * 9 + [(False, "kept")] * 3 + [(True, "rejected")] * 3
                                   + [(False, "rejected")] * 9)
-    assert precision is not None and precision.value == 0.75 and precision.n == 8
-    assert recall is not None and recall.value == round(6 / 9, 4) and recall.n == 9
+    assert precision is not None and precision.value == 0.75 and precision.n == 12
+    assert recall is not None and recall.value == 0.75 and recall.n == 12
+    # too few verdicts say nothing: no "precision 0 % (1 verdict)"
+    assert estimates([(False, "kept")] + [(True, "rejected")] * 9) == (None, None)
 
 
 def test_the_compact_word_table_gives_wordfreqs_priors():

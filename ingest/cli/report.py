@@ -86,9 +86,9 @@ def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
               f"threshold {m.threshold:.3f}, estimated on-topic share {m.share:.1%}")
     print(f"verdicts: {relevant} relevant, {irrelevant} not{f', {pending} not applied yet' if pending else ''} "
           f"(ingest review asks)")
-    if m.precision or m.recall:
-        print(f"  on the pages you judged (mostly borderline, so pessimistic): precision {m.precision or 'n/a'}; "
-              f"recall {m.recall or 'n/a'}")
+    if relevant or irrelevant:
+        print(f"  measured on the pages you judged (mostly borderline, so pessimistic): precision "
+              f"{m.precision_text()}; recall {m.recall_text()}")
     for w in m.warnings:
         print(f"warning: {w}")
 

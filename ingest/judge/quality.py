@@ -40,16 +40,27 @@ def wilson(k: int, n: int, z: float = 1.96) -> Estimate | None:
     return Estimate(round(p, 4), round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4), n)
 
 
-def estimates(outcomes: Iterable[tuple[bool, str]]) -> tuple[Estimate | None, Estimate | None]:
-    """(precision, recall) from (relevant?, the model's decision) pairs: precision among the kept
-    pages judged, recall among the pages judged relevant."""
+# fewer verdicts than this say nothing worth printing: 1 verdict makes "precision 0 %", 5 an interval of 0-52 %
+MIN_VERDICTS = 10
+
+
+def judged_counts(outcomes: Iterable[tuple[bool, str]]) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) among the model's judged decisions."""
     tp = fp = fn = 0
     for relevant, decided in outcomes:
         kept = decided == "kept"
         tp += relevant and kept
         fp += (not relevant) and kept
         fn += relevant and not kept
-    return wilson(tp, tp + fp), wilson(tp, tp + fn)
+    return tp, fp, fn
+
+
+def estimates(outcomes: Iterable[tuple[bool, str]]) -> tuple[Estimate | None, Estimate | None]:
+    """(precision, recall) from (relevant?, the model's decision) pairs: precision among the kept
+    pages judged, recall among the pages judged relevant; None where fewer than MIN_VERDICTS."""
+    tp, fp, fn = judged_counts(outcomes)
+    return (wilson(tp, tp + fp) if tp + fp >= MIN_VERDICTS else None,
+            wilson(tp, tp + fn) if tp + fn >= MIN_VERDICTS else None)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,16 @@ class ModelReport:
     irrelevant: int
     precision: Estimate | None
     recall: Estimate | None
+    judged_kept: int = 0  # verdicts on pages the model had kept (what precision rests on)
+    judged_relevant: int = 0  # pages judged relevant (what recall rests on)
+
+    def precision_text(self) -> str:
+        return str(self.precision) if self.precision else \
+            f"n/a (needs {MIN_VERDICTS} verdicts on kept pages, has {self.judged_kept})"
+
+    def recall_text(self) -> str:
+        return str(self.recall) if self.recall else \
+            f"n/a (needs {MIN_VERDICTS} pages judged relevant, has {self.judged_relevant})"
 
     @property
     def separable(self) -> bool:

@@ -128,9 +128,9 @@ def model_lines(m: ModelReport) -> list[str]:
         return ["No model learned yet."]
     out = [f"Learned from {m.pages} recent pages ({m.model}), threshold {m.threshold:.3f}; your verdicts: "
            f"{m.relevant} relevant, {m.irrelevant} not relevant."]
-    if m.precision or m.recall:
-        out.append(f"On the pages you judged (mostly borderline, so pessimistic): precision "
-                   f"{m.precision or 'n/a'}, recall {m.recall or 'n/a'}.")
+    if m.relevant or m.irrelevant:
+        out.append(f"Measured on the pages you judged (mostly borderline, so pessimistic): precision "
+                   f"{m.precision_text()}, recall {m.recall_text()}.")
     out += [w[0].upper() + w[1:] + "." for w in m.warnings]
     return out
 

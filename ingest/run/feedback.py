@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ingest.config import Config
 from ingest.judge.decide import effective_threshold
-from ingest.judge.quality import ModelReport, estimates
+from ingest.judge.quality import ModelReport, estimates, judged_counts
 from ingest.judge.relevance import Score, Scored, TermStats, borderline, score_stream
 from ingest.judge.scoring import score_packed
 from ingest.sources.urls import display, normalize, site_label, url_hash
@@ -184,10 +184,12 @@ def model_report(store: SqlStore) -> ModelReport:
     raw = store.get_meta(MODEL_META)
     m = json.loads(raw) if raw else {}
     window, relevant, irrelevant, _ = store.learning_counts()
-    precision, recall = estimates(store.verdict_outcomes())
+    outcomes = store.verdict_outcomes()
+    precision, recall = estimates(outcomes)
+    tp, fp, fn = judged_counts(outcomes)
     return ModelReport(m.get("learned"), int(m.get("pages", window)), m.get("model", "none"), m.get("threshold"),
                        float(m.get("share", 0.0)), float(m.get("separation", 1.0)), tuple(m.get("warnings", ())),
-                       relevant, irrelevant, precision, recall)
+                       relevant, irrelevant, precision, recall, tp + fp, tp + fn)
 
 
 def apply_verdicts(store: SqlStore, now: float) -> Applied:
