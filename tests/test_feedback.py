@@ -41,15 +41,18 @@ def _corpus(tmp_path) -> dict[str, str]:
 
 
 def consistent(store: Path) -> None:
-    """Every row's file is where the row says (corpus/ or withdrawn/), and no file is without its row."""
+    """Every row's file is where the row says (corpus/, withdrawn/ for the user's, dropped/ for the
+    model's re-decisions), and no file is without its row."""
     db = sqlite3.connect(store / "ingest.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    rows = db.execute("SELECT path, withdrawn FROM articles").fetchall()
-    in_corpus = {p.split("/", 1)[1] for p, w in rows if w is None}
-    out = {p.split("/", 1)[1] for p, w in rows if w is not None}
-    assert {p.name for p in (store / "corpus").iterdir()} == in_corpus
-    folder = store / "withdrawn"
-    assert ({p.name for p in folder.iterdir()} if folder.exists() else set()) == out
+    rows = db.execute("SELECT path, withdrawn, withdrawn_by FROM articles").fetchall()
+
+    def names(folder: str) -> set[str]:
+        return {p.name for p in (store / folder).iterdir()} if (store / folder).exists() else set()
+
+    assert names("corpus") == {p.split("/", 1)[1] for p, w, _ in rows if w is None}
+    assert names("withdrawn") == {p.split("/", 1)[1] for p, w, by in rows if w is not None and by != "rescore"}
+    assert names("dropped") == {p.split("/", 1)[1] for p, w, by in rows if w is not None and by == "rescore"}
 
 
 def test_review_mark_withdraw_and_restore(tmp_path, seeds_dir, web):
@@ -149,6 +152,15 @@ def test_rescore_previews_and_apply_does_both(tmp_path, seeds_dir, web):
     rep = r.json()
     assert len(rep["withdrawn"]) == 4 and len(rep["added"]) == 1 and rep["applied"] is True
     assert len(_corpus(tmp_path)) == 1
+    # what the model did is kept apart from what the user did: withdrawn/ holds only the user's
+    assert len(list((tmp_path / "store" / "dropped").glob("*.txt"))) == 4
+    assert not (tmp_path / "store" / "withdrawn").exists()
+    consistent(tmp_path / "store")
+    # the user's verdict on an article the model dropped moves it to withdrawn/: theirs is the last word
+    dropped = rep["leave"][0]
+    assert run_cli("--config", str(cfg), "mark", dropped["id"], "--irrelevant").code == 0
+    assert len(list((tmp_path / "store" / "dropped").glob("*.txt"))) == 3
+    assert len(list((tmp_path / "store" / "withdrawn").glob("*.txt"))) == 1
     consistent(tmp_path / "store")
     # and back: the old seeds again bring the articles rescore took out back to their files
     for p in seeds_dir.iterdir():
@@ -156,8 +168,8 @@ def test_rescore_previews_and_apply_does_both(tmp_path, seeds_dir, web):
     for p in sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt")):
         (seeds_dir / p.name).write_bytes(p.read_bytes())
     rep = run_cli("--config", str(cfg), "rescore", "--apply", "--json").json()
-    assert len(rep["restored"]) == 4
-    assert set(before) <= set(_corpus(tmp_path))
+    assert len(rep["restored"]) == 3  # the one the user marked stays out
+    assert len(set(before) - set(_corpus(tmp_path))) == 1
     consistent(tmp_path / "store")
 
 

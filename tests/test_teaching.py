@@ -152,3 +152,28 @@ def test_matched_terms_are_words_a_person_reads():
         model = learn_model(seeds, [term_counts(t) for t in stream])
         shown = {t for s in model.score([term_counts(t) for t in stream], n_terms=12) for t in s.terms}
         assert shown and shown <= set(tokens(" ".join(topic + other))), (model.kind, shown)
+
+
+def test_score_on_a_fresh_store_learns_from_the_texts_it_scores(tmp_path, seeds_dir):
+    """`ingest score FILES` decides as a poll of these texts would end: with the model learned from them
+    (the learned model, once they are enough), not with the empty window's cosine model."""
+    from ingest.judge.relevance import score_stream
+
+    rng = random.Random(3)
+    seeds = [p.read_text(encoding="utf-8") for p in sorted(seeds_dir.glob("*.txt"))]
+    seed_words = [w for s in seeds for w in s.split() if w.isalpha() and len(w) > 3]
+    other = ("bank shares profit quarter minister price growth trade talks sales market company football match "
+             "league recipe oven weather rain smartphone battery camera election vote budget").split()
+    texts = [" ".join(rng.choice(seed_words) for _ in range(60)) + " " + " ".join(rng.choice(other) for _ in range(30))
+             for _ in range(8)] + [" ".join(rng.choice(other) for _ in range(90)) for _ in range(80)]
+    files = []
+    for i, t in enumerate(texts):
+        files.append(tmp_path / f"t{i:03d}.txt")
+        files[-1].write_text(f"Item {i}\n\n{t}\n", encoding="utf-8")
+    cfg = write_config(tmp_path, [])
+    rows = run_cli("--config", str(cfg), "score", "--json", *map(str, files)).jsonl()
+    expected = score_stream(seeds, [term_counts(f.read_text(encoding="utf-8")) for f in files])
+    assert expected.threshold.model == "logistic"
+    assert [r["score"] for r in rows] == [s.score for s in expected.scores]
+    assert {r["threshold"] for r in rows} == {expected.threshold.value}
+    assert sum(r["relevant"] for r in rows[:8]) >= 6 and not any(r["relevant"] for r in rows[8:])

@@ -73,13 +73,15 @@ def verdicts_apply_later(config: Config) -> str:
             f"`ingest mark`, `ingest run` or `ingest poll` applies every recorded verdict)")
 
 
-def print_applied(done: Applied) -> None:
+def print_applied(done: Applied, by: str = "user") -> None:
+    """What a verdict (``by`` the user) or a re-decision (the model) did to the corpus folder."""
     for p in done.added:
         print(f"added to the corpus: {p}")
     for p in done.restored:
         print(f"back in the corpus: {p}")
     for p in done.withdrawn:
-        print(f"taken out of the corpus (kept in withdrawn/): {p}")
+        where = "withdrawn/" if by == "user" else "dropped/: a later model may bring it back"
+        print(f"taken out of the corpus (kept in {where}): {p}")
     for u in done.duplicates:
         print(f"already in the corpus as another copy of the story: {u}")
     for u in done.missing:

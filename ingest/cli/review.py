@@ -98,7 +98,7 @@ def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
     print(f"re-decided {report['pages']} pages{thr}; {report['without_text']} rejected pages no longer have "
           f"their text")
     if report["applied"]:
-        print_applied(Applied(report["added"], report["restored"], report["withdrawn"], report["duplicates"]))
+        print_applied(Applied(report["added"], report["restored"], report["withdrawn"], report["duplicates"]), "model")
         if not (report["added"] or report["restored"] or report["withdrawn"]):
             print("nothing changed: every page is decided as the corpus has it")
         return 0

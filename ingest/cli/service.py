@@ -61,7 +61,7 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         print(f"kept: {s.kept}; rejected: {s.rejected}{thr}; duplicates: {s.duplicates}")
         if s.redecided_kept or s.redecided_withdrawn:
             print(f"re-decided as the model learned from more pages: {s.redecided_kept} joined the corpus, "
-                  f"{s.redecided_withdrawn} left it (to withdrawn/)")
+                  f"{s.redecided_withdrawn} left it (to dropped/)")
         print(f"seconds: {s.seconds:.1f}")
         for f in s.failures:
             print(f"failed: {f['feed']}: {f['error']}")

@@ -210,6 +210,8 @@ def _follow(store: SqlStore, row: Record, relevant: bool, by: str, now: float, d
         if art is not None and art["withdrawn"] is None:  # kept, or a copy of it: the story leaves
             store.withdraw_article(art["id"], by, now)
             done.withdrawn.append(art["path"])
+        elif art is not None and art["withdrawn_by"] == "rescore" and by == "user":  # dropped/ -> withdrawn/
+            store.withdraw_article(art["id"], by, now)
         return
     if art is not None:
         if art["withdrawn"] is not None:

@@ -13,14 +13,23 @@ sync``). Nothing outside the store writes SQL.
 
 from __future__ import annotations
 
-from ingest.store.core import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, ORPHANS, STREAM_WINDOW, WITHDRAWN, _query_words, _snippet
+from ingest.store.core import (
+    DROPPED,
+    MAX_DEFERRAL,
+    MAX_PAGE_ATTEMPTS,
+    ORPHANS,
+    STREAM_WINDOW,
+    WITHDRAWN,
+    _query_words,
+    _snippet,
+)
 from ingest.store.digests import DigestTables
 from ingest.store.rows import CheckReport
 from ingest.text import corpus
 from ingest.text.corpus import TMP_PREFIX
 
-__all__ = ["MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "ORPHANS", "STREAM_WINDOW", "WITHDRAWN", "SqlStore", "_query_words",
-           "_snippet"]
+__all__ = ["DROPPED", "MAX_DEFERRAL", "MAX_PAGE_ATTEMPTS", "ORPHANS", "STREAM_WINDOW", "WITHDRAWN", "SqlStore",
+           "_query_words", "_snippet"]
 
 
 class SqlStore(DigestTables):
@@ -44,7 +53,7 @@ class SqlStore(DigestTables):
         # a verdict's move between corpus/ and withdrawn/ interrupted: put the file where the row says
         # (withdrawn rows are few: the ones the user or rescore took out)
         moving = {r["path"]: r for r in self.db.execute("SELECT * FROM articles WHERE withdrawn IS NOT NULL")}
-        for f in (self.root / WITHDRAWN).glob("*.txt"):
+        for f in [*(self.root / WITHDRAWN).glob("*.txt"), *(self.root / DROPPED).glob("*.txt")]:
             if f"corpus/{f.name}" not in moving:
                 row = self.db.execute("SELECT * FROM articles WHERE path=?", (f"corpus/{f.name}",)).fetchone()
                 if row is not None:
@@ -70,14 +79,14 @@ class SqlStore(DigestTables):
             report.repaired.append(f"interrupted writes: {done['renamed']} finished, {done['removed']} temp "
                                    f"file(s) removed (their rows never committed)")
         known: set[str] = set()
-        for art in self.db.execute("SELECT id, path, url, withdrawn FROM articles ORDER BY number"):
+        for art in self.db.execute("SELECT id, path, url, withdrawn, withdrawn_by FROM articles ORDER BY number"):
             name = art["path"].split("/", 1)[1]
             known.add(name)
             where = self.article_file(art)
             if where.exists():
                 continue
-            other = (self.corpus / name) if art["withdrawn"] is not None else (self.root / WITHDRAWN / name)
-            if other.exists():
+            other = self.misplaced_file(art)
+            if other is not None:
                 if repair:
                     self._place(art)
                     report.repaired.append(f"moved {name} to {where.parent.name}/ as its row says")
@@ -85,7 +94,7 @@ class SqlStore(DigestTables):
                     report.misplaced.append(str(other.relative_to(self.root)))
                 continue
             report.missing.append(f"{where.relative_to(self.root)} (article a{art['id']})")
-        for d in (self.corpus, self.root / WITHDRAWN):
+        for d in (self.corpus, self.root / WITHDRAWN, self.root / DROPPED):
             for f in sorted(d.glob("*.txt")) if d.is_dir() else ():
                 if f.name in known or f.name.startswith(TMP_PREFIX):
                     continue

@@ -52,7 +52,8 @@ class StoreContract(Protocol):
         ...
 
     def article_file(self, art: Record) -> Path:
-        """Where an article's file is now: the corpus folder, or withdrawn/ once it left the corpus."""
+        """Where an article's file is now: the corpus folder, withdrawn/ (the user took it out) or
+        dropped/ (a re-decision of the model did)."""
         ...
 
     def article_page(self, article_id: int) -> Record | None:

@@ -22,7 +22,8 @@ from typing import Any
 from ingest.store.contract import Record
 from ingest.store.rows import SearchHit
 
-WITHDRAWN = "withdrawn"  # folder (in the store) of articles taken out of the corpus by a verdict or rescore
+WITHDRAWN = "withdrawn"  # folder (in the store) of articles the user marked irrelevant
+DROPPED = "dropped"  # folder of articles the model took out on re-deciding (back when a later model keeps them)
 STREAM_WINDOW = 3000  # pages whose term counts the relevance model learns from
 TRIM_SLACK = 200  # the window is trimmed back to STREAM_WINDOW once it holds this many more
 MAX_PAGE_ATTEMPTS = 3  # a page whose requests keep failing is given up after this many polls

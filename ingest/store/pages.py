@@ -12,7 +12,16 @@ from typing import Any
 from ingest.blobs import pack, unpack
 from ingest.sources.urls import host_of
 from ingest.store.contract import Record
-from ingest.store.core import MAX_DEFERRAL, MAX_PAGE_ATTEMPTS, PAGE_RETRY, STREAM_WINDOW, TRIM_SLACK, WITHDRAWN, SqlCore
+from ingest.store.core import (
+    DROPPED,
+    MAX_DEFERRAL,
+    MAX_PAGE_ATTEMPTS,
+    PAGE_RETRY,
+    STREAM_WINDOW,
+    TRIM_SLACK,
+    WITHDRAWN,
+    SqlCore,
+)
 from ingest.store.rows import Decision, NewArticle, PageDoc, Source
 from ingest.text import corpus
 from ingest.text.corpus import read_corpus_file
@@ -312,15 +321,26 @@ class PageTables(SqlCore):
                            ((k, article_id) for k in band_keys(minhash)))
 
     def article_file(self, art: Record) -> Path:
-        """Where an article's file is now: the corpus folder, or withdrawn/ once it left the corpus."""
+        """Where an article's file is now: the corpus folder; withdrawn/ once the user took it out;
+        dropped/ once a re-decision of the model did (what the user did and what the model did apart)."""
         name = art["path"].split("/", 1)[1]
-        return (self.root / WITHDRAWN / name) if art["withdrawn"] is not None else (self.corpus / name)
+        if art["withdrawn"] is None:
+            return self.corpus / name
+        return self.root / (DROPPED if art["withdrawn_by"] == "rescore" else WITHDRAWN) / name
+
+    def misplaced_file(self, art: Record) -> Path | None:
+        """The article's file where its row does not say it is (a move a crash interrupted), if any."""
+        name = art["path"].split("/", 1)[1]
+        want = self.article_file(art)
+        for other in (self.corpus / name, self.root / WITHDRAWN / name, self.root / DROPPED / name):
+            if other != want and other.exists():
+                return other
+        return None
 
     def _place(self, art: Record) -> None:
         """Move an article's file to where its row says it belongs."""
-        name = art["path"].split("/", 1)[1]
-        want = self.article_file(art)
-        other = (self.corpus / name) if art["withdrawn"] is not None else (self.root / WITHDRAWN / name)
-        if other.exists():
+        other = self.misplaced_file(art)
+        if other is not None:
+            want = self.article_file(art)
             want.parent.mkdir(exist_ok=True)
             other.replace(want)

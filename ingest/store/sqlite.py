@@ -26,7 +26,7 @@ import filelock
 
 from ingest.blobs import unpack
 from ingest.store import holder
-from ingest.store.base import WITHDRAWN, SqlStore, _query_words, _snippet
+from ingest.store.base import DROPPED, WITHDRAWN, SqlStore, _query_words, _snippet
 from ingest.store.contract import StoreContract
 from ingest.store.rows import SearchError, SearchHit, StoreBusy, StoreError
 from ingest.store.schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
@@ -118,7 +118,7 @@ class Store(SqlStore):
             return
         if not empty:
             return
-        files = [p for d in (root / "corpus", root / WITHDRAWN) if d.is_dir() for p in d.glob("*.txt")
+        files = [p for d in (root / "corpus", root / WITHDRAWN, root / DROPPED) if d.is_dir() for p in d.glob("*.txt")
                  if not p.name.startswith(TMP_PREFIX)]
         if files:
             state = "is missing" if not db_path.exists() else "is empty (0 bytes)"

@@ -115,10 +115,13 @@ class VerdictTables(PageTables):
 
     def withdraw_article(self, article_id: int, by: str, now: float) -> None:
         """Take an article out of the corpus folder: the row says so first, then the file moves to
-        withdrawn/ (recover finishes a move a crash interrupted). Nothing is deleted."""
+        withdrawn/ (by the user) or dropped/ (by a re-decision; recover finishes a move a crash
+        interrupted). Nothing is deleted. The user's verdict on an article the model dropped moves it
+        to withdrawn/: theirs is the last word."""
         with self.transaction() as db:
-            db.execute("UPDATE articles SET withdrawn=?, withdrawn_by=? WHERE id=? AND withdrawn IS NULL",
-                       (now, by, article_id))
+            db.execute("UPDATE articles SET withdrawn=COALESCE(withdrawn, ?), withdrawn_by=? WHERE id=? AND "
+                       "(withdrawn IS NULL OR (? = 'user' AND withdrawn_by = 'rescore'))",
+                       (now, by, article_id, by))
         self._place(self.article(article_id))
 
     def restore_article(self, article_id: int) -> None:
