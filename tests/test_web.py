@@ -94,10 +94,15 @@ def test_pages_search_verdicts_and_operations(tmp_path, seeds_dir, web):
             done = client.post(f"/a/{target}/verdict", data={"verdict": "irrelevant", "csrf": token})
             assert done.status_code == 303 and "Taken out of the corpus" in client.get(done.headers["location"]).text
             assert re.search(r"join=\d+&leave=\d+", done.headers["location"])  # what else it would change
-            # the model's state: the verdict judged a kept article (precision 0 of 1, uncertain)
+            # the model's state: the verdict judged a kept article; one verdict estimates nothing
             model = client.get("/review").text
-            assert "The model" in model and "1 not relevant" in model and "precision 0%" in model
-            assert "1 verdicts" in model
+            assert "The model" in model and "1 not relevant" in model and "precision 0%" not in model
+            assert "precision n/a (needs 10 verdicts on kept pages, has 1)" in model
+            # Apply re-decides the recent pages with the verdicts (POST with the token) and says what changed
+            assert client.post("/apply", data={}).status_code == 403
+            applied = client.post("/apply", data={"csrf": _csrf(client, "/review")})
+            assert applied.status_code == 303 and re.search(r"joined=\d+&left=\d+", applied.headers["location"])
+            assert "Applied: the recent pages were decided again" in client.get(applied.headers["location"]).text
             assert f'href="/a/{target}"' not in client.get("/").text
             assert len(list((tmp_path / "store" / "corpus").glob("*.txt"))) == len(ids) - 1
             # operations

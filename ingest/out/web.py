@@ -18,7 +18,6 @@ every response carries a strict Content-Security-Policy (no script at all),
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hmac
@@ -30,21 +29,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ingest.config import Config
 from ingest.out.render import environment as _environment
+from ingest.out.web_teaching import teaching_routes
 from ingest.run.feedback import Preview, model_report
 from ingest.run.metrics import Metrics
 from ingest.run.schedule import explain_state
-from ingest.sources.urls import display, display_host, redact_text, site_label
+from ingest.sources.urls import display, display_host, redact_text
 from ingest.store import SearchError, SqlStore
 from ingest.timefmt import every
 from ingest.timefmt import short as _date
@@ -62,10 +62,16 @@ DIGEST_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'n
               "form-action 'none'")
 CSRF_COOKIE = "ingest_csrf"
 MESSAGES = {  # the confirmations a redirect may name (?done=KEY)
-    "withdrawn": "Taken out of the corpus (kept in withdrawn/). The model learns from it at the next poll.",
-    "added": "Added to the corpus. The model learns from it at the next poll.",
-    "recorded": "Recorded. The model learns from it at the next poll.",
+    "withdrawn": "Taken out of the corpus (kept in withdrawn/).",
+    "added": "Added to the corpus.",
+    "recorded": "Recorded: the corpus had it this way already.",
     "seeded": "Written to the seeds folder; the model uses it from the next decision.",
+    "applied": "Applied: the recent pages were decided again with the model learned from your verdicts.",
+}
+# what follows a verdict's confirmation: who re-decides the other pages, and when
+FOLLOWS = {
+    "service": " The service re-decides the other recent pages with it within seconds.",
+    "button": " Press Apply (Review page) to re-decide the other recent pages with it.",
 }
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#1f2937"/><circle cx="8" cy="9" r="3.5" fill="#84cc16"/><path d="M8 5.5V2" stroke="#84cc16" '
@@ -84,6 +90,9 @@ class WebContext:
     # runs fn(writer store) in the store's thread (the one writer); None: fn(store) here
     writer: Callable[[Callable[[SqlStore], Any]], Awaitable[Any]] | None = None
     listen_host: str = ""  # the address served ("" = [web] listen's): a Host header naming it is accepted
+    # the service re-decides the other pages after a verdict (ingest.service.teaching); None (`ingest serve`):
+    # the Apply button does it
+    on_verdict: Callable[[], None] | None = None
 
     async def write(self, fn: Callable[[SqlStore], Any]) -> Any:
         return await self.writer(fn) if self.writer is not None else fn(self.store)
@@ -105,11 +114,18 @@ def make_app(ctx: WebContext) -> Starlette:
     def page(request: Request, template: str, **values: Any) -> HTMLResponse:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         # a confirmation is named by a key, never taken from the URL: a crafted link shows nothing of its own
-        flash = MESSAGES.get(request.query_params.get("done", ""))
+        done = request.query_params.get("done", "")
+        flash = MESSAGES.get(done)
         q = request.query_params
-        if flash and q.get("join", "").isdigit() and q.get("leave", "").isdigit():
+        if flash and done == "applied" and q.get("joined", "").isdigit() and q.get("left", "").isdigit():
+            flash += f" {q['joined']} page(s) joined the corpus, {q['left']} left it (to dropped/)."
+        elif flash and q.get("join", "").isdigit() and q.get("leave", "").isdigit():
             pv = Preview(int(q["join"]), int(q["leave"]))  # numbers only: nothing of the URL's own is shown
-            flash += (" " + pv.sentence()[0].upper() + pv.sentence()[1:] + ".") if pv else ""
+            if ctx.on_verdict is not None:
+                flash += FOLLOWS["service"] + (f" ({pv.join} to join, {pv.leave} to leave)" if pv else "")
+            elif pv:
+                flash += (f" With it the model would now decide {pv.join + pv.leave} other page(s) differently "
+                          f"({pv.join} would join, {pv.leave} would leave): press Apply to do it.")
         values.setdefault("flash", flash)
         body = env.get_template(template).render(csrf=token, **values)
         response = HTMLResponse(body)
@@ -172,114 +188,7 @@ def make_app(ctx: WebContext) -> Starlette:
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)
 
-    async def _verdict(ref: str, relevant: bool) -> str:
-        """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
-        other pages the model, learned again with it, would decide otherwise."""
-        from ingest.judge.scoring import score_packed
-        from ingest.run.feedback import apply_verdicts, count_changes, mark, window_stream
-
-        now = ctx.clock()
-
-        def apply(store: SqlStore) -> Any:
-            mark(store, [ref], relevant, now)
-            return apply_verdicts(store, now)
-
-        done = await ctx.write(apply)
-        msg = "withdrawn" if done.withdrawn else "added" if done.added or done.restored else "recorded"
-        # learning the model again takes up to a second: in a thread, the event loop keeps serving
-        rel = ctx.config().relevance
-        ids, window, labels = window_stream(ctx.store)
-        scored = await asyncio.to_thread(score_packed, ctx.seeds(), window, labels, rel.language, rel.threshold)
-        pv = count_changes(ctx.store, ids, labels, scored) if ids else Preview(0, 0)
-        return urlencode({"done": msg, "join": pv.join, "leave": pv.leave})
-
-    async def article_verdict(request: Request) -> Response:
-        fields = await form(request)
-        aid = request.path_params["id"]
-        msg = await _verdict(f"a{aid}", fields.get("verdict") == "relevant")
-        return RedirectResponse(f"/a/{aid}?{msg}", status_code=303)
-
-    async def page_verdict(request: Request) -> Response:
-        fields = await form(request)
-        msg = await _verdict(f"p{request.path_params['id']}", fields.get("verdict") == "relevant")
-        back = request.headers.get("referer", "")
-        target = urlsplit(back).path if urlsplit(back).path in ("/review", "/near-misses") else "/review"
-        return RedirectResponse(f"{target}?{msg}", status_code=303)
-
-    async def article_seed(request: Request) -> Response:
-        from ingest.run.feedback import FeedbackError, add_seed, apply_verdicts, mark
-
-        await form(request)
-        aid = request.path_params["id"]
-        now = ctx.clock()
-        config = ctx.config()
-
-        def seed(store: SqlStore) -> Path:
-            path, row = add_seed(store, config, f"a{aid}", now)
-            if row is not None:
-                mark(store, [f"p{row['id']}"], True, now)
-                apply_verdicts(store, now)
-            return path
-
-        try:
-            await ctx.write(seed)
-        except FeedbackError as exc:  # said on the page itself (the reason is the store's, not the URL's)
-            response = await article(request, error=f"Not made a seed: {exc}")
-            response.status_code = 409
-            return response
-        return RedirectResponse(f"/a/{aid}?done=seeded", status_code=303)
-
-    async def page_view(request: Request) -> Response:
-        """A judged page that is not in the corpus (a rejected one, say): what the model saw of it."""
-        from ingest.blobs import unpack
-
-        row = ctx.store.page_by_id(request.path_params["id"])
-        if row is None:
-            return PlainTextResponse("no such page", status_code=404)
-        if row["article_id"] is not None:
-            return RedirectResponse(f"/a/{row['article_id']}", status_code=303)
-        doc = unpack(row["doc"]) if row["doc"] is not None else {}
-        url = row["final_url"] or row["url"]
-        text = doc.get("text") or ""
-        return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
-                    pid=row["id"], url=url, site=site_label(url), row=row,
-                    terms=json.loads(row["terms"] or "[]")[:12],
-                    paragraphs=[p for p in text.split("\n\n") if p.strip()])
-
-    review_cache: dict[tuple, list] = {}
-
-    async def review_page(request: Request) -> Response:
-        from ingest.judge.scoring import score_packed
-        from ingest.run.feedback import pick_review, window_stream
-
-        # scoring the window takes a fraction of a second: done again only when the window, the
-        # verdicts or the seeds changed, and in a thread (pure numpy, no store), so the service's
-        # event loop keeps fetching meanwhile
-        seeds = ctx.seeds()
-        key = (ctx.store.review_state(), hash(tuple(seeds)))
-        if key not in review_cache:
-            rel = ctx.config().relevance
-            ids, window, labels = window_stream(ctx.store)
-            scored = await asyncio.to_thread(score_packed, seeds, window, labels, rel.language, rel.threshold)
-            review_cache.clear()
-            review_cache[key] = pick_review(ctx.store, ids, scored, 20)
-        items = review_cache[key]
-        return page(request, "items.html", title="Review", nav="review", items=items,
-                    model=aggregate("model", lambda: model_report(ctx.store)),
-                    intro="The model is least sure about these: a few verdicts here teach it most.",
-                    empty="Nothing to review yet.")
-
-    async def near_misses(request: Request) -> Response:
-        from ingest.run.feedback import ReviewItem, page_ref
-
-        items = []
-        for row in ctx.store.near_misses(PAGE_SIZE):
-            url = row["final_url"] or row["url"]
-            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_label(url),
-                                    row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]"))))
-        return page(request, "items.html", title="Near misses", nav="near", items=items,
-                    intro="Rejected pages scored at least half their threshold, newest first: where recall is "
-                          "recovered.", empty="No near miss.")
+    routes_teaching = teaching_routes(ctx, page, form, aggregate, article)
 
     async def search(request: Request) -> Response:
         q = request.query_params.get("q", "").strip()
@@ -360,12 +269,8 @@ def make_app(ctx: WebContext) -> Starlette:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     routes = [
-        Route("/", corpus), Route("/a/{id:int}", article), Route("/a/{id:int}/verdict", article_verdict,
-                                                                 methods=["POST"]),
-        Route("/a/{id:int}/seed", article_seed, methods=["POST"]),
-        Route("/p/{id:int}", page_view), Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
-        Route("/favicon.ico", favicon),
-        Route("/review", review_page), Route("/near-misses", near_misses), Route("/search", search),
+        Route("/", corpus), Route("/a/{id:int}", article), *routes_teaching,
+        Route("/favicon.ico", favicon), Route("/search", search),
         Route("/feeds", feeds), Route("/digests", digests), Route("/digests/{name}", digest_file),
         Route("/healthz", healthz), Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("ingest.out", "static")]), name="static"),

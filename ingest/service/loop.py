@@ -180,7 +180,8 @@ class Service:
             return
         self.reader, self.metrics = open_store(self.config, readonly=True), Metrics()
         ctx = WebContext(self.reader, lambda: self.config, lambda: self.seeds, self.metrics, self.clock,
-                         writer=lambda fn: self.db(fn, self.store))
+                         writer=lambda fn: self.db(fn, self.store),
+                         on_verdict=lambda: self.teaching.rescore("verdicts"))
         self.web = make_server(make_app(ctx))
         self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
         self.web_url = f"http://{web.listen}/"
