@@ -79,6 +79,11 @@ def test_review_mark_withdraw_and_restore(tmp_path, seeds_dir, web):
     consistent(tmp_path / "store")
     exported = run_cli("--config", str(cfg), "export").jsonl()
     assert news.pages["on_hyesan_gold"] not in {a["url"] for a in exported} and len(exported) == 3
+    # each item says enough to answer: an opening of the text and the terms it matched on
+    items = run_cli("--config", str(cfg), "review", "--json", "--limit", "8").jsonl()
+    assert all(it["snippet"] and len(it["snippet"]) <= 230 for it in items)
+    text = run_cli("--config", str(cfg), "review", "--limit", "3").out
+    assert "matched on:" in text and items[0]["snippet"][:40] in text
     # judged pages are never offered for review again
     again = run_cli("--config", str(cfg), "review", "--json", "--limit", "8").jsonl()
     assert hyesan["id"] not in {it["id"] for it in again} and len(again) == 7

@@ -94,6 +94,10 @@ def test_pages_search_verdicts_and_operations(tmp_path, seeds_dir, web):
             done = client.post(f"/a/{target}/verdict", data={"verdict": "irrelevant", "csrf": token})
             assert done.status_code == 303 and "Taken out of the corpus" in client.get(done.headers["location"]).text
             assert re.search(r"join=\d+&leave=\d+", done.headers["location"])  # what else it would change
+            assert "Your verdict: <strong>not relevant</strong>" in client.get(f"/a/{target}").text
+            # the review queue shows enough to answer without opening each page: an opening and the terms
+            queue = client.get("/review").text
+            assert queue.count('class="snippet"') >= 3 and "matched on:" in queue
             # the model's state: the verdict judged a kept article; one verdict estimates nothing
             model = client.get("/review").text
             assert "The model" in model and "1 not relevant" in model and "precision 0%" not in model

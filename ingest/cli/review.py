@@ -37,7 +37,9 @@ def cmd_review(config: Config, args: argparse.Namespace) -> int:
     for it in items:
         print(f"{it.id:<8} {it.score:6.3f} {it.threshold:6.3f}  {'kept' if it.kept else 'rejected':<8} "
               f"{short(it.site, 22):<22} {short(it.title or it.url, 70)}")
-        print(f"{'':<42}terms: {', '.join(it.terms[:6]) or '-'}")
+        if it.snippet:
+            print(f"{'':<42}{short(it.snippet, 150)}")
+        print(f"{'':<42}matched on: {', '.join(it.terms[:6]) or '-'}")
     print("\njudge with: ingest mark ID... --relevant | --irrelevant", file=sys.stderr)
     return 0
 
@@ -186,7 +188,7 @@ def add_review(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                                    "matched. Judge them with `ingest mark`; a few verdicts here teach the "
                                    "model more than many on clear cases.")
     p.add_argument("--json", action="store_true", help='one JSON object per line: {"id", "url", "title", '
-                   '"site", "score", "threshold", "kept", "terms"}')
+                   '"site", "score", "threshold", "kept", "terms", "snippet"}')
     p.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
     p.set_defaults(func=cmd_review)
 

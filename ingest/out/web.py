@@ -183,7 +183,9 @@ def make_app(ctx: WebContext) -> Starlette:
             return PlainTextResponse("no such article", status_code=404)
         body = ctx.store.article_body(art)
         text = body[1] if body is not None else "(the corpus file is missing: see `ingest check`)"
-        return page(request, "article.html", title=art["title"], nav="corpus", art=art,
+        row = ctx.store.article_page(aid)
+        judged = ctx.store.verdicts().get(row["id"]) if row is not None else None
+        return page(request, "article.html", title=art["title"], nav="corpus", art=art, judged=judged,
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)

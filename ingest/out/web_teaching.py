@@ -115,7 +115,9 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         doc = unpack(row["doc"]) if row["doc"] is not None else {}
         url = row["final_url"] or row["url"]
         text = doc.get("text") or ""
+        judged = ctx.store.verdicts().get(row["id"])
         return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
+                    judged=judged,
                     pid=row["id"], url=url, site=site_label(url), row=row,
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
@@ -144,13 +146,15 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                     empty="Nothing to review yet.")
 
     async def near_misses(request: Request) -> Response:
-        from ingest.run.feedback import ReviewItem, page_ref
+        from ingest.run.feedback import ReviewItem, page_ref, snippet
 
         items = []
         for row in ctx.store.near_misses(PAGE_SIZE):
             url = row["final_url"] or row["url"]
+            doc = ctx.store.page_doc(row)
             items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_label(url),
-                                    row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]"))))
+                                    row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]")),
+                                    snippet(doc.text) if doc is not None else ""))
         return page(request, "items.html", title="Near misses", nav="near", items=items,
                     intro="Rejected pages scored at least half their threshold, newest first: where recall is "
                           "recovered.", empty="No near miss.")

@@ -55,10 +55,22 @@ class ReviewItem:
     threshold: float
     kept: bool
     terms: tuple[str, ...]
+    snippet: str = ""  # the text's opening, enough to answer without opening the page
 
     def as_dict(self) -> dict:
         return {"id": self.id, "url": self.url, "title": self.title, "site": self.site, "score": self.score,
-                "threshold": self.threshold, "kept": self.kept, "terms": list(self.terms)}
+                "threshold": self.threshold, "kept": self.kept, "terms": list(self.terms), "snippet": self.snippet}
+
+
+SNIPPET_CHARS = 220  # about two lines
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The opening of a text on one line, cut at a word, with an ellipsis when cut."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
 @dataclass
@@ -128,8 +140,9 @@ def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: S
         art = store.article(row["article_id"])
         kept = art["withdrawn"] is None
         title = art["title"]
+    doc = store.page_doc(row)
     return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 4),
-                      round(threshold, 4), kept, tuple(terms))
+                      round(threshold, 4), kept, tuple(terms), snippet(doc.text) if doc is not None else "")
 
 
 def pick_review(store: SqlStore, ids: Sequence[int], scored: Scored, limit: int) -> list[ReviewItem]:
