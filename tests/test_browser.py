@@ -133,3 +133,39 @@ def test_no_page_is_wider_than_a_phone(tmp_path, seeds_dir, web, browser):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_review_draws_the_model_and_apply_redecides_in_a_browser(tmp_path, seeds_dir, web, browser):
+    """The review page in chromium: the model's histogram is drawn (an SVG made on the server, under the
+    same CSP: no console error), the model box and every item give one threshold, and the Apply button
+    re-decides the recent pages with a verdict given on the page and says what changed."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    from .test_web import _free_port, _serve
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 4
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        browser.get(f"http://{listen}/review")
+        chart = _after(browser, "/review", "figure.histogram svg")[0]
+        assert chart.size["width"] > 200 and chart.size["height"] > 60  # drawn, not blocked
+        assert browser.find_elements(By.CSS_SELECTOR, "figure.histogram svg rect")
+        thresholds = set(re.findall(r"threshold (\d\.\d{3})", browser.find_element(By.TAG_NAME, "main").text))
+        assert len(thresholds) == 1, thresholds  # the model box, the drawing and each item: one number
+        _shot(browser, tmp_path, "review")
+        # a verdict on the first item, then Apply
+        browser.find_elements(By.CSS_SELECTOR, "article.card form button.no")[0].click()
+        assert _after(browser, "done=", ".flash")
+        browser.find_element(By.CSS_SELECTOR, "form.apply button").click()
+        flash = _after(browser, "done=applied", ".flash")[0].text
+        assert re.search(r"Applied: .* \d+ page\(s\) joined the corpus, \d+ left it", flash), flash
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

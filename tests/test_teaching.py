@@ -177,3 +177,31 @@ def test_score_on_a_fresh_store_learns_from_the_texts_it_scores(tmp_path, seeds_
     assert [r["score"] for r in rows] == [s.score for s in expected.scores]
     assert {r["threshold"] for r in rows} == {expected.threshold.value}
     assert sum(r["relevant"] for r in rows[:8]) >= 6 and not any(r["relevant"] for r in rows[8:])
+
+
+def test_one_score_per_article_in_the_digest_and_the_model_drawn(tmp_path, seeds_dir, web):
+    """After the topic moves (football is the only seed), the digest rates each article under the model
+    of now, the same number its "Help it learn" list gives, says what it was kept at, and draws the
+    window's scores with the threshold, the seeds and the verdicts (SVG, no script)."""
+    import re
+
+    from .conftest import build_news_web
+    from .test_feedback import FOOTBALL_SEED
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    for p in seeds_dir.iterdir():
+        p.unlink()
+    (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    d = json.loads(run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "json").out)
+    review = {r["url"]: r["score"] for r in d["review"]}
+    assert d["items"] and all(it["decided_score"] is not None for it in d["items"])  # kept under the old seeds
+    for it in d["items"]:
+        assert it["score"] < it["decided_score"]
+        if it["url"] in review:
+            assert it["score"] == review[it["url"]]
+    html = run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "html").out
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    assert "threshold" in svg and svg.count("a seed:") == 1 and "<script" not in html
+    assert re.search(r"kept at 0\.\d\d under an earlier model", html)

@@ -21,10 +21,14 @@ from ingest.timefmt import iso as _iso
 
 def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     from ingest.out import digest
-    from ingest.run.feedback import review
 
     now = time.time()
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    rel = config.relevance
+
+    def review(store: SqlStore) -> digest.Teaching:
+        return digest.teach_now(store, seeds, rel.language, rel.threshold, digest.REVIEW_ITEMS)
+
     if args.since is None:  # the next digest: since the previous one; written to digests/ and recorded
         try:
             store = open_store(config)
@@ -35,19 +39,19 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
             # one would hold so far, without recording it
             with open_store(config, readonly=True) as reader:
                 since = reader.last_digest_until() or now - 86400
-                d = digest.build(reader, since, now, now, review(reader, seeds, config, digest.REVIEW_ITEMS))
+                d = digest.build(reader, since, now, now, review(reader))
             print("ingest: the service is running and records the digests; this preview since the last "
                   "digest is not recorded", file=sys.stderr)
         else:
             with store:
-                d, paths = digest.scheduled(store, now, review=review(store, seeds, config, digest.REVIEW_ITEMS))
+                d, paths = digest.scheduled(store, now, review=review(store))
                 print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
                 _deliver(store, config, now)
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)
         with open_store(config, readonly=True) as store:
-            d = digest.build(store, since, now, now, review(store, seeds, config, digest.REVIEW_ITEMS))
+            d = digest.build(store, since, now, now, review(store))
         text = digest.render(d, args.format)
     if args.output:
         write_output(args.output, text)

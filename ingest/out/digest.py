@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ingest.judge.quality import ModelReport
@@ -25,6 +26,10 @@ from ingest.run.feedback import ReviewItem, model_report
 from ingest.sources.urls import display, redact_text, site_label
 from ingest.store import SqlStore
 from ingest.timefmt import iso as _iso
+
+if TYPE_CHECKING:
+    from ingest.judge.model import Scored
+    from ingest.out.histogram import Distribution
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
 EXCERPT_CHARS = 420
@@ -54,6 +59,7 @@ class Item:
     path: str
     updated: bool  # in the digest because its text changed in place
     other_sources: list[Source]
+    decided_score: float | None = None  # the score it was kept at, when the current model scores it otherwise
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Digest:
     health: list[Health]
     review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
     model: ModelReport | None = None  # the model's state, and a warning when it cannot separate the topic
+    histogram: str = ""  # the window's scores drawn as SVG (ingest.out.histogram), for the HTML digest
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -89,7 +96,42 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return out
 
 
-def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] = ()) -> Digest:
+@dataclass(frozen=True)
+class Teaching:
+    """What a digest shows of the model now: the review queue, the histogram, and each recent article's
+    score under the current model (one score per article on every screen, the review's included)."""
+
+    review: list[ReviewItem] = field(default_factory=list)
+    histogram: str = ""
+    current: dict[int, float] = field(default_factory=dict)  # article id -> score under the model learned now
+
+
+def teaching(store: SqlStore, ids: Sequence[int], scored: Scored, picture: Distribution | None,
+             limit: int = 5) -> Teaching:
+    """The digest's view of the model from the window's scores (learned in a worker, or here)."""
+    from ingest.out.histogram import svg
+    from ingest.run.feedback import pick_review
+
+    rows = store.pages_by_ids(ids)
+    current = {rows[pid]["article_id"]: s.score for pid, s in zip(ids, scored.scores, strict=True)
+               if pid in rows and rows[pid]["article_id"] is not None and rows[pid]["outcome"] == "kept"}
+    return Teaching(pick_review(store, ids, scored, limit), svg(picture) if picture and ids else "", current)
+
+
+def teach_now(store: SqlStore, seeds: Sequence[str], language: str, fixed: float | None,
+              limit: int = 5) -> Teaching:
+    """The same, the model learned in this process (`ingest digest`)."""
+    from ingest.out.histogram import window_picture
+    from ingest.run.feedback import window_stream
+
+    ids, window, labels = window_stream(store)
+    scored, picture = window_picture(seeds, window, labels, language, fixed)
+    return teaching(store, ids, scored, picture, limit)
+
+
+def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] | Teaching = ()
+          ) -> Digest:
+    view = review if isinstance(review, Teaching) else Teaching(list(review))
     items = []
     for row in store.articles_between(since, until):
         body = store.article_body(row)
@@ -100,11 +142,14 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
         primary = display(row["url"])
         others = [s for s in sources if s.url != primary]
         updated = bool(row["updated"]) and row["fetched"] <= since
+        now_score = view.current.get(row["id"])
+        moved = now_score is not None and round(now_score, 2) != round(row["score"], 2)
         items.append(Item(
             id=row["id"], title=row["title"], url=primary, site=site_label(row["url"]),
-            published=row["published"], fetched=_iso(row["fetched"]) or "", score=row["score"],
+            published=row["published"], fetched=_iso(row["fetched"]) or "",
+            score=round(now_score, 6) if now_score is not None else row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
-            other_sources=list({s.url: s for s in others}.values())))
+            other_sources=list({s.url: s for s in others}.values()), decided_score=row["score"] if moved else None))
     items.sort(key=lambda it: (-it.score, it.id))
     health = []
     for f in store.feeds():
@@ -118,8 +163,9 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
             else:
                 state, reason = "moved", f"moved permanently to {display(f.url)}"
             health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
-    review = [dataclasses.replace(r, url=display(r.url)) for r in review]
-    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review, model_report(store))
+    review = [dataclasses.replace(r, url=display(r.url)) for r in view.review]
+    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review, model_report(store),
+                  view.histogram)
 
 
 def model_lines(m: ModelReport) -> list[str]:
@@ -198,7 +244,7 @@ box-shadow:0 1px 2px rgba(0,0,0,.08)}article h2{font-size:1.1rem;margin:.2rem 0}
 a{color:#0b5cad;text-decoration:none}a:hover{text-decoration:underline}
 .meta{color:#666;font-size:.85rem}.excerpt{margin:.5rem 0}.terms{color:#555;font-size:.85rem}
 .also{font-size:.85rem;color:#555}.upd{background:#fde68a;border-radius:4px;padding:0 .3rem;font-size:.75rem}
-.health li{margin:.3rem 0}.state{font-weight:600}
+.health li{margin:.3rem 0}.state{font-weight:600}svg.histogram{display:block;max-width:100%;height:auto}
 """
 
 
@@ -208,7 +254,7 @@ def render_html(d: Digest) -> str:
 
     from ingest.out.render import environment
 
-    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS),
+    return environment().get_template("digest.html").render(d=d, css=Markup(_CSS), histogram=Markup(d.histogram),
                                                             model=model_lines(d.model) if d.model else [])
 
 
@@ -247,7 +293,7 @@ def render(d: Digest, fmt: str) -> str:
 
 
 def scheduled(store: SqlStore, now: float, default_period: float = 86400.0,
-              review: Sequence[ReviewItem] = ()) -> tuple[Digest, list[Path]]:
+              review: Sequence[ReviewItem] | Teaching = ()) -> tuple[Digest, list[Path]]:
     """The next digest: since the previous one, written to digests/, recorded."""
     since = store.last_digest_until() or now - default_period
     d = build(store, since, now, now, review)

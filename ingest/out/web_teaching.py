@@ -4,6 +4,7 @@ queue and the near misses (routes of ingest.out.web's app; the same page, form a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -122,26 +123,34 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
-    review_cache: dict[tuple, list] = {}
+    review_cache: dict[tuple, tuple[list, Any, Any]] = {}
 
     async def review_page(request: Request) -> Response:
-        from ingest.judge.scoring import score_packed
+        from markupsafe import Markup
+
+        from ingest.out.histogram import svg, window_picture
         from ingest.run.feedback import pick_review, window_stream
 
-        # scoring the window takes a fraction of a second: done again only when the window, the
-        # verdicts or the seeds changed, and in a thread (pure numpy, no store), so the service's
-        # event loop keeps fetching meanwhile
+        # learning the model and scoring the window take a fraction of a second: done again only when the
+        # window, the verdicts or the seeds changed, and in a thread (pure numpy, no store), so the
+        # service's event loop keeps fetching meanwhile
         seeds = ctx.seeds()
         key = (ctx.store.review_state(), hash(tuple(seeds)))
         if key not in review_cache:
             rel = ctx.config().relevance
             ids, window, labels = window_stream(ctx.store)
-            scored = await asyncio.to_thread(score_packed, seeds, window, labels, rel.language, rel.threshold)
+            scored, picture = await asyncio.to_thread(window_picture, seeds, window, labels, rel.language,
+                                                      rel.threshold)
             review_cache.clear()
-            review_cache[key] = pick_review(ctx.store, ids, scored, 20)
-        items = review_cache[key]
-        return page(request, "items.html", title="Review", nav="review", items=items,
-                    model=aggregate("model", lambda: model_report(ctx.store)),
+            # the model box describes the model these scores come from: one threshold on the page
+            th = scored.threshold
+            current = dataclasses.replace(model_report(ctx.store), threshold=th.value, model=th.model,
+                                          share=th.share, pages=th.stream_n, learned=ctx.clock())
+            review_cache[key] = (pick_review(ctx.store, ids, scored, 20), Markup(svg(picture)) if ids else None,
+                                 current if ids else model_report(ctx.store))
+        items, histogram, current = review_cache[key]
+        return page(request, "items.html", title="Review", nav="review", items=items, histogram=histogram,
+                    model=current,
                     intro="The model is least sure about these: a few verdicts here teach it most.",
                     empty="Nothing to review yet.")
 
@@ -164,3 +173,4 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
             Route("/p/{id:int}", page_view), Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
             Route("/apply", apply_verdicts_now, methods=["POST"]),
             Route("/review", review_page), Route("/near-misses", near_misses)]
+

@@ -141,8 +141,8 @@ def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: S
         kept = art["withdrawn"] is None
         title = art["title"]
     doc = store.page_doc(row)
-    return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 4),
-                      round(threshold, 4), kept, tuple(terms), snippet(doc.text) if doc is not None else "")
+    return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 6),
+                      round(threshold, 6), kept, tuple(terms), snippet(doc.text) if doc is not None else "")
 
 
 def pick_review(store: SqlStore, ids: Sequence[int], scored: Scored, limit: int) -> list[ReviewItem]:

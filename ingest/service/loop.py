@@ -411,18 +411,18 @@ class Service:
             log.exception("event=corpus_sync_failed")
 
     async def _digest_job(self) -> None:
-        from ingest.judge.scoring import score_packed
         from ingest.out import notify
-        from ingest.out.digest import REVIEW_ITEMS, scheduled
-        from ingest.run.feedback import pick_review, window_stream
+        from ingest.out.digest import REVIEW_ITEMS, scheduled, teaching
+        from ingest.out.histogram import window_picture
+        from ingest.run.feedback import window_stream
 
         if self.stopping.is_set():
             return
         try:
             ids, window, labels = await self.db(window_stream, self.store)
             rel = self.config.relevance
-            scored = await asyncio.get_running_loop().run_in_executor(
-                self.executor, score_packed, self.seeds, window, labels, rel.language, rel.threshold)
+            scored, picture = await asyncio.get_running_loop().run_in_executor(
+                self.executor, window_picture, self.seeds, window, labels, rel.language, rel.threshold)
             now = self.clock()
             slot = last_fire(self.config.schedule.digest, now)
             worker = self.worker.name if self.worker else str(os.getpid())
@@ -432,7 +432,7 @@ class Service:
                 return
             # rendering and writing the digest files happen in the store's thread too: off the loop
             digest, paths = await self.db(
-                lambda: scheduled(self.store, now=now, review=pick_review(self.store, ids, scored, REVIEW_ITEMS)))
+                lambda: scheduled(self.store, now=now, review=teaching(self.store, ids, scored, picture, REVIEW_ITEMS)))
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
             targets = notify.targets(self.config)
