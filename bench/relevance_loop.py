@@ -62,7 +62,7 @@ class Curve:
 
 
 def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool], steps: tuple[int, ...] = STEPS,
-             rescore_every: int = 10, held_out_final: bool = False) -> Curve:
+             rescore_every: int = 10, held_out_final: bool = False, corpus_out: dict | None = None) -> Curve:
     """F1 of the corpus on never-judged pages after each of ``steps`` verdicts (5 per round from
     `review`, `rescore --apply` after every ``rescore_every``)."""
     with tempfile.TemporaryDirectory(prefix="seed-ingest-bench-") as tmp:
@@ -93,11 +93,14 @@ def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool], steps: 
                             job = PageJob(url, url, [Source(feed_id, url, url, a.title, None)], {feed_id})
                             chunk.append((job, a))
                         await decider.decide(chunk)
+                    await decider.settle()  # as Poll.run ends
 
             asyncio.run(poll())
         finally:
             db.close()
         snaps = {0: _corpus(store.root / "ingest.db")}
+        if corpus_out is not None:
+            corpus_out.update(snaps[0])
         judged_by: dict[int, set[str]] = {0: set()}
         judged: set[str] = set()
         now = time.time()
@@ -121,3 +124,10 @@ def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool], steps: 
             out.round_change[b] = _f1(snaps[b], by_url, judged_by[b]) - _f1(snaps[a], by_url, judged_by[b])
         store.close()
         return out
+
+
+def run_loop_corpus(seed_texts: list[str], texts: list[str], truth: list[bool]) -> dict[str, bool]:
+    """The corpus a poll of ``texts`` (in this order) leaves, by page URL (bench.example/<index>)."""
+    out: dict[str, bool] = {}
+    run_loop(seed_texts, texts, truth, steps=(0,), corpus_out=out)
+    return out

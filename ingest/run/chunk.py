@@ -58,6 +58,16 @@ class ChunkDecider:
         self.config, self.store, self.seeds, self.keeper, self.db = config, store, list(seeds), keeper, db
         self.clock, self.settings, self.warned, self.progress = clock, settings, warned, progress
 
+    async def settle(self) -> PollSummary:
+        """The poll's last word (ModelKeeper.settle): its provisional decisions re-made by a model that has
+        seen all its pages."""
+        own = {fid: st.threshold for fid, st in self.settings.items() if st is not None}
+        applied = await self.keeper.settle(self.db, self.store, self.seeds, self.config.relevance, own)
+        out = PollSummary()
+        out.redecided_kept = len(applied.added) + len(applied.restored)
+        out.redecided_withdrawn = len(applied.withdrawn)
+        return out
+
     async def decide(self, chunk: Sequence[tuple[PageJob, PageResult]]) -> Decided:
         """Decide the chunk's pages in order, in segments: each segment holds no more new pages than the
         model may still decide before it is due to be learned again (ModelKeeper.current), so where

@@ -196,6 +196,8 @@ class Poll:
                     if done_job.holds_room:
                         self._free_room(done_job)
                 chunk = []
+        if not self._aborted:
+            self.summary.add(await self.decider.settle())
         await self.db(self._finish)
         self.summary.seconds = round(time.monotonic() - started, 3)
         if self.model.fitted is not None:  # said once: what the model as it is now says, not each model's
