@@ -249,3 +249,40 @@ def test_the_same_stream_in_another_order_makes_the_same_corpus(tmp_path, web):
         outcome = dict(db.execute("SELECT url, outcome FROM pages"))
         assert all(outcome[u] == "duplicate" for u in differ - urls), [(u, outcome[u]) for u in differ - urls]
     assert len(kept[0]) == len(kept[1]) and len(differ) <= 4, (len(kept[0]), len(kept[1]), len(differ))
+
+
+def test_the_web_view_gives_one_score_per_article_and_says_when_it_moved(tmp_path, seeds_dir, web):
+    """The topic moves (football is the only seed): the article page gives the score under the model of
+    now and says the article was kept at another one and would leave; the review page, its model box
+    and the corpus list give the same numbers."""
+    import re
+    import signal
+
+    import httpx
+
+    from .conftest import build_news_web
+    from .test_feedback import FOOTBALL_SEED
+    from .test_web import _free_port, _serve
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds)
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    for p in seeds_dir.iterdir():
+        p.unlink()
+    (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        with httpx.Client(base_url=f"http://{listen}", timeout=30) as client:
+            ids = [int(i) for i in re.findall(r'href="/a/(\d+)"', client.get("/").text)]
+            art = client.get(f"/a/{ids[0]}").text
+            now = re.search(r"score (\d\.\d{3}) against threshold (\d\.\d{3}) under the model learned now", art)
+            assert now, art
+            assert "it would leave on the next re-decision" in art and re.search(r"kept on .* at 0\.\d{3}", art)
+            review = client.get("/review").text
+            assert set(re.findall(r"threshold (\d\.\d{3})", review)) == {now.group(2)}
+            listing = client.get("/").text
+            assert f"score {float(now.group(1)):.2f} (kept at" in listing
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -15,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ingest.run.feedback import Preview, model_report
+from ingest.judge.quality import ModelReport
+from ingest.run.feedback import Preview, ReviewItem, model_report
 from ingest.sources.urls import display, site_label
 from ingest.store import SqlStore
 
@@ -25,9 +27,21 @@ if TYPE_CHECKING:
 PAGE_SIZE = 50
 
 
+@dataclass(frozen=True)
+class ModelNow:
+    """What the pages show of the model learned now (ingest.out.web_teaching.teaching_routes' now_view)."""
+
+    review: list[ReviewItem]
+    histogram: Any  # Markup of the SVG, or None before any page
+    model: ModelReport
+    by_article: dict[int, float]  # the window's kept articles' scores under it
+    threshold: float | None
+
+
 def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                     form: Callable[[Request], Awaitable[dict[str, str]]], aggregate: Callable[[str, Callable], Any],
-                    article: Callable[..., Awaitable[Response]]) -> list[Route]:
+                    article: Callable[..., Awaitable[Response]]
+                    ) -> tuple[Callable[..., Awaitable[ModelNow | None]], list[Route]]:
     async def _verdict(ref: str, relevant: bool) -> str:
         """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
         other pages the model, learned again with it, would decide otherwise."""
@@ -123,34 +137,48 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
-    review_cache: dict[tuple, tuple[list, Any, Any]] = {}
+    review_cache: dict[tuple, ModelNow] = {}
 
-    async def review_page(request: Request) -> Response:
+    async def now_view(compute: bool = True) -> ModelNow | None:
+        """The model learned now and the window's scores under it, shared by every page that shows a score
+        (one number per page at one moment). Learning takes a fraction of a second: done again only when
+        the window, the verdicts or the seeds changed, and in a thread (pure numpy, no store), so the
+        service's event loop keeps fetching meanwhile."""
         from markupsafe import Markup
 
         from ingest.out.histogram import svg, window_picture
         from ingest.run.feedback import pick_review, window_stream
 
-        # learning the model and scoring the window take a fraction of a second: done again only when the
-        # window, the verdicts or the seeds changed, and in a thread (pure numpy, no store), so the
-        # service's event loop keeps fetching meanwhile
         seeds = ctx.seeds()
         key = (ctx.store.review_state(), hash(tuple(seeds)))
+        if key not in review_cache and not compute:
+            return None
         if key not in review_cache:
             rel = ctx.config().relevance
             ids, window, labels = window_stream(ctx.store)
             scored, picture = await asyncio.to_thread(window_picture, seeds, window, labels, rel.language,
                                                       rel.threshold)
             review_cache.clear()
+            report = model_report(ctx.store)
+            if not ids:
+                review_cache[key] = ModelNow([], None, report, {}, None)
+                return review_cache[key]
             # the model box describes the model these scores come from: one threshold on the page
             th = scored.threshold
-            current = dataclasses.replace(model_report(ctx.store), threshold=th.value, model=th.model,
-                                          share=th.share, pages=th.stream_n, learned=ctx.clock())
-            review_cache[key] = (pick_review(ctx.store, ids, scored, 20), Markup(svg(picture)) if ids else None,
-                                 current if ids else model_report(ctx.store))
-        items, histogram, current = review_cache[key]
-        return page(request, "items.html", title="Review", nav="review", items=items, histogram=histogram,
-                    model=current,
+            current = dataclasses.replace(report, threshold=th.value, model=th.model, share=th.share,
+                                          pages=th.stream_n, learned=ctx.clock())
+            rows = ctx.store.pages_by_ids(ids)
+            by_article = {rows[pid]["article_id"]: s.score for pid, s in zip(ids, scored.scores, strict=True)
+                          if pid in rows and rows[pid]["article_id"] is not None and rows[pid]["outcome"] == "kept"}
+            review_cache[key] = ModelNow(pick_review(ctx.store, ids, scored, 20), Markup(svg(picture)), current,
+                                         by_article, th.value)
+        return review_cache[key]
+
+    async def review_page(request: Request) -> Response:
+        now = await now_view()
+        assert now is not None
+        return page(request, "items.html", title="Review", nav="review", items=now.review, histogram=now.histogram,
+                    model=now.model,
                     intro="The model is least sure about these: a few verdicts here teach it most.",
                     empty="Nothing to review yet.")
 
@@ -168,7 +196,7 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                     intro="Rejected pages scored at least half their threshold, newest first: where recall is "
                           "recovered.", empty="No near miss.")
 
-    return [Route("/a/{id:int}/verdict", article_verdict, methods=["POST"]),
+    return now_view, [Route("/a/{id:int}/verdict", article_verdict, methods=["POST"]),
             Route("/a/{id:int}/seed", article_seed, methods=["POST"]),
             Route("/p/{id:int}", page_view), Route("/p/{id:int}/verdict", page_verdict, methods=["POST"]),
             Route("/apply", apply_verdicts_now, methods=["POST"]),
