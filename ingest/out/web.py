@@ -23,9 +23,7 @@ import contextlib
 import hmac
 import json
 import secrets
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,14 +36,13 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ingest.config import Config
 from ingest.out.render import environment as _environment
+from ingest.out.web_context import WebContext
 from ingest.out.web_teaching import teaching_routes
 from ingest.run.feedback import Preview, model_report
-from ingest.run.metrics import Metrics
 from ingest.run.schedule import explain_state
 from ingest.sources.urls import display, display_host, redact_text
-from ingest.store import SearchError, SqlStore
+from ingest.store import SearchError
 from ingest.timefmt import every
 from ingest.timefmt import short as _date
 
@@ -76,26 +73,6 @@ FOLLOWS = {
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#1f2937"/><circle cx="8" cy="9" r="3.5" fill="#84cc16"/><path d="M8 5.5V2" stroke="#84cc16" '
            b'stroke-width="1.5"/></svg>')
-
-
-@dataclass
-class WebContext:
-    """What the web view needs from its host (the service or ``ingest serve``)."""
-
-    store: SqlStore  # read on the event loop (the service gives a read-only connection of its own)
-    config: Callable[[], Config]  # the current config (SIGHUP may replace it)
-    seeds: Callable[[], list[str]]
-    metrics: Metrics
-    clock: Callable[[], float] = time.time
-    # runs fn(writer store) in the store's thread (the one writer); None: fn(store) here
-    writer: Callable[[Callable[[SqlStore], Any]], Awaitable[Any]] | None = None
-    listen_host: str = ""  # the address served ("" = [web] listen's): a Host header naming it is accepted
-    # the service re-decides the other pages after a verdict (ingest.service.teaching); None (`ingest serve`):
-    # the Apply button does it
-    on_verdict: Callable[[], None] | None = None
-
-    async def write(self, fn: Callable[[SqlStore], Any]) -> Any:
-        return await self.writer(fn) if self.writer is not None else fn(self.store)
 
 
 def _parse_day(value: str | None, end: bool = False) -> float | None:

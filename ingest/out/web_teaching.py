@@ -22,7 +22,7 @@ from ingest.sources.urls import display, site_label
 from ingest.store import SqlStore
 
 if TYPE_CHECKING:
-    from ingest.out.web import WebContext
+    from ingest.out.web_context import WebContext
 
 PAGE_SIZE = 50
 

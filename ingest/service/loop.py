@@ -170,7 +170,8 @@ class Service:
         if not web.listen:
             return
         # imported only now: without the web view, uvicorn, starlette, jinja2, prometheus_client (~12 MB) stay out
-        from ingest.out.web import Metrics, WebContext, bind, make_app, make_server
+        from ingest.out.web import WebContext, bind, make_app, make_server
+        from ingest.run.metrics import Metrics
 
         try:
             sock = bind(web.host, web.port)
