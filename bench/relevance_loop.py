@@ -93,7 +93,8 @@ def run_loop(seed_texts: list[str], texts: list[str], truth: list[bool], steps: 
                             job = PageJob(url, url, [Source(feed_id, url, url, a.title, None)], {feed_id})
                             chunk.append((job, a))
                         await decider.decide(chunk)
-                    await decider.settle()  # as Poll.run ends
+                    if hasattr(decider, "settle"):  # as Poll.run ends (absent before 0.3: a baseline run)
+                        await decider.settle()
 
             asyncio.run(poll())
         finally:
