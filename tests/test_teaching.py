@@ -286,3 +286,26 @@ def test_the_web_view_gives_one_score_per_article_and_says_when_it_moved(tmp_pat
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_mark_names_the_pages_a_verdict_would_bring_in_with_their_terms(tmp_path, seeds_dir, web):
+    """A football report judged relevant: `mark` says which other page the model would now let in (the
+    second football report), with its score and the terms that would bring it, before anything changes."""
+    from .conftest import build_news_web
+    from .test_feedback import FOOTBALL_SEED
+    from .web import article_page, rss
+
+    news = build_news_web(web)
+    h = web.host(7)
+    match = h.add("/match.html", article_page("Cup tie settled by penalties after goalless derby",
+                                              FOOTBALL_SEED.split("\n", 2)[2]))
+    feed = h.add("/feed.xml", rss("Sport", [{"title": "Cup tie", "link": match, "guid": "m1"}]))
+    cfg = write_config(tmp_path, news.feeds + [feed])
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    (pid,) = db.execute("SELECT id FROM pages WHERE url=?", (news.pages["off_football"],)).fetchone()
+    r = run_cli("--config", str(cfg), "mark", f"p{pid}", "--relevant")
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.strip().startswith("would join:"))
+    assert "Cup tie settled by penalties" in line and "matched on:" in line
+    assert not {"the", "and", "said"} & set(line.split("matched on:")[1].strip(" )").split(", "))

@@ -76,6 +76,10 @@ def print_preview(config: Config) -> None:
     with open_store(config, readonly=True) as store:
         pv = preview(store, seeds, config)
     print(pv.sentence() if pv else "the model decides the other pages as before")
+    for title, score, terms in pv.joining[:10]:  # what would join, and why: the user sees the reason first
+        print(f"  would join: {score:.3f}  {short(title, 70)}  (matched on: {', '.join(terms[:5]) or '-'})")
+    if len(pv.joining) > 10:
+        print(f"  … and {len(pv.joining) - 10} more (`ingest rescore` lists them all)")
 
 
 def cmd_rescore(config: Config, args: argparse.Namespace) -> int:

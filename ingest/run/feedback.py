@@ -270,6 +270,7 @@ class Preview:
 
     join: int  # rejected now, would be kept
     leave: int  # kept now, would be rejected
+    joining: tuple[tuple[str, float, tuple[str, ...]], ...] = ()  # (title, score, terms) of those that would join
 
     def __bool__(self) -> bool:
         return bool(self.join or self.leave)
@@ -295,14 +296,18 @@ def count_changes(store: SqlStore, ids: Sequence[int], labels: Sequence[bool | N
     th = scored.threshold.value
     rows = store.pages_by_ids([pid for pid, v in zip(ids, labels, strict=True) if v is None])
     join = leave = 0
+    joining = []
     for pid, s in zip(ids, scored.scores, strict=True):
         row = rows.get(pid)
         if row is None or row["outcome"] not in ("kept", "rejected"):
             continue
         kept = _decision(store, row) == "kept"
-        join += not kept and s.score >= th
+        if not kept and s.score >= th:
+            join += 1
+            joining.append((row["title"] or display(row["final_url"] or row["url"]), s.score, s.terms))
         leave += kept and s.score < th
-    return Preview(join, leave)
+    joining.sort(key=lambda j: -j[1])
+    return Preview(join, leave, tuple(joining))
 
 
 # -- rescore ------------------------------------------------------------------------
