@@ -305,7 +305,16 @@ def test_a_verdict_takes_effect_at_once_both_ways_and_rescore_apply_asks_the_ser
     try:
         wait_for(lambda: len(list(corpus.glob("*.txt"))) == 4, what="the first poll's four articles")
         db = sqlite3.connect(tmp_path / "store" / "ingest.db")
-        (pid,) = db.execute("SELECT id FROM pages WHERE url=?", (news.pages["off_football"],)).fetchone()
+
+        def football_page() -> int | None:
+            row = db.execute("SELECT id FROM pages WHERE url=? AND outcome='rejected'",
+                             (news.pages["off_football"],)).fetchone()
+            return row[0] if row else None
+
+        wait_for(lambda: football_page() is not None and db.execute(
+            "SELECT COUNT(*) FROM pages WHERE outcome IN ('kept', 'rejected')").fetchone()[0] >= 8,
+            what="the first poll's pages decided")
+        pid = football_page()
         assert run_cli("--config", str(cfg), "mark", f"p{pid}", "--relevant").code == 0
         wait_for(lambda: {football, "Cup tie settled by penalties after goalless derby"} <= titles(),
                  what="the judged report and the one like it to join")

@@ -33,6 +33,7 @@ bench/relevance.py (docs/relevance.md).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -276,6 +277,15 @@ def learn_model(seed_texts: Sequence[str], stream: Sequence[dict[str, int]],
         return _learn(seed_texts, stream, verdicts, stats=stats or TermStats(), fixed=fixed, learn=learn)
 
 
+def canonical_order(stream: Sequence[dict[str, int]]) -> list[int]:
+    """The texts' positions sorted by a digest of their terms (as counted, in their own order): an order
+    that does not depend on arrival. Read one text at a time (a window may be unpacked lazily)."""
+    keys = []
+    for counts in stream:
+        keys.append(hashlib.blake2b("\0".join(counts).encode(), digest_size=8).digest())
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
 def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts: Sequence[bool | None] | None,
            *, stats: TermStats, fixed: float | None, learn: bool) -> Model:
     if len(seed_texts) == 1:  # the two halves of a lone seed stand in for two seeds
@@ -288,8 +298,12 @@ def _learn(seed_texts: Sequence[str], stream: Sequence[dict[str, int]], verdicts
     if not seed_counts:
         raise ValueError("at least one seed text is needed")
     n, k = len(stream), len(seed_counts)
-    labels = np.array([np.nan if v is None else float(v) for v in (verdicts or [None] * n)], dtype=float)
-    mat = _Matrix(itertools.chain(stream, seed_counts), stats)
+    # learned in an order of the texts' own (their terms' digest), not the order they arrived in: the
+    # same window then makes the same model to the last bit whichever store, worker or poll order made it
+    order = canonical_order(stream)
+    given: list[bool | None] = [None] * n if verdicts is None else list(verdicts)
+    labels = np.array([np.nan if (v := given[i]) is None else float(v) for i in order], dtype=float)
+    mat = _Matrix(itertools.chain((stream[i] for i in order), seed_counts), stats)
     stream_rows = np.zeros(n + k, dtype=bool)
     stream_rows[:n] = True
     # pass 1: idf from the whole stream; pass 2: from what pass 1 rejects (keeps topic words rare)
