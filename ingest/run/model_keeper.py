@@ -99,10 +99,15 @@ class ModelKeeper:
             new, _, _, _ = await db(store.window_state, f.upto)
             if not new:
                 return Applied()
-            return await self._refit(db, store, seeds, rel, model_key(seeds, rel), own)
+            return await self._refit(db, store, seeds, rel, model_key(seeds, rel), own, whole=True)
 
     async def _refit(self, db: StoreThread, store: SqlStore, seeds: Sequence[str], rel: RelevanceSettings,
-                     key: tuple[str, str, float | None], own: Mapping[int, float | None] | None) -> Applied:
+                     key: tuple[str, str, float | None], own: Mapping[int, float | None] | None,
+                     whole: bool = False) -> Applied:
+        """Learn the model again; re-decide the provisional pages with it. ``whole`` (a poll's end): only
+        if it has seen the whole window when it applies: PostgreSQL workers finish their passes in any
+        order, and a model learned before another worker's last pages would otherwise have the last word
+        (the last worker to commit re-decides with the whole window)."""
         ids, window, labels = await db(window_stream, store)
         _, _, n_verdicts, newest = await db(store.window_state, max(ids, default=0))
         prev = self.fitted
@@ -127,7 +132,14 @@ class ModelKeeper:
             "share": th.share, "separation": th.separation, "warnings": list(th.warnings)}))
         if not provisional or not scores:
             return Applied()
-        applied = await db(redecide, store, ids, scores, model.threshold.value, self.clock(), own)
+        upto = max(ids, default=0)
+
+        def apply() -> Applied:
+            if whole and store.window_state(upto)[0]:
+                return Applied()
+            return redecide(store, ids, scores, model.threshold.value, self.clock(), own)
+
+        applied = await db(apply)
         if applied.added or applied.withdrawn or applied.restored:
             log.info("event=redecided pages=%d joined=%d withdrawn=%d restored=%d", len(ids), len(applied.added),
                      len(applied.withdrawn), len(applied.restored))
