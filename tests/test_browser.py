@@ -55,14 +55,19 @@ def _after(browser, url_part: str, css: str):
     return browser.find_elements(By.CSS_SELECTOR, css)
 
 
-def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
-    from selenium.webdriver.common.by import By
-
+def _polled_and_served(tmp_path, web):
+    """The news web polled (four articles kept) and `ingest serve` on a free port: (address, process)."""
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds)
     assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 4
     listen = f"127.0.0.1:{_free_port()}"
-    proc = _serve(cfg, listen)
+    return listen, _serve(cfg, listen)
+
+
+def test_walk_search_and_judge_in_a_browser(tmp_path, seeds_dir, web, browser):
+    from selenium.webdriver.common.by import By
+
+    listen, proc = _polled_and_served(tmp_path, web)
     try:
         browser.get(f"http://{listen}/")
         links = browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")
@@ -143,13 +148,7 @@ def test_review_draws_the_model_and_apply_redecides_in_a_browser(tmp_path, seeds
 
     from selenium.webdriver.common.by import By
 
-    from .test_web import _free_port, _serve
-
-    news = build_news_web(web)
-    cfg = write_config(tmp_path, news.feeds)
-    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 4
-    listen = f"127.0.0.1:{_free_port()}"
-    proc = _serve(cfg, listen)
+    listen, proc = _polled_and_served(tmp_path, web)
     try:
         browser.get(f"http://{listen}/review")
         chart = _after(browser, "/review", "figure.histogram svg")[0]

@@ -179,12 +179,8 @@ def test_score_on_a_fresh_store_learns_from_the_texts_it_scores(tmp_path, seeds_
     assert sum(r["relevant"] for r in rows[:8]) >= 6 and not any(r["relevant"] for r in rows[8:])
 
 
-def test_one_score_per_article_in_the_digest_and_the_model_drawn(tmp_path, seeds_dir, web):
-    """After the topic moves (football is the only seed), the digest rates each article under the model
-    of now, the same number its "Help it learn" list gives, says what it was kept at, and draws the
-    window's scores with the threshold, the seeds and the verdicts (SVG, no script)."""
-    import re
-
+def _topic_moved_to_football(tmp_path, seeds_dir, web):
+    """The news web polled with the gold-mining seeds, then football made the only seed: the config."""
     from .conftest import build_news_web
     from .test_feedback import FOOTBALL_SEED
 
@@ -194,6 +190,16 @@ def test_one_score_per_article_in_the_digest_and_the_model_drawn(tmp_path, seeds
     for p in seeds_dir.iterdir():
         p.unlink()
     (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    return cfg
+
+
+def test_one_score_per_article_in_the_digest_and_the_model_drawn(tmp_path, seeds_dir, web):
+    """After the topic moves (football is the only seed), the digest rates each article under the model
+    of now, the same number its "Help it learn" list gives, says what it was kept at, and draws the
+    window's scores with the threshold, the seeds and the verdicts (SVG, no script)."""
+    import re
+
+    cfg = _topic_moved_to_football(tmp_path, seeds_dir, web)
     d = json.loads(run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "json").out)
     review = {r["url"]: r["score"] for r in d["review"]}
     assert d["items"] and all(it["decided_score"] is not None for it in d["items"])  # kept under the old seeds
@@ -260,16 +266,9 @@ def test_the_web_view_gives_one_score_per_article_and_says_when_it_moved(tmp_pat
 
     import httpx
 
-    from .conftest import build_news_web
-    from .test_feedback import FOOTBALL_SEED
     from .test_web import _free_port, _serve
 
-    news = build_news_web(web)
-    cfg = write_config(tmp_path, news.feeds)
-    assert run_cli("--config", str(cfg), "poll").code == 0
-    for p in seeds_dir.iterdir():
-        p.unlink()
-    (seeds_dir / "000_football.txt").write_text(FOOTBALL_SEED, encoding="utf-8")
+    cfg = _topic_moved_to_football(tmp_path, seeds_dir, web)
     listen = f"127.0.0.1:{_free_port()}"
     proc = _serve(cfg, listen)
     try:
