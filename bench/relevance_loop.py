@@ -24,9 +24,10 @@ from pathlib import Path
 
 from ingest.config import load_config
 from ingest.run.chunk import ChunkDecider
-from ingest.run.feedback import apply_verdicts, mark, rescore, review
+from ingest.run.feedback import apply_verdicts, mark, review
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import PageJob
+from ingest.run.rescore import rescore
 from ingest.store import Source, StoreThread, open_store
 from ingest.text.analysis import analyse
 

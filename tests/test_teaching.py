@@ -210,7 +210,7 @@ def test_one_score_per_article_in_the_digest_and_the_model_drawn(tmp_path, seeds
     html = run_cli("--config", str(cfg), "digest", "--since", "1d", "--format", "html").out
     svg = html[html.index("<svg"):html.index("</svg>")]
     assert "threshold" in svg and svg.count("a seed:") == 1 and "<script" not in html
-    assert re.search(r"kept at 0\.\d\d under an earlier model", html)
+    assert re.search(r"kept at 0\.\d{3} under an earlier model", html)
 
 
 @pytest.mark.skipif(not REUTERS.exists(), reason="../shared Reuters data absent")
@@ -280,11 +280,26 @@ def test_the_web_view_gives_one_score_per_article_and_says_when_it_moved(tmp_pat
             assert "it would leave on the next re-decision" in art and re.search(r"kept on .* at 0\.\d{3}", art)
             review = client.get("/review").text
             assert set(re.findall(r"threshold (\d\.\d{3})", review)) == {now.group(2)}
+            # a rejected page in the queue: its own page gives the queue's score (under the model of now)
+            pids = re.findall(r"<code>p(\d+)</code>", review)
+            assert pids
+            for pid in pids:
+                shown = client.get(f"/p/{pid}", follow_redirects=True).text
+                listed = re.search(rf"score (\d\.\d{{3}}) vs threshold \d\.\d{{3}} · [a-z ]+ · <code>p{pid}</code>",
+                                   review)
+                assert listed and f"score {listed.group(1)} against threshold {now.group(2)}" in shown, shown
             listing = client.get("/").text
-            assert f"score {float(now.group(1)):.2f} (kept at" in listing
+            assert f"score {now.group(1)} (kept at" in listing and "would leave on the next re-decision" in listing
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+    # the CLI's surfaces give the same numbers: export (score and threshold now, kept_score apart) and status
+    exported = {a["id"]: a for a in map(json.loads, run_cli("--config", str(cfg), "export").out.splitlines())}
+    a = exported[ids[0]]
+    assert (f"{a['score']:.3f}", f"{a['threshold']:.3f}") == (now.group(1), now.group(2))
+    assert a["kept_score"] > a["score"]
+    status = run_cli("--config", str(cfg), "status").out
+    assert f"threshold {now.group(2)}," in status
 
 
 def test_mark_names_the_pages_a_verdict_would_bring_in_with_their_terms(tmp_path, seeds_dir, web):
@@ -308,3 +323,22 @@ def test_mark_names_the_pages_a_verdict_would_bring_in_with_their_terms(tmp_path
     line = next(x for x in r.out.splitlines() if x.strip().startswith("would join:"))
     assert "Cup tie settled by penalties" in line and "matched on:" in line
     assert not {"the", "and", "said"} & set(line.split("matched on:")[1].strip(" )").split(", "))
+
+
+def test_a_feeds_own_threshold_holds_on_every_surface_and_in_rescore(tmp_path, seeds_dir, web):
+    """Feed C trusted with `threshold = 0` (keep all its pages): after the topic moves to football, the
+    rescore that takes the gold articles out leaves feed C's article in, its rejected page joins, and
+    export, review and the article page give feed C's pages threshold 0, the others the model's."""
+    cfg = _topic_moved_to_football(tmp_path, seeds_dir, web)
+    feed_c = next(line.split('"')[1] for line in cfg.read_text().splitlines() if "/rdf.xml" in line)
+    cfg.write_text(cfg.read_text().replace(f'url = "{feed_c}"\n', f'url = "{feed_c}"\nthreshold = 0.0\n'))
+    result = json.loads(run_cli("--config", str(cfg), "rescore", "--apply", "--json").out)
+    left = "\n".join(it["url"] for it in result["leave"])
+    assert len(result["withdrawn"]) == len(result["leave"]) and "hyesan" in left or "sanctions" in left or "forced" in left  # gold articles leave
+    assert "collapse" not in left  # feed C's stays: its threshold is 0
+    assert any("weather" in it["url"] for it in result["join"])  # feed C's rejected page joins
+    exported = [json.loads(line) for line in run_cli("--config", str(cfg), "export").out.splitlines()]
+    mine = [a for a in exported if "collapse" in a["url"] or "weather" in a["url"]]
+    assert len(mine) == 2 and all(a["threshold"] == 0.0 for a in mine)
+    others = [a for a in exported if a not in mine]
+    assert all(a["threshold"] > 0 for a in others)

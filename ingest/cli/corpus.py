@@ -48,8 +48,12 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
+    from ingest.cli.report import model_scores
+
     with open_store(config, readonly=True) as store:
+        current = model_scores(store, config)
         for row in store.articles():
+            score, threshold = current.get(row["id"], (row["score"], row["threshold"]))
             body = store.article_body(row)
             text = body[1] if body is not None else None
             sources = store.article_sources(row["id"])
@@ -58,7 +62,8 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
                 "id": row["id"], "url": display(row["url"]), "canonical_url": display(row["canonical_url"]),
                 "title": row["title"],
                 "text": text, "author": row["author"] or None, "published": row["published"],
-                "fetched": _iso(row["fetched"]), "feeds": feeds, "score": row["score"], "path": row["path"],
+                "fetched": _iso(row["fetched"]), "feeds": feeds, "score": round(score, 6), "path": row["path"],
+                "threshold": round(threshold, 6), "kept_score": row["score"],
                 "site": row["site"] or None, "terms": json.loads(row["terms"]),
                 "sources": [{"url": display(s["url"]), "feed": display(s["feed_url"]) if s["feed_url"] else None,
                              "first_seen": _iso(s["first_seen"])}
@@ -158,7 +163,10 @@ def add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = sub.add_parser("export", parents=[common], help="write the corpus to stdout as JSON lines",
                        description="The corpus, one JSON object per article: id, url, canonical_url, title, "
                                    "text, author, published, fetched, feeds, score, path (plus site, terms, "
-                                   "sources).")
+                                   "sources, threshold, kept_score). score and threshold are the article's under "
+                                   "the model learned now, as every other screen shows them (for an article "
+                                   "older than the model's window: the ones it was kept at); kept_score is the "
+                                   "score it was kept at.")
     p.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
     p.set_defaults(func=cmd_export)
 

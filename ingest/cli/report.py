@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ingest.cli.common import parse_since, write_output
 from ingest.config import Config
@@ -18,16 +19,18 @@ from ingest.store import SqlStore, StoreError, open_store
 from ingest.text.seeds import load_seeds
 from ingest.timefmt import iso as _iso
 
+if TYPE_CHECKING:
+    from ingest.out.standing import Standing
+
 
 def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     from ingest.out import digest
 
     now = time.time()
     seeds = [s.text for s in load_seeds(config.paths.seeds)]
-    rel = config.relevance
 
     def review(store: SqlStore) -> digest.Teaching:
-        return digest.teach_now(store, seeds, rel.language, rel.threshold, digest.REVIEW_ITEMS)
+        return digest.teach_now(store, seeds, config, digest.REVIEW_ITEMS)
 
     if args.since is None:  # the next digest: since the previous one; written to digests/ and recorded
         try:
@@ -78,6 +81,32 @@ def _deliver(store: SqlStore, config: Config, now: float) -> None:
             print(f"digest {d.digest_id} sent to {d.target.label}", file=sys.stderr)
 
 
+def _standing(store: SqlStore, config: Config) -> Standing | None:
+    from ingest.out.standing import standing
+    from ingest.text.seeds import SeedError
+
+    try:
+        seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    except SeedError:
+        return None
+    now = standing(store, seeds, config)
+    return now if now.window.ids else None
+
+
+def model_now(store: SqlStore, config: Config) -> ModelReport:
+    """The model as every other surface shows it: learned now from the seeds, the window and the
+    verdicts (ingest.out.standing); the last poll's record when the seeds cannot be read."""
+    report = model_report(store)
+    now = _standing(store, config)
+    return now.report(report) if now is not None else report
+
+
+def model_scores(store: SqlStore, config: Config) -> dict[int, tuple[float, float]]:
+    """Article id -> (score, threshold) under the model learned now, for the articles in its window."""
+    now = _standing(store, config)
+    return now.by_article() if now is not None else {}
+
+
 def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
     """The model's state: what it learned from, the verdicts, precision and recall estimated from them."""
     window, relevant, irrelevant, pending = learning
@@ -112,7 +141,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         rows = store.feeds(active_only=False)
         counts = store.feed_counts()
         learning = store.learning_counts()
-        report = model_report(store)
+        report = model_report(store) if args.json else model_now(store, config)
         if config.store.url:
             from ingest.store.postgres import PgStore
 

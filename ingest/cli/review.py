@@ -83,7 +83,8 @@ def print_preview(config: Config) -> None:
 
 
 def cmd_rescore(config: Config, args: argparse.Namespace) -> int:
-    from ingest.run.feedback import Applied, report_dict, rescore
+    from ingest.run.feedback import Applied
+    from ingest.run.rescore import report_dict, rescore
 
     now = time.time()
     since = parse_since(args.since, now) if args.since else now - config.relevance.keep_rejected
@@ -129,7 +130,7 @@ def ask_the_service(config: Config, busy: StoreBusy) -> dict | None:
     through the store, answered there); any other holder is named, with when to try again."""
     import secrets
 
-    from ingest.run.feedback import RESCORE_REQUEST, RESCORE_RESULT
+    from ingest.run.rescore import RESCORE_REQUEST, RESCORE_RESULT
     from ingest.store import holder
 
     running = holder.current(config.paths.store)

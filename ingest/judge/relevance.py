@@ -430,19 +430,24 @@ def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray, labels: np.nd
     return coef, float(theta[-1]), z
 
 
-def borderline(scores: Sequence[float], threshold: float, exclude: Iterable[int] = (), k: int = 10) -> list[int]:
-    """The k texts whose verdict would teach the model most: nearest the threshold,
-    alternately just above and just below it (by distance in log-odds), never one in ``exclude``."""
+def borderline(scores: Sequence[float], threshold: float, exclude: Iterable[int] = (), k: int = 10,
+               thresholds: Sequence[float] | None = None) -> list[int]:
+    """The k texts whose verdict would teach the model most: nearest the threshold (``thresholds[i]``
+    for text i where pages have thresholds of their own), alternately just above and just below it
+    (by distance in log-odds), never one in ``exclude``."""
     skip = set(exclude)
+    ths = list(thresholds) if thresholds is not None else [threshold] * len(scores)
 
     def logit(p: float) -> float:
         p = min(max(p, 1e-9), 1 - 1e-9)
         return math.log(p / (1 - p))
 
-    t = logit(threshold) if 0 < threshold < 1 else threshold
-    dist = [(abs(logit(s) - t) if 0 < threshold < 1 else abs(s - t), i) for i, s in enumerate(scores) if i not in skip]
-    above = sorted((d, i) for d, i in dist if scores[i] >= threshold)
-    below = sorted((d, i) for d, i in dist if scores[i] < threshold)
+    def distance(s: float, t: float) -> float:
+        return abs(logit(s) - logit(t)) if 0 < threshold < 1 and 0 < t < 1 else abs(s - t)
+
+    dist = [(distance(s, ths[i]), i) for i, s in enumerate(scores) if i not in skip]
+    above = sorted((d, i) for d, i in dist if scores[i] >= ths[i])
+    below = sorted((d, i) for d, i in dist if scores[i] < ths[i])
     out: list[int] = []
     while len(out) < k and (above or below):
         for side in (above, below):

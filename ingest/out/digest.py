@@ -28,8 +28,8 @@ from ingest.store import SqlStore
 from ingest.timefmt import iso as _iso
 
 if TYPE_CHECKING:
-    from ingest.judge.model import Scored
-    from ingest.out.histogram import Distribution
+    from ingest.config import Config
+    from ingest.out.standing import Standing
 
 ROLLING_ITEMS = 100  # entries in digests/feed.xml
 EXCERPT_CHARS = 420
@@ -53,13 +53,14 @@ class Item:
     site: str
     published: str | None
     fetched: str
-    score: float
+    score: float  # under the current model (ingest.out.standing), or the score it was kept at once it left the window
     terms: list[str]
     excerpt: str
     path: str
     updated: bool  # in the digest because its text changed in place
     other_sources: list[Source]
     decided_score: float | None = None  # the score it was kept at, when the current model scores it otherwise
+    threshold: float | None = None  # the threshold that applies to it under the same model
 
 
 @dataclass(frozen=True)
@@ -98,35 +99,31 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 @dataclass(frozen=True)
 class Teaching:
-    """What a digest shows of the model now: the review queue, the histogram, and each recent article's
-    score under the current model (one score per article on every screen, the review's included)."""
+    """What a digest shows of the model now: the review queue, the histogram, the model's state, and
+    each recent article's score and threshold under the current model (ingest.out.standing: one score
+    per article on every screen, the review's included)."""
 
     review: list[ReviewItem] = field(default_factory=list)
     histogram: str = ""
-    current: dict[int, float] = field(default_factory=dict)  # article id -> score under the model learned now
+    current: dict[int, tuple[float, float]] = field(default_factory=dict)  # article id -> (score, threshold)
+    model: ModelReport | None = None  # the model these scores come from
 
 
-def teaching(store: SqlStore, ids: Sequence[int], scored: Scored, picture: Distribution | None,
-             limit: int = 5) -> Teaching:
+def teaching(store: SqlStore, now: Standing, limit: int = 5) -> Teaching:
     """The digest's view of the model from the window's scores (learned in a worker, or here)."""
     from ingest.out.histogram import svg
     from ingest.run.feedback import pick_review
 
-    rows = store.pages_by_ids(ids)
-    current = {rows[pid]["article_id"]: s.score for pid, s in zip(ids, scored.scores, strict=True)
-               if pid in rows and rows[pid]["article_id"] is not None and rows[pid]["outcome"] == "kept"}
-    return Teaching(pick_review(store, ids, scored, limit), svg(picture) if picture and ids else "", current)
+    ids = now.window.ids
+    return Teaching(pick_review(store, ids, now.scored, limit, now.window.own), svg(now.picture) if ids else "",
+                    now.by_article(), now.report(model_report(store)) if ids else None)
 
 
-def teach_now(store: SqlStore, seeds: Sequence[str], language: str, fixed: float | None,
-              limit: int = 5) -> Teaching:
+def teach_now(store: SqlStore, seeds: Sequence[str], config: Config, limit: int = 5) -> Teaching:
     """The same, the model learned in this process (`ingest digest`)."""
-    from ingest.out.histogram import window_picture
-    from ingest.run.feedback import window_stream
+    from ingest.out.standing import standing
 
-    ids, window, labels = window_stream(store)
-    scored, picture = window_picture(seeds, window, labels, language, fixed)
-    return teaching(store, ids, scored, picture, limit)
+    return teaching(store, standing(store, seeds, config), limit)
 
 
 def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] | Teaching = ()
@@ -142,14 +139,16 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
         primary = display(row["url"])
         others = [s for s in sources if s.url != primary]
         updated = bool(row["updated"]) and row["fetched"] <= since
-        now_score = view.current.get(row["id"])
-        moved = now_score is not None and round(now_score, 2) != round(row["score"], 2)
+        found = view.current.get(row["id"])
+        now_score, now_th = found if found is not None else (None, row["threshold"])
+        moved = now_score is not None and round(now_score, 3) != round(row["score"], 3)
         items.append(Item(
             id=row["id"], title=row["title"], url=primary, site=site_label(row["url"]),
             published=row["published"], fetched=_iso(row["fetched"]) or "",
             score=round(now_score, 6) if now_score is not None else row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
-            other_sources=list({s.url: s for s in others}.values()), decided_score=row["score"] if moved else None))
+            other_sources=list({s.url: s for s in others}.values()), decided_score=row["score"] if moved else None,
+            threshold=round(now_th, 6) if now_th is not None else None))
     items.sort(key=lambda it: (-it.score, it.id))
     health = []
     for f in store.feeds():
@@ -164,8 +163,8 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
                 state, reason = "moved", f"moved permanently to {display(f.url)}"
             health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
     review = [dataclasses.replace(r, url=display(r.url)) for r in view.review]
-    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review, model_report(store),
-                  view.histogram)
+    return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review,
+                  view.model or model_report(store), view.histogram)
 
 
 def model_lines(m: ModelReport) -> list[str]:
@@ -205,7 +204,8 @@ def render_markdown(d: Digest) -> str:
         lines.append(f"## {title}{flag}")
         lines.append("")
         when = it.published or it.fetched[:10]
-        lines.append(f"**{_md(it.site)}** · {_md(when)} · relevance {it.score:.2f} · "
+        earlier = f" (kept at {it.decided_score:.3f} under an earlier model)" if it.decided_score is not None else ""
+        lines.append(f"**{_md(it.site)}** · {_md(when)} · relevance {it.score:.3f}{earlier} · "
                      f"matched on: {_md(', '.join(it.terms))}")
         lines.append("")
         if it.excerpt:
@@ -230,8 +230,8 @@ def render_markdown(d: Digest) -> str:
         for r in d.review:
             url = _safe_url(r.url)
             title = f"[{_md(r.title or r.url)}](<{url}>)" if url else _md(r.title or r.url)
-            lines.append(f"- `{r.id}` {title}: {_md(r.site)} · score {r.score:.2f} vs threshold "
-                         f"{r.threshold:.2f} · {'kept' if r.kept else 'not kept'}")
+            lines.append(f"- `{r.id}` {title}: {_md(r.site)} · score {r.score:.3f} vs threshold "
+                         f"{r.threshold:.3f} · {'kept' if r.kept else 'not kept'}")
         lines.append("")
     return "\n".join(lines)
 
@@ -274,7 +274,7 @@ def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "u
             fe.link(href=it.url)
         fe.updated(datetime.fromisoformat(it.fetched))
         others = "; also reported by " + ", ".join(s.site for s in it.other_sources) if it.other_sources else ""
-        fe.summary(f"{it.site}: {it.excerpt} (relevance {it.score:.2f}; matched on {', '.join(it.terms)}{others})")
+        fe.summary(f"{it.site}: {it.excerpt} (relevance {it.score:.3f}; matched on {', '.join(it.terms)}{others})")
     return fg.atom_str(pretty=True)
 
 

@@ -148,11 +148,11 @@ def make_app(ctx: WebContext) -> Starlette:
         next_url = "/?" + urlencode({**params, "before": rows[-1]["id"]}) if more and rows else ""
         filters = {"feed": feed, "site": q.get("site"), "since_text": q.get("since", ""),
                    "until_text": q.get("until", ""), "min_score": min_score}
-        # scores under the model learned now, when a page has learned it for this state (the corpus page does
-        # not learn it itself: it stays a millisecond page); else the score each was kept at
-        now = await now_view(compute=False)
+        # scores under the model learned now, as on every page (learned once per store state, in a thread);
+        # an article that has left the model's window shows the score it was kept at
+        now = await now_view()
         return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more,
-                    current=now.by_article if now is not None else {},
+                    current={a["id"]: found for a in rows if now is not None and (found := now.article(a["id"]))},
                     next_url=next_url, feeds=ctx.store.feeds(), sites=aggregate("sites", ctx.store.sites),
                     filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]),
                     model=aggregate("model", lambda: model_report(ctx.store)))
@@ -167,9 +167,9 @@ def make_app(ctx: WebContext) -> Starlette:
         row = ctx.store.article_page(aid)
         judged = ctx.store.verdicts().get(row["id"]) if row is not None else None
         now = await now_view()
+        found = now.article(aid) if now is not None else None
         return page(request, "article.html", title=art["title"], nav="corpus", art=art, judged=judged,
-                    current=now.by_article.get(aid) if now is not None else None,
-                    current_threshold=now.threshold if now is not None else None,
+                    current=found[0] if found else None, current_threshold=found[1] if found else None,
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)

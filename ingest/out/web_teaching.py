@@ -4,7 +4,6 @@ queue and the near misses (routes of ingest.out.web's app; the same page, form a
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ingest.sources.urls import display, site_label
 from ingest.store import SqlStore
 
 if TYPE_CHECKING:
+    from ingest.out.standing import Standing
     from ingest.out.web_context import WebContext
 
 PAGE_SIZE = 50
@@ -34,8 +34,14 @@ class ModelNow:
     review: list[ReviewItem]
     histogram: Any  # Markup of the SVG, or None before any page
     model: ModelReport
-    by_article: dict[int, float]  # the window's kept articles' scores under it
-    threshold: float | None
+    standing: Standing | None  # every window page's score and threshold under it; None before any page
+
+    def article(self, aid: int) -> tuple[float, float] | None:
+        return self.standing.article(aid) if self.standing is not None else None
+
+    def page(self, pid: int) -> tuple[float, float] | None:
+        found = self.standing.page(pid) if self.standing is not None else None
+        return None if found is None else (found[0].score, found[1])
 
 
 def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
@@ -46,7 +52,7 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
         other pages the model, learned again with it, would decide otherwise."""
         from ingest.judge.scoring import score_packed
-        from ingest.run.feedback import apply_verdicts, count_changes, mark, window_stream
+        from ingest.run.feedback import apply_verdicts, count_changes, mark, own_thresholds, window_stream
 
         now = ctx.clock()
 
@@ -59,10 +65,12 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
             ctx.on_verdict()
         msg = "withdrawn" if done.withdrawn else "added" if done.added or done.restored else "recorded"
         # learning the model again takes up to a second: in a thread, the event loop keeps serving
-        rel = ctx.config().relevance
+        config = ctx.config()
+        rel = config.relevance
         ids, window, labels = window_stream(ctx.store)
         scored = await asyncio.to_thread(score_packed, ctx.seeds(), window, labels, rel.language, rel.threshold)
-        pv = count_changes(ctx.store, ids, labels, scored) if ids else Preview(0, 0)
+        pv = count_changes(ctx.store, ids, labels, scored, own_thresholds(ctx.store, config, ids)) if ids \
+            else Preview(0, 0)
         return urlencode({"done": msg, "join": pv.join, "leave": pv.leave})
 
     async def article_verdict(request: Request) -> Response:
@@ -81,12 +89,12 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
     async def apply_verdicts_now(request: Request) -> Response:
         """The Apply button: re-decide the recent pages with the model learned now (read in the store's
         thread, learned in a thread off the event loop, applied both ways in the store's thread)."""
-        from ingest.run.feedback import apply_rescore, plan_rescore, score_rescore
+        from ingest.run.rescore import apply_rescore, plan_rescore, score_rescore
 
         await form(request)
         config, now = ctx.config(), ctx.clock()
         rel = config.relevance
-        plan = await ctx.write(lambda store: plan_rescore(store, now - rel.keep_rejected))
+        plan = await ctx.write(lambda store: plan_rescore(store, now - rel.keep_rejected, config))
         ids, window, texts = plan.stream()
         scored = await asyncio.to_thread(score_rescore, ctx.seeds(), ids, window, texts, plan.verdicts, rel.language,
                                          rel.threshold)
@@ -131,8 +139,10 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         url = row["final_url"] or row["url"]
         text = doc.get("text") or ""
         judged = ctx.store.verdicts().get(row["id"])
+        now = await now_view()
+        current = now.page(row["id"]) if now is not None else None
         return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
-                    judged=judged,
+                    judged=judged, current=current,
                     pid=row["id"], url=url, site=site_label(url), row=row,
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
@@ -146,32 +156,27 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         service's event loop keeps fetching meanwhile."""
         from markupsafe import Markup
 
-        from ingest.out.histogram import svg, window_picture
-        from ingest.run.feedback import pick_review, window_stream
+        from ingest.out.histogram import svg
+        from ingest.out.standing import learn, read
+        from ingest.run.feedback import pick_review
 
-        seeds = ctx.seeds()
-        key = (ctx.store.review_state(), hash(tuple(seeds)))
+        seeds, config = ctx.seeds(), ctx.config()
+        rel = config.relevance
+        key = (ctx.store.review_state(), hash(tuple(seeds)), rel.language, rel.threshold,
+               tuple((f.url, f.threshold) for f in config.feeds))
         if key not in review_cache and not compute:
             return None
         if key not in review_cache:
-            rel = ctx.config().relevance
-            ids, window, labels = window_stream(ctx.store)
-            scored, picture = await asyncio.to_thread(window_picture, seeds, window, labels, rel.language,
-                                                      rel.threshold)
+            window = read(ctx.store, config)
             review_cache.clear()
             report = model_report(ctx.store)
-            if not ids:
-                review_cache[key] = ModelNow([], None, report, {}, None)
+            if not window.ids:
+                review_cache[key] = ModelNow([], None, report, None)
                 return review_cache[key]
+            now = await asyncio.to_thread(learn, seeds, window, rel.language, rel.threshold, ctx.clock())
             # the model box describes the model these scores come from: one threshold on the page
-            th = scored.threshold
-            current = dataclasses.replace(report, threshold=th.value, model=th.model, share=th.share,
-                                          pages=th.stream_n, learned=ctx.clock())
-            rows = ctx.store.pages_by_ids(ids)
-            by_article = {rows[pid]["article_id"]: s.score for pid, s in zip(ids, scored.scores, strict=True)
-                          if pid in rows and rows[pid]["article_id"] is not None and rows[pid]["outcome"] == "kept"}
-            review_cache[key] = ModelNow(pick_review(ctx.store, ids, scored, 20), Markup(svg(picture)), current,
-                                         by_article, th.value)
+            review_cache[key] = ModelNow(pick_review(ctx.store, window.ids, now.scored, 20, window.own),
+                                         Markup(svg(now.picture)), now.report(report), now)
         return review_cache[key]
 
     async def review_page(request: Request) -> Response:
@@ -185,12 +190,19 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
     async def near_misses(request: Request) -> Response:
         from ingest.run.feedback import ReviewItem, page_ref, snippet
 
+        now = await now_view()
         items = []
         for row in ctx.store.near_misses(PAGE_SIZE):
             url = row["final_url"] or row["url"]
             doc = ctx.store.page_doc(row)
+            found = now.standing.page(row["id"]) if now is not None and now.standing is not None else None
+            # under the model learned now, as every page shows a score; the decision's where it left the window
+            score, th, terms = (found[0].score, found[1], found[0].terms) if found is not None else \
+                (row["score"], row["threshold"], tuple(json.loads(row["terms"] or "[]")))
+            if score < th / 2:  # no longer near under the model now
+                continue
             items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_label(url),
-                                    row["score"], row["threshold"], False, tuple(json.loads(row["terms"] or "[]")),
+                                    round(score, 6), round(th, 6), False, tuple(terms),
                                     snippet(doc.text) if doc is not None else ""))
         return page(request, "items.html", title="Near misses", nav="near", items=items,
                     intro="Rejected pages scored at least half their threshold, newest first: where recall is "

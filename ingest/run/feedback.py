@@ -9,9 +9,8 @@
   and text stay; a later "relevant" brings it back under the same name), a
   rejected page judged relevant joins the corpus from its kept text. Verdicts
   are also labels for the model, and the model never overrides them.
-* ``rescore`` re-decides recent pages with the current seeds and verdicts:
-  by itself a preview that changes nothing and lists what would join and
-  leave the corpus; with ``apply`` it does both.
+* ``rescore`` (ingest.run.rescore) re-decides recent pages with the current
+  seeds and verdicts.
 * ``add_seed`` turns an article or a text file into a seed file.
 
 Every change to the corpus is one store transaction plus an atomic file
@@ -31,10 +30,10 @@ from pathlib import Path
 from ingest.config import Config
 from ingest.judge.decide import effective_threshold
 from ingest.judge.quality import ModelReport, estimates, judged_counts
-from ingest.judge.relevance import Score, Scored, TermStats, borderline, score_stream
+from ingest.judge.relevance import Scored, borderline
 from ingest.judge.scoring import score_packed
 from ingest.sources.urls import display, normalize, site_label, url_hash
-from ingest.store import NewArticle, PageDoc, SqlStore, corpus_text, unpack
+from ingest.store import NewArticle, PageDoc, SqlStore, corpus_text
 from ingest.store.contract import Record
 from ingest.text.fingerprint import signature
 from ingest.text.seeds import MIN_SEED_WORDS, SeedError, load_seeds
@@ -85,16 +84,6 @@ class Applied:
     judged: int = 0  # verdicts applied (one that agrees with the model changes no file, but teaches it)
 
 
-@dataclass
-class RescoreReport:
-    pages: int = 0  # pages re-decided
-    without_text: int = 0  # rejected pages whose text has expired (keep_rejected)
-    threshold: float | None = None
-    applied: Applied = field(default_factory=Applied)
-    above: list[ReviewItem] = field(default_factory=list)  # pages not in the corpus that now pass: they join
-    below: list[ReviewItem] = field(default_factory=list)  # kept articles that now fall below: they leave
-
-
 def page_ref(page_id: int) -> str:
     return f"p{page_id}"
 
@@ -132,7 +121,7 @@ def window_stream(store: SqlStore) -> tuple[list[int], list[bytes], list[bool | 
     return [pid for pid, _ in window], [b for _, b in window], [verdicts.get(pid) for pid, _ in window]
 
 
-def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
+def review_item(store: SqlStore, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
     site = site_label(row["final_url"] or row["url"])  # the host alone, as every output labels a site
@@ -145,23 +134,44 @@ def _item(store: SqlStore, row: Record, score: float, threshold: float, terms: S
                       round(threshold, 6), kept, tuple(terms), snippet(doc.text) if doc is not None else "")
 
 
-def pick_review(store: SqlStore, ids: Sequence[int], scored: Scored, limit: int) -> list[ReviewItem]:
-    """The unjudged kept or rejected pages nearest the threshold, alternately above and below it."""
+def own_thresholds(store: SqlStore, config: Config, ids: Sequence[int]) -> dict[int, float]:
+    """Page id -> the threshold its [[feeds]] tables set (the lowest of them), for the pages that have one."""
+    by_feed = {f.id: own.threshold for f in store.feeds(active_only=False)
+               if (own := config.feed(f.config_url)) is not None and own.threshold is not None}
+    if not by_feed or not ids:
+        return {}
+    out = {}
+    for pid, feed_ids in store.feeds_of_pages(ids).items():
+        mine = [t for fid in feed_ids if (t := by_feed.get(fid)) is not None]
+        if mine:
+            out[pid] = min(mine)
+    return out
+
+
+def page_thresholds(ids: Sequence[int], threshold: float, own: Mapping[int, float]) -> list[float]:
+    """The threshold that applies to each page: the model's, or its feeds' own (ingest.judge.decide)."""
+    return [effective_threshold(threshold, [own[pid]]) if pid in own else threshold for pid in ids]
+
+
+def pick_review(store: SqlStore, ids: Sequence[int], scored: Scored, limit: int,
+                own: Mapping[int, float] | None = None) -> list[ReviewItem]:
+    """The unjudged kept or rejected pages nearest the threshold that applies to them, alternately
+    above and below it."""
     if not ids:
         return []
     judged = store.verdicts()
     rows = store.pages_by_ids(ids)
     skip = {i for i, pid in enumerate(ids) if pid in judged or pid not in rows or
             rows[pid]["outcome"] not in ("kept", "rejected")}
-    th = scored.threshold.value
-    picks = borderline([s.score for s in scored.scores], th, skip, limit)
-    return [_item(store, rows[ids[i]], scored.scores[i].score, th, scored.scores[i].terms) for i in picks]
+    ths = page_thresholds(ids, scored.threshold.value, own or {})
+    picks = borderline([s.score for s in scored.scores], scored.threshold.value, skip, limit, ths)
+    return [review_item(store, rows[ids[i]], scored.scores[i].score, ths[i], scored.scores[i].terms) for i in picks]
 
 
 def review(store: SqlStore, seeds: Sequence[str], config: Config, limit: int = 10) -> list[ReviewItem]:
     ids, window, labels = window_stream(store)
     scored = score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold)
-    return pick_review(store, ids, scored, limit)
+    return pick_review(store, ids, scored, limit, own_thresholds(store, config, ids))
 
 
 # -- verdicts ---------------------------------------------------------------------
@@ -235,10 +245,10 @@ def _follow(store: SqlStore, row: Record, relevant: bool, by: str, now: float, d
     if doc is None:
         done.missing.append(row["url"])
         return
-    _promote(store, row, doc, now, done)
+    promote(store, row, doc, now, done)
 
 
-def _promote(store: SqlStore, row: Record, doc: PageDoc, now: float, done: Applied) -> None:
+def promote(store: SqlStore, row: Record, doc: PageDoc, now: float, done: Applied) -> None:
     """A rejected page joins the corpus, unless its story is already there (then it is a duplicate of it)."""
     from ingest.judge.identity import identify
 
@@ -288,16 +298,19 @@ def preview(store: SqlStore, seeds: Sequence[str], config: Config) -> Preview:
     if not ids:
         return Preview(0, 0)
     return count_changes(store, ids, labels,
-                         score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold))
+                         score_packed(seeds, window, labels, config.relevance.language, config.relevance.threshold),
+                         own_thresholds(store, config, ids))
 
 
-def count_changes(store: SqlStore, ids: Sequence[int], labels: Sequence[bool | None], scored: Scored) -> Preview:
-    """The unjudged pages of the window whose decision ``scored`` (the window's scores) would change."""
-    th = scored.threshold.value
+def count_changes(store: SqlStore, ids: Sequence[int], labels: Sequence[bool | None], scored: Scored,
+                  own: Mapping[int, float] | None = None) -> Preview:
+    """The unjudged pages of the window whose decision ``scored`` (the window's scores) would change,
+    each against the threshold that applies to it."""
+    ths = page_thresholds(ids, scored.threshold.value, own or {})
     rows = store.pages_by_ids([pid for pid, v in zip(ids, labels, strict=True) if v is None])
     join = leave = 0
     joining = []
-    for pid, s in zip(ids, scored.scores, strict=True):
+    for pid, s, th in zip(ids, scored.scores, ths, strict=True):
         row = rows.get(pid)
         if row is None or row["outcome"] not in ("kept", "rejected"):
             continue
@@ -308,144 +321,6 @@ def count_changes(store: SqlStore, ids: Sequence[int], labels: Sequence[bool | N
         leave += kept and s.score < th
     joining.sort(key=lambda j: -j[1])
     return Preview(join, leave, tuple(joining))
-
-
-# -- rescore ------------------------------------------------------------------------
-
-@dataclass
-class RescorePlan:
-    """What a rescore reads from the store (phase 1); scoring it (phase 2) needs no store."""
-
-    rows: list[Record]
-    docs: dict[int, PageDoc]
-    window_ids: list[int]
-    window: list[bytes]
-    verdicts: dict[int, bool]
-
-    def stream(self) -> tuple[list[int], list[bytes], list[str]]:
-        """(page ids, packed counts of the window, texts of the rescored pages outside the window)."""
-        ids = list(self.window_ids)
-        inside = set(ids)
-        texts = []
-        for pid, doc in self.docs.items():
-            if pid not in inside:
-                ids.append(pid)
-                texts.append(corpus_text(doc.title, doc.text))
-        return ids, self.window, texts
-
-
-def plan_rescore(store: SqlStore, since: float) -> RescorePlan:
-    rows = store.pages_since(since)
-    docs = {}
-    for row in rows:
-        doc = store.page_doc(row)
-        if doc is not None:
-            docs[row["id"]] = doc
-    window = store.stream()
-    return RescorePlan(rows, docs, [pid for pid, _ in window], [b for _, b in window], store.verdicts())
-
-
-def score_rescore(seeds: Sequence[str], ids: Sequence[int], window: Sequence[bytes], texts: Sequence[str],
-                  verdicts: dict[int, bool], language: str, fixed: float | None) -> Scored:
-    """Phase 2, pure CPU (a worker process in the service): the window plus the rescored texts."""
-    counts = [unpack(b) for b in window] + [term_counts(t) for t in texts]
-    return score_stream(seeds, counts, [verdicts.get(pid) for pid in ids], stats=TermStats(language), fixed=fixed)
-
-
-def apply_rescore(store: SqlStore, plan: RescorePlan, ids: Sequence[int], scored: Scored, now: float,
-                  apply: bool = False) -> RescoreReport:
-    """Phase 3: pages that now pass join the corpus (or come back to it, when an earlier rescore took
-    them out), kept articles that now fall below leave it; without ``apply`` both are only listed
-    (a preview). User verdicts always stand; each change is its own transaction."""
-    report = RescoreReport(without_text=len(plan.rows) - len(plan.docs))
-    th = scored.threshold.value
-    report.threshold = th
-    pos = {pid: i for i, pid in enumerate(ids)}
-    verdicts = store.verdicts()  # fresh: a verdict given while scoring wins
-    for row in plan.rows:
-        if row["id"] not in plan.docs:
-            continue
-        report.pages += 1
-        s = scored.scores[pos[row["id"]]]
-        verdict = verdicts.get(row["id"])
-        row = store.page_by_id(row["id"]) or row  # as it is now
-        art = store.article(row["article_id"]) if row["article_id"] is not None else None
-        if s.score >= th and verdict is not False:
-            joins = (art is None and row["outcome"] == "rejected") or (art is not None and
-                                                                         art["withdrawn_by"] == "rescore")
-            if joins:
-                report.above.append(_item(store, row, s.score, th, s.terms))
-            if joins and apply and art is None:
-                _promote(store, row, plan.docs[row["id"]], now, report.applied)
-            elif joins and apply and art is not None:
-                store.restore_article(art["id"])
-                report.applied.restored.append(art["path"])
-        elif s.score < th and verdict is not True and art is not None and art["withdrawn"] is None \
-                and row["outcome"] == "kept":
-            report.below.append(_item(store, row, s.score, th, s.terms))
-            if apply:
-                store.withdraw_article(art["id"], "rescore", now)
-                report.applied.withdrawn.append(art["path"])
-    return report
-
-
-RESCORE_REQUEST = "rescore_request"  # meta: `ingest rescore --apply` asks the running service to do it
-RESCORE_RESULT = "rescore_result"  # meta: the service's answer, with the request's id
-
-
-def report_dict(report: RescoreReport, applied: bool) -> dict:
-    """The report as `rescore --json` prints it (and as the service answers a request)."""
-    a = report.applied
-    return {"pages": report.pages, "without_text": report.without_text, "applied": applied,
-            "threshold": report.threshold, "added": a.added, "restored": a.restored, "withdrawn": a.withdrawn,
-            "duplicates": a.duplicates, "join": [it.as_dict() for it in report.above],
-            "leave": [it.as_dict() for it in report.below], "below": [it.as_dict() for it in report.below]}
-
-
-def rescore(store: SqlStore, seeds: Sequence[str], config: Config, since: float, now: float,
-            apply: bool = False) -> RescoreReport:
-    """Re-decide the kept and rejected pages fetched since ``since`` (all three phases, in this process)."""
-    plan = plan_rescore(store, since)
-    ids, window, texts = plan.stream()
-    scored = score_rescore(seeds, ids, window, texts, plan.verdicts, config.relevance.language,
-                           config.relevance.threshold)
-    return apply_rescore(store, plan, ids, scored, now, apply)
-
-
-def redecide(store: SqlStore, ids: Sequence[int], scores: Sequence[Score], threshold: float, now: float,
-             own: Mapping[int, float | None] | None = None) -> Applied:
-    """Re-decide the window's provisional pages (decided by a model that had learned from too few
-    pages, ingest.run.model_keeper) with a better model: a rejected page that now passes joins the
-    corpus, a kept article that now falls below leaves it (withdrawn by "rescore", so it comes back
-    if a later model keeps it again). Pages the user judged are never re-decided. Each change is
-    its own transaction; the store's writer only (one process, or under the story's lock). ``own``:
-    the [[feeds]] tables' own thresholds by feed id, applied as a poll applies them."""
-    done = Applied()
-    own = {fid: t for fid, t in (own or {}).items() if t is not None}
-    verdicts = store.verdicts()
-    rows = store.pages_by_ids([pid for pid in ids if pid not in verdicts])
-    for pid, s in zip(ids, scores, strict=True):
-        row = rows.get(pid)
-        if row is None or row["outcome"] not in ("kept", "rejected"):
-            continue
-        th = threshold
-        if own:  # a feed the user trusts more keeps more of its pages (ingest.judge.decide)
-            th = effective_threshold(threshold, [own.get(src.feed_id) for src in store.page_sources(pid)])
-        keep = s.score >= th
-        art = store.article(row["article_id"]) if row["article_id"] is not None else None
-        if keep and art is None and row["outcome"] == "rejected":
-            doc = store.page_doc(row)
-            if doc is not None:
-                with store.exclusive([f"url:{normalize(doc.url)}", f"text:{doc.text_hash}"]):
-                    if (store.page_by_id(pid) or row)["outcome"] == "rejected":  # another worker may have
-                        _promote(store, row, doc, now, done)
-        elif keep and art is not None and art["withdrawn_by"] == "rescore":
-            store.restore_article(art["id"])
-            done.restored.append(art["path"])
-        elif not keep and art is not None and art["withdrawn"] is None and row["outcome"] == "kept":
-            store.withdraw_article(art["id"], "rescore", now)
-            done.withdrawn.append(art["path"])
-    return done
 
 
 # -- seeds ----------------------------------------------------------------------------

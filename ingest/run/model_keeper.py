@@ -8,7 +8,7 @@ The step grows with the window: the first model comes after MIN_STREAM pages (un
 cosine model over the word-frequency prior decides), the next after as many again, doubling up
 to REFRESH_PAGES. A model learned from fewer than MATURE pages decides provisionally: when the
 next model is learned, the pages it decided (those in the window the user has not judged) are
-re-decided by the new one (ingest.run.feedback.redecide), so a new store's first pages end up
+re-decided by the new one (ingest.run.rescore.redecide), so a new store's first pages end up
 decided as if the whole first poll had been seen at once. Measured in bench/relevance.py
 --arrival (docs/relevance.md).
 """
@@ -27,8 +27,9 @@ from ingest.config import RelevanceSettings
 from ingest.judge.model import Model, Score
 from ingest.judge.relevance import MIN_STREAM
 from ingest.judge.scoring import fit_window, score_with
-from ingest.run.feedback import MODEL_META, Applied, redecide, window_stream
+from ingest.run.feedback import MODEL_META, Applied, window_stream
 from ingest.run.memory import then_release
+from ingest.run.rescore import redecide
 from ingest.store import SqlStore, StoreThread
 
 log = logging.getLogger("ingest")

@@ -414,16 +414,16 @@ class Service:
     async def _digest_job(self) -> None:
         from ingest.out import notify
         from ingest.out.digest import REVIEW_ITEMS, scheduled, teaching
-        from ingest.out.histogram import window_picture
-        from ingest.run.feedback import window_stream
+        from ingest.out.standing import learn, read
 
         if self.stopping.is_set():
             return
         try:
-            ids, window, labels = await self.db(window_stream, self.store)
-            rel = self.config.relevance
-            scored, picture = await asyncio.get_running_loop().run_in_executor(
-                self.executor, window_picture, self.seeds, window, labels, rel.language, rel.threshold)
+            config = self.config
+            window = await self.db(read, self.store, config)
+            rel = config.relevance
+            standing = await asyncio.get_running_loop().run_in_executor(
+                self.executor, learn, self.seeds, window, rel.language, rel.threshold, self.clock())
             now = self.clock()
             slot = last_fire(self.config.schedule.digest, now)
             worker = self.worker.name if self.worker else str(os.getpid())
@@ -433,7 +433,7 @@ class Service:
                 return
             # rendering and writing the digest files happen in the store's thread too: off the loop
             digest, paths = await self.db(
-                lambda: scheduled(self.store, now=now, review=teaching(self.store, ids, scored, picture, REVIEW_ITEMS)))
+                lambda: scheduled(self.store, now=now, review=teaching(self.store, standing, REVIEW_ITEMS)))
             log.info("event=digest_written items=%d files=%s", len(digest.items),
                      ",".join(Path(p).name for p in paths))
             targets = notify.targets(self.config)

@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from ingest.config import Config
-from ingest.run.feedback import RESCORE_REQUEST, RESCORE_RESULT
+from ingest.run.rescore import RESCORE_REQUEST, RESCORE_RESULT
 from ingest.store import SqlStore, StoreThread
 
 log = logging.getLogger("ingest")
@@ -88,13 +88,13 @@ class Teaching:
             self.rescore(why, request)
 
     async def _rescore(self, why: str, request: str | None) -> None:
-        from ingest.run.feedback import apply_rescore, plan_rescore, report_dict, score_rescore
+        from ingest.run.rescore import apply_rescore, plan_rescore, report_dict, score_rescore
 
         store = self.store()
         try:
             config, seeds = self.current()
             rel = config.relevance
-            plan = await self.db(plan_rescore, store, self.clock() - rel.keep_rejected)
+            plan = await self.db(plan_rescore, store, self.clock() - rel.keep_rejected, config)
             ids, window, texts = plan.stream()
             scored = await asyncio.get_running_loop().run_in_executor(
                 self.executor, score_rescore, seeds, ids, window, texts, plan.verdicts, rel.language, rel.threshold)

@@ -195,6 +195,10 @@ class StoreContract(Protocol):
     def pages_by_ids(self, ids: Sequence[int]) -> Mapping[int, Record]:
         ...
 
+    def feeds_of_pages(self, ids: Sequence[int]) -> Mapping[int, list[int]]:
+        """Page id -> the ids of the feeds that listed it."""
+        ...
+
     def pages_by_urls(self, urls: Sequence[str]) -> Mapping[str, Record]:
         ...
 

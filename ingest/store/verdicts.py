@@ -107,6 +107,13 @@ class VerdictTables(PageTables):
         return [Source(r["feed_id"], r["key"], r["link"], r["title"], r["published"], r["updated"])
                 for r in self.db.execute("SELECT * FROM entries WHERE page_id=?", (page_id,))]
 
+    def feeds_of_pages(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        """Page id -> the ids of the feeds that listed it."""
+        out: dict[int, list[int]] = {}
+        for r in self._rows_in("SELECT DISTINCT page_id, feed_id FROM entries WHERE page_id IN ({q})", (), ids):
+            out.setdefault(r["page_id"], []).append(r["feed_id"])
+        return out
+
     def expire_rejected_texts(self, before: float) -> int:
         """Drop the kept texts of rejected pages fetched before ``before`` (score and terms stay)."""
         with self.transaction() as db:
