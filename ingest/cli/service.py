@@ -62,6 +62,8 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
         if s.redecided_kept or s.redecided_withdrawn:
             print(f"re-decided as the model learned from more pages: {s.redecided_kept} joined the corpus, "
                   f"{s.redecided_withdrawn} left it (to dropped/)")
+        if s.corpus_articles is not None:
+            print(f"corpus/: {s.corpus_articles} articles ({s.corpus_change:+d} this poll)")
         print(f"seconds: {s.seconds:.1f}")
         for f in s.failures:
             print(f"failed: {f['feed']}: {f['error']}")
@@ -130,7 +132,8 @@ def add_poll(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("poll", parents=[common], help="poll every feed once, now",
                        description="One pass over all feeds: fetch them, find entries not seen before, fetch "
                                    "their pages, extract the text, score it against the seeds and store the "
-                                   "relevant ones. Prints a summary; exits 0 even when some feeds fail.")
+                                   "relevant ones. Prints a summary, with corpus/'s article count and the poll's "
+                                   "change to it; exits 0 even when some feeds fail.")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_poll)
 

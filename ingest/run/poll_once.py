@@ -77,6 +77,7 @@ async def poll_once(config: Config, store: SqlStore, seeds: Sequence[str], execu
             summary = await (poll.run() if isinstance(poll, Poll) else poll.drain())
             summary.interrupted = interrupted[0] if interrupted else None
             await remember_hosts(db, store, fetcher, clock())
+            summary.corpus_articles = (await db(store.metrics_snapshot))["articles"]
         finally:
             for sig in stops:
                 loop.remove_signal_handler(sig)

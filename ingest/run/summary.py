@@ -24,13 +24,19 @@ class PollSummary:
     redecided_kept: int = 0  # provisional decisions re-made by a better model: pages that joined the corpus
     redecided_withdrawn: int = 0  # ... and kept articles that left it (to withdrawn/)
     threshold: float | None = None
+    corpus_articles: int | None = None  # articles in corpus/ when the poll ended (the files the user finds)
     seconds: float = 0.0
     interrupted: str | None = None  # the signal that cut the poll short
     failures: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the model's, for the user (a topic it cannot separate)
 
+    @property
+    def corpus_change(self) -> int:
+        """What the poll did to corpus/, in files: kept, plus joined, minus left on re-decision."""
+        return self.kept + self.redecided_kept - self.redecided_withdrawn
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "corpus_change": self.corpus_change}
 
     def add(self, other: PollSummary) -> None:
         """Count ``other`` (another pass of the same poll, or one chunk's decisions) in: every

@@ -284,5 +284,6 @@ def _pass_done(task: asyncio.Future) -> None:
     s = task.result().summary
     if s is not None:
         log.info("event=poll_done hosts=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
-                 "duplicates=%d seconds=%.1f", len(task.result().hosts), s.feeds_ok, s.feeds_not_modified,
-                 s.feeds_failed, s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
+                 "duplicates=%d redecided_joined=%d redecided_left=%d corpus_change=%+d seconds=%.1f",
+                 len(task.result().hosts), s.feeds_ok, s.feeds_not_modified, s.feeds_failed, s.entries_new, s.kept,
+                 s.rejected, s.duplicates, s.redecided_kept, s.redecided_withdrawn, s.corpus_change, s.seconds)

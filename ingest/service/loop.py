@@ -336,9 +336,12 @@ class Service:
             s = await poll.run(due)
             if poll.alerts:
                 await asyncio.to_thread(self._send_alerts, poll.alerts)
+            s.corpus_articles = (await self.db(self.store.metrics_snapshot))["articles"]
             log.info("event=poll_done feeds=%d ok=%d not_modified=%d failed=%d new=%d kept=%d rejected=%d "
-                     "duplicates=%d seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed,
-                     s.entries_new, s.kept, s.rejected, s.duplicates, s.seconds)
+                     "duplicates=%d redecided_joined=%d redecided_left=%d corpus_change=%+d corpus_articles=%d "
+                     "seconds=%.1f", len(due), s.feeds_ok, s.feeds_not_modified, s.feeds_failed, s.entries_new,
+                     s.kept, s.rejected, s.duplicates, s.redecided_kept, s.redecided_withdrawn, s.corpus_change,
+                     s.corpus_articles, s.seconds)
             self.poll_failures = 0
         except Exception as exc:  # a bug or a broken store must not end a service meant to run for months
             self.poll_failures += 1
