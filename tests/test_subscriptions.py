@@ -283,7 +283,7 @@ def test_opml_from_other_readers(tmp_path):
     assert r.code == 1 and "not well-formed" in r.err and cfg.read_bytes() == before
 
 
-def test_add_names_the_feed_says_how_to_add_the_others_and_what_is_not_a_feed(cfg, web):
+def test_add_takes_every_feed_a_page_links_named_by_title_and_says_what_is_not_a_feed(cfg, web):
     h = web.host(57)
     h.add("/world/feed/", rss("World", ITEMS), content_type="application/rss+xml")
     feed = h.add("/feed/", rss("Gold  News\n Daily", ITEMS), content_type="application/rss+xml")
@@ -291,10 +291,11 @@ def test_add_names_the_feed_says_how_to_add_the_others_and_what_is_not_a_feed(cf
                      '<link rel="alternate" type="application/rss+xml" title="World" href="/world/feed/">'))
     r = run_cli("--config", str(cfg), "feeds", "add", h.url("/"))
     assert r.code == 0, r.err
-    assert load_config(cfg).feeds[-1].name == "Gold News Daily"  # the feed's title, unless --name
+    # each feed the page links, named by its title unless --name, in the page's order
+    assert [f.name for f in load_config(cfg).feeds[-2:]] == ["Gold News Daily", "World"]
     listed = run_cli("--config", str(cfg), "feeds", "list").out
     assert "Gold News Daily" in listed
-    assert f"ingest feeds add {h.url('/world/feed/')}" in r.out
+    assert f"added: World  {h.url('/world/feed/')}" in r.out
     # no service holds the store: nothing says one will pick the change up
     assert "running service" not in r.err and "next `ingest run`" in r.err
     h.add("/report.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", content_type="application/pdf")
@@ -302,7 +303,7 @@ def test_add_names_the_feed_says_how_to_add_the_others_and_what_is_not_a_feed(cf
     assert r.code == 1
     line = r.err.strip()
     assert "PDF document" in line and "Exception" not in line and "(not a feed" not in line
-    assert line.count("\n") == 0 and feed in load_config(cfg).feeds[-1].url
+    assert line.count("\n") == 0 and feed in load_config(cfg).feeds[-2].url
 
 
 def test_opml_export_warns_of_credentials_in_urls_and_redacts_on_request(tmp_path):
@@ -315,3 +316,36 @@ def test_opml_export_warns_of_credentials_in_urls_and_redacts_on_request(tmp_pat
     r = run_cli("--config", str(cfg), "feeds", "export", "--redact")
     assert r.code == 0 and "hunter2" not in r.out and "abc123" not in r.out and "https://g.org/rss" in r.out
     assert "carry credentials" not in r.err
+
+
+def test_add_resolves_a_pages_links_against_the_page_and_reports_each_feed(cfg, web):
+    """A section page's relative <link> and a directory listing's bare file names resolve against the
+    page itself (not the site's root); with one of a page's three feeds followed already, the other two
+    are added and each of the three is reported; a page whose feeds all fail names each URL and its answer."""
+    h = web.host(58)
+    latest = h.add("/sec/world/latest.xml", rss("World latest", ITEMS), content_type="application/rss+xml")
+    h.add("/sec/world/", _page('<link rel="alternate" type="application/rss+xml" href="latest.xml">'))
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/sec/world/"))
+    assert r.code == 0, r.err
+    assert f"added: World latest  {latest}" in r.out and load_config(cfg).feeds[-1].url == latest
+    # a directory listing: three feeds, one of them followed already
+    feeds = {n: h.add(f"/feeds/{n}.xml", rss(n.title(), ITEMS), content_type="application/rss+xml")
+             for n in ("business", "politics", "sport")}
+    h.add("/feeds/", "<html><body><h1>Index of /feeds/</h1><ul>" + "".join(
+        f'<li><a href="{n}.xml">{n}.xml</a></li>' for n in feeds) + "</ul></body></html>", content_type="text/html")
+    assert run_cli("--config", str(cfg), "feeds", "add", feeds["politics"]).code == 0
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/feeds/"))
+    assert r.code == 0, r.err
+    assert f"already followed: {feeds['politics']}" in r.out
+    assert f"added: Business  {feeds['business']}" in r.out and f"added: Sport  {feeds['sport']}" in r.out
+    urls = [f.url for f in load_config(cfg).feeds]
+    assert all(urls.count(u) == 1 for u in feeds.values())
+    # every feed the page links fails: each is named with its answer
+    h.add("/broken/", _page('<link rel="alternate" type="application/rss+xml" href="gone.xml">'
+                            '<link rel="alternate" type="application/atom+xml" href="/broken/page.html">'))
+    h.add("/broken/page.html", _page(""))
+    before = cfg.read_bytes()
+    r = run_cli("--config", str(cfg), "feeds", "add", h.url("/broken/"))
+    assert r.code == 1 and cfg.read_bytes() == before
+    assert f"{h.url('/broken/gone.xml')} (HTTP 404" in r.err, r.err
+    assert f"{h.url('/broken/page.html')} (an HTML page, not a feed)" in r.err

@@ -6,21 +6,20 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.cli.common import write_output
-from ingest.config import Config, FeedSettings
+from ingest.config import Config
 from ingest.run.schedule import explain_state
 from ingest.sources.urls import display, redact, redact_text
 from ingest.store import open_store
 from ingest.timefmt import iso as _iso
 
 if TYPE_CHECKING:
-    from ingest.sources.subscriptions import Found
+    from ingest.sources.discovery import Discovery
 
 
 def _feed_states(config: Config) -> dict[str, dict]:
@@ -63,24 +62,22 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             print(f"{len(out)} feed(s) in {config.path}", file=sys.stderr)
             return 0
         if action == "add":
-            found = asyncio.run(_discover(config, args.url))
-            title = " ".join((found.parsed.title or "").split())[:200]  # the feed's own title names it
-            feed = FeedSettings(url=found.url, name=args.name or title, category=args.category or "")
-            added, dupes = subs.add_feeds(config.path, [feed], config.feeds)
-            newest = found.newest
-            what = (f"{found.parsed.kind.value}, {len(found.parsed.entries)} entries, newest "
-                    f"{newest.date().isoformat() if newest else 'undated'}")
-            if dupes:
-                print(f"ingest feeds add: {display(found.url)} ({what}) is already in {config.path}; "
-                      f"nothing changed", file=sys.stderr)
+            from ingest.sources.discovery import DiscoveryError
+
+            try:
+                found = asyncio.run(_discover(config, args.url))
+            except DiscoveryError as exc:
+                print(f"ingest feeds add: {exc}", file=sys.stderr)
                 return 1
-            print(f"added: {found.parsed.title or '(untitled)'}  {display(found.url)}")
-            print(f"       {what}")
-            for other in found.also:
-                print(f"       the page also links {display(other)}; to follow it too: "
-                      f"ingest feeds add {shlex.quote(display(other))}")
-            print(_feed_list_applies(config), file=sys.stderr)
-            return 0
+            report = subs.add_found(config.path, found, config.feeds, args.name, args.category or "")
+            for line in report.lines():
+                print(line)
+            if report.added:
+                print(_feed_list_applies(config), file=sys.stderr)
+                return 0
+            why = f"every feed found is already in {config.path}" if report.already else "no feed found worked"
+            print(f"ingest feeds add: {why}; nothing changed", file=sys.stderr)
+            return 1
         if action == "remove":
             gone = subs.remove_feed(config.path, args.ref, config.feeds)
             print(f"removed: {gone.name + '  ' if gone.name else ''}{display(gone.url)} (its articles and "
@@ -148,9 +145,9 @@ def _feed_list_applies(config: Config) -> str:
     return "the next `ingest run` or `ingest poll` polls it"
 
 
-async def _discover(config: Config, url: str) -> Found:
+async def _discover(config: Config, url: str) -> Discovery:
+    from ingest.sources.discovery import discover
     from ingest.sources.fetch import Fetcher
-    from ingest.sources.subscriptions import discover
 
     async with Fetcher(config.fetch) as fetcher:
         return await discover(url, fetcher)
@@ -167,11 +164,15 @@ def add_feeds(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
                              description="URL may be a feed (RSS, Atom, RDF, JSON Feed, news sitemap) or any "
                                          "page of a site: the page's <link rel=alternate> feeds are tried, then "
                                          "common paths (/feed, /rss, /feed.xml, /atom.xml, /index.xml, "
-                                         "/feed.json, news sitemaps). Fetched politely, with the private-address "
-                                         "guard. Prints the feed's title, entry count and newest entry; refuses "
-                                         "a feed already listed (same normalised URL).")
+                                         "/feed.json, news sitemaps). Links resolve against the page's own URL. "
+                                         "Fetched politely, with the private-address guard. Every working feed "
+                                         "the page links is added, unless already listed (same normalised URL); "
+                                         "each feed found is reported: added (title, entry count, newest entry), "
+                                         "already followed, or failed (with its answer). Exit 0 when one was "
+                                         "added, 1 when nothing changed.")
     q.add_argument("url", metavar="URL")
-    q.add_argument("--name", help="a name for the feed (default: none; its title is shown)")
+    q.add_argument("--name", help="a name for the feed (default: its title; with several feeds found, the "
+                   "first one added)")
     q.add_argument("--category", help="a category, as OPML folders; nested with \" / \"")
     q.set_defaults(func=cmd_feeds)
     q = feeds_sub.add_parser("remove", parents=[common], help="remove a feed by URL or name",

@@ -6,9 +6,7 @@ atomically after the result has been loaded and validated like any config
 (a failed edit changes nothing). The running service notices the change
 (SIGHUP, or the file's modification time within seconds).
 
-Discovery fetches with the project's own Fetcher (politeness, size caps and
-the private-address guard apply); trafilatura's ``determine_feed`` only reads
-the HTML for ``<link rel=alternate>`` (and feed-like ``<a>``) candidates.
+Finding a site's feeds from one of its pages is ingest.sources.discovery's job.
 """
 
 from __future__ import annotations
@@ -18,109 +16,19 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import tomlkit
 
 from ingest.config import Config, ConfigError, FeedSettings, load_config
-from ingest.sources.feeds import FeedKind, ParsedFeed, parse_feed
-from ingest.sources.fetch import Fetcher
+from ingest.sources.discovery import Discovery, Found
 from ingest.sources.urls import display, normalize, scheme_reason
-
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-# tried when a page links no feed: the paths WordPress, Ghost, Hugo, Jekyll, Blogger and news CMSs use
-COMMON_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json",
-                "/news-sitemap.xml", "/sitemap_news.xml")
-MAX_CANDIDATES = 8  # advertised feeds tried per page
-ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, application/xml;q=0.9, "
-          "text/html;q=0.8, */*;q=0.5")
 
 
 class FeedListError(Exception):
     """A feed-list operation that cannot be done; the message says why. Nothing was changed."""
-
-
-@dataclass(frozen=True)
-class Found:
-    """A feed that discovery fetched and parsed."""
-
-    url: str
-    parsed: ParsedFeed
-    also: tuple[str, ...] = ()  # other feeds the page advertises
-
-    @property
-    def newest(self) -> datetime | None:
-        dates = [d for e in self.parsed.entries if (d := e.published or e.updated) is not None]
-        return max(dates, default=None)
-
-
-def _usable(parsed: ParsedFeed) -> bool:
-    return parsed.error is None and (bool(parsed.entries) or parsed.kind is not FeedKind.RSS or bool(parsed.title))
-
-
-async def discover(url: str, fetcher: Fetcher) -> Found:
-    """The feed at ``url``, or the first working feed a page at ``url`` advertises, or one at a
-    common path of its site. Raises FeedListError naming what was tried."""
-    from trafilatura.feeds import FeedParameters, determine_feed
-
-    res = await fetcher.fetch(url, accept=ACCEPT)
-    if res.error:
-        raise FeedListError(f"cannot fetch {display(url)}: {res.error}")
-    ctype = res.headers.get("content-type", "").split(";")[0].strip().lower()
-    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
-    if _usable(parsed):
-        return Found(res.permanent_redirect or url, parsed)
-    looks_html = ctype in HTML_TYPES or b"<html" in res.body[:4096].lower()
-    if not looks_html:
-        raise FeedListError(f"{display(url)} is not a feed: {_what_it_is(res.body, ctype, parsed)}; give the URL "
-                            f"of a feed (RSS, Atom, JSON Feed, news sitemap) or of a page that links one")
-    parts = urlsplit(res.final_url)
-    base = f"{parts.scheme}://{parts.netloc}"
-    html = res.body.decode("utf-8", "replace")
-    advertised = [u for u in determine_feed(html, FeedParameters(base, parts.hostname or "", res.final_url))
-                  if not scheme_reason(u)][:MAX_CANDIDATES]
-    tried: list[str] = []
-    found: list[Found] = []
-    for cand in advertised:
-        hit = await _try(cand, fetcher, tried)
-        if hit is not None:
-            found.append(hit)
-    if found:
-        return Found(found[0].url, found[0].parsed, tuple(f.url for f in found[1:]))
-    for path in COMMON_PATHS:
-        hit = await _try(urljoin(base, path), fetcher, tried)
-        if hit is not None:
-            return hit
-    what = "links no feed" if not advertised else f"links {len(advertised)} feed(s) that did not work"
-    raise FeedListError(f"no feed found: {display(url)} is an HTML page that {what}, and none of "
-                        f"{', '.join(COMMON_PATHS)} on {display(base)} is a feed; give the feed's own URL")
-
-
-def _what_it_is(body: bytes, ctype: str, parsed: ParsedFeed) -> str:
-    """What a fetched document that is no feed is, in plain words (for one sentence)."""
-    if body[:5] == b"%PDF-" or ctype == "application/pdf":
-        return "it is a PDF document"
-    if ctype.startswith(("image/", "audio/", "video/")):
-        return f"it is {ctype.split('/')[0]} ({ctype})"
-    if not body.strip():
-        return "the answer was empty"
-    if parsed.error is None:
-        return "it is a feed with no entries and no title"
-    return f"it could not be read as one ({ctype or 'no content type'})"
-
-
-async def _try(url: str, fetcher: Fetcher, tried: list[str]) -> Found | None:
-    if url in tried:
-        return None
-    tried.append(url)
-    res = await fetcher.fetch(url, accept=ACCEPT)
-    if res.error:
-        return None
-    parsed = parse_feed(res.body, res.final_url, res.headers.get("content-type"))
-    return Found(res.permanent_redirect or url, parsed) if _usable(parsed) else None
 
 
 # -- editing config.toml --------------------------------------------------------
@@ -197,6 +105,40 @@ def _insert_tables(text: str, tables: str) -> str:
     before = "".join(lines[:k]).rstrip("\n")
     after = "".join(lines[k:]).lstrip("\n")
     return before + "\n\n" + tables + ("\n" + after if after else "")
+
+
+@dataclass
+class AddReport:
+    """What `feeds add` did with each feed a URL led to."""
+
+    discovery: Discovery
+    added: list[Found] = field(default_factory=list)
+    already: list[Found] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for f in self.added:
+            out.append(f"added: {f.parsed.title or '(untitled)'}  {display(f.url)}  ({f.describe()})")
+        for f in self.already:
+            out.append(f"already followed: {display(f.url)}  ({f.describe()})")
+        for t in self.discovery.failed:
+            out.append(f"failed: {display(t.url)}: {t.answer}")
+        return out
+
+
+def add_found(path: Path, discovery: Discovery, known: tuple[FeedSettings, ...], name: str | None = None,
+              category: str = "") -> AddReport:
+    """Add every working feed of ``discovery`` not listed yet (one write of the config)."""
+    report = AddReport(discovery)
+    feeds = []
+    for i, f in enumerate(discovery.feeds):
+        title = " ".join((f.parsed.title or "").split())[:200]  # the feed's own title names it
+        feeds.append(FeedSettings(url=f.url, name=(name if name and i == 0 else title), category=category))
+    added, _ = add_feeds(path, feeds, known)
+    urls = {normalize(a.url) for a in added}
+    for f in discovery.feeds:
+        (report.added if normalize(f.url) in urls else report.already).append(f)
+    return report
 
 
 def add_feeds(path: Path, new: list[FeedSettings], known: tuple[FeedSettings, ...]) -> tuple[list[FeedSettings],
