@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import signal
@@ -251,6 +252,46 @@ def test_a_topic_the_model_cannot_separate_is_said_everywhere(tmp_path, web):
         for path in ("/", "/review"):
             page = httpx.get(f"http://{listen}{path}", timeout=10).text
             assert 'class="flash warn"' in page and "cannot separate" in page, path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_a_site_is_labelled_by_its_declared_name_or_its_host_the_same_on_every_surface(tmp_path, seeds_dir, web):
+    """A "Headline | Site" title whose headline has periods ("U.K. Reserves ...") and no og:site_name is
+    labelled by its host (no port), never by its headline; a declared og:site_name is the label; a
+    declared name that is the headline is not taken. Export, the digest and the corpus page agree."""
+    import re
+
+    from .web import article_page, article_text, rss
+
+    h = web.host(61)
+    title, body = article_text("on_hyesan_gold")
+    plain = re.sub(r'<meta property="og:site_name"[^>]*>', "", article_page(f"U.K. Reserves: {title}", body,
+                                                                            site="Gold Times"))
+    named = article_page("S. African miners on North Korea's gold trade", article_text("on_sanctions_gold")[1],
+                         site="Gold Times")
+    headline = "N. Korea's gold mine collapse: a report"
+    selfnamed = article_page(headline, article_text("on_mine_collapse")[1], site=headline)
+    links = [h.add("/a.html", plain), h.add("/b.html", named), h.add("/c.html", selfnamed)]
+    feed = h.add("/rss.xml", rss("Gold", [{"title": f"t{i}", "link": u, "guid": u,
+                                            "date": "Fri, 20 Nov 2026 08:00:00 GMT"} for i, u in enumerate(links)]),
+                 content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed], extra="[relevance]\nthreshold = 0.0\n")
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    exported = {a["url"]: a["site"] for a in map(json.loads, run_cli("--config", str(cfg), "export").out.splitlines())}
+    assert exported == {links[0]: "127.0.0.61", links[1]: "Gold Times", links[2]: "127.0.0.61"}, exported
+    digest = json.loads(run_cli("--config", str(cfg), "digest", "--since", "30d", "--format", "json").out)
+    assert {it["url"]: it["site"] for it in digest["items"]} == exported
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        import httpx
+
+        page = httpx.get(f"http://{listen}/", timeout=30).text
+        labels = re.findall(r'<p class="meta">([^<·]+) ·', page)
+        assert sorted(x.strip() for x in labels) == sorted(exported.values()), labels
+        assert ":" not in "".join(labels) and "Reserves" not in "".join(labels)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

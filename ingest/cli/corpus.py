@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ingest.cli.common import OutputError, short
 from ingest.config import Config
-from ingest.sources.urls import display
+from ingest.sources.urls import display, site_of
 from ingest.store import open_store
 from ingest.text.seeds import load_seeds
 from ingest.timefmt import iso as _iso
@@ -64,7 +64,7 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
                 "text": text, "author": row["author"] or None, "published": row["published"],
                 "fetched": _iso(row["fetched"]), "feeds": feeds, "score": round(score, 6), "path": row["path"],
                 "threshold": round(threshold, 6), "kept_score": row["score"],
-                "site": row["site"] or None, "terms": json.loads(row["terms"]),
+                "site": site_of(row["site"], row["url"]), "terms": json.loads(row["terms"]),
                 "sources": [{"url": display(s["url"]), "feed": display(s["feed_url"]) if s["feed_url"] else None,
                              "first_seen": _iso(s["first_seen"])}
                             for s in sources],
@@ -85,7 +85,7 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
         snippet = h.snippet.replace("\x02", "[").replace("\x03", "]")
         if args.json:
             print(json.dumps({"kind": h.kind, "id": f"{'a' if h.kind == 'article' else 'p'}{h.id}", "title": h.title,
-                              "url": display(h.url), "site": h.site or None, "published": h.published,
+                              "url": display(h.url), "site": site_of(h.site, h.url), "published": h.published,
                               "fetched": _iso(h.fetched), "score": h.score, "snippet": snippet,
                               "rank": round(h.rank, 4)}, ensure_ascii=False))
         else:

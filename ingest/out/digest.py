@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ingest.judge.quality import ModelReport
 from ingest.run.feedback import ReviewItem, model_report
-from ingest.sources.urls import display, redact_text, site_label
+from ingest.sources.urls import display, redact_text, site_label, site_of
 from ingest.store import SqlStore
 from ingest.timefmt import iso as _iso
 
@@ -143,7 +143,7 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
         now_score, now_th = found if found is not None else (None, row["threshold"])
         moved = now_score is not None and round(now_score, 3) != round(row["score"], 3)
         items.append(Item(
-            id=row["id"], title=row["title"], url=primary, site=site_label(row["url"]),
+            id=row["id"], title=row["title"], url=primary, site=site_of(row["site"], row["url"]),
             published=row["published"], fetched=_iso(row["fetched"]) or "",
             score=round(now_score, 6) if now_score is not None else row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,

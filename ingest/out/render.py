@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from ingest.sources.urls import display, display_host
+from ingest.sources.urls import display, display_host, site_label
 from ingest.timefmt import short as format_date
 
 
@@ -27,5 +27,6 @@ def _highlight(snippet: str) -> Markup:
 def environment() -> Environment:
     """The Jinja2 environment of every HTML page (web view, digest): autoescape on."""
     env = Environment(loader=PackageLoader("ingest.out", "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(date=format_date, safe_url=_safe_url, display=display, host=display_host, highlight=_highlight)
+    env.filters.update(date=format_date, safe_url=_safe_url, display=display, host=display_host, site=site_label,
+                       highlight=_highlight)
     return env

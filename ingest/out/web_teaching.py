@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ingest.judge.quality import ModelReport
 from ingest.run.feedback import Preview, ReviewItem, model_report
-from ingest.sources.urls import display, site_label
+from ingest.sources.urls import display, site_of
 from ingest.store import SqlStore
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         current = now.page(row["id"]) if now is not None else None
         return page(request, "page.html", title=row["title"] or doc.get("title") or display(url), nav="review",
                     judged=judged, current=current,
-                    pid=row["id"], url=url, site=site_label(url), row=row,
+                    pid=row["id"], url=url, site=site_of(doc.get("site"), url), row=row,
                     terms=json.loads(row["terms"] or "[]")[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()])
 
@@ -201,7 +201,7 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
                 (row["score"], row["threshold"], tuple(json.loads(row["terms"] or "[]")))
             if score < th / 2:  # no longer near under the model now
                 continue
-            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_label(url),
+            items.append(ReviewItem(page_ref(row["id"]), url, row["title"] or "", site_of(doc.site if doc else "", url),
                                     round(score, 6), round(th, 6), False, tuple(terms),
                                     snippet(doc.text) if doc is not None else ""))
         return page(request, "items.html", title="Near misses", nav="near", items=items,

@@ -32,7 +32,7 @@ from ingest.judge.decide import effective_threshold
 from ingest.judge.quality import ModelReport, estimates, judged_counts
 from ingest.judge.relevance import Scored, borderline
 from ingest.judge.scoring import score_packed
-from ingest.sources.urls import display, normalize, site_label, url_hash
+from ingest.sources.urls import display, normalize, site_of, url_hash
 from ingest.store import NewArticle, PageDoc, SqlStore, corpus_text
 from ingest.store.contract import Record
 from ingest.text.fingerprint import signature
@@ -124,12 +124,13 @@ def window_stream(store: SqlStore) -> tuple[list[int], list[bytes], list[bool | 
 def review_item(store: SqlStore, row: Record, score: float, threshold: float, terms: Sequence[str]) -> ReviewItem:
     kept = False
     title = row["title"] or ""
-    site = site_label(row["final_url"] or row["url"])  # the host alone, as every output labels a site
+    doc = store.page_doc(row)
+    site = site_of(doc.site if doc is not None else "", row["final_url"] or row["url"])
     if row["article_id"] is not None:
         art = store.article(row["article_id"])
         kept = art["withdrawn"] is None
         title = art["title"]
-    doc = store.page_doc(row)
+        site = site_of(art["site"], art["url"])
     return ReviewItem(page_ref(row["id"]), display(row["final_url"] or row["url"]), title, site, round(score, 6),
                       round(threshold, 6), kept, tuple(terms), snippet(doc.text) if doc is not None else "")
 

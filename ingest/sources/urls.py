@@ -143,6 +143,12 @@ def site_label(url: str) -> str:
     return display_host(url).removeprefix("www.")
 
 
+def site_of(name: str | None, url: str) -> str:
+    """The label of a page's site on every surface: the name the page declared for it (og:site_name,
+    its JSON-LD publisher; ingest.text.extract.site_name), else its host as ``site_label`` gives it."""
+    return name or site_label(url)
+
+
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 

@@ -10,9 +10,9 @@ checks it on open under an advisory lock, so two workers starting at once
 cannot race.
 """
 
-from ingest.store.schema_sqlite import SITE_CLEANUP
+from ingest.store.schema_sqlite import SITE_CLEANUP, SITE_LABELS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -163,6 +163,8 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 """
 
 # version -> statements run before SCHEMA when upgrading to it
-# 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged
+# 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged;
+# 4: a site label that is no site's name (a headline, a host with its port) is dropped (schema_sqlite's 8)
 MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
-                                    3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"]}
+                                    3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"],
+                                    4: [SITE_LABELS]}

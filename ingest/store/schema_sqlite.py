@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -145,6 +145,11 @@ CREATE TABLE IF NOT EXISTS runs (
 # such a name is dropped (every output then labels the site by its host alone)
 SITE_CLEANUP = "UPDATE articles SET site = '' WHERE site LIKE '%@%' OR site LIKE '%://%'"
 
+# schema 8: a site label that is no site's name (trafilatura's guess took a "Headline | Site" title's headline,
+# or fell back to the URL's netloc with its port) is dropped: every output then labels the site by its host
+SITE_LABELS = ("UPDATE articles SET site = '' WHERE (site LIKE '%:%' AND site NOT LIKE '% %') OR length(site) > 100 "
+               "OR site = title")
+
 # columns added since version 1 (new tables and indexes come from SCHEMA's IF NOT EXISTS)
 MIGRATIONS = {
     2: ["ALTER TABLE articles ADD COLUMN withdrawn REAL", "ALTER TABLE articles ADD COLUMN withdrawn_by TEXT",
@@ -158,4 +163,5 @@ MIGRATIONS = {
         "ALTER TABLE pages ADD COLUMN pending BLOB"],
     6: [SITE_CLEANUP],
     7: ["ALTER TABLE verdicts ADD COLUMN decided TEXT"],
+    8: [SITE_LABELS],
 }

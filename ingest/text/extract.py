@@ -53,6 +53,62 @@ def _title(title: str, site: str) -> str:
     return title
 
 
+MAX_SITE_WORDS = 8  # a site's name is short: anything longer is a headline or a slogan
+
+
+def _declared_names(html: bytes) -> list[str]:
+    """The names the page's head declares for its site, best first: og:site_name, then the
+    JSON-LD publisher's name, then <meta name="application-name">."""
+    import json
+
+    import lxml.html
+
+    end = html.find(b"</head>", 0, 512_000)
+    head = html[: end + 7] if end >= 0 else html[:200_000]
+    try:
+        doc = lxml.html.document_fromstring(head)
+    except Exception:  # an empty or broken head declares nothing
+        return []
+    og = [m.get("content", "") for m in doc.iter("meta") if (m.get("property") or m.get("name") or "").lower()
+          == "og:site_name"]
+    publisher: list[str] = []
+    for script in doc.iter("script"):
+        if (script.get("type") or "").lower() != "application/ld+json" or not script.text:
+            continue
+        try:
+            data = json.loads(script.text)
+        except ValueError:
+            continue
+        stack = [data]
+        while stack and len(publisher) < 3:
+            item = stack.pop(0)
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                pub = item.get("publisher")
+                for one in pub if isinstance(pub, list) else [pub]:
+                    if isinstance(one, dict) and isinstance(one.get("name"), str):
+                        publisher.append(one["name"])
+                stack.extend(v for v in (item.get("@graph"),) if v)
+    app = [m.get("content", "") for m in doc.iter("meta") if (m.get("name") or "").lower() == "application-name"]
+    return og + publisher + app
+
+
+def site_name(html: bytes, title: str) -> str:
+    """The site's name as the page declares it, or "" (then the host labels it). A declared name that
+    is the headline, holds it, or is too long to be a name is not taken."""
+    head = title.casefold()
+    for raw in _declared_names(html):
+        name = clean_line(raw, 100)
+        low = name.casefold()
+        if not name or "://" in name or "@" in name or len(name.split()) > MAX_SITE_WORDS:
+            continue
+        if head and (low == head or (len(low) > 20 and (low in head or head in low))):
+            continue
+        return name
+    return ""
+
+
 def extract(html: bytes, url: str) -> Page | None:
     """The article in ``html`` fetched from ``url``, or None when it has no main text."""
     import trafilatura  # imported here so the CLI starts fast and workers import once
@@ -63,12 +119,12 @@ def extract(html: bytes, url: str) -> Page | None:
         return None
     if doc is None or isinstance(doc, dict) or not (doc.text or "").strip():
         return None
-    # trafilatura falls back to the URL's netloc for the site name, userinfo (user:password@) included:
-    # a name that is not the page's own (og:site_name and the like) is the host alone
-    site = clean_line(doc.sitename)
-    if not site or "@" in site or "://" in site or site.lower().removeprefix("www.") == site_label(url):
-        site = site_label(url)
-    title = _title(clean_line(doc.title), site)
+    # the site's name only as the page itself states it (og:site_name, the JSON-LD publisher): trafilatura's
+    # guess from a "Headline | Site" <title> took the headline when it held periods ("U.K. Reserves ..."),
+    # and its fallback is the URL's netloc, port and userinfo included. Else the host, as every output labels it
+    title = clean_line(doc.title)
+    site = site_name(html, title) or site_label(url)
+    title = _title(title, site)
     text = _paragraphs(doc.text or "")
     first, _, rest = text.partition("\n\n")
     if rest and title and first.strip().lower() == title.lower():
