@@ -7,6 +7,8 @@ own (tests/pg.py) and are skipped, saying why, when no server answers.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ingest.store import Decision, NewArticle, PageDoc, SearchError, Source, Store, unpack
@@ -114,9 +116,15 @@ def test_search_syntax_and_filters(store):
     assert store.search("coal")[0].id == a2  # the title weighs most
     hit = store.search("labour")[0]
     assert "\x02labour\x03" in hit.snippet and hit.site == "e.org"
-    for bad in ['"unterminated', "(gold", "OR gold"]:
-        with pytest.raises(SearchError):
+    for bad, why in [('"unterminated', "a quote is not closed"), ("(gold", "a ( is not closed"),
+                     ("OR gold", "OR needs a word before it"), ("gold AND", "AND needs a word after it")]:
+        with pytest.raises(SearchError, match=re.escape(why)):
             store.search(bad)
+    # hyphenated and dotted words are the phrase they are, never syntax (FTS5 read gold-mine as a column)
+    _add(store, 4, text="Kim Jong-un toured the gold-mine with S.A. officials and U.S. envoys.", title="Tour")
+    a4 = store.article_by(canonical_url="http://e.org/4")
+    for q in ("Jong-un", "gold-mine", "S.A.", "U.S.", "jong-u*"):
+        assert ids(q) == [a4], q
 
 
 def test_deferred_pages_come_back_when_due(store):

@@ -42,7 +42,10 @@ def test_search_ranks_highlights_and_understands_fts5_syntax(tmp_path, seeds_dir
     rejected = _search(cfg, "penalty", "--rejected")
     assert rejected and rejected[0]["kind"] == "page" and rejected[0]["id"].startswith("p")
     r = run_cli("--config", str(cfg), "search", '"unbalanced')
-    assert r.code == 2 and "cannot read the query" in r.err
+    assert r.code == 2 and "a quote is not closed" in r.err and "fts5" not in r.err
+    for q in ("gold-mine", "S.A.", "Jong-un"):  # ordinary queries, not FTS5 syntax errors
+        r = run_cli("--config", str(cfg), "search", q)
+        assert r.code == 0 and "fts5" not in r.err and "no such column" not in r.err, (q, r.err)
     r = run_cli("--config", str(cfg), "search", "gold", "--limit", "1")
     assert r.code == 0 and r.out.count("\n") == 3  # one hit: title, URL, snippet
 

@@ -18,7 +18,6 @@ translates ``?`` placeholders. What differs from SQLite:
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from ingest.sources.urls import redact
 from ingest.store.base import SqlStore, _query_words, _snippet
 from ingest.store.contract import Record, StoreContract
 from ingest.store.pg_connection import PgConnection
+from ingest.store.query import HELP, Term, parse
 from ingest.store.rows import CheckReport, FeedRow, SearchError, SearchHit, Source, StoreError, feed_row
 from ingest.store.schema_postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
@@ -44,60 +44,32 @@ def lock_id(key: str) -> int:
 
 
 def _tsquery(query: str) -> str:
-    """The search syntax (words, "phrases", prefix*, AND/OR/NOT, parentheses; NEAR read as AND)
-    as a to_tsquery() expression. Raises SearchError on what it cannot read."""
-    tokens = re.findall(r'"[^"]*"?|\(|\)|[^\s()"]+', query)
+    """The search syntax (ingest.store.query) as a to_tsquery() expression. Raises SearchError on what
+    it cannot read, as SQLite's search does."""
     out: list[str] = []
-    depth = 0
     operand_before = False
-
-    def operand(text: str) -> None:
-        nonlocal operand_before
-        if operand_before:
-            out.append("&")
-        out.append(text)
-        operand_before = True
-
-    for tok in tokens:
-        if tok.startswith('"'):
-            if len(tok) < 2 or not tok.endswith('"'):
-                raise SearchError(f"cannot read the query {query!r}: unterminated phrase")
-            words = re.findall(r"\w+", tok[1:-1].lower())
-            if words:
-                operand("(" + " <-> ".join(words) + ")")
+    for tok in parse(query):
+        if isinstance(tok, Term):
+            term = " <-> ".join(tok.words) + (":*" if tok.prefix else "")
+            if tok.raw:  # PostgreSQL's parser keeps "s.a" (and "u.s", "jong-un") as one lexeme too
+                term = f"{term} | '{tok.raw}'" + (":*" if tok.prefix else "")
+            if operand_before:
+                out.append("&")
+            out.append(f"({term})" if len(tok.words) > 1 else term)
+            operand_before = True
         elif tok == "(":
             if operand_before:
                 out.append("&")
             out.append("(")
-            depth += 1
             operand_before = False
         elif tok == ")":
-            depth -= 1
-            if depth < 0 or not operand_before:
-                raise SearchError(f"cannot read the query {query!r}: unbalanced parentheses")
             out.append(")")
-        elif tok in ("AND", "OR", "NOT", "NEAR"):
-            if tok == "NEAR":
-                continue
-            if tok == "NOT":
-                out.append("& !" if operand_before else "!")
-            else:
-                if not operand_before:
-                    raise SearchError(f"cannot read the query {query!r}: {tok} needs a word before it")
-                out.append("&" if tok == "AND" else "|")
-            operand_before = False
+            operand_before = True
         else:
-            prefix = tok.endswith("*")
-            words = re.findall(r"\w+", tok.lower())
-            if not words:
-                continue
-            term = " <-> ".join(words) + (":*" if prefix else "")
-            operand(f"({term})" if len(words) > 1 else term)
-    if depth != 0:
-        raise SearchError(f"cannot read the query {query!r}: unbalanced parentheses")
-    if not out or not operand_before:
-        raise SearchError(f"cannot read the query {query!r}: no words to look for. Words, \"a phrase\", "
-                          f"prefix*, AND, OR, NOT (as in: gold NOT coal) and parentheses are understood")
+            out.append({"AND": "&", "OR": "|", "NOT": "& !"}[tok])
+            operand_before = False
+    if not out:
+        raise SearchError(f"cannot read the query {query!r}: no words to look for. {HELP[0].upper()}{HELP[1:]}")
     return " ".join(out)
 
 

@@ -28,6 +28,7 @@ from ingest.blobs import unpack
 from ingest.store import holder
 from ingest.store.base import DROPPED, WITHDRAWN, SqlStore, _query_words, _snippet
 from ingest.store.contract import StoreContract
+from ingest.store.query import HELP, fts5
 from ingest.store.rows import SearchError, SearchHit, StoreBusy, StoreError
 from ingest.store.schema_sqlite import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 from ingest.text.corpus import TMP_PREFIX, read_corpus_file
@@ -217,6 +218,9 @@ class Store(SqlStore):
         """Full-text search (FTS5 syntax: words, "phrases", prefix*, AND/OR/NOT, NEAR), best first
         (bm25, the title weighing 5 times the text); kept articles, and with ``rejected`` the
         rejected pages whose text is still kept. Raises SearchError on a malformed query."""
+        match = fts5(query)  # the query as the user means it (ingest.store.query), every term quoted
+        if not match:
+            raise SearchError(f"cannot read the query {query!r}: no words to look for. {HELP[0].upper()}{HELP[1:]}")
         where: list[str] = []
         args: list = []
         params: list
@@ -240,16 +244,16 @@ class Store(SqlStore):
         if not where and feed_id is None:  # no filter: FTS5 ranks by itself, no join per match
             sql = ("SELECT 'article' AS kind, rowid AS id, rank FROM articles_fts WHERE articles_fts MATCH ? "
                    "AND rowid NOT IN (SELECT id FROM articles WHERE withdrawn IS NOT NULL)")
-            params = [query]
+            params = [match]
             if rejected:
                 sql += (" UNION ALL SELECT 'page', rowid, rank FROM pages_fts WHERE pages_fts MATCH ? AND rowid IN "
                         "(SELECT id FROM pages WHERE doc IS NOT NULL AND outcome = 'rejected')")
-                params.append(query)
+                params.append(match)
             return self._search_page(query, sql + " ORDER BY rank LIMIT ? OFFSET ?", params, limit, offset)
         sql = (f"SELECT 'article' AS kind, a.id AS id, bm25(articles_fts, 5.0, 1.0) AS rank "
                f"FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid "
                f"WHERE articles_fts MATCH ? AND {art_where}")
-        params = [query, *args] + ([feed_id] if feed_id is not None else [])
+        params = [match, *args] + ([feed_id] if feed_id is not None else [])
         if rejected:
             page_where = " AND ".join(["p.outcome = 'rejected'"] + [w.replace("x.", "p.") for w in where
                                                                     if not w.startswith("x.site")])
@@ -257,7 +261,7 @@ class Store(SqlStore):
                 page_where += " AND p.id IN (SELECT page_id FROM entries WHERE feed_id = ?)"
             sql += (f" UNION ALL SELECT 'page', p.id, bm25(pages_fts, 5.0, 1.0) "
                     f"FROM pages_fts JOIN pages p ON p.id = pages_fts.rowid WHERE pages_fts MATCH ? AND {page_where}")
-            params += [query, *[a for w, a in zip(where, args, strict=True) if not w.startswith("x.site")]]
+            params += [match, *[a for w, a in zip(where, args, strict=True) if not w.startswith("x.site")]]
             params += [feed_id] if feed_id is not None else []
         return self._search_page(query, sql + " ORDER BY rank LIMIT ? OFFSET ?", params, limit, offset)
 
@@ -286,8 +290,8 @@ class Store(SqlStore):
                     for kind, rid, rank in ranked if (kind, rid) in found]
         except sqlite3.OperationalError as exc:
             if any(w in str(exc) for w in ("fts5", "syntax", "no such column", "unterminated", "unknown special")):
-                raise SearchError(f"cannot read the query {query!r}: {exc}. Words, \"a phrase\", prefix*, "
-                                  f"AND, OR, NOT (as in: gold NOT coal) and parentheses are understood") from None
+                # parse() lets through only what FTS5 reads; should it not, the user still gets a sentence
+                raise SearchError(f"cannot read the query {query!r}. {HELP[0].upper()}{HELP[1:]}") from None
             raise
         return [SearchHit(kind, rid, r["title"] or "", r["url"], r["site"] or "", r["published"], r["fetched"],
                           r["score"], snippet, rank) for kind, rid, rank, r, snippet in rows]
