@@ -1,4 +1,4 @@
-"""`ingest poll` on a terminal shows a progress bar (and nothing extra when stderr is not one);
+"""`ingest poll` on a terminal shows a progress bar (a plain line every ~10 s when stderr is not one);
 `--log-format json` writes one JSON object per log line."""
 
 from __future__ import annotations
@@ -85,3 +85,23 @@ def test_log_level_in_any_case_and_debug_shows_requests_and_decisions(tmp_path, 
     text = log.read_text(encoding="utf-8")
     assert "hunter2" not in text and "t0ps3cret" not in text
     assert run_cli("--config", str(cfg), "--log-level", "Warning", "status").code == 0
+
+
+def test_a_poll_without_a_terminal_says_how_far_it_is(tmp_path, seeds_dir, web):
+    """Stderr a pipe (cron, CI, a log file): a slow poll prints a plain progress line every
+    INGEST_PROGRESS_SECONDS (10 s by default; shortened here), no bar and no escape codes."""
+    from .web import article_page, article_text, rss
+
+    h = web.host(62)
+    title, body = article_text("on_hyesan_gold")
+    slow = h.add("/slow.html", article_page(title, body), delay=1.5)  # the poll lasts at least this long
+    feed = h.add("/rss.xml", rss("Slow", [{"title": title, "link": slow, "guid": "s",
+                                           "date": "Fri, 20 Nov 2026 08:00:00 GMT"}]), content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "INGEST_PROGRESS_SECONDS": "0.3"}
+    p = subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "poll"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("poll: ")]
+    assert lines and "feeds done" in lines[0] and "pages fetched" in lines[0], p.stderr
+    assert "\x1b[" not in p.stderr and "━" not in p.stderr

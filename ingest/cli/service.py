@@ -41,8 +41,12 @@ def cmd_poll(config: Config, args: argparse.Namespace) -> int:
                 with TerminalProgress(to_stderr[0] if to_stderr else None) as bar:
                     summary = asyncio.run(poll_once(config, store, seeds, executor, progress=bar,
                                                     send_alerts=alert_sender(config)))
-            else:
-                summary = asyncio.run(poll_once(config, store, seeds, executor, send_alerts=alert_sender(config)))
+            else:  # a pipe, a log file, CI: a plain line every ~10 s
+                from ingest.run.progress import LineProgress
+
+                with LineProgress() as lines:
+                    summary = asyncio.run(poll_once(config, store, seeds, executor, progress=lines,
+                                                    send_alerts=alert_sender(config)))
             clean = summary.interrupted is None
         finally:
             if clean:

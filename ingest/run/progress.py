@@ -1,15 +1,21 @@
-"""A progress bar for ``ingest poll`` on a terminal (rich): feeds done, pages fetched, kept.
+"""What ``ingest poll`` shows while it runs: feeds done, pages fetched, kept.
 
-Shown only when stderr is a TTY; log lines printed meanwhile go above the
+On a terminal, a progress bar (rich); log lines printed meanwhile go above the
 bar (rich redirects stderr while it is live), so nothing is garbled. With
-stderr redirected (cron, systemd, a pipe) nothing extra is written.
+stderr redirected (cron, systemd, a pipe, a log file) a plain line every
+``INGEST_PROGRESS_SECONDS`` (10 s) instead, so a long first poll is not silent.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from typing import Protocol
+import threading
+import time
+from typing import Protocol, TextIO
+
+LINE_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
 class ProgressHook(Protocol):
@@ -59,3 +65,44 @@ class TerminalProgress:
     def kept(self) -> None:
         self._kept += 1
         self._progress.update(self._task, kept=self._kept)
+
+
+class LineProgress:
+    """A progress line on ``stream`` every ``every`` seconds while the poll runs (from a thread: it
+    speaks also while the poll waits on a slow host), and nothing when the poll took less."""
+
+    def __init__(self, stream: TextIO | None = None, every: float | None = None) -> None:
+        self._stream = stream or sys.stderr
+        env = os.environ.get("INGEST_PROGRESS_SECONDS")
+        self._every = every if every is not None else float(env) if env else LINE_EVERY
+        self._feeds: int | None = None
+        self._done = self._pages = self._kept = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poll-progress", daemon=True)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> LineProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            total = f"/{self._feeds}" if self._feeds is not None else ""
+            print(f"poll: {self._done}{total} feeds done · pages fetched {self._pages} · kept {self._kept} · "
+                  f"{time.monotonic() - self._started:.0f} s", file=self._stream, flush=True)
+
+    def start(self, feeds: int) -> None:
+        self._feeds = feeds
+
+    def feed_done(self) -> None:
+        self._done += 1
+
+    def page_fetched(self) -> None:
+        self._pages += 1
+
+    def kept(self) -> None:
+        self._kept += 1
