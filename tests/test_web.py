@@ -292,6 +292,10 @@ def test_a_site_is_labelled_by_its_declared_name_or_its_host_the_same_on_every_s
         labels = re.findall(r'<p class="meta">([^<·]+) ·', page)
         assert sorted(x.strip() for x in labels) == sorted(exported.values()), labels
         assert ":" not in "".join(labels) and "Reserves" not in "".join(labels)
+        # `ingest digest` while only `serve` holds the store: what is true of serve (it records no digest)
+        r = run_cli("--config", str(cfg), "digest")
+        assert r.code == 0 and "`ingest serve`" in r.err and "records no digest" in r.err, r.err
+        assert "the service" not in r.err and not (tmp_path / "store" / "digests").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

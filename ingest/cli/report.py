@@ -43,8 +43,8 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
             with open_store(config, readonly=True) as reader:
                 since = reader.last_digest_until() or now - 86400
                 d = digest.build(reader, since, now, now, review(reader))
-            print("ingest: the service is running and records the digests; this preview since the last "
-                  "digest is not recorded", file=sys.stderr)
+            print(f"ingest: {_who_records(config)}; this preview since the last digest is not recorded",
+                  file=sys.stderr)
         else:
             with store:
                 d, paths = digest.scheduled(store, now, review=review(store))
@@ -61,6 +61,22 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _who_records(config: Config) -> str:
+    """Which process holds the store, and whether it records the digests (only `ingest run` does)."""
+    from ingest.store import holder
+
+    running = holder.current(config.paths.store)
+    pid = f" (pid {running.pid})" if running is not None and running.pid else ""
+    command = running.command if running is not None else ""
+    if command == "run":
+        return f"the service{pid} holds the store and records the digests on its schedule ([digest] schedule)"
+    if command == "serve":
+        return (f"`ingest serve`{pid} holds the store and records no digest (`ingest run` does, on its "
+                f"schedule); stop it and run `ingest digest` again to record one")
+    what = f"`ingest {command}`" if command else "another ingest process"
+    return f"{what}{pid} holds the store; run `ingest digest` again when it has finished to record one"
 
 
 def _deliver(store: SqlStore, config: Config, now: float) -> None:
