@@ -146,6 +146,27 @@ def test_retry_after_is_respected(tmp_path, seeds_dir, web, header):
     assert len(h.hits("/feed.xml")) == 2
 
 
+def test_retry_after_is_not_capped_by_max_interval(tmp_path, seeds_dir, web):
+    """A server's Retry-After is its request, not a schedule setting: with max_interval = 1m a 503 asking
+    for 120 s and a 429 asking for an hour are each left alone that long (at most 30 days is believed)."""
+    h, h2, h3 = web.host(2), web.host(3), web.host(4)  # a host's Retry-After quiets the whole host
+    clock = Clock(datetime.now(UTC).timestamp())
+    busy = h.add("/busy.xml", "busy", status=503, content_type="text/plain", headers={"Retry-After": "120"})
+    slow = h2.add("/slow.xml", "slow down", status=429, content_type="text/plain", headers={"Retry-After": "3600"})
+    absurd = h3.add("/absurd.xml", "later", status=503, content_type="text/plain",
+                    headers={"Retry-After": str(400 * 86400)})
+    cfg = write_config(tmp_path, [busy, slow, absurd], extra='[schedule]\nmin_interval = "1m"\nmax_interval = "1m"\n')
+    _, feeds = poll(cfg, clock)
+    assert feeds[busy].next_poll >= clock.t + 119 and feeds[slow].next_poll >= clock.t + 3599
+    assert feeds[absurd].next_poll <= clock.t + 30 * 86400 + 1
+    clock.t += 61
+    poll(cfg, clock)
+    assert len(h.hits("/busy.xml")) == 1 and len(h2.hits("/slow.xml")) == 1
+    clock.t += 60
+    poll(cfg, clock)
+    assert len(h.hits("/busy.xml")) == 2 and len(h2.hits("/slow.xml")) == 1
+
+
 def test_gone_disables_the_feed(tmp_path, seeds_dir, web):
     h = web.host(2)
     url = h.add("/feed.xml", "gone", status=410, content_type="text/plain")

@@ -68,8 +68,8 @@ KEYS: tuple[Key, ...] = (
     Key("schedule", "digest", "cron", '"0 7 * * *"', "when digests are written: cron (minute hour day month "
         "weekday), local time"),
     Key("schedule", "min_interval", "duration", '"5m"', "adaptive intervals stay within min … max"),
-    Key("schedule", "max_interval", "duration", '"24h"', "also the longest delay a server may ask for "
-        "(Retry-After, ttl, max-age; never more than 30 days)"),
+    Key("schedule", "max_interval", "duration", '"24h"', "also caps a feed's own hints (ttl, max-age); a "
+        "server's Retry-After is its request, not a schedule: honoured up to 30 days whatever this says"),
     Key("schedule", "max_errors", "integer", "10",
         "consecutive failures (spanning at least 3 days) before a feed is marked failing"),
     Key("schedule", "shutdown_timeout", "duration", '"30s"', "how long a stopping service lets the running poll "

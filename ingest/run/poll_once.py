@@ -48,7 +48,7 @@ async def poll_once(config: Config, store: SqlStore, seeds: Sequence[str], execu
         store.sync_feeds((f.url, f.name, f.enabled) for f in config.feeds)
     run_id = store.start_run("poll", clock())
     loop = asyncio.get_running_loop()
-    async with Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval) as fetcher:
+    async with Fetcher(config.fetch, clock=clock) as fetcher:
         db = StoreThread()
         await recall_hosts(db, store, fetcher, clock())
         poll: Poll | Worker

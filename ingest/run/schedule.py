@@ -155,9 +155,9 @@ def plan(state: FeedState, outcome: FeedOutcome, settings: ScheduleSettings, now
                  f"retried daily. Last: {outcome.error}"
         delay = DAY
     next_poll = now + delay
-    # a server-given delay is believed up to max_interval (and never beyond 30 days)
-    retry_after = min(outcome.retry_after, now + min(settings.max_interval, MAX_SERVER_DELAY)) \
-        if outcome.retry_after else None
+    # a server-given delay is the server's request, not a schedule setting: believed up to a bound of its
+    # own against absurd values (30 days), whatever max_interval says about how often the user wants polls
+    retry_after = min(outcome.retry_after, now + MAX_SERVER_DELAY) if outcome.retry_after else None
     if retry_after and retry_after > next_poll:
         next_poll = retry_after
     return {"consecutive_errors": errors, "state": state_name, "state_reason": reason, "next_poll": next_poll,

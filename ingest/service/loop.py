@@ -81,7 +81,7 @@ class Service:
         self.store: SqlStore = open_store(config)
         self.executor: Executor = make_executor(config.worker.processes or None, language=config.relevance.language,
                                                 idle=IDLE_POOL)  # no processes between polls
-        self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock, max_wait=config.schedule.max_interval)
+        self.fetcher: Fetcher = Fetcher(config.fetch, clock=clock)
         self.stopping = asyncio.Event()
         self.db = StoreThread()  # while the loop runs, every store call goes through this thread
         self.teaching = Teaching(self.db, lambda: self.store, self.executor, lambda: (self.config, self.seeds),
@@ -250,9 +250,8 @@ class Service:
         seeds_changed = seeds != self.seeds
         self.config, self.seeds = config, seeds
         self.seeds_mark = seeds_mark(config.paths.seeds)
-        if config.fetch != old.fetch or config.schedule.max_interval != old.schedule.max_interval:
-            retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock,
-                                                          max_wait=config.schedule.max_interval)
+        if config.fetch != old.fetch:
+            retired, self.fetcher = self.fetcher, Fetcher(config.fetch, clock=self.clock)
             self.fetcher.inherit(retired)  # windows learned by polls still running hold for the new one
             asyncio.ensure_future(self._retire(retired, list(self.running)))
         if config.schedule.digest != old.schedule.digest and self.scheduler is not None:
