@@ -95,8 +95,8 @@ def test_a_poll_without_a_terminal_says_how_far_it_is(tmp_path, seeds_dir, web):
     h = web.host(62)
     title, body = article_text("on_hyesan_gold")
     slow = h.add("/slow.html", article_page(title, body), delay=1.5)  # the poll lasts at least this long
-    feed = h.add("/rss.xml", rss("Slow", [{"title": title, "link": slow, "guid": "s",
-                                           "date": "Fri, 20 Nov 2026 08:00:00 GMT"}]), content_type="application/rss+xml")
+    items = [{"title": title, "link": slow, "guid": "s", "date": "Fri, 20 Nov 2026 08:00:00 GMT"}]
+    feed = h.add("/rss.xml", rss("Slow", items), content_type="application/rss+xml")
     cfg = write_config(tmp_path, [feed])
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "INGEST_PROGRESS_SECONDS": "0.3"}
     p = subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "poll"], cwd=REPO, env=env,
