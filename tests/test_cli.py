@@ -105,3 +105,38 @@ def test_help_reads_like_docs():
         assert cmd in r.stdout
     r = subprocess.run([sys.executable, "-m", "ingest", "score", "--help"], capture_output=True, text=True, cwd=REPO)
     assert "same store" in r.stdout
+
+
+def test_mistyped_commands_and_options_are_named_with_the_nearest_real_one(tmp_path):
+    """`ingest pol`, `ingest mark p3 --relavant`, `ingest serve --port 9000`, a feed URL without its
+    scheme: each answer names the mistake and what was meant (exit 2), as config typos already do."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("", encoding="utf-8")
+    cases = {("pol",): "did you mean `ingest poll`?",
+             ("feeds", "ad", "x"): "did you mean `ingest feeds add`?",
+             ("mark", "p3", "--relavant"): "no option --relavant; did you mean --relevant?",
+             ("serve", "--port", "9000"): "no option --port; did you mean --listen?",
+             ("poll", "--jsn"): "did you mean --json?",
+             ("feeds", "add", "127.0.0.1:18431/feeds/world.xml"): "did you mean http://127.0.0.1:18431/feeds/world.xml?"}
+    for args, said in cases.items():
+        r = run_cli("--config", str(cfg), *args)
+        assert r.code == 2 and said in r.err, (args, r.err)
+    assert run_cli("--config", str(cfg), "--log-level", "debug", "status", "--json").code == 0  # values are no typos
+
+
+def test_a_missing_config_points_to_something_a_pip_user_has(tmp_path):
+    """The error names `ingest example-config`, which prints an annotated config that loads as it is
+    and holds every key of the schema."""
+    from ingest.config import load_config
+    from ingest.config.schema import KEYS
+
+    missing = tmp_path / "config.toml"
+    r = run_cli("--config", str(missing), "status")
+    assert r.code == 2 and f"ingest example-config > {missing}" in r.err and "docs/" not in r.err
+    r = run_cli("--config", str(missing), "example-config")
+    assert r.code == 0
+    missing.write_text(r.out, encoding="utf-8")
+    assert load_config(missing).feeds == ()  # it loads as it is; `feeds add` appends the feeds
+    assert all(f"{k.name} = " in r.out for k in KEYS)
+    r = run_cli("--config", str(missing), "feeds", "add", "http://127.0.0.1:9/feed.xml")  # nothing listens there
+    assert r.code == 1 and load_config(missing).feeds == ()

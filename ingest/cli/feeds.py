@@ -64,6 +64,11 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
         if action == "add":
             from ingest.sources.discovery import DiscoveryError
 
+            if "://" not in args.url:  # "example.org/feed" or "127.0.0.1:8080/rss.xml": the scheme left out
+                guess = ("http://" if args.url.startswith(("127.", "localhost", "[::1]")) else "https://") + args.url
+                print(f"ingest feeds add: {args.url} has no scheme; did you mean {guess}?", file=sys.stderr)
+                return 2
+
             try:
                 found = asyncio.run(_discover(config, args.url))
             except DiscoveryError as exc:

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 
 from ingest import __version__
-from ingest.cli import corpus, feeds, report, review, service
+from ingest.cli import corpus, example, feeds, report, review, service
 from ingest.cli.common import OutputError
 from ingest.cli.logs import setup_logging
 from ingest.config import ConfigError, load_config
@@ -47,6 +47,7 @@ COMMANDS = (  # the parser table: each adds one command and its options
     feeds.add_feeds,
     corpus.add_migrate,
     corpus.add_corpus,
+    example.add_example_config,
 )
 
 
@@ -82,7 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ingest.cli.typos import hint
+
     parser = build_parser()
+    typo = hint(parser, sys.argv[1:] if argv is None else argv)
+    if typo is not None:
+        print(typo, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         setup_logging(args.log_level, args.log_file, args.log_format)
@@ -91,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
+        if not getattr(args, "needs_config", True):
+            return int(args.func(args))
         config = load_config(args.config)
         return args.func(config, args)
     except BrokenPipeError:

@@ -237,8 +237,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{file}: no such config file; create it (see docs/configuration.md) "
-                          "or pass --config PATH") from None
+        raise ConfigError(f"{file}: no such config file; `ingest example-config > {file}` writes an annotated "
+                          f"one to start from (every key, its default and meaning), or pass --config PATH") from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
     try:

@@ -162,3 +162,32 @@ def reference() -> str:
                 out.append(f"| `{k.name}` | {k.kind} | {default} | {k.meaning} |")
         out.append("")
     return "\n".join(out)
+
+
+def example() -> str:
+    """An annotated config.toml (`ingest example-config`): every key commented out at its default, with
+    its meaning, and a feed table to copy; it loads as it is (no feed yet)."""
+    import re
+
+    def plain(text: str) -> str:  # the Markdown of a meaning, as a comment reads it
+        return re.sub(r"`([^`]*)`", r"\1", text).replace("*", "")
+
+    out = ["# seed-ingest configuration. Every key has a default but a feed's url; uncomment what you change.",
+           "# Durations: \"90s\", \"5m\", \"2h\", \"1d\", \"1w\" (a bare number is seconds). Paths are relative",
+           "# to this file. `ingest --help` lists the commands.", ""]
+    for table in TABLES:
+        if table == "feeds":
+            continue
+        out.append(f"[{table}]")
+        for k in KEYS:
+            if k.table == table:
+                out.append(f"# {plain(k.meaning)}")
+                out.append(f"# {k.name} = {k.default if k.default is not None else k.example}")
+        out.append("")
+    out.append("# One [[feeds]] table per feed: `ingest feeds add URL` finds a site's feeds and appends them here.")
+    out.append("# [[feeds]]")
+    for k in KEYS:
+        if k.table == "feeds":
+            out.append(f"# {plain(k.meaning)}")
+            out.append(f"# {k.name} = {k.default if k.default is not None and k.name != 'url' else k.example}")
+    return "\n".join(out) + "\n"
