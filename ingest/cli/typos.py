@@ -23,7 +23,8 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 
 def _options(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:
     """(every option string, those that take a value)."""
-    every, valued = set(), set()
+    every: set[str] = set()
+    valued: set[str] = set()
     for action in parser._actions:
         every.update(action.option_strings)
         if action.nargs != 0 and action.option_strings:
