@@ -98,7 +98,22 @@ def test_the_site_builds_strictly(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
                           cwd=REPO, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "site" / "configuration" / "index.html").exists()
+    site = tmp_path / "site"
+    assert (site / "configuration.html").exists()
+    # opened from files (no web server to turn a directory into its index.html): every link of every page's
+    # navigation resolves to a file
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    pages = sorted(p for p in site.rglob("*.html") if p.name != "404.html")  # 404.html: a server's page
+    assert len(pages) > 10
+    for page in pages:
+        for href in re.findall(r'<a[^>]+href="([^"#]+)', page.read_text(encoding="utf-8")):
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith(("mailto:", "//")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            assert target.is_file(), f"{page.relative_to(site)} links {href}: no such file"
     # the checks are on: a page outside the nav and a broken link fail the build
     docs = tmp_path / "docs"
     docs.mkdir()
