@@ -120,10 +120,15 @@ class Worker:
         stop = asyncio.ensure_future(stopping.wait())
         idle = False
         orphans_seen = time.monotonic()
+        heartbeat: asyncio.Future | None = None
         try:  # counted by the others from now; the model is learned before the first pass: every
             # worker starting together decides with the same one
             registered = time.monotonic()
             first = await self.register()
+            # seen every third of a lease from now on, whatever the worker is doing: a worker whose first
+            # model took longer than a lease to learn (a busy machine) was not counted by the others, and
+            # the first to claim took every host and held them for its whole pass
+            heartbeat = asyncio.ensure_future(self._heartbeat())
             await self.model.current(self.db, self.store, self.seeds, self.config.relevance)
             # [worker] start_settle, counted from the earliest live worker's start: workers started
             # together (a compose file, units on several machines) all register before any claims, so
@@ -160,6 +165,16 @@ class Worker:
             if task is not None:
                 task.add_done_callback(_pass_done)
         stop.cancel()
+        if heartbeat is not None:
+            heartbeat.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.store.lease / 3)
+            try:
+                await asyncio.to_thread(self.store.heartbeat, self.name, self.clock())
+            except Exception as exc:  # the database is away: the claims will say so
+                log.debug("event=heartbeat_failed worker=%s reason=%r", self.name, str(exc))
 
     async def _take_orphans(self) -> None:
         """While busy: take the hosts of a worker that stopped renewing (killed), at once."""

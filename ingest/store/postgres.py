@@ -228,6 +228,12 @@ class PgStore(SqlStore):
             _seen(db, worker, now)
             return db.execute("SELECT MIN(started) FROM workers WHERE seen > ?", (now - lease,)).fetchone()[0]
 
+    def heartbeat(self, worker: str, now: float) -> None:
+        """Say this worker is alive while it claims nothing (learning its model, busy with its passes):
+        the others' fair share keeps counting it."""
+        with self.transaction() as db:
+            _seen(db, worker, now)
+
     def claim_hosts(self, worker: str, now: float, lease: float, limit: int,
                     orphans_only: bool = False) -> dict[str, float]:
         """Lease up to ``limit`` hosts that have work due (feeds to poll, page jobs): hosts a dead
