@@ -22,6 +22,7 @@ import base64
 import contextlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from starlette.staticfiles import StaticFiles
 from ingest.out.render import environment as _environment
 from ingest.out.web_context import WebContext
 from ingest.out.web_teaching import teaching_routes
-from ingest.run.feedback import Preview, model_report
+from ingest.run.feedback import Preview, model_report, snippet
 from ingest.run.schedule import explain_state
 from ingest.sources.urls import display, display_host, redact_text
 from ingest.store import SearchError
@@ -139,19 +140,26 @@ def make_app(ctx: WebContext) -> Starlette:
         with contextlib.suppress(ValueError):
             min_score = float(q["min_score"]) if q.get("min_score") else None
         since, until = _parse_day(q.get("since")), _parse_day(q.get("until"), end=True)
-        before = int(q["before"]) if q.get("before", "").isdigit() else None
+        mark = re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.(\d+)", q.get("before", ""))
+        before = (mark.group(1), int(mark.group(2))) if mark else None
         rows = ctx.store.list_articles(before=before, limit=PAGE_SIZE + 1, feed_id=feed, site=q.get("site") or None,
                                        since=since, until=until, min_score=min_score)
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         params = {k: v for k, v in q.items() if k != "before" and v}
-        next_url = "/?" + urlencode({**params, "before": rows[-1]["id"]}) if more and rows else ""
+        last = rows[-1] if more and rows else None
+        next_url = "/?" + urlencode({**params, "before": f"{last['day']}.{last['id']}"}) if last is not None else ""
         filters = {"feed": feed, "site": q.get("site"), "since_text": q.get("since", ""),
                    "until_text": q.get("until", ""), "min_score": min_score}
         # scores under the model learned now, as on every page (learned once per store state, in a thread);
         # an article that has left the model's window shows the score it was kept at
         now = await now_view()
-        return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more,
+        cards = {}
+        for a in rows:  # a two-line opening and the terms that match under the model of now (else when kept)
+            body = ctx.store.article_body(a)
+            terms = (now.article_terms(a["id"]) if now is not None else None) or json.loads(a["terms"])
+            cards[a["id"]] = (snippet(body[1]) if body is not None else "", list(terms)[:6])
+        return page(request, "corpus.html", title="Corpus", nav="corpus", articles=rows, more=more, cards=cards,
                     current={a["id"]: found for a in rows if now is not None and (found := now.article(a["id"]))},
                     next_url=next_url, feeds=ctx.store.feeds(), sites=aggregate("sites", ctx.store.sites),
                     filters=filters, total=aggregate("total", lambda: ctx.store.metrics_snapshot()["articles"]),

@@ -39,6 +39,12 @@ class ModelNow:
     def article(self, aid: int) -> tuple[float, float] | None:
         return self.standing.article(aid) if self.standing is not None else None
 
+    def article_terms(self, aid: int) -> tuple[str, ...] | None:
+        """The terms that count most for the article under this model (None outside its window)."""
+        pid = self.standing.window.articles.get(aid) if self.standing is not None else None
+        found = self.standing.page(pid) if self.standing is not None and pid is not None else None
+        return found[0].terms if found is not None else None
+
     def page(self, pid: int) -> tuple[float, float] | None:
         found = self.standing.page(pid) if self.standing is not None else None
         return None if found is None else (found[0].score, found[1])

@@ -153,10 +153,11 @@ class StoreContract(Protocol):
         """(pages in the model's window, relevant verdicts, irrelevant verdicts, verdicts not applied yet)."""
         ...
 
-    def list_articles(self, *, before: int | None = None, limit: int = 50, feed_id: int | None = None,
+    def list_articles(self, *, before: tuple[str, int] | None = None, limit: int = 50, feed_id: int | None = None,
                       site: str | None = None, since: float | None = None, until: float | None = None,
                       min_score: float | None = None) -> Sequence[Record]:
-        """Corpus articles newest first (by id), ``before`` an id for stable pagination."""
+        """Corpus articles newest first by the day they were published (fetched when unknown), ``before``
+        the (day, id) of the last one shown, for stable pagination."""
         ...
 
     def metrics_snapshot(self) -> dict:

@@ -95,12 +95,16 @@ class DigestTables(FeedTables, VerdictTables):
             return False, why
         return True, ""
 
-    def list_articles(self, *, before: int | None = None, limit: int = 50, feed_id: int | None = None,
+    def list_articles(self, *, before: tuple[str, int] | None = None, limit: int = 50, feed_id: int | None = None,
                       site: str | None = None, since: float | None = None, until: float | None = None,
                       min_score: float | None = None) -> list[Record]:
-        """Corpus articles newest first (by id), ``before`` an id for stable pagination."""
+        """Corpus articles newest first by the day they were published (fetched when unknown; ties by
+        id), ``before`` a (day, id) of the last one shown for stable pagination."""
         where, args = ["withdrawn IS NULL"], []
-        for cond, value in (("id < ?", before), ("site = ?", site or None), ("fetched >= ?", since),
+        if before is not None:
+            where.append("(day < ? OR (day = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
+        for cond, value in (("site = ?", site or None), ("fetched >= ?", since),
                             ("fetched <= ?", until), ("score >= ?", min_score)):
             if value is not None:
                 where.append(cond)
@@ -108,8 +112,8 @@ class DigestTables(FeedTables, VerdictTables):
         if feed_id is not None:
             where.append("id IN (SELECT article_id FROM sources WHERE feed_id = ?)")
             args.append(feed_id)
-        return self.db.execute(f"SELECT * FROM articles WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-                               (*args, limit)).fetchall()
+        return self.db.execute(f"SELECT * FROM articles WHERE {' AND '.join(where)} ORDER BY day DESC, id DESC "
+                               f"LIMIT ?", (*args, limit)).fetchall()
 
     def article_copies(self, article_id: int) -> list[Record]:
         """The other pages found to be this article's story (duplicates), newest first."""

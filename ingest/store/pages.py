@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,13 @@ from ingest.store.core import (
 from ingest.store.rows import Decision, NewArticle, PageDoc, Source
 from ingest.text import corpus
 from ingest.text.corpus import read_corpus_file
+
+
+def article_day(published: str | None, fetched: float) -> str:
+    """The day an article is listed under: its published date when known, else the day it was fetched (UTC)."""
+    if published and re.match(r"\d{4}-\d{2}-\d{2}", published):
+        return published[:10]
+    return datetime.fromtimestamp(fetched, UTC).strftime("%Y-%m-%d")
 
 
 class PageTables(SqlCore):
@@ -279,11 +288,11 @@ class PageTables(SqlCore):
         with self._corpus_write(name, art.title, art.text), self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO articles (number, url, canonical_url, title, author, site, language, published, "
-                f"fetched, text_hash, score, threshold, terms, path, minhash{text_col}) "
-                f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(text_arg)}) RETURNING id",
+                f"fetched, text_hash, score, threshold, terms, path, minhash, day{text_col}) "
+                f"VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(text_arg)}) RETURNING id",
                 (number, url, art.canonical_url, art.title, art.author, art.site, art.language, art.published,
                  now, art.text_hash, art.score, art.threshold, json.dumps(list(art.terms)), f"corpus/{name}",
-                 art.minhash, *text_arg))
+                 art.minhash, article_day(art.published, now), *text_arg))
             article_id = int(cur.fetchone()[0])
             self._index_near(db, article_id, art.minhash)
             self._index_article(db, article_id, art.title, art.text)

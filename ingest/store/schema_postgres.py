@@ -12,7 +12,7 @@ cannot race.
 
 from ingest.store.schema_sqlite import SITE_CLEANUP, SITE_LABELS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS articles (
     revisions INTEGER NOT NULL DEFAULT 0,
     withdrawn DOUBLE PRECISION,
     withdrawn_by TEXT,
+    day TEXT,                             -- YYYY-MM-DD: published when known, else fetched (UTC)
     text TEXT NOT NULL,                   -- the article's text (the corpus folder is written from it)
     search TSVECTOR GENERATED ALWAYS AS
         (setweight(to_tsvector('simple', title), 'A') || setweight(to_tsvector('simple', text), 'B')) STORED
@@ -66,6 +67,7 @@ CREATE INDEX IF NOT EXISTS lsh_key ON lsh(key);
 CREATE INDEX IF NOT EXISTS lsh_article ON lsh(article_id);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles(fetched);
+CREATE INDEX IF NOT EXISTS articles_day ON articles(day, id);
 CREATE TABLE IF NOT EXISTS pages (
     id BIGSERIAL PRIMARY KEY,
     url TEXT NOT NULL UNIQUE,
@@ -164,7 +166,12 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 
 # version -> statements run before SCHEMA when upgrading to it
 # 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged;
-# 4: a site label that is no site's name (a headline, a host with its port) is dropped (schema_sqlite's 8)
+# 4: a site label that is no site's name (a headline, a host with its port) is dropped (schema_sqlite's 8);
+# 5: articles.day, the corpus page's order (schema_sqlite's 9)
 MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
                                     3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"],
-                                    4: [SITE_LABELS]}
+                                    4: [SITE_LABELS],
+                                    5: ["ALTER TABLE articles ADD COLUMN IF NOT EXISTS day TEXT",
+                                        "UPDATE articles SET day = CASE WHEN published ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
+                                        "substr(published, 1, 10) ELSE to_char(to_timestamp(fetched) AT TIME ZONE "
+                                        "'UTC', 'YYYY-MM-DD') END"]}

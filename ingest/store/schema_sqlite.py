@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS articles (
     updated REAL,                         -- when the text last changed in place
     revisions INTEGER NOT NULL DEFAULT 0, -- how many times it changed
     withdrawn REAL,                       -- when it left the corpus folder (file in withdrawn/), else NULL
-    withdrawn_by TEXT                     -- user (a verdict) | rescore (ingest rescore --apply)
+    withdrawn_by TEXT,                    -- user (a verdict) | rescore (ingest rescore --apply)
+    day TEXT                              -- YYYY-MM-DD: published when known, else fetched (UTC): the corpus order
 );
 CREATE TABLE IF NOT EXISTS lsh (          -- near-duplicate index: LSH band keys of each article
     key INTEGER NOT NULL, article_id INTEGER NOT NULL REFERENCES articles(id)
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS lsh (          -- near-duplicate index: LSH band keys
 CREATE INDEX IF NOT EXISTS lsh_key ON lsh(key);
 CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles(fetched);
+CREATE INDEX IF NOT EXISTS articles_day ON articles(day, id);
 CREATE TABLE IF NOT EXISTS pages (        -- every page fetched, kept or not: never fetched twice
     id INTEGER PRIMARY KEY,
     url TEXT NOT NULL UNIQUE,             -- normalised entry link
@@ -164,4 +166,8 @@ MIGRATIONS = {
     6: [SITE_CLEANUP],
     7: ["ALTER TABLE verdicts ADD COLUMN decided TEXT"],
     8: [SITE_LABELS],
+    # the corpus page lists articles by the day they were published (fetched when unknown)
+    9: ["ALTER TABLE articles ADD COLUMN day TEXT",
+        "UPDATE articles SET day = CASE WHEN published GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
+        "THEN substr(published, 1, 10) ELSE date(fetched, 'unixepoch') END"],
 }
