@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest.judge import dedup  # noqa: E402
+from ingest.text import fingerprint  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "reuters" / "articles.jsonl.gz"
 
@@ -156,7 +157,7 @@ def text_of(doc: dict) -> str:
 
 def _exact_twins(texts: list[str], threshold: float, with_jaccard: bool = False) -> list:
     """Pairs (i < j) whose exact shingle-set Jaccard reaches threshold (inverted index on shingles)."""
-    sets = [dedup.shingles(t) for t in texts]
+    sets = [fingerprint.shingles(t) for t in texts]
     index: dict[bytes, list[int]] = defaultdict(list)
     for i, sh in enumerate(sets):
         for s in sh:
@@ -315,14 +316,14 @@ def merge(stream: list[tuple[str, str]], threshold: float) -> tuple[float, list[
     cluster_of: list[int] = []
     for i, (_, text) in enumerate(stream):
         body = text.partition("\n\n")[2] or text
-        h = dedup.text_hash(body)
+        h = fingerprint.text_hash(body)
         if h in by_hash:
             cluster_of.append(by_hash[h])
             continue
-        sig = dedup.signature(body)
+        sig = fingerprint.signature(body)
         match = None
         if sig is not None:
-            keys = dedup.band_keys(sig)
+            keys = fingerprint.band_keys(sig)
             cands = {c for k in keys for c in bands.get(k, ())}
             match = dedup.find_match(body, sig, ((c, sigs[c]) for c in cands), bodies.get, threshold)
         if match:

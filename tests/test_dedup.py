@@ -214,3 +214,71 @@ def test_syndicated_wire_stories_are_stored_once(tmp_path, seeds_dir, web):
     arts = run_cli("--config", str(cfg), "export").jsonl()
     assert len(arts) == len(WIRE), sorted(a["title"] for a in arts)
     assert all(len(a["sources"]) == 2 for a in arts)
+
+
+SHORT_STORIES = [
+    ("Gold plant opens near Hyesan",
+     "Pyongyang said on Tuesday it had opened a new gold processing plant near Hyesan, state media reported. "
+     "The plant will refine ore from three mines in Ryanggang province, the agency said, without giving output."),
+    ("Miners moved to Unsan",
+     "Hundreds of prisoners were moved to the Unsan gold mine in October, two former guards told reporters. "
+     "They said the transfers followed a quota raised by the mining ministry after a poor first half."),
+    ("Smuggled gold seized at border",
+     "Chinese customs officers seized twelve kilograms of North Korean gold at Dandong last week, a trader said. "
+     "The bars had been hidden in a lorry carrying seafood, he said, asking not to be named for his safety."),
+    ("Ryanggang mine flooded",
+     "Heavy rain flooded a gold mine shaft in Ryanggang province at the weekend, trapping workers for hours. "
+     "Local sources said rescue crews pumped out the water but the pit remains closed to further digging."),
+]
+# what each site wraps a syndicated story in: furniture extraction lets through as paragraphs of their own
+FURNITURE = [
+    ('<p class="byline">By Staff Reporter | Dec 3, 2026, 08:00 GMT</p>', ""),
+    ("", "<p>Sign up for our Morning Briefing newsletter to get the day's top stories in your inbox.</p>"),
+    ("<p>Updated: 3 December 2026</p>",
+     '<div class="notice"><p>We use cookies to improve your experience on our site. Accept all cookies.</p></div>'),
+]
+
+
+def test_short_syndicated_stories_with_page_furniture_are_stored_once_and_clean(tmp_path, seeds_dir, web):
+    """300-400-character wire stories run on three sites, each wrapping them in its own furniture (a
+    byline and date line, a newsletter box, a cookie notice): one article per story, with every site as
+    a source, and none of the furniture in the stored text (issue 34)."""
+    import html
+
+    feeds = []
+    for s, (top, bottom) in enumerate(FURNITURE):
+        host = web.host(20 + s)
+        items = []
+        for i, (title, body) in enumerate(SHORT_STORIES):
+            page = article_page(title, body, site=f"Site {s}").replace(
+                f"<p>{html.escape(body)}</p>", f"{top}<p>{html.escape(body)}</p>{bottom}")
+            assert top in page and bottom in page
+            items.append({"title": title, "link": host.add(f"/s/{i}.html", page), "guid": f"{s}-{i}"})
+        feeds.append(_feed(host, f"site{s}", items))
+    cfg = write_config(tmp_path, feeds, "[relevance]\nthreshold = 0.0\n")
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    arts = run_cli("--config", str(cfg), "export").jsonl()
+    assert len(arts) == len(SHORT_STORIES), sorted(a["title"] for a in arts)
+    assert all(len({s["url"] for s in a["sources"]}) == 3 for a in arts), [a["sources"] for a in arts]
+    for a in arts:
+        for furniture in ("Staff Reporter", "newsletter", "cookies", "Updated:", "GMT"):
+            assert furniture not in a["text"], (furniture, a["text"])
+
+
+def test_same_story_sees_through_one_line_on_a_short_text_but_not_other_figures():
+    """A 35-word story and its copy with a byline run into the lead and a sign-up line at the end: one
+    story (neither Jaccard nor containment sees it); a templated report whose lead names other
+    figures is another story."""
+    from ingest.judge.dedup import same_story
+
+    story = ("Pyongyang said on Tuesday it had opened a new gold processing plant near Hyesan, state media "
+             "reported. The plant will refine ore from three mines in Ryanggang province, the agency said.")
+    copy = ("Gold plant opens By Staff Reporter | Dec 3, 2026 " + story +
+            "\n\nThis story first appeared in our morning bulletin for readers.")
+    other = "Gold plant opens By Staff Reporter | Dec 3, 2026 " + story
+    assert same_story(story + "\n\nRead the full report on our website today, free of charge.", other)
+    assert same_story(story, copy)
+    template = "Acme Mining said it would pay a dividend of {} cents a share on {} to holders of record on May 2."
+    a = template.format(12, "June 1") + "\n\nThe company had paid the same dividend a year ago, it said."
+    b = template.format(15, "July 9") + "\n\nThe company had paid the same dividend a year ago, it said."
+    assert not same_story(a, b)

@@ -32,6 +32,8 @@ SHORT_WORDS = 40  # below this, Jaccard is not trusted alone: the shorter text m
 END_KEEP = 0.4  # a copy with one end paragraph changed: the rest must hold this share of each text's words
 MIDDLE_KEEP = 0.6  # with both ends changed, the middle must hold this share
 LONGER_KEEP = 0.25  # ... of the shorter text; of the longer one (a copy may be cut down) this share
+LINE_WORDS = 25  # a short text and its copy may differ by one run of at most this many words on each side
+LINE_KEEP = 0.6  # ... when the rest holds this share of each text's words
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FIGURE = re.compile(r"\d+(?:[.,/-]\d+)*")
 
@@ -95,7 +97,7 @@ def same_story(a: str, b: str, *, jaccard: float = NEAR_DUP_THRESHOLD,
     short = min(len(_WORD.findall(a)), len(_WORD.findall(b))) < SHORT_WORDS
     if not short and len(sa & sb) / len(sa | sb) >= jaccard:
         return True
-    return same_but_an_end(a, b, contained)
+    return same_but_an_end(a, b, contained) or (short and same_but_a_line(a, b))
 
 
 def _trimmed(text: str) -> list[str]:
@@ -146,3 +148,49 @@ def same_but_an_end(a: str, b: str, contained: float = CONTAINMENT_THRESHOLD) ->
         if shared >= 2 * MIN_SHARED and shared >= contained * max(len(sa), len(sb)):
             return True
     return False
+
+
+def _runs(words: list[str], shared: set[tuple[str, ...]]) -> list[tuple[int, int]]:
+    """The word spans (start, end) of ``words`` covered by no shared shingle: what this side has that the
+    other has not, as contiguous runs."""
+    covered = [False] * len(words)
+    for i in range(len(words) - SHINGLE + 1):
+        if tuple(words[i:i + SHINGLE]) in shared:
+            covered[i:i + SHINGLE] = [True] * SHINGLE
+    runs: list[tuple[int, int]] = []
+    for i, c in enumerate(covered):
+        if not c:
+            if runs and runs[-1][1] == i:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+    return runs
+
+
+def same_but_a_line(a: str, b: str) -> bool:
+    """Whether two short texts are one story but for one line each: a copy's byline, dateline, credit
+    or sign-up line, wherever it sits (run into the first paragraph too). In a 50-word story one extra
+    line is a fifth of the shingles, so neither Jaccard nor containment sees through it. Each side may
+    have at most one run of words the other lacks, of at most LINE_WORDS, the rest must hold LINE_KEEP of
+    each text's words and MIN_SHARED shingles, and the runs must not disagree on figures (a templated
+    report with another company's numbers in its lead is another story)."""
+    wa, wb = _WORD.findall(a.lower()), _WORD.findall(b.lower())
+    if min(len(wa), len(wb)) < SHINGLE:
+        return False
+    sa = {tuple(wa[i:i + SHINGLE]) for i in range(len(wa) - SHINGLE + 1)}
+    sb = {tuple(wb[i:i + SHINGLE]) for i in range(len(wb) - SHINGLE + 1)}
+    shared = sa & sb
+    if len(shared) < MIN_SHARED:
+        return False
+    ra, rb = _runs(wa, shared), _runs(wb, shared)
+    if len(ra) > 1 or len(rb) > 1:
+        return False
+    extra_a = [w for s, e in ra for w in wa[s:e]]
+    extra_b = [w for s, e in rb for w in wb[s:e]]
+    if len(extra_a) > LINE_WORDS or len(extra_b) > LINE_WORDS:
+        return False
+    if len(wa) - len(extra_a) < LINE_KEEP * len(wa) or len(wb) - len(extra_b) < LINE_KEEP * len(wb):
+        return False
+    figures_a = {w for w in extra_a if _FIGURE.fullmatch(w)}
+    figures_b = {w for w in extra_b if _FIGURE.fullmatch(w)}
+    return not (figures_a and figures_b and figures_a != figures_b)

@@ -43,6 +43,66 @@ def _paragraphs(text: str) -> str:
     return "\n\n".join(line for line in lines if line)
 
 
+# Page furniture that extraction lets through as a paragraph of its own: a newsletter or subscription
+# box, a cookie notice, a share or follow prompt, a byline or dateline line. Only short paragraphs are
+# tested (a story that discusses cookies or newsletters keeps its sentences). A syndicated story's copies
+# differ by exactly these lines, so with them in the text two copies of a 300-character story were two
+# stories (issue 34).
+FURNITURE_WORDS = 40
+_FURNITURE = re.compile(
+    r"(\b(sign up|subscribe|register)\b.{0,80}\b(newsletter|briefing|bulletin|inbox|e-?mails?|updates)\b"
+    r"|\bnewsletter\b.{0,60}\b(sign up|subscribe|inbox)\b"
+    r"|\b(we|this (web)?site|our (web)?site)\b.{0,30}\buses? cookies\b|\baccept (all )?cookies\b"
+    r"|\bcookie (policy|settings|preferences)\b"
+    r"|^(share|email|print|tweet)( this)?( (article|story|page))?( on \w+)?[.:!]?$"
+    r"|^follow us\b|^read more\b|^click here\b|\ball rights reserved\b|^advertisement$"
+    r"|^(related|recommended)( (stories|articles|content|reading))?:?$)",
+    re.IGNORECASE)
+_MONTH = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = rf"(\d{{4}}-\d{{2}}-\d{{2}}|{_MONTH} \d{{1,2}},? \d{{4}}|\d{{1,2}} {_MONTH},? \d{{4}})"
+_TIME = r"\d{1,2}[:.]\d{2}( ?[ap]\.?m\.?)?( ?[A-Z]{2,4})?"
+_STAMP = re.compile(rf"((published|updated|posted|last updated)( on)?:?\s*)?{_DATE}([\s,|·•–-]+({_TIME}))?",
+                    re.IGNORECASE)
+_NAME_WORD = r"(?:[A-Z][\w.'’-]*|and|de|van|von|al|bin)"
+_NAME = re.compile(rf"^(By|BY|From) ({_NAME_WORD}(?: {_NAME_WORD}){{0,5}})(?=$|\s*[|,·•–-])")
+_SEPARATORS = re.compile(r"^[\s|,·•–.-]*$")
+
+
+def is_furniture(paragraph: str) -> bool:
+    """Whether a paragraph is page furniture, not the story's text (see FURNITURE_WORDS): a newsletter,
+    cookie, share or follow line, or a line that is only a byline and/or a date and time ("By Staff
+    Reporter | Dec 3, 2026, 08:00 GMT", "Updated: 3 December 2026")."""
+    line = paragraph.strip()
+    if not line or len(line.split()) > FURNITURE_WORDS:
+        return False
+    if _FURNITURE.search(line):
+        return True
+    rest = line
+    name = _NAME.match(rest)
+    if name:
+        rest = rest[name.end():]
+    rest = _STAMP.sub("", rest, count=1)
+    return bool(_SEPARATORS.match(rest)) and (name is not None or rest != line)
+
+
+def _without_furniture(text: str, title: str) -> str:
+    """The paragraphs that are the story: furniture dropped; a headline (and byline) that extraction
+    ran into the first paragraph taken off it."""
+    paras = [p for p in text.split("\n\n") if not is_furniture(p)]
+    if paras and title and paras[0].lower().startswith(title.lower() + " ") and len(paras[0]) > 2 * len(title):
+        paras[0] = paras[0][len(title):].strip()
+    for _ in range(3):  # "By Staff Reporter | Dec 3, 2026, 08:00 GMT Pyongyang ...", a page may carry two
+        m = _BYLINE_LEAD.match(paras[0]) if paras else None
+        if not (m and m.group(1) and m.end() < len(paras[0])):
+            break
+        paras[0] = paras[0][m.end():].strip()
+    return "\n\n".join(p for p in paras if p.strip())
+
+
+# a byline and date run into the first paragraph's start: "By Staff Reporter | Dec 3, 2026, 08:00 GMT Pyongyang ..."
+_BYLINE_LEAD = re.compile(rf"^(By [A-Z][\w.' -]{{1,60}}?\s*[|,·•–-]\s*)?(?i:{_DATE})([\s,|·•–-]+(?i:{_TIME}))?\s+")
+
+
 def _title(title: str, site: str) -> str:
     """The headline without a trailing " | Site Name" that many pages add to <title>."""
     title = unicodedata.normalize("NFC", title)
@@ -125,7 +185,9 @@ def extract(html: bytes, url: str) -> Page | None:
     title = clean_line(doc.title)
     site = site_name(html, title) or site_label(url)
     title = _title(title, site)
-    text = _paragraphs(doc.text or "")
+    text = _without_furniture(_paragraphs(doc.text or ""), title)
+    if not text:
+        return None
     first, _, rest = text.partition("\n\n")
     if rest and title and first.strip().lower() == title.lower():
         text = rest  # the headline repeated as the first paragraph
