@@ -330,3 +330,50 @@ def test_a_verdict_takes_effect_at_once_both_ways_and_rescore_apply_asks_the_ser
         code, err = stop(proc)
     assert code == 0, err
     assert "event=rescored reason='verdicts'" in err and "reason='asked by ingest rescore --apply'" in err
+
+
+def test_poll_now_in_the_web_view_makes_the_service_poll_a_feed_at_once(tmp_path, seeds_dir, web):
+    """Under `ingest run` (next poll 12 h away), the feed page's Poll now: the service polls that feed
+    within seconds and finds the entry added since."""
+    import re
+
+    import httpx
+
+    from .test_web import _free_port
+
+    h = web.host(9)
+    title, body = article_text("on_hyesan_gold")
+    first = h.add("/a.html", article_page(title, body))
+    feed = h.add("/feed.xml", rss("Gold", [{"title": title, "link": first, "guid": "a"}]),
+                 content_type="application/rss+xml")
+    listen = f"127.0.0.1:{_free_port()}"
+    cfg = write_config(tmp_path, [feed], f'[schedule]\npoll_interval = "12h"\nmin_interval = "12h"\n'
+                                         f'shutdown_timeout = "1s"\n[web]\nlisten = "{listen}"\n')
+    proc = start(cfg)
+    try:
+        db_path = tmp_path / "store" / "ingest.db"
+        wait_for(lambda: db_path.exists() and sqlite3.connect(db_path).execute(
+            "SELECT COUNT(*) FROM articles").fetchone()[0] == 1, what="the first poll's article")
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://{listen}/healthz", timeout=2).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, what="the web view")
+        t2, b2 = article_text("on_mine_collapse")
+        second = h.add("/b.html", article_page(t2, b2))
+        h.add("/feed.xml", rss("Gold", [{"title": t2, "link": second, "guid": "b"},
+                                        {"title": title, "link": first, "guid": "a"}]),
+              content_type="application/rss+xml")
+        with httpx.Client(base_url=f"http://{listen}", timeout=30) as client:
+            page = client.get("/feeds")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            fid = int(re.search(r'href="/feeds/(\d+)"', page.text).group(1))
+            r = client.post(f"/feeds/{fid}/poll", data={"csrf": token}, follow_redirects=True)
+            assert r.status_code == 200 and "The service polls it now" in r.text
+        wait_for(lambda: len(h.hits("/b.html")) == 1, what="the service to poll the feed and fetch the new page")
+        assert len(h.hits("/feed.xml")) == 2
+    finally:
+        stop(proc)

@@ -303,3 +303,54 @@ def test_a_site_is_labelled_by_its_declared_name_or_its_host_the_same_on_every_s
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_feeds_are_added_paused_removed_and_shown_from_the_browser(tmp_path, seeds_dir, web):
+    """The Feeds page under `ingest serve`: Add feed runs discovery (each feed found reported) and writes
+    config.toml keeping its comments; Pause, Resume and Remove write it too; Poll now says why serve
+    cannot; a feed's page lists its entries with what became of each, its settings and its JSON/OPML;
+    a POST without the CSRF token changes nothing."""
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:1])
+    cfg.write_text("# my feeds\n" + cfg.read_text(), encoding="utf-8")
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    h = web.host(63)
+    section = h.add("/sec/", '<html><head><link rel="alternate" type="application/rss+xml" href="latest.xml">'
+                             '<link rel="alternate" type="application/atom+xml" href="/gone.xml"></head></html>')
+    h.add("/sec/latest.xml", rss("Section latest", [{"title": "x", "link": news.pages["on_mine_collapse"],
+                                                     "guid": "x"}]), content_type="application/rss+xml")
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        with httpx.Client(base_url=f"http://{listen}", timeout=30) as client:
+            token = _csrf(client, "/feeds")
+            assert client.post("/feeds/add", data={"url": section}).status_code == 403  # no token
+            r = client.post("/feeds/add", data={"url": section, "category": "Mining", "csrf": token})
+            assert r.status_code == 200
+            assert "added: Section latest" in r.text and "gone.xml: HTTP 404" in r.text, r.text
+            text = cfg.read_text(encoding="utf-8")
+            assert "# my feeds" in text and h.url("/sec/latest.xml") in text and 'category = "Mining"' in text
+            listing = client.get("/feeds").text
+            assert "Section latest" in listing and "not polled yet" in listing
+            ids = {m.group(2): int(m.group(1)) for m in re.finditer(r'href="/feeds/(\d+)">([^<]+)</a>', listing)}
+            first = ids["Feed A"]
+            # a feed's page: entries with what became of each, settings, JSON and OPML
+            page = client.get(f"/feeds/{first}").text
+            assert "Recent entries" in page and "rejected: score" in page and 'href="/a/' in page, page
+            assert client.get(f"/feeds/{first}.json").json()["articles_kept"] >= 1
+            assert "<opml" in client.get(f"/feeds/{first}.opml").text
+            # serve polls nothing: the button's answer says what does
+            r = client.post(f"/feeds/{first}/poll", data={"csrf": token})
+            assert "polls nothing" in r.text and "ingest run" in r.text
+            new = ids.get("Section latest") or int(re.search(r'href="/feeds/(\d+)">Section latest', client.get(
+                "/feeds").text).group(1))
+            r = client.post(f"/feeds/{new}/pause", data={"csrf": token}, follow_redirects=True)
+            assert "Paused" in r.text and "enabled = false" in cfg.read_text(encoding="utf-8")
+            r = client.post(f"/feeds/{new}/resume", data={"csrf": token}, follow_redirects=True)
+            assert "Resumed" in r.text and "enabled = false" not in cfg.read_text(encoding="utf-8")
+            r = client.post(f"/feeds/{new}/remove", data={"csrf": token}, follow_redirects=True)
+            assert "Removed" in r.text and h.url("/sec/latest.xml") not in cfg.read_text(encoding="utf-8")
+            assert "# my feeds" in cfg.read_text(encoding="utf-8")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

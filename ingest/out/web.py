@@ -39,12 +39,10 @@ from starlette.staticfiles import StaticFiles
 
 from ingest.out.render import environment as _environment
 from ingest.out.web_context import WebContext
+from ingest.out.web_feeds import feed_routes
 from ingest.out.web_teaching import teaching_routes
 from ingest.run.feedback import Preview, model_report, snippet
-from ingest.run.schedule import explain_state
-from ingest.sources.urls import display, display_host, redact_text
 from ingest.store import SearchError
-from ingest.timefmt import every
 from ingest.timefmt import short as _date
 
 if TYPE_CHECKING:
@@ -210,22 +208,6 @@ def make_app(ctx: WebContext) -> Starlette:
                     rejected=rejected, hits=hits[:PAGE_SIZE], error=error, more=more,
                     next_url="/search?" + urlencode(params))
 
-    async def feeds(request: Request) -> Response:
-        now = ctx.clock()
-        counts = aggregate("feed_counts", ctx.store.feed_counts)
-        rows = []
-        config = ctx.config()
-        for f in ctx.store.feeds():
-            own = config.feed(f.config_url)
-            rows.append({"name": f.name or f.title or display_host(f.config_url), "url": display(f.config_url),
-                         "category": own.category if own else "",
-                         "state": f.state if f.enabled else "paused", "summary": redact_text(explain_state(f, now)),
-                         "last_error": redact_text(f.last_error) if f.last_error else None,
-                         "last_success": _date(f.last_success), "next_poll": _date(f.next_poll),
-                         "interval": every(f.interval) if f.interval else "",
-                         "kept": counts.get(f.id, (0, 0))[1]})
-        return page(request, "feeds.html", title="Feeds", nav="feeds", feeds=rows)
-
     def _digest_files() -> dict[str, Path]:
         folder = ctx.store.root / "digests"
         return {p.name: p for p in folder.glob("*.html")} if folder.is_dir() else {}
@@ -265,7 +247,7 @@ def make_app(ctx: WebContext) -> Starlette:
     routes = [
         Route("/", corpus), Route("/a/{id:int}", article), *routes_teaching,
         Route("/favicon.ico", favicon), Route("/search", search),
-        Route("/feeds", feeds), Route("/digests", digests), Route("/digests/{name}", digest_file),
+        *feed_routes(ctx, page, form, aggregate), Route("/digests", digests), Route("/digests/{name}", digest_file),
         Route("/healthz", healthz), Route("/metrics", metrics),
         Mount("/static", StaticFiles(packages=[("ingest.out", "static")]), name="static"),
     ]

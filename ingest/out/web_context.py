@@ -30,6 +30,8 @@ class WebContext:
     # the service re-decides the other pages after a verdict (ingest.service.teaching); None (`ingest serve`):
     # the Apply button does it
     on_verdict: Callable[[], None] | None = None
+    # the service polls these feeds (all with None) now; None (`ingest serve`): nothing here polls
+    poll_now: Callable[[list[int] | None], Awaitable[int]] | None = None
 
     async def write(self, fn: Callable[[SqlStore], Any]) -> Any:
         return await self.writer(fn) if self.writer is not None else fn(self.store)

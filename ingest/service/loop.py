@@ -182,7 +182,7 @@ class Service:
         self.reader, self.metrics = open_store(self.config, readonly=True), Metrics()
         ctx = WebContext(self.reader, lambda: self.config, lambda: self.seeds, self.metrics, self.clock,
                          writer=lambda fn: self.db(fn, self.store),
-                         on_verdict=lambda: self.teaching.rescore("verdicts"))
+                         on_verdict=lambda: self.teaching.rescore("verdicts"), poll_now=self._poll_now)
         self.web = make_server(make_app(ctx))
         self.web_task = asyncio.ensure_future(self.web.serve(sockets=[sock]))
         self.web_url = f"http://{web.listen}/"
@@ -270,6 +270,14 @@ class Service:
         if polls:
             await asyncio.wait(polls)
         await fetcher.__aexit__(None, None, None)
+
+    async def _poll_now(self, feed_ids: list[int] | None) -> int:
+        """The web view's Poll now: these feeds (every pollable one with None) are due now."""
+        n = await self.db(self.store.poll_feeds_now, self.clock(), feed_ids)
+        log.info("event=poll_now feeds=%d asked_by=web", n)
+        if self.worker is None:
+            await self._arm_poll()
+        return int(n)
 
     # -- jobs -----------------------------------------------------------------
 

@@ -193,6 +193,20 @@ def remove_feed(path: Path, ref: str, known: tuple[FeedSettings, ...]) -> FeedSe
     return target
 
 
+def set_enabled(path: Path, url: str, enabled: bool) -> None:
+    """Pause (``enabled = false``) or resume a listed feed; its state and history stay in the store."""
+    doc = _load_doc(path)
+    for table in _feeds_aot(doc):
+        if same_feed(str(table.get("url", "")).strip(), url):
+            if enabled:
+                table.pop("enabled", None)
+            else:
+                table["enabled"] = False
+            _save_doc(path, doc)
+            return
+    raise FeedListError(f"{path}: no [[feeds]] table for {display(url)}")
+
+
 # -- OPML -----------------------------------------------------------------------
 
 @dataclass

@@ -196,6 +196,14 @@ class StoreContract(Protocol):
     def pages_by_ids(self, ids: Sequence[int]) -> Mapping[int, Record]:
         ...
 
+    def feed_entries(self, feed_id: int, limit: int = 50) -> Sequence[Record]:
+        """The feed's newest entries with what became of each (outcome, score, threshold, reason, article)."""
+        ...
+
+    def poll_feeds_now(self, now: float, feed_ids: Collection[int] | None = None) -> int:
+        """Make these feeds (all pollable ones with None) due now; returns how many."""
+        ...
+
     def feeds_of_pages(self, ids: Sequence[int]) -> Mapping[int, list[int]]:
         """Page id -> the ids of the feeds that listed it."""
         ...

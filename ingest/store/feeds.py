@@ -34,6 +34,26 @@ class FeedTables(SqlCore):
         sql = "SELECT * FROM feeds" + (" WHERE active=1" if active_only else "") + " ORDER BY id"
         return [feed_row(r) for r in self.db.execute(sql)]
 
+    def feed_entries(self, feed_id: int, limit: int = 50) -> list:
+        """The feed's newest entries with what became of each: the page's outcome, score, threshold and
+        reason, and the article it is (kept) or is a copy of (duplicate)."""
+        return self.db.execute(
+            "SELECT e.title, e.link, e.published, e.first_seen, p.id AS page_id, p.outcome, p.score, p.threshold, "
+            "p.reason, p.article_id FROM entries e LEFT JOIN pages p ON p.id = e.page_id WHERE e.feed_id = ? "
+            "ORDER BY e.first_seen DESC, e.key LIMIT ?", (feed_id, limit)).fetchall()
+
+    def poll_feeds_now(self, now: float, feed_ids: Collection[int] | None = None) -> int:
+        """Make these feeds (all pollable ones with None) due now, whatever their schedule; returns how many."""
+        where, args = "active = 1 AND enabled = 1 AND state <> 'disabled'", [now]
+        if feed_ids is not None:
+            ids = list(feed_ids)
+            if not ids:
+                return 0
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args += ids
+        with self.transaction() as db:
+            return int(db.execute(f"UPDATE feeds SET next_poll = ? WHERE {where}", args).rowcount)
+
     def make_all_due(self, now: float) -> None:
         """Every pollable feed is due now (``ingest poll`` on a shared store)."""
         with self.transaction() as db:
