@@ -170,6 +170,20 @@ def test_review_draws_the_model_and_apply_redecides_in_a_browser(tmp_path, seeds
         assert browser.find_elements(By.CSS_SELECTOR, "figure.histogram svg rect")
         thresholds = set(re.findall(r"threshold (\d\.\d{3})", browser.find_element(By.TAG_NAME, "main").text))
         assert len(thresholds) == 1, thresholds  # the model box, the drawing and each item: one number
+        # the same page has the same score on every page: the review's item, its own page, and the corpus list
+        listed = re.findall(r"score (\d\.\d{3}) vs threshold (\d\.\d{3}) · (kept|not kept) · (p\d+)",
+                            browser.find_element(By.TAG_NAME, "main").text)
+        assert listed
+        for score, threshold, _, ref in listed:
+            browser.get(f"http://{listen}/p/{ref[1:]}")
+            text = browser.find_element(By.TAG_NAME, "main").text
+            assert f"score {score} against threshold {threshold}" in text, (ref, text)
+            if "/a/" in browser.current_url:  # a kept page: the article, and its card in the corpus list
+                aid = browser.current_url.rsplit("/", 1)[1].split("?")[0]
+                browser.get(f"http://{listen}/")
+                card = browser.find_element(By.CSS_SELECTOR, f'article.card:has(a[href="/a/{aid}"])').text
+                assert f"score {score}" in card, (ref, card)
+        browser.get(f"http://{listen}/review")
         _shot(browser, tmp_path, "review")
         # a verdict on the first item, then Apply
         browser.find_elements(By.CSS_SELECTOR, "article.card form button.no")[0].click()
