@@ -16,8 +16,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import InMemoryExampleDatabase
 
 from ingest.cli import main
-
-from .web import Web, article_page, article_text, atom, rdf, rss
+from tests.support.web import Web, article_page, article_text, atom, rdf, rss
 
 # examples Hypothesis finds are kept in memory, and its other caches in a temporary folder
 # (see tests/__init__.py for the rest of "nothing written into the repository")
@@ -134,7 +133,7 @@ def build_news_web(web: Web) -> NewsWeb:
 @pytest.fixture(scope="module")
 def pg_database(request):
     """A PostgreSQL database for this test module (skips, with the reason, when no server answers)."""
-    from . import pg
+    from tests.support import pg
 
     why = pg.unavailable()
     if why:
@@ -146,7 +145,7 @@ def pg_database(request):
 @pytest.fixture
 def pg_url(pg_database):
     """The module's PostgreSQL database, emptied for this test."""
-    from . import pg
+    from tests.support import pg
 
     pg.reset(pg_database)
     return pg_database
