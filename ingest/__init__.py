@@ -8,5 +8,5 @@ __version__ = "0.2.0"
 # fetches) whenever those are installed, and they are (uvicorn, apprise and our progress bar bring
 # them). seed-ingest never runs that client; a None entry makes the import fail as httpx expects
 # when they are missing (it then defines a stub). Checked by
-# tests/test_service.py (a service that never loads them).
+# tests/service/test_service.py (a service that never loads them).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 ``Poll`` gathers the facts (a page's fetch result, its score, which stored
 article it is, if any) and commits what these functions decide; they are
-unit-tested on their own (tests/test_decide.py).
+unit-tested on their own (tests/judge/test_decide.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ never writes to (and so copies) the shared pages.
 
 dateparser's parser keeps no state between dates that changes a result (it is
 built without try_previous_locales), so warming it changes no extraction:
-tests/test_preload.py extracts the same pages with and without it.
+tests/run/test_preload.py extracts the same pages with and without it.
 """
 
 import gc

@@ -202,7 +202,7 @@ class Fetcher:
                 transport = httpx.AsyncHTTPTransport(verify=self._ssl, trust_env=False, limits=limits,
                                                      proxy=httpx.Proxy(proxy) if proxy else None)
                 # httpx has no public hook for the network backend; its pool keeps it here (a test
-                # fails if a new httpx moves it: tests/hostile/test_nothing_leaked.py)
+                # fails if a new httpx moves it: tests/e2e/hostile/test_nothing_leaked.py)
                 pool = getattr(transport, "_pool", None)
                 if pool is not None and hasattr(pool, "_network_backend"):
                     pool._network_backend = PinnedBackend(self._pins)

@@ -2,7 +2,7 @@
 
 ``ingest.store.sqlite.Store`` implements it (mypy checks that it does: see the
 end of that module); a PostgreSQL backend must implement the same methods with
-the same meaning, and pass the same contract tests (tests/test_store.py).
+the same meaning, and pass the same contract tests (tests/store/test_store.py).
 Rows come back as :class:`Record`: read by column name (``row["title"]``),
 which sqlite3.Row and psycopg's dict rows both are; feeds come back typed
 (:class:`FeedRow`). Nothing outside the store writes SQL.
