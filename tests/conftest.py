@@ -149,3 +149,15 @@ def pg_url(pg_database):
 
     pg.reset(pg_database)
     return pg_database
+
+
+SLOW_FOLDERS = ("e2e", "service")  # the whole tool in subprocesses: always slow
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Mark the tests `pytest -m "not slow"` leaves out: those under tests/e2e/ and tests/service/ (the
+    others say so with @pytest.mark.slow)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)

@@ -15,7 +15,7 @@ recently fetched pages, kept and rejected, plus the batch being decided):
 2. **Self-trained logistic regression** on the same vectors: the seeds and
    the top of the cosine ranking are pseudo-positives, its bottom 70 %
    pseudo-negatives, the middle left out; a few rounds re-label from the
-   model's own decision values z (positives: z > 1, 1.5 on a small stream). A pseudo-positive weighs
+   model's own decision values z (positives: z > 1). A pseudo-positive weighs
    a quarter of a seed, and a term counts for the topic only when two
    positive examples share it and they hold it more often than the stream
    does (one page's incidental words cannot pull others in). The user's verdicts are labels too: "relevant" weighs as a
@@ -101,27 +101,10 @@ KEPT_SHARE_MAX = 0.4
 CANNOT_SEPARATE = ("the model cannot separate the seeds' topic from the rest of the stream ({why}): "
                    "more seeds, or more specific ones, would help, and so would verdicts on the pages "
                    "`ingest review` lists")
-POSITIVE_CUT = 1.0  # later rounds: texts with z above this are pseudo-positives (0 drifts at low shares)
-# ... on a small stream, higher: there self-training drifted. After a relevant verdict on a page at the topic's
-# edge, pages sharing its general words ("japan", "treasury", "secretary") crossed z = 1, became pseudo-positives
-# and pulled in more like them: a round of verdicts let up to 6 unrelated pages join at ~0.8 (trade: F1 -0.23 in
-# one round). Measured on the development topics (bench/relevance.py --small, 5 draws): cut 1.0 / 1.25 / 1.5 /
-# 1.75 / 2.0: F1 gain over 20 verdicts +0.089 / +0.087 / +0.107 / +0.077 / +0.048, worst round -0.075 / -0.065 /
-# -0.021 / -0.040 / -0.075; on a second set of 5 draws 1.0 / 1.5 gave +0.091 / +0.072, worst -0.043 / -0.055.
-# Over both (10 draws a topic) the gain is the same (+0.090 / +0.089) and so is the worst round (-0.034 /
-# -0.036), but 1.5 has one topic with a round below -0.02 where 1.0 has four: fewer unrelated joins. On a large
-# stream (3,000 pages, --feedback) 1.5 everywhere helped at a 2 % share (F1 after 10 verdicts 0.589 -> 0.616)
-# but hurt at 15 % (0.826 -> 0.753; label-free 0.647 -> 0.616): with many on-topic pages, expansion through
-# pseudo-positives is how recall grows. The cut moves from POSITIVE_CUT_SMALL to POSITIVE_CUT as the stream
-# grows from SMALL_STREAM to twice that
-POSITIVE_CUT_SMALL = 1.5
-SMALL_STREAM = 500
-
-
-def _positive_cut(n: int) -> float:
-    """The decision value above which a text is a pseudo-positive in self-training's later rounds."""
-    t = min(max((n - SMALL_STREAM) / SMALL_STREAM, 0.0), 1.0)
-    return POSITIVE_CUT_SMALL + t * (POSITIVE_CUT - POSITIVE_CUT_SMALL)
+# later rounds: texts with z above this are pseudo-positives (0 drifts at low shares). On a small stream a higher
+# cut (1.5) was tried and not adopted: over 10 draws a development topic it gained the same and dropped as much
+# in its worst round as 1.0 (docs/relevance.md, "What the first fix left")
+POSITIVE_CUT = 1.0
 
 
 class _Matrix:
@@ -409,7 +392,6 @@ def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray, labels: np.nd
     upos = np.flatnonzero(judged & (labels == 1.0))
     uneg = np.flatnonzero(judged & (labels == 0.0))
     min_pseudo = max(MIN_POSITIVES - len(upos), 0)  # pages the user judged relevant are positives already
-    positive_cut = _positive_cut(n)
     theta = None
     pos_prev: frozenset[int] = frozenset()
     rounds, r = ROUNDS, 0
@@ -419,7 +401,7 @@ def _self_train(x: sparse.csr_matrix, n: int, ranking: np.ndarray, labels: np.nd
         if r == 0:
             pos = order[:first_k]
         else:
-            pos = free[z[free] > positive_cut]
+            pos = free[z[free] > POSITIVE_CUT]
             if len(pos) < min_pseudo:
                 pos = order[:min_pseudo]
         neg = order[len(order) - int(NEGATIVE_SHARE * len(order)):]
