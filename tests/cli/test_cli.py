@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, build_news_web, run_cli, write_config
 from tests.support.web import FIXTURES
 
@@ -36,6 +38,7 @@ def test_score_stdin(tmp_path, seeds_dir):
     assert '"path": "-"' in p.stdout
 
 
+@pytest.mark.slow
 def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
     """`score` on the texts a poll sees, on an equal (fresh) store, makes the poll's decisions, learning
     from the texts it scores as the poll's window does."""
@@ -67,6 +70,7 @@ def test_score_matches_poll_decisions(tmp_path, seeds_dir, web):
         assert decided[str(f)]["relevant"] == (url in kept_urls), url
 
 
+@pytest.mark.slow
 def test_export_fields(tmp_path, seeds_dir, web):
     news = build_news_web(web)
     cfg = write_config(tmp_path, news.feeds)

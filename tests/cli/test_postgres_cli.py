@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ingest.store.schema_postgres import SCHEMA_VERSION
 from tests.conftest import ON, build_news_web, run_cli, write_config
+
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
 
 
 def _config(tmp_path, news, pg_url, extra: str = ""):

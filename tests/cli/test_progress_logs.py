@@ -9,7 +9,11 @@ import pty
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, build_news_web, run_cli, write_config
+
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
 
 
 def test_log_format_json(tmp_path, seeds_dir, web):

@@ -263,6 +263,7 @@ def _peak_beside_unpacked(window: list[bytes], work):
     return result, peak, unpacked
 
 
+@pytest.mark.slow
 def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
     """A worker learns the model from the store's window (packed term counts). Unpacking the whole
     window into dicts, with three copies of its matrix, once took 2.5x the unpacked window (a
@@ -278,6 +279,7 @@ def test_learning_from_a_window_holds_no_more_than_the_window_unpacked():
     assert peak < 1.3 * unpacked, f"learning peaked at {peak / 1e6:.1f} MB, unpacked: {unpacked / 1e6:.1f} MB"
 
 
+@pytest.mark.slow
 def test_rescoring_a_window_gives_the_same_scores_in_bounded_memory():
     """A model learned from a provisional window re-scores that window to re-decide its pages. Scoring
     it all at once built Python lists per term occurrence (1.9x the unpacked window, on top of what

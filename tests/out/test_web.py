@@ -11,11 +11,14 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REPO, build_news_web, run_cli, stale_polls, write_config
 from tests.service.test_service import FAST, start, wait_for
 from tests.support.web import article_page, rss
+
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
 
 
 def _free_port(host: str = "127.0.0.1") -> int:

@@ -16,6 +16,7 @@ def test_ruff_clean():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_mypy_clean(tmp_path):
     pytest.importorskip("mypy")
     # the cache goes to a temporary folder: the suite writes nothing into the repository

@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from ingest.config import load_config
 from ingest.run.model_keeper import MATURE, REFRESH_PAGES
 from ingest.run.poll import Poll
@@ -28,6 +30,8 @@ from tests.conftest import run_cli, write_config
 from tests.e2e.test_workers import rows, start
 from tests.service.test_service import wait_for
 from tests.support.web import article_page, rss
+
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
 
 TOPIC = ("gold mine mining alluvial ore Hyesan Ryanggang province North Korean authorities smuggling "
          "foreign currency labour workers prosecutor state security river Amnok sand washing mineral "

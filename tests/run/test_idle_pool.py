@@ -9,7 +9,11 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.run.executor import _stop_fork_server, make_executor
+
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
 
 
 def _pid() -> int:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
+
 PAGES = REPO.parent / "shared" / "data" / "extraction" / "trafilatura-eval" / "pages"
 
 SCRIPT = """

@@ -18,6 +18,8 @@ from ingest.text.terms import term_counts, tokens
 from tests.conftest import SHARED, run_cli, write_config
 from tests.support.web import article_page, rss
 
+pytestmark = pytest.mark.slow  # subprocesses and whole polls: left out by -m "not slow"
+
 REUTERS = SHARED / "data" / "reuters" / "articles.jsonl.gz"
 SIZE, ON_TOPIC, SEEDS, ROUNDS, PER_ROUND = 250, 15, 3, 4, 5
 

@@ -50,6 +50,7 @@ def test_ttl_and_syndication_hints():
 
 
 @pytest.mark.skipif(not REALWORLD.exists(), reason="shared data absent")
+@pytest.mark.slow
 def test_captured_real_world_feeds():
     """Every captured feed parses; every feedparser entry with an id or a link is kept."""
     for line in (REALWORLD / "index.jsonl").read_text().splitlines():

@@ -7,6 +7,8 @@ import collections
 import gzip
 import time
 
+import pytest
+
 from ingest.config import FetchSettings
 from ingest.sources.fetch import Fetcher, parse_retry_after
 from tests.support.web import redirect
@@ -99,6 +101,7 @@ def test_total_timeout_bounds_a_slow_drip(web):
     assert "timed out" in r.error and time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_per_host_concurrency_and_spacing(web):
     h = web.host(2)
     for i in range(8):

@@ -42,9 +42,10 @@ def test_huge_retry_after_is_capped_and_nothing_overflows(tmp_path, seeds_dir, w
     assert r.code == 0
     db = sqlite3.connect(tmp_path / "store" / "ingest.db")
     (retry_after,) = db.execute("SELECT retry_after FROM feeds WHERE config_url=?", (feed_busy,)).fetchone()
-    assert before < retry_after <= time.time() + 2 * 3600  # capped at max_interval
+    # a server's delay is its request, honoured whatever max_interval says (issue 34), up to a bound of its own
+    assert time.time() + 2 * 3600 < retry_after <= time.time() + 30 * 86400
     for (retry_at,) in db.execute("SELECT retry_at FROM pages WHERE retry_at IS NOT NULL"):
-        assert retry_at <= time.time() + 2 * 3600
+        assert retry_at <= time.time() + 30 * 86400
     db.close()
     for args in (("status",), ("status", "--json"), ("digest", "--since", "1d"), ("export",), ("poll",)):
         r = run_cli("--config", str(cfg), *args)
