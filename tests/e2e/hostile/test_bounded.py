@@ -37,7 +37,6 @@ def test_huge_retry_after_is_capped_and_nothing_overflows(tmp_path, seeds_dir, w
                      {"title": "b", "link": pages.url("/b.html"), "guid": "b"}])
     cfg = write_config(tmp_path, [feed_busy, feed], KEEP_ALL + '[schedule]\nmax_interval = "2h"\n')
     cfg.write_text(cfg.read_text().replace("robots = false", "robots = false\nper_host = 1"))
-    before = time.time()
     r = run_cli("--config", str(cfg), "poll", "--json")
     assert r.code == 0
     db = sqlite3.connect(tmp_path / "store" / "ingest.db")
