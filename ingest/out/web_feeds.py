@@ -189,9 +189,11 @@ def feed_routes(ctx: WebContext, page: Callable[..., Response],
             entries.append({"title": e["title"] or display(e["link"]), "link": e["link"],
                             "seen": _date(e["first_seen"]), "outcome": e["outcome"] or "new", "what": what,
                             "article": e["article_id"], "page": e["page_id"]})
+        history = [{"at": _date(h["at"]), "state": h["state"], "reason": redact_text(h["reason"]),
+                    "interval": every(h["interval"]) if h["interval"] else ""} for h in ctx.store.feed_history(fid)]
         done = FEED_MESSAGES.get(request.query_params.get("done", ""))
         return page(request, "feed.html", title=info["name"] or info["config_url"], nav="feeds", feed=info,
-                    fid=fid, entries=entries, error=error, polls=ctx.poll_now is not None,
+                    fid=fid, entries=entries, history=history, error=error, polls=ctx.poll_now is not None,
                     **({"flash": done} if done else {}))
 
     async def feed_json(request: Request) -> Response:

@@ -200,6 +200,10 @@ class StoreContract(Protocol):
         """The feed's newest entries with what became of each (outcome, score, threshold, reason, article)."""
         ...
 
+    def feed_history(self, feed_id: int, limit: int = 20) -> Sequence[Record]:
+        """The feed's latest changes of state and interval (at, state, interval, reason), newest first."""
+        ...
+
     def poll_feeds_now(self, now: float, feed_ids: Collection[int] | None = None) -> int:
         """Make these feeds (all pollable ones with None) due now; returns how many."""
         ...

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Iterable
 
 from ingest.sources.urls import host_of
 from ingest.store.core import SqlCore
 from ingest.store.rows import FEED_COLUMNS, FeedRow, feed_row
+
+HISTORY = 100  # changes of state and interval kept per feed
 
 
 class FeedTables(SqlCore):
@@ -83,7 +86,25 @@ class FeedTables(SqlCore):
             raise ValueError(f"not feed columns: {', '.join(sorted(unknown))}")
         cols = ", ".join(f'"{k}"=?' for k in fields)  # quoted: "interval" is a keyword in PostgreSQL
         with self.transaction() as db:
+            before = db.execute('SELECT state, "interval", state_reason FROM feeds WHERE id=?', (feed_id,)).fetchone()
             db.execute(f"UPDATE feeds SET {cols} WHERE id=?", (*fields.values(), feed_id))
+            if before is None or not ({"state", "interval"} & fields.keys()):
+                return
+            state = fields.get("state", before[0])
+            interval = fields.get("interval", before[1])
+            if (state, interval) != (before[0], before[1]):  # a change of state or interval: the feed's history
+                at = next((fields[k] for k in ("last_poll", "last_error_at", "last_success") if fields.get(k)),
+                          None) or time.time()
+                reason = str(fields.get("state_reason", before[2] or ""))[:300]
+                db.execute('INSERT INTO feed_history (feed_id, at, state, "interval", reason) VALUES (?,?,?,?,?)',
+                           (feed_id, at, state, interval, reason))
+                db.execute("DELETE FROM feed_history WHERE feed_id = ? AND at < (SELECT at FROM feed_history "
+                           "WHERE feed_id = ? ORDER BY at DESC LIMIT 1 OFFSET ?)", (feed_id, feed_id, HISTORY - 1))
+
+    def feed_history(self, feed_id: int, limit: int = 20) -> list:
+        """The feed's latest changes of state and interval, newest first."""
+        return self.db.execute('SELECT at, state, "interval", reason FROM feed_history WHERE feed_id = ? '
+                               "ORDER BY at DESC LIMIT ?", (feed_id, limit)).fetchall()
 
     # -- hosts ----------------------------------------------------------
 

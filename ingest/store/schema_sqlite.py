@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -141,6 +141,11 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     stats TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS feed_history (  -- a feed's changes of state and interval (its page shows them)
+    feed_id INTEGER NOT NULL REFERENCES feeds(id), at REAL NOT NULL,
+    state TEXT NOT NULL, interval REAL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS feed_history_feed ON feed_history(feed_id, at);
 """
 
 # schema 6: trafilatura's site name fell back to the URL's netloc, userinfo (user:password@) included;
@@ -170,4 +175,5 @@ MIGRATIONS = {
     9: ["ALTER TABLE articles ADD COLUMN day TEXT",
         "UPDATE articles SET day = CASE WHEN published GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
         "THEN substr(published, 1, 10) ELSE date(fetched, 'unixepoch') END"],
+    10: [],  # feed_history comes from SCHEMA
 }

@@ -340,6 +340,7 @@ def test_feeds_are_added_paused_removed_and_shown_from_the_browser(tmp_path, see
             # a feed's page: entries with what became of each, settings, JSON and OPML
             page = client.get(f"/feeds/{first}").text
             assert "Recent entries" in page and "rejected: score" in page and 'href="/a/' in page, page
+            assert "State and interval" in page and 'class="state-ok">ok</span>' in page  # new -> ok on its poll
             assert client.get(f"/feeds/{first}.json").json()["articles_kept"] >= 1
             assert "<opml" in client.get(f"/feeds/{first}.opml").text
             # serve polls nothing: the button's answer says what does

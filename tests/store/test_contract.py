@@ -308,3 +308,14 @@ def test_model_window_is_trimmed_in_batches(store, monkeypatch):
                           1000.0 + i, outcome="rejected", score=0.1, counts={"w": i + 1})
         sizes.append(len(store.stream()))
     assert sizes == [1, 2, 3, 4, 5, 3, 4, 5]  # grows to 3 + 2, then back to the newest 3
+
+
+def test_a_feeds_changes_of_state_and_interval_are_its_history(store):
+    """Each change of state or interval is recorded with when and why (the feed page shows them); an
+    update that changes neither records nothing."""
+    fid = store.feeds()[0].id
+    store.update_feed(fid, state="ok", interval=1800.0, last_poll=1000.0)
+    store.update_feed(fid, etag='"x"', last_poll=1100.0)  # neither changes
+    store.update_feed(fid, state="error", state_reason="HTTP 500", last_poll=1200.0)
+    history = [(h["at"], h["state"], h["interval"], h["reason"]) for h in store.feed_history(fid)]
+    assert history == [(1200.0, "error", 1800.0, "HTTP 500"), (1000.0, "ok", 1800.0, "")]
