@@ -11,6 +11,7 @@ which sqlite3.Row and psycopg's dict rows both are; feeds come back typed
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -198,6 +199,24 @@ class StoreContract(Protocol):
 
     def feed_entries(self, feed_id: int, limit: int = 50) -> Sequence[Record]:
         """The feed's newest entries with what became of each (outcome, score, threshold, reason, article)."""
+        ...
+
+    def add_candidates(self, site: str, found: Iterable[tuple[str, str, str, datetime | None, str]],
+                       now: float) -> int:
+        """Record backfill candidates (link, source, found_in, date, title); returns how many are new."""
+        ...
+
+    def set_prescores(self, scores: Iterable[tuple[int, float]]) -> None:
+        ...
+
+    def pending_candidates(self, site: str, limit: int = 100) -> Sequence[Record]:
+        """The site's candidates not fetched yet, best pre-score first."""
+        ...
+
+    def candidate_counts(self, site: str) -> dict[str, int]:
+        ...
+
+    def mark_candidates_fetched(self, ids: Sequence[int], now: float) -> None:
         ...
 
     def feed_history(self, feed_id: int, limit: int = 20) -> Sequence[Record]:

@@ -12,7 +12,7 @@ cannot race.
 
 from ingest.store.schema_sqlite import SITE_CLEANUP, SITE_LABELS
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -154,6 +154,12 @@ CREATE TABLE IF NOT EXISTS feed_history (
     state TEXT NOT NULL, "interval" DOUBLE PRECISION, reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feed_history_feed ON feed_history(feed_id, at);
+CREATE TABLE IF NOT EXISTS candidates (
+    id BIGSERIAL PRIMARY KEY, site TEXT NOT NULL, url TEXT NOT NULL UNIQUE, link TEXT NOT NULL,
+    source TEXT NOT NULL, found_in TEXT NOT NULL, date TEXT, title TEXT NOT NULL DEFAULT '',
+    prescore DOUBLE PRECISION, found DOUBLE PRECISION NOT NULL, fetched DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS candidates_site ON candidates(site, fetched);
 CREATE TABLE IF NOT EXISTS host_leases (  -- a host's feeds and page jobs belong to one worker at a time
     host TEXT PRIMARY KEY,
     worker TEXT,                          -- the worker holding it (NULL: free)
@@ -172,7 +178,7 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 # version -> statements run before SCHEMA when upgrading to it
 # 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged;
 # 4: a site label that is no site's name (a headline, a host with its port) is dropped (schema_sqlite's 8);
-# 5: articles.day, the corpus page's order (schema_sqlite's 9); 6: feed_history (schema_sqlite's 10)
+# 5: articles.day, the corpus page's order (schema_sqlite's 9); 6: feed_history (schema_sqlite's 10); 7: candidates (11)
 MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
                                     3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"],
                                     4: [SITE_LABELS],
@@ -180,4 +186,4 @@ MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
                                         "UPDATE articles SET day = CASE WHEN published ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
                                         "substr(published, 1, 10) ELSE to_char(to_timestamp(fetched) AT TIME ZONE "
                                         "'UTC', 'YYYY-MM-DD') END"],
-                                    6: []}  # feed_history comes from SCHEMA
+                                    6: [], 7: []}  # feed_history, then candidates, come from SCHEMA

@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -146,6 +146,18 @@ CREATE TABLE IF NOT EXISTS feed_history (  -- a feed's changes of state and inte
     state TEXT NOT NULL, interval REAL, reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feed_history_feed ON feed_history(feed_id, at);
+CREATE TABLE IF NOT EXISTS candidates (   -- backfill: article URLs a site's history lists (ingest.store.candidates)
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,                   -- the origin, scheme://host[:port]
+    url TEXT NOT NULL UNIQUE,             -- normalised
+    link TEXT NOT NULL,                   -- as listed
+    source TEXT NOT NULL,                 -- sitemap | feed | archive | link
+    found_in TEXT NOT NULL,               -- the sitemap, feed page, archive index or page that listed it
+    date TEXT, title TEXT NOT NULL DEFAULT '',
+    prescore REAL,                        -- the model's score of its URL words and title (NULL: not ranked yet)
+    found REAL NOT NULL, fetched REAL     -- when it was recorded, when its page was fetched (NULL: not yet)
+);
+CREATE INDEX IF NOT EXISTS candidates_site ON candidates(site, fetched);
 """
 
 # schema 6: trafilatura's site name fell back to the URL's netloc, userinfo (user:password@) included;
@@ -176,4 +188,5 @@ MIGRATIONS = {
         "UPDATE articles SET day = CASE WHEN published GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' "
         "THEN substr(published, 1, 10) ELSE date(fetched, 'unixepoch') END"],
     10: [],  # feed_history comes from SCHEMA
+    11: [],  # candidates comes from SCHEMA
 }

@@ -319,3 +319,27 @@ def test_a_feeds_changes_of_state_and_interval_are_its_history(store):
     store.update_feed(fid, state="error", state_reason="HTTP 500", last_poll=1200.0)
     history = [(h["at"], h["state"], h["interval"], h["reason"]) for h in store.feed_history(fid)]
     assert history == [(1200.0, "error", 1800.0, "HTTP 500"), (1000.0, "ok", 1800.0, "")]
+
+
+def test_backfill_candidates_are_recorded_once_and_continue_where_a_run_stopped(store):
+    """A site's candidates: each URL once (normalised), whichever source lists it again; the pending ones
+    best pre-score first, unscored last; fetched ones never pending again; counts by source."""
+    from datetime import UTC, datetime
+
+    site = "http://e.org"
+    first = [("http://e.org/a?utm_source=x", "sitemap", "http://e.org/sitemap.xml", datetime(2025, 1, 2, tzinfo=UTC),
+              ""),
+             ("http://e.org/b", "sitemap", "http://e.org/sitemap.xml", None, "Gold at Hyesan"),
+             ("http://e.org/c", "feed", "http://e.org/feed?paged=2", None, "")]
+    assert store.add_candidates(site, first, 100.0) == 3
+    assert store.add_candidates(site, [("http://e.org/a", "link", "http://e.org/b", None, "")], 200.0) == 0
+    rows = {r["link"]: r for r in store.pending_candidates(site)}
+    assert set(rows) == {"http://e.org/a?utm_source=x", "http://e.org/b", "http://e.org/c"}
+    assert rows["http://e.org/a?utm_source=x"]["date"].startswith("2025-01-02")
+    store.set_prescores([(rows["http://e.org/c"]["id"], 0.9), (rows["http://e.org/a?utm_source=x"]["id"], 0.2)])
+    assert [r["link"] for r in store.pending_candidates(site)] == ["http://e.org/c", "http://e.org/a?utm_source=x",
+                                                                   "http://e.org/b"]
+    store.mark_candidates_fetched([rows["http://e.org/c"]["id"]], 300.0)
+    assert [r["link"] for r in store.pending_candidates(site, limit=1)] == ["http://e.org/a?utm_source=x"]
+    assert store.candidate_counts(site) == {"sitemap": 2, "feed": 1, "archive": 0, "link": 0, "fetched": 1}
+    assert store.pending_candidates("http://f.org") == []
