@@ -62,11 +62,10 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
             print(f"{len(out)} feed(s) in {config.path}", file=sys.stderr)
             return 0
         if action == "add":
-            from ingest.sources.discovery import DiscoveryError
+            from ingest.sources.discovery import DiscoveryError, missing_scheme
 
-            if "://" not in args.url:  # "example.org/feed" or "127.0.0.1:8080/rss.xml": the scheme left out
-                guess = ("http://" if args.url.startswith(("127.", "localhost", "[::1]")) else "https://") + args.url
-                print(f"ingest feeds add: {args.url} has no scheme; did you mean {guess}?", file=sys.stderr)
+            if (hint := missing_scheme(args.url)) is not None:
+                print(f"ingest feeds add: {hint}", file=sys.stderr)
                 return 2
 
             try:

@@ -110,14 +110,15 @@ def feed_routes(ctx: WebContext, page: Callable[..., Response],
     async def add(request: Request) -> Response:
         """Discovery as `ingest feeds add` does it (the service's own fetcher rules), each feed reported."""
         from ingest.sources import subscriptions as subs
-        from ingest.sources.discovery import DiscoveryError, discover
+        from ingest.sources.discovery import DiscoveryError, discover, missing_scheme
         from ingest.sources.fetch import Fetcher
 
         fields = await form(request)
         url = fields.get("url", "").strip()
-        if "://" not in url:
-            return await feeds(request, error=f"{url or 'The URL'} has no scheme: give it with https:// (or "
-                                              f"http://)" if url else "Give the URL of a feed or of a page.")
+        if not url:
+            return await feeds(request, error="Give the URL of a feed or of a page.")
+        if (hint := missing_scheme(url)) is not None:
+            return await feeds(request, error=hint)
         config = config_now()
         try:
             async with Fetcher(config.fetch) as fetcher:

@@ -80,6 +80,15 @@ class Discovery:
         return [t for t in self.tried if t.found is None]
 
 
+def missing_scheme(url: str) -> str | None:
+    """What to say of a URL given without its scheme ("example.org/feed", "127.0.0.1:8080/rss.xml"): the
+    URL it probably is; None when it has one. `feeds add` and the web view's Add feed both ask."""
+    if "://" in url:
+        return None
+    guess = ("http://" if url.startswith(("127.", "localhost", "[::1]")) else "https://") + url
+    return f"{url} has no scheme; did you mean {guess}?"
+
+
 def _usable(parsed: ParsedFeed) -> bool:
     return parsed.error is None and (bool(parsed.entries) or parsed.kind is not FeedKind.RSS or bool(parsed.title))
 
