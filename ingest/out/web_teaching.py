@@ -57,8 +57,7 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
     async def _verdict(ref: str, relevant: bool) -> str:
         """Record and apply the verdict; the redirect's query: what it did to the corpus, and how many
         other pages the model, learned again with it, would decide otherwise."""
-        from ingest.judge.scoring import score_packed
-        from ingest.run.feedback import apply_verdicts, count_changes, mark, own_thresholds, window_stream
+        from ingest.run.feedback import apply_verdicts, count_changes, mark
 
         now = ctx.clock()
 
@@ -70,12 +69,10 @@ def teaching_routes(ctx: WebContext, page: Callable[..., HTMLResponse],
         if ctx.on_verdict is not None:
             ctx.on_verdict()
         msg = "withdrawn" if done.withdrawn else "added" if done.added or done.restored else "recorded"
-        # learning the model again takes up to a second: in a thread, the event loop keeps serving
-        config = ctx.config()
-        rel = config.relevance
-        ids, window, labels = window_stream(ctx.store)
-        scored = await asyncio.to_thread(score_packed, ctx.seeds(), window, labels, rel.language, rel.threshold)
-        pv = count_changes(ctx.store, ids, labels, scored, own_thresholds(ctx.store, config, ids)) if ids \
+        # the model with the verdict, learned once (in a thread) and kept for the page the redirect shows
+        model = await now_view()
+        st = model.standing if model is not None else None
+        pv = count_changes(ctx.store, st.window.ids, st.window.labels, st.scored, st.window.own) if st is not None \
             else Preview(0, 0)
         return urlencode({"done": msg, "join": pv.join, "leave": pv.leave})
 
