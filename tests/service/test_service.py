@@ -352,8 +352,19 @@ def test_poll_now_in_the_web_view_makes_the_service_poll_a_feed_at_once(tmp_path
     proc = start(cfg)
     try:
         db_path = tmp_path / "store" / "ingest.db"
-        wait_for(lambda: db_path.exists() and sqlite3.connect(db_path).execute(
-            "SELECT COUNT(*) FROM articles").fetchone()[0] == 1, what="the first poll's article")
+
+        def one_article() -> bool:
+            if not db_path.exists():
+                return False
+            db = sqlite3.connect(db_path)
+            try:
+                return db.execute("SELECT COUNT(*) FROM articles").fetchone()[0] == 1
+            except sqlite3.OperationalError:  # the file is there, its schema not yet
+                return False
+            finally:
+                db.close()
+
+        wait_for(one_article, what="the first poll's article")
 
         def up() -> bool:
             try:
