@@ -15,7 +15,7 @@ import sqlite3
 import sys
 
 from ingest import __version__
-from ingest.cli import corpus, example, feeds, report, review, service
+from ingest.cli import backfill, corpus, example, feeds, report, review, service
 from ingest.cli.common import OutputError
 from ingest.cli.logs import setup_logging
 from ingest.config import ConfigError, load_config
@@ -33,6 +33,7 @@ plain-text corpus with an SQLite index of where each came from (or, with
 COMMANDS = (  # the parser table: each adds one command and its options
     service.add_run,
     service.add_poll,
+    backfill.add_backfill,
     corpus.add_score,
     report.add_digest,
     corpus.add_export,

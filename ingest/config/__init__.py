@@ -26,6 +26,6 @@ from ingest.config.settings import (
 __all__ = [
     "Config", "ConfigError", "DEFAULT_CONFIG", "DEFAULT_USER_AGENT", "DigestSettings", "FeedSettings",
     "FetchSettings", "NotifySettings", "Paths", "RelevanceSettings", "ScheduleSettings", "StoreSettings",
-    "WebSettings", "WorkerSettings", "_DURATION", "check_listen", "header_value_ok", "is_loopback", "load_config",
-    "parse_duration", "proxy_reason",
+    "WebSettings", "WorkerSettings", "BackfillSettings", "_DURATION", "check_listen", "header_value_ok",
+    "is_loopback", "load_config", "parse_duration", "proxy_reason",
 ]

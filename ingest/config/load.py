@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from ingest.config import schema
 from ingest.config.settings import (
     DEFAULT_CONFIG,
+    BackfillSettings,
     Config,
     ConfigError,
     DigestSettings,
@@ -200,8 +201,11 @@ def _feed(file: Path, i: int, item: Any) -> FeedSettings:
             raise ConfigError(f"{file}: [{where}.threshold] expected a number from 0 to 1 (0 keeps every "
                               f"article of this feed), got {value!r}")
         threshold = float(value)
+    backfill = item.get("backfill", True)
+    if not isinstance(backfill, bool):
+        raise ConfigError(f"{file}: [{where}.backfill] expected true or false, got {backfill!r}")
     return FeedSettings(
-        url=url, name=text("name"), category=text("category"),
+        url=url, name=text("name"), category=text("category"), backfill=backfill,
         user_agent=text("user_agent", header_value_ok, "a line of printable ASCII"),
         headers=tuple(pairs), cookie=text("cookie", header_value_ok, "a Cookie header value (printable ASCII)"),
         proxy=proxy, enabled=enabled, poll_interval=interval, threshold=threshold)
@@ -392,9 +396,35 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
                             start_settle=r.duration("start_settle", WorkerSettings.start_settle))
     r.done()
 
+    backfill = _backfill(file, data)
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
                   schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web,
-                  notify=notify, store=store_settings, worker=worker)
+                  notify=notify, store=store_settings, worker=worker, backfill=backfill)
+
+
+ARCHIVES = ("wayback", "commoncrawl")
+
+
+def _backfill(file: Path, data: dict) -> BackfillSettings:
+    r = _Reader(file, data, "backfill")
+    enabled = r.get("enabled", bool, False, expected="true or false")
+    per_day = r.get("max_pages_per_day", int, BackfillSettings.max_pages_per_day, check=lambda v: v >= 0,
+                    expected="a number of pages (0: none)")
+    names = r.get("archives", list, [], check=lambda v: all(x in ARCHIVES for x in v),
+                  expected='a list of "wayback", "commoncrawl"')
+    endpoints = r.get("archive_endpoints", dict, {},
+                      check=lambda v: all(k in ARCHIVES and isinstance(u, str) and _check_url_ok(u)
+                                          for k, u in v.items()),
+                      expected='a table such as { wayback = "http://127.0.0.1:8090/cdx" } (keys wayback, '
+                               'commoncrawl; http/https URLs)')
+    r.done()
+    return BackfillSettings(enabled=enabled, max_pages_per_day=per_day, archives=tuple(dict.fromkeys(names)),
+                            archive_endpoints=tuple(sorted(endpoints.items())))
+
+
+def _check_url_ok(url: str) -> bool:
+    parts = urlsplit(url.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _pg_url_ok(value: str) -> bool:

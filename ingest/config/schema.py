@@ -24,7 +24,8 @@ class Key:
     example: str | None = None  # a valid TOML value when the default cannot stand in (tests, docs)
 
 
-TABLES = ("paths", "fetch", "relevance", "schedule", "digest", "web", "notify", "store", "worker", "feeds")
+TABLES = ("paths", "fetch", "relevance", "schedule", "digest", "web", "notify", "store", "worker", "backfill",
+          "feeds")
 
 KEYS: tuple[Key, ...] = (
     Key("paths", "seeds", "path", '"seeds"', "folder of seed articles (`*.txt`, UTF-8), relative to the config file"),
@@ -121,6 +122,18 @@ KEYS: tuple[Key, ...] = (
         '"https://example.org/feed.xml"'),
     Key("feeds", "name", "string", '""', "shown in status, digests and the OPML export"),
     Key("feeds", "category", "string", '""', 'the OPML folder, nested with `" / "`'),
+    Key("backfill", "enabled", "boolean", "false",
+        "the service backfills the followed sites' history between polls (`ingest backfill` runs one now; "
+        "see docs/backfill.md)"),
+    Key("backfill", "max_pages_per_day", "integer", "500",
+        "article pages the service's backfill fetches per day (discovery requests not counted)"),
+    Key("backfill", "archives", "list of strings", "[]",
+        'web-archive indexes asked for a site\'s history: `"wayback"`, `"commoncrawl"` (off by default: it '
+        "asks a third party which sites you follow)", '["wayback"]'),
+    Key("backfill", "archive_endpoints", "table", "{}",
+        "an archive's CDX API URL, when not the public one (a mirror, a local pywb)",
+        '{ wayback = "http://127.0.0.1:8090/cdx" }'),
+
     Key("feeds", "enabled", "boolean", "true",
         "`false` pauses the feed: not polled, its state and history kept, `status` says *paused*"),
     Key("feeds", "poll_interval", "duration", None,
@@ -128,6 +141,8 @@ KEYS: tuple[Key, ...] = (
     Key("feeds", "threshold", "number 0–1", None,
         "overrides `[relevance] threshold` for this feed's pages (0 keeps all of them); a page several feeds "
         "list gets the lowest of their thresholds", "0.2"),
+    Key("feeds", "backfill", "boolean", "true",
+        "`false` leaves this feed's site out of the service's backfill and of `ingest backfill` without URLs"),
     Key("feeds", "user_agent", "string", '""', "for this feed and its article pages (empty: `[fetch] user_agent`)"),
     Key("feeds", "headers", "table", "{}",
         'extra request headers (`headers = { Authorization = "Bearer …" }`), sent to the feed\'s own host only '

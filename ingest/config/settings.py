@@ -133,6 +133,17 @@ class FeedSettings:
     enabled: bool = True
     poll_interval: float | None = None  # a floor: the adaptive schedule never polls more often
     threshold: float | None = None  # overrides [relevance] threshold for this feed's pages
+    backfill: bool = True  # the service's backfill (and `ingest backfill` without URLs) includes its site
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """``ingest backfill`` and the service's backfill between polls (ingest.run.backfill)."""
+
+    enabled: bool = False  # the service backfills the followed sites between polls
+    max_pages_per_day: int = 500  # article pages the service's backfill fetches per day
+    archives: tuple[str, ...] = ()  # "wayback", "commoncrawl": web-archive indexes asked (a third party)
+    archive_endpoints: tuple[tuple[str, str], ...] = ()  # archive -> its CDX API URL (a mirror, a test)
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,7 @@ class Config:
     notify: NotifySettings = field(default_factory=NotifySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    backfill: BackfillSettings = field(default_factory=BackfillSettings)
 
     def feed(self, url: str) -> FeedSettings | None:
         """The [[feeds]] table of a feed by its URL as written."""

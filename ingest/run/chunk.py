@@ -179,7 +179,7 @@ class ChunkDecider:
                                    article_id=ident.article_id, score=score.score, reason=ident.reason)
             log.info("page=%s event=duplicate article=%d reason=%r", job.link, ident.article_id, ident.reason)
             return ident.article_id
-        published = a.page.date or next((s.published for s in job.sources if s.published), None)
+        published = a.page.date or next((s.published for s in job.sources if s.published), None) or job.published
         value = effective_threshold(threshold.value, [own.threshold if (own := self.settings.get(fid)) else None
                                                       for fid in job.feed_ids])
         if value != threshold.value:
@@ -190,7 +190,7 @@ class ChunkDecider:
                           author=a.page.author, site=a.page.site, language=a.page.language, published=published,
                           text_hash=a.text_hash)
             self.store.record_page(job.key, job.sources, now, outcome="rejected", final_url=a.page.url,
-                                   score=score.score, counts=a.counts, doc=doc,
+                                   score=score.score, counts=a.counts if job.window else None, doc=doc,
                                    decision=Decision(threshold.value, score.terms),
                                    reason=f"score {score.score:.3f} < threshold {threshold.value:.3f}")
             log.debug("page=%s event=rejected score=%.3f threshold=%.3f terms=%s", job.link, score.score,
@@ -200,7 +200,8 @@ class ChunkDecider:
                          site=a.page.site, language=a.page.language, published=published,
                          text=text, text_hash=a.text_hash, score=score.score, threshold=threshold.value,
                          terms=score.terms, minhash=a.minhash)
-        aid, path = self.store.add_article(art, job.key, job.sources, now, a.page.url, counts=a.counts)
+        aid, path = self.store.add_article(art, job.key, job.sources, now, a.page.url,
+                                           counts=a.counts if job.window else None)
         count.kept += 1
         if self.progress is not None:
             self.progress.kept()

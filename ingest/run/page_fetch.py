@@ -5,6 +5,7 @@ decisions need: the analysed page, a skip with its reason, or a deferral with it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ingest.judge.decide import Deferred, Outcome, Skipped
 from ingest.sources.fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, RequestOptions
+from ingest.sources.related import related_links
 from ingest.store import Source
 from ingest.text.analysis import Analysed, analyse
 
@@ -22,6 +24,22 @@ if TYPE_CHECKING:
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
 PageResult = Analysed | Skipped | Deferred
+
+
+@dataclass(frozen=True)
+class Linked(Analysed):
+    """An analysed page with the related-story links it holds: (URL, link text)."""
+
+    links: tuple[tuple[str, str], ...] = ()
+
+
+def analyse_linked(html: bytes, url: str, content_type: str = "") -> Linked | None:
+    """``analyse`` and the page's related-story links, in one pass of a worker process."""
+    a = analyse(html, url, content_type)
+    if a is None:
+        return None
+    links = tuple(related_links(html, url)) if "html" in content_type.lower() or not content_type else ()
+    return Linked(**{f.name: getattr(a, f.name) for f in dataclasses.fields(Analysed)}, links=links)
 
 
 @dataclass
@@ -38,6 +56,11 @@ class PageJob:
     fetched: bool = False  # the request is done (extraction may still run)
     holds_room: bool = False  # holds one of the poll's places (two chunks' worth)
     extracting: bool = False  # fetched, with a body for the extraction processes (counted in the poll's backlog)
+    # False: the page is decided but does not join the model's window (a backfill's best-first page: not a
+    # random sample of its site, see ingest.run.backfill)
+    window: bool = True
+    published: str | None = None  # the date its listing gave (a sitemap's), when the page gives none
+    links: bool = False  # extraction also returns the page's related-story links (ingest.sources.related)
 
 
 class PageFetcher:
@@ -74,8 +97,8 @@ class PageFetcher:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
-            analysed = await loop.run_in_executor(self.executor, analyse, res.body, res.final_url,
-                                                  res.headers.get("content-type", ""))
+            analysed = await loop.run_in_executor(self.executor, analyse_linked if job.links else analyse, res.body,
+                                                  res.final_url, res.headers.get("content-type", ""))
         except Exception as exc:  # a crashed worker must not end the poll
             return Skipped(Outcome.ERROR, f"extraction failed: {exc!r}", res.final_url)
         finally:

@@ -106,3 +106,61 @@ class LineProgress:
 
     def kept(self) -> None:
         self._kept += 1
+
+
+class BackfillBar:
+    """``ingest backfill`` on a terminal: pages fetched of the budget (or of the candidates), candidates
+    found, kept, and the time left at the current pace (the fetcher's politeness sets it)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("· candidates {task.fields[found]} · kept {task.fields[kept]} · ETA"),
+                                  TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+        self._task = self._progress.add_task("backfill", total=None, found=0, kept=0)
+        self._found = self._kept = 0
+
+    def __enter__(self) -> BackfillBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, budget: int | None, pending: int) -> None:
+        self._progress.update(self._task, total=min(budget, pending) if budget is not None else pending)
+
+    def found(self, n: int) -> None:
+        self._found += n
+        self._progress.update(self._task, found=self._found)
+
+    def fetched(self, kept: bool) -> None:
+        self._kept += kept
+        self._progress.update(self._task, advance=1, kept=self._kept)
+
+
+class BackfillLines(LineProgress):
+    """``ingest backfill`` without a terminal: a line every ``INGEST_PROGRESS_SECONDS``."""
+
+    def __init__(self, stream: TextIO | None = None, every: float | None = None) -> None:
+        super().__init__(stream, every)
+        self._found = 0
+        self._total: int | None = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            total = f"/{self._total}" if self._total is not None else ""
+            print(f"backfill: candidates {self._found} · fetched {self._pages}{total} · kept {self._kept} · "
+                  f"{time.monotonic() - self._started:.0f} s", file=self._stream, flush=True)
+
+    def start(self, budget: int | None, pending: int) -> None:  # type: ignore[override]
+        self._total = min(budget, pending) if budget is not None else pending
+
+    def found(self, n: int) -> None:
+        self._found += n
+
+    def fetched(self, kept: bool) -> None:
+        self._pages += 1
+        self._kept += kept

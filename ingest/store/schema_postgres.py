@@ -12,7 +12,7 @@ cannot race.
 
 from ingest.store.schema_sqlite import SITE_CLEANUP, SITE_LABELS
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # the host of a URL, as ingest.sources.urls.host_of gives it (lower-cased, no userinfo or port)
 _HOST = r"""lower(substring({col} from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^/?#:]*)'))"""
@@ -160,6 +160,11 @@ CREATE TABLE IF NOT EXISTS candidates (
     prescore DOUBLE PRECISION, found DOUBLE PRECISION NOT NULL, fetched DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS candidates_site ON candidates(site, fetched);
+CREATE TABLE IF NOT EXISTS backfill_sites (
+    site TEXT PRIMARY KEY, discovered DOUBLE PRECISION, discovery_requests BIGINT NOT NULL DEFAULT 0,
+    stopped TEXT, stopped_at DOUBLE PRECISION, recent TEXT NOT NULL DEFAULT '',
+    sample_fetched BIGINT NOT NULL DEFAULT 0, sample_kept BIGINT NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS host_leases (  -- a host's feeds and page jobs belong to one worker at a time
     host TEXT PRIMARY KEY,
     worker TEXT,                          -- the worker holding it (NULL: free)
@@ -178,7 +183,8 @@ CREATE TABLE IF NOT EXISTS elections (    -- once-per-slot jobs (a digest at its
 # version -> statements run before SCHEMA when upgrading to it
 # 2: a site name holding a URL's userinfo is dropped; 3: verdicts record the decision they judged;
 # 4: a site label that is no site's name (a headline, a host with its port) is dropped (schema_sqlite's 8);
-# 5: articles.day, the corpus page's order (schema_sqlite's 9); 6: feed_history (schema_sqlite's 10); 7: candidates (11)
+# 5: articles.day, the corpus page's order (schema_sqlite's 9); 6: feed_history (schema_sqlite's 10);
+# 7: candidates (11); 8: backfill_sites (12)
 MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
                                     3: ["ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS decided TEXT"],
                                     4: [SITE_LABELS],
@@ -186,4 +192,4 @@ MIGRATIONS: dict[int, list[str]] = {2: [SITE_CLEANUP],
                                         "UPDATE articles SET day = CASE WHEN published ~ '^\\d{4}-\\d{2}-\\d{2}' THEN "
                                         "substr(published, 1, 10) ELSE to_char(to_timestamp(fetched) AT TIME ZONE "
                                         "'UTC', 'YYYY-MM-DD') END"],
-                                    6: [], 7: []}  # feed_history, then candidates, come from SCHEMA
+                                    6: [], 7: [], 8: []}  # feed_history, candidates, backfill_sites come from SCHEMA

@@ -6,7 +6,7 @@ already there, so an interrupted migration can run again), then SCHEMA (new
 tables and indexes come from its IF NOT EXISTS).
 """
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -158,6 +158,15 @@ CREATE TABLE IF NOT EXISTS candidates (   -- backfill: article URLs a site's his
     found REAL NOT NULL, fetched REAL     -- when it was recorded, when its page was fetched (NULL: not yet)
 );
 CREATE INDEX IF NOT EXISTS candidates_site ON candidates(site, fetched);
+CREATE TABLE IF NOT EXISTS backfill_sites (  -- backfill: each site's discovery and where its fetching stopped
+    site TEXT PRIMARY KEY,                -- the origin, scheme://host[:port]
+    discovered REAL,                      -- when its sitemaps, feed pages and archives were last read
+    discovery_requests INTEGER NOT NULL DEFAULT 0,
+    stopped TEXT,                         -- yield | budget | exhausted | deferred (NULL: never ran)
+    stopped_at REAL,
+    recent TEXT NOT NULL DEFAULT '',      -- outcomes of its last ranked fetches, oldest first (1 kept, 0 not)
+    sample_fetched INTEGER NOT NULL DEFAULT 0, sample_kept INTEGER NOT NULL DEFAULT 0  -- the random sample
+);
 """
 
 # schema 6: trafilatura's site name fell back to the URL's netloc, userinfo (user:password@) included;
@@ -189,4 +198,5 @@ MIGRATIONS = {
         "THEN substr(published, 1, 10) ELSE date(fetched, 'unixepoch') END"],
     10: [],  # feed_history comes from SCHEMA
     11: [],  # candidates comes from SCHEMA
+    12: [],  # backfill_sites comes from SCHEMA
 }

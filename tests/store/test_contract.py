@@ -343,3 +343,30 @@ def test_backfill_candidates_are_recorded_once_and_continue_where_a_run_stopped(
     assert [r["link"] for r in store.pending_candidates(site, limit=1)] == ["http://e.org/a?utm_source=x"]
     assert store.candidate_counts(site) == {"sitemap": 2, "feed": 1, "archive": 0, "link": 0, "fetched": 1}
     assert store.pending_candidates("http://f.org") == []
+
+
+def test_backfill_never_offers_a_page_the_store_knows_and_remembers_each_site(store):
+    """A candidate whose URL the store already holds as a page (polled, kept, rejected, given up) is not
+    pending; one that failed fewer than MAX_PAGE_ATTEMPTS times is. A site's row keeps its state."""
+    from ingest.store import MAX_PAGE_ATTEMPTS
+
+    site = "http://e.org"
+    links = [f"http://e.org/{c}" for c in "abcd"]
+    store.add_candidates(site, [(u, "sitemap", "http://e.org/sitemap.xml", None, "") for u in links], 10.0)
+    store.record_page("http://e.org/a", [], 11.0, outcome="rejected", score=0.1)
+    store.record_page("http://e.org/b", [], 11.0, outcome="error", reason="HTTP 500")
+    for _ in range(MAX_PAGE_ATTEMPTS):
+        store.record_page("http://e.org/c", [], 11.0, outcome="error", reason="HTTP 500")
+    assert [r["link"] for r in store.pending_candidates(site)] == ["http://e.org/b", "http://e.org/d"]
+    ids = {r["link"]: r["id"] for r in store.pending_candidates(site)}
+    store.record_page("http://e.org/d", [], 12.0, outcome="rejected", score=0.2)
+    store.mark_candidates_fetched([ids["http://e.org/d"]], 12.0)
+    assert store.backfill_outcomes(site) == {"rejected": 1}
+    assert store.backfill_site(site) is None
+    store.set_backfill_site(site, discovered=5.0, discovery_requests=7)
+    store.set_backfill_site(site, stopped="yield", recent="0010")
+    row = store.backfill_site(site)
+    assert (row["discovered"], row["discovery_requests"], row["stopped"], row["recent"]) == (5.0, 7, "yield", "0010")
+    assert [r["site"] for r in store.backfill_sites()] == [site]
+    with pytest.raises(ValueError):
+        store.set_backfill_site(site, **{"stopped = 'x' --": 1})

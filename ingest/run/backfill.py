@@ -1,0 +1,435 @@
+"""``ingest backfill``: a topic's history from the sites it follows, found and fetched best-first.
+
+Per site: discovery (sitemaps, the history of its configured feeds, opt-in web-archive indexes;
+ingest.sources.*) records every article URL as a candidate in the store, once; the candidates
+are ranked by the poll's own model (ingest.judge.prescore) and fetched best first, sites side by
+side (each within the fetcher's per-host limits and spacing), until the site's yield says the
+rest of its ranking is noise (ingest.run.backfill_rank), the run's budget is spent, or nothing is
+left. Each page is decided exactly as a polled one (ingest.run.chunk) and its candidate row says
+where it was found.
+
+The model's window: a best-first page is not a random sample of its site (the ranking chose it
+for its words), and a model learning its background (idf, pseudo-negatives, the kept share) from
+such pages drifts: they are decided by the model but do not join its window. One fetch in
+SAMPLE_EVERY is a candidate drawn at random instead; those pages do join the window, as a poll's
+pages would, and they measure the site's base rate for the yield rule. Measured in
+bench/backfill.py (docs/backfill.md).
+
+Crash safety: a page's decision is committed (one transaction) before its candidate is marked
+fetched, and a candidate whose URL the store knows as a page is never offered again, so a run
+killed at any moment and run again fetches no page twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ingest.config import Config
+from ingest.judge.decide import Deferred
+from ingest.judge.model import Model
+from ingest.judge.prescore import PreScore, prescore
+from ingest.run.backfill_rank import SAMPLE_EVERY, Item, SiteQueue, YieldRule
+from ingest.run.chunk import ChunkDecider
+from ingest.run.model_keeper import ModelKeeper
+from ingest.run.page_fetch import Linked, PageFetcher, PageJob
+from ingest.sources import archives, feed_history, sitemaps
+from ingest.sources.discovery import missing_scheme
+from ingest.sources.fetch import Fetcher
+from ingest.sources.urls import normalize, scheme_reason
+from ingest.store import SqlStore, StoreThread
+from ingest.store.contract import Record
+
+log = logging.getLogger("ingest")
+
+REDISCOVER = 86400.0  # a site's sitemaps and feed pages are read again after a day, not at every run
+BEST_SHOWN = 20  # candidates a dry run lists per site
+STOP_REASONS = ("yield", "budget", "exhausted", "deferred")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A site to backfill: its origin and the configured feeds on it (their history is read too)."""
+
+    site: str
+    feeds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A dry run's view of one candidate."""
+
+    url: str
+    prescore: float
+    words: tuple[str, ...]
+    source: str
+
+
+@dataclass
+class SiteReport:
+    site: str
+    candidates: int = 0  # known for the site (all sources, fetched or not)
+    by_source: dict[str, int] = field(default_factory=dict)
+    discovery_requests: int = 0  # this run
+    fetched: int = 0  # article pages requested this run
+    kept: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: int = 0  # error, empty or blocked (robots.txt)
+    stopped: str | None = None
+    best: list[Ranked] = field(default_factory=list)  # a dry run's best-ranked candidates
+
+
+@dataclass
+class BackfillReport:
+    per_site: list[SiteReport]
+    dry_run: bool = False
+    interrupted: str | None = None  # the signal that cut the run short
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.per_site)
+
+    @property
+    def stopped(self) -> str | None:
+        """The reason that ended the run, when one did: the budget, or the one reason every site stopped for."""
+        reasons = {s.stopped for s in self.per_site}
+        if "budget" in reasons:
+            return "budget"
+        return reasons.pop() if len(reasons) == 1 else None
+
+    def as_dict(self) -> dict:
+        return {"sites": len(self.per_site), "candidates": self.total("candidates"),
+                "discovery_requests": self.total("discovery_requests"), "fetched": self.total("fetched"),
+                "kept": self.total("kept"), "rejected": self.total("rejected"),
+                "duplicates": self.total("duplicates"), "errors": self.total("errors"),
+                "stopped": self.stopped, "dry_run": self.dry_run,
+                "per_site": [{k: v for k, v in asdict(s).items() if k != "best" or self.dry_run}
+                             for s in self.per_site]}
+
+
+class BackfillProgress(Protocol):
+    def start(self, budget: int | None, pending: int) -> None: ...
+    def found(self, n: int) -> None: ...
+    def fetched(self, kept: bool) -> None: ...
+
+
+class Budget:
+    """Article pages the run may still fetch (None: no bound)."""
+
+    def __init__(self, pages: int | None) -> None:
+        self.left = pages
+        self.spent = False
+        self.interrupted = False
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            self.spent = True
+            return False
+        self.left -= 1
+        return True
+
+    def give_back(self) -> None:
+        if self.left is not None:
+            self.left += 1
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+
+
+def targets(config: Config, urls: Sequence[str] = ()) -> list[Target]:
+    """The sites to backfill: those of ``urls`` (any page of a site, or a configured feed), else those of
+    every enabled feed whose ``backfill`` is not false. Each with the configured feeds on it. A URL that
+    is not http(s) raises ValueError with what to write instead."""
+    feeds: dict[str, list[str]] = {}
+    for f in config.feeds:
+        if f.enabled:
+            feeds.setdefault(origin(f.url), []).append(f.url)
+    if not urls:
+        chosen = [origin(f.url) for f in config.feeds if f.enabled and f.backfill]
+    else:
+        chosen = []
+        for u in urls:
+            if (hint := missing_scheme(u)) is not None or (hint := scheme_reason(u)) is not None:
+                raise ValueError(f"{u}: {hint}")
+            chosen.append(origin(u))
+    return [Target(site, tuple(feeds.get(site, ()))) for site in dict.fromkeys(chosen)]
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def _item(row: Record, pre: PreScore) -> Item:
+    return Item(row["id"], row["link"], row["url"], row["source"], row["found_in"], _day(row["date"]),
+                row["title"] or "", pre.score, pre.words, pre.opaque)
+
+
+@dataclass
+class _Site:
+    target: Target
+    report: SiteReport
+    queue: SiteQueue
+    rule: YieldRule
+    fetches: int = 0
+    stopped: str | None = None
+
+
+class Backfill:
+    """One backfill run over some sites (a command's, or a slice of the service's time)."""
+
+    def __init__(self, config: Config, store: SqlStore, seeds: Sequence[str], fetcher: Fetcher, executor: Executor,
+                 *, db: StoreThread, clock: Callable[[], float] = time.time, model: ModelKeeper | None = None,
+                 progress: BackfillProgress | None = None, rng: random.Random | None = None,
+                 archives: Sequence[str] = (), archive_endpoints: dict[str, str] | None = None,
+                 may_fetch: Callable[[], bool] = lambda: True, order: str = "best", yield_rule: bool = True,
+                 window: str = "sample") -> None:
+        self.config, self.store, self.seeds, self.fetcher, self.executor = config, store, list(seeds), fetcher, executor
+        self.db, self.clock, self.progress = db, clock, progress
+        self.rng = rng or random.Random()
+        self.archives, self.endpoints = tuple(archives), dict(archive_endpoints or {})
+        self.may_fetch = may_fetch  # the service's: False while a poll is due (backfill yields to polls)
+        # bench/backfill.py's baselines: "sitemap" order (as listed), no stop rule, every page in the window
+        self.order, self.yield_rule, self.window = order, yield_rule, window
+        self.keeper = model or ModelKeeper(executor, clock=clock)
+        self._budget = Budget(None)
+        self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots)
+        self.decider = ChunkDecider(config, store, seeds, self.keeper, db, clock=clock, settings={}, warned=set())
+
+    async def run(self, targets: Sequence[Target], *, max_pages: int | None = None, since: datetime | None = None,
+                  dry_run: bool = False) -> BackfillReport:
+        sites = [_Site(t, SiteReport(t.site), SiteQueue(self.rng), YieldRule()) for t in targets]
+        await asyncio.gather(*(self._discover(s, since) for s in sites))
+        model = await self._model()
+        for s in sites:
+            await self._rank(s, model, since, dry_run)
+        if not dry_run:
+            self._budget = budget = Budget(max_pages)
+            if self.progress is not None:
+                self.progress.start(max_pages, sum(len(s.queue) for s in sites))
+            await asyncio.gather(*(self._fetch_site(s, budget) for s in sites))
+        for s in sites:
+            await self._count(s)
+        return BackfillReport([s.report for s in sites], dry_run)
+
+    def abort(self) -> None:
+        """Stop after the pages being fetched now (a signal): what is decided is committed."""
+        self._budget.left = 0
+        self._budget.interrupted = True
+
+    # -- discovery ------------------------------------------------------------
+
+    async def _discover(self, s: _Site, since: datetime | None) -> None:
+        site, now = s.target.site, self.clock()
+        row = await self.db(self.store.backfill_site, site)
+        if row is not None and row["discovered"] is not None and now - row["discovered"] < REDISCOVER:
+            return
+        found: list[tuple[str, str, str, datetime | None, str]] = []
+        maps = await sitemaps.discover(site, self.fetcher, since)
+        found += [(c.url, "sitemap", c.found_in, c.date, c.title) for c in maps.candidates]
+        requests = len(maps.read)
+        for what, answer in maps.read:
+            log.debug("site=%s event=sitemap_read url=%s answer=%r", site, what, answer)
+        for feed in s.target.feeds:
+            hist = await feed_history.history(feed, self.fetcher, since)
+            found += [(e.url, "feed", e.found_in, e.date, e.title) for e in hist.entries]
+            requests += len(hist.read)
+        for name in self.archives:
+            idx = await archives.captures(site, self.fetcher, name, self.endpoints.get(name), since)
+            found += [(c.url, "archive", f"{name}:{c.timestamp}", c.date, "") for c in idx.captures]
+            requests += len(idx.read)
+        added = await self.db(self.store.add_candidates, site, found, now)
+        await self.db(self.store.set_backfill_site, site, discovered=now,
+                      discovery_requests=(row["discovery_requests"] if row else 0) + requests)
+        s.report.discovery_requests = requests
+        log.info("site=%s event=backfill_discovered requests=%d listed=%d new=%d", site, requests, len(found), added)
+        if self.progress is not None:
+            self.progress.found(added)
+
+    # -- ranking --------------------------------------------------------------
+
+    async def _model(self) -> Model:
+        model, _, _ = await self.keeper.current(self.db, self.store, self.seeds, self.config.relevance)
+        return model
+
+    async def _prescore(self, model: Model, pairs: list[tuple[str, str]]) -> list[PreScore]:
+        if not pairs:
+            return []
+        return await asyncio.get_running_loop().run_in_executor(self.executor, prescore, model, pairs)
+
+    async def _rank(self, s: _Site, model: Model, since: datetime | None, dry_run: bool) -> None:
+        rows = await self.db(self.store.pending_candidates, s.target.site)
+        cut = since.date() if since is not None else None
+        rows = [r for r in rows if cut is None or (d := _day(r["date"])) is None or d >= cut]
+        if self.order == "sitemap":  # the baseline: as the sitemaps list them
+            rows.sort(key=lambda r: r["id"])
+            pres = [PreScore(-float(i), (), False) for i in range(len(rows))]
+        else:
+            pres = await self._prescore(model, [(r["link"], r["title"] or "") for r in rows])
+        await self.db(self.store.set_prescores, [(r["id"], p.score) for r, p in zip(rows, pres, strict=True)])
+        for r, p in zip(rows, pres, strict=True):
+            s.queue.add(_item(r, p))
+        state = await self.db(self.store.backfill_site, s.target.site)
+        if state is not None:
+            s.rule = YieldRule(state["recent"], len(state["recent"]), state["sample_fetched"], state["sample_kept"])
+            newer = await self.db(self.store.candidates_found_since, s.target.site, state["stopped_at"] or 0.0)
+            if state["stopped"] == "yield" and newer:  # the site's list grew since its ranking ran dry: look again
+                s.rule.recent, s.rule.ranked = "", 0
+        if dry_run:
+            best = sorted(zip(rows, pres, strict=True), key=lambda rp: -rp[1].score)[:BEST_SHOWN]
+            s.report.best = [Ranked(r["link"], round(p.score, 3), p.words, r["source"]) for r, p in best]
+
+    # -- fetching -------------------------------------------------------------
+
+    async def _fetch_site(self, s: _Site, budget: Budget) -> None:
+        slots = max(1, self.config.fetch.per_host)
+        await asyncio.gather(*(self._slot(s, budget) for _ in range(slots)))
+        await self.db(self.store.set_backfill_site, s.target.site, stopped=s.stopped, stopped_at=self.clock(),
+                      recent=s.rule.recent, sample_fetched=s.rule.sample_fetched, sample_kept=s.rule.sample_kept)
+        log.info("site=%s event=backfill_stopped reason=%s fetched=%d kept=%d", s.target.site, s.stopped,
+                 s.report.fetched, s.report.kept)
+
+    def _stop(self, s: _Site, reason: str) -> None:
+        if s.stopped is None:
+            s.stopped = reason
+        s.report.stopped = s.stopped
+
+    async def _slot(self, s: _Site, budget: Budget) -> None:
+        while s.stopped is None:
+            if self.yield_rule and s.rule.exhausted_yield():
+                self._stop(s, "yield")
+                return
+            while not self.may_fetch():  # a poll is due: it goes first
+                await asyncio.sleep(0.2)
+            if not budget.take():
+                self._stop(s, "budget")
+                return
+            sample = s.fetches % SAMPLE_EVERY == SAMPLE_EVERY - 1
+            item = s.queue.pop_random() if sample else s.queue.pop_best()
+            if item is None:
+                budget.give_back()
+                self._stop(s, "exhausted")
+                return
+            s.fetches += 1
+            await self._fetch(s, item, sample)
+
+    async def _fetch(self, s: _Site, item: Item, sample: bool) -> None:
+        job = PageJob(key=item.url, link=item.link, sources=[], feed_ids=set(), window=sample or self.window == "all",
+                      published=item.day.isoformat() if item.day else None, links=True)
+        result = await self.pages.fetch(job)
+        if isinstance(result, Deferred):  # the host asked for quiet: the page stays a candidate
+            s.queue.put_back(item)
+            log.info("site=%s event=backfill_deferred page=%s reason=%r", s.target.site, item.link, result.reason)
+            self._stop(s, "deferred")
+            return
+        decided = await self.decider.decide([(job, result)])
+        await self.db(self.store.mark_candidates_fetched, [item.id], self.clock())
+        n, r = decided.summary, s.report
+        r.fetched += 1
+        r.kept += n.kept
+        r.rejected += n.rejected
+        r.duplicates += n.duplicates
+        r.errors += n.page_errors + n.empty + n.blocked
+        judged = bool(n.kept or n.rejected or n.duplicates)
+        if judged:  # an error says nothing of the ranking
+            s.rule.add(bool(n.kept), sample)
+        if self.progress is not None:
+            self.progress.fetched(bool(n.kept))
+        if isinstance(result, Linked) and self.order == "best":
+            await self._learn(s, result, bool(n.kept))
+
+    async def _learn(self, s: _Site, page: Linked, kept: bool) -> None:
+        """What a fetched page teaches the ranking: its related-story links (new candidates, or a title for an
+        opaque one), and, when kept, the dates around it."""
+        if kept and (day := _day(page.page.date)) is not None:
+            s.queue.raise_near(day)
+        fresh, titled = [], []
+        for link, text in page.links:
+            key = normalize(link)
+            known = s.queue.get(key)
+            if known is None:
+                fresh.append((link, text))
+            elif not known.done and known.opaque:
+                titled.append((known, text))
+        if not fresh and not titled:
+            return
+        model = await self._model()
+        pres = await self._prescore(model, fresh + [(k.link, t) for k, t in titled])
+        if fresh:
+            now = self.clock()
+            await self.db(self.store.add_candidates, s.target.site,
+                          [(u, "link", page.page.url, None, t) for u, t in fresh], now)
+            rows = await self.db(self.store.pending_by_url, [normalize(u) for u, _ in fresh])
+            for (u, _), p in zip(fresh, pres, strict=False):
+                if (row := rows.get(normalize(u))) is not None:
+                    s.queue.add(_item(row, p))
+            if self.progress is not None:
+                self.progress.found(len(fresh))
+        for (known, text), p in zip(titled, pres[len(fresh):], strict=True):
+            s.queue.titled(known, text, p.score, p.words)
+        await self.db(self.store.title_candidates, [(k.id, t) for k, t in titled])
+
+    async def _count(self, s: _Site) -> None:
+        counts = await self.db(self.store.candidate_counts, s.target.site)
+        s.report.by_source = {k: v for k, v in counts.items() if k != "fetched"}
+        s.report.candidates = sum(s.report.by_source.values())
+
+
+async def backfill_once(config: Config, store: SqlStore, seeds: Sequence[str], executor: Executor,
+                        sites: Sequence[Target], max_pages: int | None = None, since: datetime | None = None,
+                        dry_run: bool = False, progress: BackfillProgress | None = None,
+                        *, clock: Callable[[], float] = time.time) -> BackfillReport:
+    """`ingest backfill`: one run over ``sites``. SIGTERM, SIGINT or SIGHUP stop it after the pages being
+    fetched (each decided page is committed); a second signal exits at once (the store stays consistent)."""
+    import os
+    import signal
+
+    from ingest.run.executor import kill_workers
+    from ingest.run.poll import recall_hosts, remember_hosts
+
+    loop = asyncio.get_running_loop()
+    db = StoreThread()
+    interrupted: list[str] = []
+    try:
+        async with Fetcher(config.fetch, clock=clock) as fetcher:
+            await recall_hosts(db, store, fetcher, clock())
+            run = Backfill(config, store, seeds, fetcher, executor, db=db, clock=clock, progress=progress,
+                           archives=config.backfill.archives,
+                           archive_endpoints=dict(config.backfill.archive_endpoints))
+
+            def on_signal(sig: signal.Signals) -> None:
+                if interrupted:
+                    log.warning("event=second_signal signal=%s exiting now", sig.name)
+                    kill_workers(executor)
+                    os._exit(128 + sig)
+                log.warning("event=interrupted signal=%s finishing the pages being fetched", sig.name)
+                interrupted.append(sig.name)
+                run.abort()
+
+            stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            for sig in stops:
+                loop.add_signal_handler(sig, on_signal, sig)
+            try:
+                report = await run.run(sites, max_pages=max_pages, since=since, dry_run=dry_run)
+            finally:
+                for sig in stops:
+                    loop.remove_signal_handler(sig)
+            await remember_hosts(db, store, fetcher, clock())
+    finally:
+        db.close()
+    report.interrupted = interrupted[0] if interrupted else None
+    return report
