@@ -58,6 +58,13 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
             text = body[1] if body is not None else None
             sources = store.article_sources(row["id"])
             feeds = list(dict.fromkeys(display(s["feed_url"]) for s in sources if s["feed_url"]))
+            entries = [{"url": display(s["url"]), "feed": display(s["feed_url"]) if s["feed_url"] else None,
+                        "first_seen": _iso(s["first_seen"]), "source": "feed"} for s in sources]
+            if (origin := store.backfill_origins([row["id"]]).get(row["id"])) is not None:
+                entries.append({"url": display(origin["link"]), "feed": None, "first_seen": _iso(origin["fetched"]),
+                                "source": "backfill", "via": origin["source"],
+                                "found_in": display(origin["found_in"]) if "://" in origin["found_in"]
+                                else origin["found_in"]})
             print(json.dumps({
                 "id": row["id"], "url": display(row["url"]), "canonical_url": display(row["canonical_url"]),
                 "title": row["title"],
@@ -65,9 +72,7 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
                 "fetched": _iso(row["fetched"]), "feeds": feeds, "score": round(score, 6), "path": row["path"],
                 "threshold": round(threshold, 6), "kept_score": row["score"],
                 "site": site_of(row["site"], row["url"]), "terms": json.loads(row["terms"]),
-                "sources": [{"url": display(s["url"]), "feed": display(s["feed_url"]) if s["feed_url"] else None,
-                             "first_seen": _iso(s["first_seen"])}
-                            for s in sources],
+                "sources": entries,
             }, ensure_ascii=False))
     return 0
 

@@ -143,6 +143,8 @@ def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from ingest.run.backfill import origin, site_states
+
     if args.check:
         with open_store(config, readonly=True) as store:
             h = store.health(time.time(), config.schedule.poll_interval)
@@ -158,6 +160,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         counts = store.feed_counts()
         learning = store.learning_counts()
         report = model_report(store) if args.json else model_now(store, config)
+        backfill = {b.site: b for b in site_states(store)}
         if config.store.url:
             from ingest.store.postgres import PgStore
 
@@ -178,6 +181,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
             "last_error": redact_text(f.last_error) if f.last_error else None,
             "last_error_at": _iso(f.last_error_at), "consecutive_errors": f.consecutive_errors,
             "next_poll": _iso(f.next_poll), "interval": f.interval, "entries_seen": seen, "articles_kept": kept,
+            "backfill": b.as_dict() if (b := backfill.get(origin(f.config_url))) is not None else None,
         })
     polled = {r.config_url for r in rows}
     for own in config.feeds:
@@ -188,7 +192,8 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
                         "reason": None, "summary": "new: not polled yet", "moved_to": None, "retry_after": None,
                         "last_poll": None, "last_success": None, "last_error": None,
                         "last_error_at": None, "consecutive_errors": 0, "next_poll": None, "interval": None,
-                        "entries_seen": 0, "articles_kept": 0})
+                        "entries_seen": 0, "articles_kept": 0,
+                        "backfill": b.as_dict() if (b := backfill.get(origin(own.url))) is not None else None})
     if args.json:
         print(json.dumps(out))
         return 0
@@ -196,6 +201,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if config.store.url:
         print(f"workers (PostgreSQL): {len(workers)} seen in the last {config.store.lease:g}s"
               + "".join(f"\n  {name}: {hosts} host(s) held, seen {_iso(seen)}" for name, hosts, seen in workers))
+    if backfill:
+        print("backfill (ingest backfill, [backfill] enabled):")
+        for b in backfill.values():
+            print(f"  {display(b.site)}: {b.summary()}")
     print()
     for r in out:
         flag = "" if r["in_config"] else " (removed from config)"

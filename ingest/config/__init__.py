@@ -7,6 +7,7 @@ from ingest.config.load import _DURATION, header_value_ok, load_config, parse_du
 from ingest.config.settings import (
     DEFAULT_CONFIG,
     DEFAULT_USER_AGENT,
+    BackfillSettings,
     Config,
     ConfigError,
     DigestSettings,

@@ -34,7 +34,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from ingest.config import Config
-from ingest.judge.decide import Deferred
+from ingest.judge.decide import Deferred, Outcome, Skipped
 from ingest.judge.model import Model
 from ingest.judge.prescore import PreScore, prescore
 from ingest.run.backfill_rank import SAMPLE_EVERY, Item, SiteQueue, YieldRule
@@ -141,6 +141,38 @@ class Budget:
     def give_back(self) -> None:
         if self.left is not None:
             self.left += 1
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """A site's backfill as the store holds it (`ingest status`, the web view's feeds page)."""
+
+    site: str
+    candidates: int
+    pending: int
+    fetched: int
+    kept: int
+    rejected: int
+    stopped: str | None
+    discovered: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{self.candidates} candidates, fetched {self.fetched}, kept {self.kept}, rejected {self.rejected}; "
+                f"stopped: {self.stopped or 'not yet run'}")
+
+
+def site_states(store: SqlStore) -> list[SiteState]:
+    out = []
+    for row in store.backfill_sites():
+        counts = store.candidate_counts(row["site"])
+        outcomes = store.backfill_outcomes(row["site"])
+        total = sum(v for k, v in counts.items() if k != "fetched")
+        out.append(SiteState(row["site"], total, total - counts["fetched"], counts["fetched"], outcomes.get("kept", 0),
+                             outcomes.get("rejected", 0), row["stopped"], row["discovered"]))
+    return out
 
 
 def origin(url: str) -> str:
@@ -339,7 +371,10 @@ class Backfill:
         decided = await self.decider.decide([(job, result)])
         await self.db(self.store.mark_candidates_fetched, [item.id], self.clock())
         n, r = decided.summary, s.report
-        r.fetched += 1
+        if isinstance(result, Skipped) and result.outcome is Outcome.BLOCKED:
+            self._budget.give_back()  # robots.txt said no: no request was sent
+        else:
+            r.fetched += 1
         r.kept += n.kept
         r.rejected += n.rejected
         r.duplicates += n.duplicates

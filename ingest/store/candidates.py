@@ -116,6 +116,7 @@ class CandidateTables(SqlCore):
             return {}
         marks = ",".join("?" * len(article_ids))
         return {r["article_id"]: r for r in self.db.execute(
-            "SELECT p.article_id, c.site, c.source, c.found_in, c.date, c.link FROM pages p JOIN candidates c "
-            f"ON c.url = p.url WHERE c.fetched IS NOT NULL AND p.outcome = 'kept' AND p.article_id IN ({marks})",
+            "SELECT p.article_id, c.site, c.source, c.found_in, c.date, c.link, c.fetched FROM pages p "
+            "JOIN candidates c ON c.url = p.url WHERE c.fetched IS NOT NULL AND p.outcome = 'kept' "
+            f"AND p.article_id IN ({marks})",
             tuple(article_ids))}

@@ -1,0 +1,106 @@
+"""`ingest backfill` through a real loopback site: discovery (robots.txt, a sitemap index listing itself,
+a gzipped sitemap, a news sitemap, a WordPress-style paged feed), best-first fetching, robots.txt,
+the report, a second run, the budget, the dry run, export's provenance, bad arguments."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.support.archive_site import ArchiveSite, build_archive_site
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, feeds: list[str], extra: str = "") -> Path:
+    text = ('[paths]\nseeds = "seeds"\nstore = "store"\n'
+            "[fetch]\nallow_private_networks = true\nhost_delay = 0\ntimeout = 10\nrobots = true\n" + extra +
+            "".join(f'[[feeds]]\nurl = "{u}"\n' for u in feeds))
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site(web) -> ArchiveSite:
+    return build_archive_site(web.host(2))
+
+
+def test_backfill_finds_the_history_and_keeps_the_on_topic_articles(tmp_path, seeds_dir, site):
+    cfg = _config(tmp_path, [site.feed])
+    res = run_cli("--config", str(cfg), "backfill", "--json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert set(out) >= {"sites", "candidates", "discovery_requests", "fetched", "kept", "rejected", "duplicates",
+                        "stopped", "per_site"}
+    assert out["sites"] == 1 and len(out["per_site"]) == 1
+    mine = out["per_site"][0]
+    assert mine["site"] == site.host.base and mine["stopped"] == "exhausted"
+    # every listed URL once: 45 from the sitemaps (incl. the blocked one and the news sitemap's), ?p=77 from page 2
+    assert out["candidates"] == len(site.article_paths()) + 0
+    assert mine["by_source"]["sitemap"] >= 44 and mine["by_source"]["feed"] >= 1
+    # discovery: robots.txt, the index (read once though it lists itself), 3 sitemaps, 2+ feed pages
+    assert out["discovery_requests"] >= 7 and len(site.host.hits("/sitemap_index.xml")) == 1
+    hits = site.article_hits()
+    assert site.blocked not in hits  # robots.txt disallows /private/
+    assert len(hits) == len(set(hits)) == out["fetched"]  # each page once; discovery requests apart
+    kept = {r[0] for r in sqlite3.connect(tmp_path / "store" / "ingest.db").execute(
+        "SELECT p.url FROM pages p WHERE p.outcome = 'kept'")}
+    on_kept = [p for p in site.on_topic if any(u.endswith(p.rstrip("/")) or u.endswith(p) for u in kept)]
+    assert len(on_kept) >= 4, (kept, out)  # the opaque ones too: their titles came from the sitemap and the feed
+    assert out["kept"] == len(kept) and out["kept"] - len(on_kept) <= 2
+    # best-first: the first article pages fetched are the on-topic ones (their slugs and titles rank them)
+    assert sum(p in site.on_topic for p in hits[:5]) >= 4, hits[:8]
+
+    again = run_cli("--config", str(cfg), "backfill", "--json")
+    assert again.code == 0 and again.json()["fetched"] == 0 and again.json()["discovery_requests"] == 0
+    assert site.article_hits() == hits  # nothing fetched a second time
+
+    export = run_cli("--config", str(cfg), "export")
+    rows = export.jsonl()
+    assert rows and all(any(s["source"] == "backfill" for s in r["sources"]) for r in rows)
+    via = {s["via"] for r in rows for s in r["sources"] if s["source"] == "backfill"}
+    assert via <= {"sitemap", "feed", "link"} and "sitemap" in via
+    assert any(s["found_in"].endswith(("sitemap-2025-1.xml.gz", "sitemap-2025-2.xml", "news-sitemap.xml"))
+               for r in rows for s in r["sources"] if s["source"] == "backfill")
+
+    status = run_cli("--config", str(cfg), "status")
+    assert "backfill" in status.out and site.host.base in status.out and "exhausted" in status.out
+
+
+def test_budget_dry_run_and_a_named_site(tmp_path, seeds_dir, site):
+    cfg = _config(tmp_path, [])
+    dry = run_cli("--config", str(cfg), "backfill", site.host.base + "/any/page", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert site.article_hits() == []  # ranked only
+    lines = [ln for ln in dry.out.splitlines() if ln.startswith("  ")]
+    assert 5 <= len(lines) <= 20 and any(w in lines[0] for w in ("gold", "hyesan", "korea", "mine", "labour"))
+    assert "sitemap" in dry.out
+
+    res = run_cli("--config", str(cfg), "backfill", site.host.base, "--max-pages", "4", "--json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert out["fetched"] == 4 == len(site.article_hits()) and out["stopped"] == "budget"
+    assert out["per_site"][0]["stopped"] == "budget"
+    assert sum(p in site.on_topic for p in site.article_hits()) >= 3
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--since", "2024-13-01"], "YYYY-MM-DD"),
+    (["ftp://example.org/"], "only http and https"),
+    (["example.org/news"], "did you mean https://example.org/news"),
+    (["--max-pages", "-1"], "0 or more"),
+])
+def test_bad_arguments_exit_2_with_what_to_do(tmp_path, seeds_dir, args, says):
+    cfg = _config(tmp_path, ["http://127.0.0.1:9/feed"])
+    res = run_cli("--config", str(cfg), "backfill", *args)
+    assert res.code == 2 and says in res.err
+
+
+def test_no_site_to_backfill_says_how_to_name_one(tmp_path, seeds_dir):
+    cfg = _config(tmp_path, [])
+    res = run_cli("--config", str(cfg), "backfill")
+    assert res.code == 2 and "ingest backfill https://" in res.err
