@@ -67,23 +67,21 @@ class TerminalProgress:
         self._progress.update(self._task, kept=self._kept)
 
 
-class LineProgress:
-    """A progress line on ``stream`` every ``every`` seconds while the poll runs (from a thread: it
-    speaks also while the poll waits on a slow host), and nothing when the poll took less."""
+class _Ticker:
+    """A line on ``stream`` every ``every`` seconds while the run goes on (from a thread: it speaks also
+    while the run waits on a slow host), and nothing when the run took less."""
 
     def __init__(self, stream: TextIO | None = None, every: float | None = None) -> None:
         self._stream = stream or sys.stderr
         env = os.environ.get("INGEST_PROGRESS_SECONDS")
         self._every = every if every is not None else float(env) if env else LINE_EVERY
-        self._feeds: int | None = None
-        self._done = self._pages = self._kept = 0
+        self._pages = self._kept = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="poll-progress", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = time.monotonic()
 
-    def __enter__(self) -> LineProgress:
+    def _open(self) -> None:
         self._thread.start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -91,9 +89,27 @@ class LineProgress:
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):
-            total = f"/{self._feeds}" if self._feeds is not None else ""
-            print(f"poll: {self._done}{total} feeds done · pages fetched {self._pages} · kept {self._kept} · "
-                  f"{time.monotonic() - self._started:.0f} s", file=self._stream, flush=True)
+            print(f"{self._line()} · {time.monotonic() - self._started:.0f} s", file=self._stream, flush=True)
+
+    def _line(self) -> str:
+        raise NotImplementedError
+
+
+class LineProgress(_Ticker):
+    """``ingest poll`` without a terminal: feeds done, pages fetched, kept."""
+
+    def __init__(self, stream: TextIO | None = None, every: float | None = None) -> None:
+        super().__init__(stream, every)
+        self._feeds: int | None = None
+        self._done = 0
+
+    def __enter__(self) -> LineProgress:
+        self._open()
+        return self
+
+    def _line(self) -> str:
+        total = f"/{self._feeds}" if self._feeds is not None else ""
+        return f"poll: {self._done}{total} feeds done · pages fetched {self._pages} · kept {self._kept}"
 
     def start(self, feeds: int) -> None:
         self._feeds = feeds
@@ -141,7 +157,7 @@ class BackfillBar:
         self._progress.update(self._task, advance=1, kept=self._kept)
 
 
-class BackfillLines(LineProgress):
+class BackfillLines(_Ticker):
     """``ingest backfill`` without a terminal: a line every ``INGEST_PROGRESS_SECONDS``."""
 
     def __init__(self, stream: TextIO | None = None, every: float | None = None) -> None:
@@ -149,13 +165,15 @@ class BackfillLines(LineProgress):
         self._found = 0
         self._total: int | None = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._every):
-            total = f"/{self._total}" if self._total is not None else ""
-            print(f"backfill: candidates {self._found} · fetched {self._pages}{total} · kept {self._kept} · "
-                  f"{time.monotonic() - self._started:.0f} s", file=self._stream, flush=True)
+    def __enter__(self) -> BackfillLines:
+        self._open()
+        return self
 
-    def start(self, budget: int | None, pending: int) -> None:  # type: ignore[override]
+    def _line(self) -> str:
+        total = f"/{self._total}" if self._total is not None else ""
+        return f"backfill: candidates {self._found} · fetched {self._pages}{total} · kept {self._kept}"
+
+    def start(self, budget: int | None, pending: int) -> None:
         self._total = min(budget, pending) if budget is not None else pending
 
     def found(self, n: int) -> None:

@@ -74,7 +74,6 @@ def build_archive_site(host: Host, n_off: int = 40, seed: int = 3) -> ArchiveSit
              "on_mine_collapse": "/news/9001",  # opaque: only the news sitemap's title says what it is
              "on_smuggling_arrests": "/?p=77"}  # opaque: only the paged feed's title says what it is
     texts = {n: article_text(n) for n in ON}
-    on_paths = list(slugs.values())
     for name, path in slugs.items():
         title, body = texts[name]
         related = [(p, texts[n][0]) for n, p in slugs.items() if n != name][:2]
