@@ -42,19 +42,19 @@ def cmd_digest(config: Config, args: argparse.Namespace) -> int:
             # one would hold so far, without recording it
             with open_store(config, readonly=True) as reader:
                 since = reader.last_digest_until() or now - 86400
-                d = digest.build(reader, since, now, now, review(reader))
+                d = digest.build(reader, since, now, now, review(reader), not args.no_backfill)
             print(f"ingest: {_who_records(config)}; this preview since the last digest is not recorded",
                   file=sys.stderr)
         else:
             with store:
-                d, paths = digest.scheduled(store, now, review=review(store))
+                d, paths = digest.scheduled(store, now, review=review(store), backfill=not args.no_backfill)
                 print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
                 _deliver(store, config, now)
         text = digest.render(d, args.format)
     else:
         since = parse_since(args.since, now)
         with open_store(config, readonly=True) as store:
-            d = digest.build(store, since, now, now, review(store))
+            d = digest.build(store, since, now, now, review(store), not args.no_backfill)
         text = digest.render(d, args.format)
     if args.output:
         write_output(args.output, text)
@@ -231,6 +231,9 @@ def add_digest(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--since", metavar="WHEN", help="a period such as 24h or 7d, or an ISO date; not recorded")
     p.add_argument("--format", choices=["markdown", "html", "atom", "json"], default="markdown")
     p.add_argument("--output", metavar="PATH", help="write to this file instead of stdout")
+    p.add_argument("--no-backfill", action="store_true",
+                   help="leave out the articles `ingest backfill` found in the sites' history (by default they "
+                        "are listed apart, after the new stories, marked \"from the archive of SITE\")")
     p.set_defaults(func=cmd_digest)
 
 

@@ -46,6 +46,16 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Backfilled:
+    """Where a backfilled article came from: the site's archive, not its feed's newest entries."""
+
+    site: str
+    via: str  # sitemap, news-sitemap, feed-page, archive, link
+    found_in: str | None  # the sitemap, feed page or archive index that listed it
+    published: str | None
+
+
+@dataclass(frozen=True)
 class Item:
     id: int
     title: str
@@ -61,6 +71,7 @@ class Item:
     other_sources: list[Source]
     decided_score: float | None = None  # the score it was kept at, when the current model scores it otherwise
     threshold: float | None = None  # the threshold that applies to it under the same model
+    backfill: Backfilled | None = None  # set when the backfill found it in the site's history
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Digest:
     review: list[ReviewItem] = field(default_factory=list)  # "Help it learn": what to judge next
     model: ModelReport | None = None  # the model's state, and a warning when it cannot separate the topic
     histogram: str = ""  # the window's scores drawn as SVG (ingest.out.histogram), for the HTML digest
+    archive: list[Item] = field(default_factory=list)  # backfilled articles, apart from the new stories
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -126,11 +138,19 @@ def teach_now(store: SqlStore, seeds: Sequence[str], config: Config, limit: int 
     return teaching(store, standing(store, seeds, config), limit)
 
 
-def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] | Teaching = ()
-          ) -> Digest:
+def build(store: SqlStore, since: float, until: float, now: float, review: Sequence[ReviewItem] | Teaching = (),
+          backfill: bool = True) -> Digest:
+    """The digest of the articles stored in [since, until). Backfilled articles go to ``archive``, apart
+    from the new stories (a first backfill stores years of history in one day), or are left out with
+    ``backfill=False``."""
     view = review if isinstance(review, Teaching) else Teaching(list(review))
     items = []
-    for row in store.articles_between(since, until):
+    rows = store.articles_between(since, until)
+    origins = store.backfill_origins([r["id"] for r in rows])
+    for row in rows:
+        origin = origins.get(row["id"])
+        if origin is not None and not backfill:
+            continue
         body = store.article_body(row)
         text = body[1] if body is not None else ""
         # every URL as it may be shown: no credentials, punycode host, nothing that breaks out of markup
@@ -148,8 +168,13 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
             score=round(now_score, 6) if now_score is not None else row["score"],
             terms=json.loads(row["terms"])[:6], excerpt=excerpt(text), path=row["path"], updated=updated,
             other_sources=list({s.url: s for s in others}.values()), decided_score=row["score"] if moved else None,
-            threshold=round(now_th, 6) if now_th is not None else None))
+            threshold=round(now_th, 6) if now_th is not None else None,
+            backfill=Backfilled(site_of(row["site"], row["url"]), origin["source"],
+                                display(origin["found_in"]) if origin["found_in"] else None,
+                                row["published"] or origin["date"]) if origin is not None else None))
     items.sort(key=lambda it: (-it.score, it.id))
+    archive = [it for it in items if it.backfill is not None]
+    items = [it for it in items if it.backfill is None]
     health = []
     for f in store.feeds():
         moved = f.url != f.config_url
@@ -164,7 +189,13 @@ def build(store: SqlStore, since: float, until: float, now: float, review: Seque
             health.append(Health(display(f.config_url), f.name or f.title, state, reason, _iso(f.errors_since)))
     review = [dataclasses.replace(r, url=display(r.url)) for r in view.review]
     return Digest(_iso(now) or "", _iso(since) or "", _iso(until) or "", items, health, review,
-                  view.model or model_report(store), view.histogram)
+                  view.model or model_report(store), view.histogram, archive)
+
+
+def archive_note(b: Backfilled) -> str:
+    """The mark a backfilled article carries on every screen (plain text: each renderer escapes it)."""
+    when = f", published {b.published[:10]}" if b.published else ""
+    return f"from the archive of {b.site}{when}"
 
 
 def model_lines(m: ModelReport) -> list[str]:
@@ -197,6 +228,8 @@ def render_markdown(d: Digest) -> str:
         lines += ["Nothing new matched the seeds in this period.", ""]
     else:
         lines += [f"{len(d.items)} new {'story' if len(d.items) == 1 else 'stories'}, most relevant first.", ""]
+    if d.archive:
+        lines += [f"{len(d.archive)} more from the sites' archives, listed apart below.", ""]
     for it in d.items:
         url = _safe_url(it.url)
         title = f"[{_md(it.title)}](<{url}>)" if url else _md(it.title)
@@ -215,6 +248,16 @@ def render_markdown(d: Digest) -> str:
             links = ", ".join(f"[{_md(s.site)}](<{s.url}>)" for s in it.other_sources if _safe_url(s.url))
             lines.append(f"Also reported by: {links}")
             lines.append("")
+    if d.archive:
+        lines += [f"## From the sites' archives ({len(d.archive)})", "",
+                  "Found by `ingest backfill` in the history of the sites you follow, not new this period.", ""]
+        for it in d.archive:
+            url = _safe_url(it.url)
+            title = f"[{_md(it.title)}](<{url}>)" if url else _md(it.title)
+            assert it.backfill is not None
+            lines.append(f"- {title}: {_md(archive_note(it.backfill))} · relevance {it.score:.3f} · "
+                         f"matched on: {_md(', '.join(it.terms))}")
+        lines.append("")
     lines.append("## Sources")
     lines.append("")
     if not d.health:
@@ -255,7 +298,8 @@ def render_html(d: Digest) -> str:
     from ingest.out.render import environment
 
     return environment().get_template("digest.html").render(d=d, css=Markup(_CSS), histogram=Markup(d.histogram),
-                                                            model=model_lines(d.model) if d.model else [])
+                                                            model=model_lines(d.model) if d.model else [],
+                                                            archive_note=archive_note)
 
 
 def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "urn:seed-ingest:digest") -> bytes:
@@ -274,7 +318,8 @@ def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "u
             fe.link(href=it.url)
         fe.updated(datetime.fromisoformat(it.fetched))
         others = "; also reported by " + ", ".join(s.site for s in it.other_sources) if it.other_sources else ""
-        fe.summary(f"{it.site}: {it.excerpt} (relevance {it.score:.3f}; matched on {', '.join(it.terms)}{others})")
+        mark = f" ({archive_note(it.backfill)})" if it.backfill is not None else ""
+        fe.summary(f"{it.site}{mark}: {it.excerpt} (relevance {it.score:.3f}; matched on {', '.join(it.terms)}{others})")
     return fg.atom_str(pretty=True)
 
 
@@ -288,15 +333,15 @@ def render(d: Digest, fmt: str) -> str:
     if fmt == "html":
         return render_html(d)
     if fmt == "atom":
-        return render_atom(d.items, f"seed-ingest digest {d.until[:10]}").decode("utf-8")
+        return render_atom(d.items + d.archive, f"seed-ingest digest {d.until[:10]}").decode("utf-8")
     return render_json(d)
 
 
 def scheduled(store: SqlStore, now: float, default_period: float = 86400.0,
-              review: Sequence[ReviewItem] | Teaching = ()) -> tuple[Digest, list[Path]]:
+              review: Sequence[ReviewItem] | Teaching = (), backfill: bool = True) -> tuple[Digest, list[Path]]:
     """The next digest: since the previous one, written to digests/, recorded."""
     since = store.last_digest_until() or now - default_period
-    d = build(store, since, now, now, review)
+    d = build(store, since, now, now, review, backfill)
     folder = store.root / "digests"
     folder.mkdir(exist_ok=True)
     stem = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H%M")
@@ -314,8 +359,8 @@ def _rolling_items(store: SqlStore, now: float) -> list[Item]:
     since = store.rolling_since(ROLLING_ITEMS)
     if since is None:
         return []
-    items = build(store, since, now, now).items
-    return sorted(items, key=lambda it: it.fetched, reverse=True)[:ROLLING_ITEMS]
+    d = build(store, since, now, now)
+    return sorted(d.items + d.archive, key=lambda it: it.fetched, reverse=True)[:ROLLING_ITEMS]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -70,6 +70,19 @@ def test_backfill_finds_the_history_and_keeps_the_on_topic_articles(tmp_path, se
     status = run_cli("--config", str(cfg), "status")
     assert "backfill" in status.out and site.host.base in status.out and "exhausted" in status.out
 
+    # the digest lists them apart, marked, so years of history do not read as this week's news
+    digest = run_cli("--config", str(cfg), "digest", "--since", "7d", "--format", "json").json()
+    assert digest["items"] == [] and len(digest["archive"]) == out["kept"]
+    assert all(it["backfill"]["site"] == it["site"] and it["backfill"]["found_in"] for it in digest["archive"])
+    assert any((it["backfill"]["published"] or "").startswith("2025-04-02") for it in digest["archive"])
+    md = run_cli("--config", str(cfg), "digest", "--since", "7d").out
+    assert "From the sites' archives" in md and "from the archive of" in md
+    assert "Nothing new matched the seeds in this period." in md
+    html = run_cli("--config", str(cfg), "digest", "--since", "7d", "--format", "html").out
+    assert html.count("from the archive of") == out["kept"]
+    left_out = run_cli("--config", str(cfg), "digest", "--since", "7d", "--no-backfill", "--format", "json").json()
+    assert left_out["items"] == [] and left_out["archive"] == []
+
 
 def test_budget_dry_run_and_a_named_site(tmp_path, seeds_dir, site):
     cfg = _config(tmp_path, [])
