@@ -319,7 +319,8 @@ def render_atom(items: list[Item], title: str = "seed-ingest", feed_id: str = "u
         fe.updated(datetime.fromisoformat(it.fetched))
         others = "; also reported by " + ", ".join(s.site for s in it.other_sources) if it.other_sources else ""
         mark = f" ({archive_note(it.backfill)})" if it.backfill is not None else ""
-        fe.summary(f"{it.site}{mark}: {it.excerpt} (relevance {it.score:.3f}; matched on {', '.join(it.terms)}{others})")
+        fe.summary(f"{it.site}{mark}: {it.excerpt} (relevance {it.score:.3f}; "
+                   f"matched on {', '.join(it.terms)}{others})")
     return fg.atom_str(pretty=True)
 
 
