@@ -199,6 +199,11 @@ def targets(config: Config, urls: Sequence[str] = ()) -> list[Target]:
     return [Target(site, tuple(feeds.get(site, ()))) for site in dict.fromkeys(chosen)]
 
 
+def _host(url: str) -> str:
+    """The host as ingest.sources.related compares it: lower case, without "www.", any port."""
+    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+
+
 def _day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text[:10]) if text else None
@@ -284,6 +289,8 @@ class Backfill:
             idx = await archives.captures(site, self.fetcher, name, self.endpoints.get(name), since)
             found += [(c.url, "archive", f"{name}:{c.timestamp}", c.date, "") for c in idx.captures]
             requests += len(idx.read)
+        host = _host(site)
+        found = [f for f in found if _host(f[0]) == host]  # a feed may link elsewhere: that is another site's
         added = await self.db(self.store.add_candidates, site, found, now)
         await self.db(self.store.set_backfill_site, site, discovered=now,
                       discovery_requests=(row["discovery_requests"] if row else 0) + requests)
@@ -364,6 +371,7 @@ class Backfill:
                       published=item.day.isoformat() if item.day else None, links=True)
         result = await self.pages.fetch(job)
         if isinstance(result, Deferred):  # the host asked for quiet: the page stays a candidate
+            self._budget.give_back()  # no article page was fetched
             s.queue.put_back(item)
             log.info("site=%s event=backfill_deferred page=%s reason=%r", s.target.site, item.link, result.reason)
             self._stop(s, "deferred")

@@ -49,6 +49,7 @@ from ingest.run.model_keeper import ModelKeeper
 from ingest.run.poll import Poll, recall_hosts, remember_hosts
 from ingest.run.schedule import FeedOutcome, FeedState, backoff, last_fire, plan, sync_store
 from ingest.run.workers import Worker
+from ingest.service.backfill_job import ServiceBackfill
 from ingest.service.teaching import Teaching
 from ingest.service.watch import RESTART_KEYS, changed_keys, file_mark, seeds_mark
 from ingest.sources.fetch import Fetcher
@@ -102,6 +103,9 @@ class Service:
         self.worker: Worker | None = None  # on PostgreSQL: this process's share of the work (ingest.run.workers)
         self.poll_failures = 0  # polls in a row that crashed (a store that cannot be written, a bug)
         self.hold_until = 0.0  # no poll starts before this after a crash: back off, never spin
+        self.poll_at = float("inf")  # when the next poll job runs (the backfill waits from then on)
+        self.backfill = ServiceBackfill(lambda: (self.config, self.seeds, self.fetcher), self.store, self.executor,
+                                        self.db, self.model, self._quiet, self.stopping, clock, self.rng)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -145,11 +149,15 @@ class Service:
                                                               lambda: (self.config, self.seeds, self.fetcher)))
             else:
                 await self._arm_poll()
+            self.backfill.worker = self.worker.name if self.worker else None
+            backfill = asyncio.ensure_future(self.backfill.run())
             log.info("event=service_started feeds=%d store=%s pid=%d%s", len(self.config.feeds),
                      "postgresql" if self.worker else self.config.paths.store, os.getpid(),
                      f" worker={self.worker.name}" if self.worker else "")
             await self.stopping.wait()
+            self.backfill.abort()
             await self._shutdown()
+            await backfill
             if self.worker is not None:
                 await work
         finally:
@@ -287,6 +295,12 @@ class Service:
         await self.db(self._sync_feeds)
         await self._arm_poll()
 
+    def _quiet(self) -> bool:
+        """Whether the backfill may send its next request: no poll running and none due."""
+        if self.running or (self.worker is not None and self.worker.passes):
+            return False
+        return self.clock() < self.poll_at
+
     def _sync_feeds(self) -> None:
         """In the store's thread: match the feeds table to the config; give new feeds a staggered first poll."""
         sync_store(self.store, self.config, self.clock())
@@ -302,7 +316,7 @@ class Service:
             return
         due = min((t for t in (feeds, pages) if t is not None), default=None)
         when = max(self.clock(), due) if due is not None else self.clock() + IDLE_RECHECK
-        when = max(when, self.hold_until)
+        when = self.poll_at = max(when, self.hold_until)
         self.scheduler.add_job(self._poll_job, "date", run_date=datetime.fromtimestamp(when, UTC), id="poll",
                                replace_existing=True, misfire_grace_time=None)
         # the next poll is further off than a connection is kept: an idle service holds no client or

@@ -86,6 +86,13 @@ class CandidateTables(SqlCore):
         with self.transaction() as db:
             db.executemany("UPDATE candidates SET fetched = ? WHERE id = ?", [(now, cid) for cid in ids])
 
+    def backfill_fetched_since(self, since: float) -> tuple[int, float | None]:
+        """Candidates fetched at or after ``since`` on every site, and the earliest of those times (the
+        service's daily budget: it is spent again one day after that)."""
+        n, first = self.db.execute("SELECT COUNT(*), MIN(fetched) FROM candidates WHERE fetched >= ?",
+                                   (since,)).fetchone()
+        return int(n), first
+
     def backfill_outcomes(self, site: str) -> dict[str, int]:
         """The decisions on the site's pages the backfill fetched: kept, rejected, duplicate, empty, ..."""
         return {r[0]: r[1] for r in self.db.execute(

@@ -343,6 +343,10 @@ def test_backfill_candidates_are_recorded_once_and_continue_where_a_run_stopped(
     assert [r["link"] for r in store.pending_candidates(site, limit=1)] == ["http://e.org/a?utm_source=x"]
     assert store.candidate_counts(site) == {"sitemap": 2, "feed": 1, "archive": 0, "link": 0, "fetched": 1}
     assert store.pending_candidates("http://f.org") == []
+    store.mark_candidates_fetched([rows["http://e.org/b"]["id"]], 400.0)
+    assert store.backfill_fetched_since(250.0) == (2, 300.0)  # the service's daily budget: spent, and since when
+    assert store.backfill_fetched_since(350.0) == (1, 400.0)
+    assert store.backfill_fetched_since(500.0) == (0, None)
 
 
 def test_backfill_never_offers_a_page_the_store_knows_and_remembers_each_site(store):
