@@ -44,9 +44,6 @@ def _since(text: str | None) -> datetime | None:
 
 
 def cmd_backfill(config: Config, args: argparse.Namespace) -> int:
-    from ingest.run.backfill import backfill_once, targets
-    from ingest.run.executor import kill_workers, make_executor
-
     try:
         since = _since(args.since)
     except ValueError:
@@ -56,8 +53,17 @@ def cmd_backfill(config: Config, args: argparse.Namespace) -> int:
     if args.max_pages is not None and args.max_pages < 0:
         print("ingest backfill: --max-pages expected a number of pages, 0 or more", file=sys.stderr)
         return 2
+    return run(config, args.urls, args.max_pages, since, args.dry_run, args.json)
+
+
+def run(config: Config, urls: list[str], max_pages: int | None, since: datetime | None, dry_run: bool,
+        as_json: bool) -> int:
+    """One backfill of the sites of ``urls`` (every followed site with none), reported; the exit code."""
+    from ingest.run.backfill import backfill_once, targets
+    from ingest.run.executor import kill_workers, make_executor
+
     try:
-        sites = targets(config, args.urls)
+        sites = targets(config, urls)
     except ValueError as exc:
         print(f"ingest backfill: {exc}", file=sys.stderr)
         return 2
@@ -72,18 +78,18 @@ def cmd_backfill(config: Config, args: argparse.Namespace) -> int:
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
-            if sys.stderr.isatty() and not args.dry_run:
+            if sys.stderr.isatty() and not dry_run:
                 from ingest.run.progress import BackfillBar
 
                 with BackfillBar() as bar:
-                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, args.max_pages,
-                                                       since, args.dry_run, bar))
+                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, max_pages,
+                                                       since, dry_run, bar))
             else:
                 from ingest.run.progress import BackfillLines
 
                 with BackfillLines() as lines:
-                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, args.max_pages,
-                                                       since, args.dry_run, lines))
+                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, max_pages,
+                                                       since, dry_run, lines))
             clean = report.interrupted is None
         finally:
             if clean:
@@ -91,7 +97,7 @@ def cmd_backfill(config: Config, args: argparse.Namespace) -> int:
             else:
                 kill_workers(executor)
                 executor.shutdown(wait=False, cancel_futures=True)
-    if args.json:
+    if as_json:
         print(json.dumps(report.as_dict()))
     else:
         print_report(report)

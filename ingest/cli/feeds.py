@@ -78,7 +78,7 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
                 print(line)
             if report.added:
                 print(_feed_list_applies(config), file=sys.stderr)
-                return 0
+                return _backfill_added(config, [f.url for f in report.added]) if args.backfill else 0
             why = f"every feed found is already in {config.path}" if report.already else "no feed found worked"
             print(f"ingest feeds add: {why}; nothing changed", file=sys.stderr)
             return 1
@@ -137,6 +137,27 @@ def cmd_feeds(config: Config, args: argparse.Namespace) -> int:
     raise AssertionError(action)
 
 
+def _backfill_added(config: Config, urls: list[str]) -> int:
+    """`feeds add --backfill`: the new feeds' sites' history now, or, while the service holds the store,
+    what will fetch it."""
+    from ingest.cli import backfill
+    from ingest.config import load_config
+    from ingest.store import StoreError
+
+    config = load_config(config.path)  # with the feeds just added: their archived pages are read too
+    try:
+        return backfill.run(config, urls, None, None, False, False)
+    except StoreError as exc:
+        if "another ingest process" not in str(exc):
+            raise
+        then = ("the service backfills the new site between polls ([backfill] enabled)" if config.backfill.enabled
+                else "run `ingest backfill " + display(urls[0]) + "` once it has stopped, or set [backfill] "
+                     "enabled = true so the service backfills between polls")
+        print(f"ingest feeds add: the feed is added; another ingest process holds the store: {then}",
+              file=sys.stderr)
+        return 0
+
+
 def _feed_list_applies(config: Config) -> str:
     """When an edit of the feed list reaches the polls."""
     from ingest.store import holder
@@ -178,6 +199,8 @@ def add_feeds(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     q.add_argument("--name", help="a name for the feed (default: its title; with several feeds found, the "
                    "first one added)")
     q.add_argument("--category", help="a category, as OPML folders; nested with \" / \"")
+    q.add_argument("--backfill", action="store_true",
+                   help="then fetch the new site's history, best-first, as `ingest backfill URL` does")
     q.set_defaults(func=cmd_feeds)
     q = feeds_sub.add_parser("remove", parents=[common], help="remove a feed by URL or name",
                              description="Remove the [[feeds]] table whose URL (normalised) or name matches. "

@@ -53,6 +53,9 @@ log = logging.getLogger("ingest")
 REDISCOVER = 86400.0  # a site's sitemaps and feed pages are read again after a day, not at every run
 BEST_SHOWN = 20  # candidates a dry run lists per site
 STOP_REASONS = ("yield", "budget", "exhausted", "deferred")
+STOP_WORDS = {"yield": "yield: its recent fetches kept no more than a random draw of its pages would",
+              "budget": "budget: the run's page budget was spent", "exhausted": "exhausted: every candidate fetched",
+              "deferred": "deferred: the host asked to wait (Retry-After, robots.txt unreachable)"}
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,11 @@ class SiteState:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def stopped_text(self) -> str:
+        """Why the site's last run stopped, in words (the web view)."""
+        return STOP_WORDS.get(self.stopped or "", self.stopped or "not stopped yet")
 
     def summary(self) -> str:
         return (f"{self.candidates} candidates, fetched {self.fetched}, kept {self.kept}, rejected {self.rejected}; "

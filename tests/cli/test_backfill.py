@@ -4,12 +4,15 @@ the report, a second run, the budget, the dry run, export's provenance, bad argu
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import run_cli
+from tests.out.test_web import _free_port, _serve
 from tests.support.archive_site import ArchiveSite, build_archive_site
 
 pytestmark = pytest.mark.slow
@@ -83,6 +86,18 @@ def test_backfill_finds_the_history_and_keeps_the_on_topic_articles(tmp_path, se
     left_out = run_cli("--config", str(cfg), "digest", "--since", "7d", "--no-backfill", "--format", "json").json()
     assert left_out["items"] == [] and left_out["archive"] == []
 
+    # the web view's feeds page: the site's backfill, and why it stopped
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        feeds = httpx.get(f"http://{listen}/feeds", timeout=10).text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    table = feeds.split('id="backfill"')[1]
+    assert site.host.base in table and "exhausted: every candidate fetched" in table
+    assert f"<td data-label=\"kept\">{out['kept']}</td>" in table
+
 
 def test_budget_dry_run_and_a_named_site(tmp_path, seeds_dir, site):
     cfg = _config(tmp_path, [])
@@ -117,3 +132,13 @@ def test_no_site_to_backfill_says_how_to_name_one(tmp_path, seeds_dir):
     cfg = _config(tmp_path, [])
     res = run_cli("--config", str(cfg), "backfill")
     assert res.code == 2 and "ingest backfill https://" in res.err
+
+
+def test_feeds_add_backfill_fetches_the_new_sites_history(tmp_path, seeds_dir, site):
+    cfg = _config(tmp_path, [])
+    res = run_cli("--config", str(cfg), "feeds", "add", site.feed, "--backfill")
+    assert res.code == 0, res.err
+    assert "added:" in res.out and site.host.base in res.out and "stopped: exhausted" in res.out
+    assert 'url = "' + site.feed in cfg.read_text()
+    hits = site.article_hits()
+    assert len(hits) == len(set(hits)) and sum(p in site.on_topic for p in hits) >= 4
