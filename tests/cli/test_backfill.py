@@ -142,3 +142,57 @@ def test_feeds_add_backfill_fetches_the_new_sites_history(tmp_path, seeds_dir, s
     assert 'url = "' + site.feed in cfg.read_text()
     hits = site.article_hits()
     assert len(hits) == len(set(hits)) and sum(p in site.on_topic for p in hits) >= 4
+
+
+def test_kill_9_mid_backfill_then_a_rerun_loses_and_doubles_nothing(tmp_path, seeds_dir, site):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.service.test_service import consistent, wait_for
+
+    for path in site.article_paths():  # slow pages: the kill lands while some are being fetched
+        site.host.routes[path].delay = 0.3
+    cfg = _config(tmp_path, [site.feed])
+    db_path = tmp_path / "store" / "ingest.db"
+
+    def committed() -> set[str]:
+        try:
+            db = sqlite3.connect(db_path)
+            try:
+                return {r[0] for r in db.execute("SELECT url FROM pages")}
+            finally:
+                db.close()
+        except sqlite3.OperationalError:  # not created yet
+            return set()
+
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "backfill"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        wait_for(lambda: len(committed()) >= 4, what="four pages decided")
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
+    before = committed()
+    hits_before = site.article_hits()
+    assert 4 <= len(before) < len(site.article_paths()) - 1  # killed mid-run
+    for path in site.article_paths():
+        site.host.routes[path].delay = 0
+    again = run_cli("--config", str(cfg), "backfill", "--json")
+    assert again.code == 0, again.err
+    hits = site.article_hits()
+    # no page decided before the kill is requested again; the rest of the history is fetched once
+    decided_paths = {p for p in site.article_paths() for u in before if u.endswith(p)}
+    rerun = hits[len(hits_before):]
+    assert not decided_paths & set(rerun), decided_paths & set(rerun)
+    assert len(rerun) == len(set(rerun))
+    assert set(hits) == site.article_paths() - {site.blocked}
+    db = sqlite3.connect(db_path)
+    urls = [r[0] for r in db.execute("SELECT url FROM pages")]
+    assert len(urls) == len(set(urls))
+    kept = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+    assert 4 <= kept <= len(site.on_topic) + 1
+    consistent(tmp_path / "store")
+    check = run_cli("--config", str(cfg), "check")
+    assert check.code == 0, check.out + check.err
