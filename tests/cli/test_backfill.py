@@ -196,3 +196,36 @@ def test_kill_9_mid_backfill_then_a_rerun_loses_and_doubles_nothing(tmp_path, se
     consistent(tmp_path / "store")
     check = run_cli("--config", str(cfg), "check")
     assert check.code == 0, check.out + check.err
+
+
+def test_a_web_archives_index_lists_what_the_site_no_longer_links(tmp_path, seeds_dir, web):
+    """[backfill] archives: the CDX API (Wayback's JSON format) names the site's pages; nothing else does."""
+    import json
+    import random
+
+    from tests.support.archive_site import page, unrelated
+    from tests.support.web import article_text
+
+    h, cdx = web.host(5), web.host(6)
+    rng = random.Random(5)
+    on = ["on_hyesan_gold", "on_forced_labour_report", "on_sanctions_gold"]
+    rows = [["original", "timestamp", "statuscode", "mimetype"]]
+    for i, name in enumerate(on):
+        title, body = article_text(name)
+        rows.append([h.add(f"/story/{i}", page(title, body, f"2024-03-0{i + 1}")), f"2024030{i + 1}101010",
+                     "200", "text/html"])
+    for i in range(12):
+        title, body = unrelated(rng, "cooking", i)
+        rows.append([h.add(f"/story/{100 + i}", page(title, body, "2024-04-01")), "20240401101010", "200",
+                     "text/html"])
+    cdx.add("/cdx/search/cdx", json.dumps(rows), content_type="application/json")
+    cfg = _config(tmp_path, [], '[backfill]\narchives = ["wayback"]\n'
+                                f'archive_endpoints = {{ wayback = "{cdx.url("/cdx/search/cdx")}" }}\n')
+    res = run_cli("--config", str(cfg), "backfill", h.base, "--json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert out["per_site"][0]["by_source"]["archive"] == 15 and out["stopped"] == "exhausted"
+    assert len(cdx.requests) == 1 and out["kept"] >= 3
+    rows_out = run_cli("--config", str(cfg), "export").jsonl()
+    marks = [s for r in rows_out for s in r["sources"] if s["source"] == "backfill"]
+    assert marks and all(s["via"] == "archive" and s["found_in"].startswith("wayback:") for s in marks)
