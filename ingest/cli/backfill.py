@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 from ingest.config import Config
-from ingest.run.backfill import BackfillReport
+from ingest.run.backfill_report import BackfillReport
 from ingest.store import open_store
 from ingest.text.seeds import load_seeds
 

@@ -143,7 +143,8 @@ def print_model(m: ModelReport, learning: tuple[int, int, int, int]) -> None:
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    from ingest.run.backfill import origin, site_states
+    from ingest.run.backfill import origin
+    from ingest.run.backfill_report import site_states
 
     if args.check:
         with open_store(config, readonly=True) as store:

@@ -103,7 +103,7 @@ def feed_routes(ctx: WebContext, page: Callable[..., Response],
                              "summary": "new: not polled yet", "last_error": None, "last_success": None,
                              "next_poll": None, "interval": "", "kept": 0})
         done = FEED_MESSAGES.get(request.query_params.get("done", ""))
-        from ingest.run.backfill import site_states
+        from ingest.run.backfill_report import site_states
 
         return page(request, "feeds.html", title="Feeds", nav="feeds", feeds=rows, report=report or [],
                     backfill=site_states(ctx.store), backfill_on=config.backfill.enabled,

@@ -28,9 +28,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from ingest.config import Config
@@ -38,6 +37,7 @@ from ingest.judge.decide import Deferred, Outcome, Skipped
 from ingest.judge.model import Model
 from ingest.judge.prescore import PreScore, prescore
 from ingest.run.backfill_rank import SAMPLE_EVERY, Item, SiteQueue, YieldRule
+from ingest.run.backfill_report import BackfillProgress, BackfillReport, Ranked, SiteReport
 from ingest.run.chunk import ChunkDecider
 from ingest.run.model_keeper import ModelKeeper
 from ingest.run.page_fetch import Linked, PageFetcher, PageJob
@@ -52,10 +52,6 @@ log = logging.getLogger("ingest")
 
 REDISCOVER = 86400.0  # a site's sitemaps and feed pages are read again after a day, not at every run
 BEST_SHOWN = 20  # candidates a dry run lists per site
-STOP_REASONS = ("yield", "budget", "exhausted", "deferred")
-STOP_WORDS = {"yield": "yield: its recent fetches kept no more than a random draw of its pages would",
-              "budget": "budget: the run's page budget was spent", "exhausted": "exhausted: every candidate fetched",
-              "deferred": "deferred: the host asked to wait (Retry-After, robots.txt unreachable)"}
 
 
 @dataclass(frozen=True)
@@ -64,64 +60,6 @@ class Target:
 
     site: str
     feeds: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """A dry run's view of one candidate."""
-
-    url: str
-    prescore: float
-    words: tuple[str, ...]
-    source: str
-
-
-@dataclass
-class SiteReport:
-    site: str
-    candidates: int = 0  # known for the site (all sources, fetched or not)
-    by_source: dict[str, int] = field(default_factory=dict)
-    discovery_requests: int = 0  # this run
-    fetched: int = 0  # article pages requested this run
-    kept: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    errors: int = 0  # error, empty or blocked (robots.txt)
-    stopped: str | None = None
-    best: list[Ranked] = field(default_factory=list)  # a dry run's best-ranked candidates
-
-
-@dataclass
-class BackfillReport:
-    per_site: list[SiteReport]
-    dry_run: bool = False
-    interrupted: str | None = None  # the signal that cut the run short
-
-    def total(self, name: str) -> int:
-        return sum(getattr(s, name) for s in self.per_site)
-
-    @property
-    def stopped(self) -> str | None:
-        """The reason that ended the run, when one did: the budget, or the one reason every site stopped for."""
-        reasons = {s.stopped for s in self.per_site}
-        if "budget" in reasons:
-            return "budget"
-        return reasons.pop() if len(reasons) == 1 else None
-
-    def as_dict(self) -> dict:
-        return {"sites": len(self.per_site), "candidates": self.total("candidates"),
-                "discovery_requests": self.total("discovery_requests"), "fetched": self.total("fetched"),
-                "kept": self.total("kept"), "rejected": self.total("rejected"),
-                "duplicates": self.total("duplicates"), "errors": self.total("errors"),
-                "stopped": self.stopped, "dry_run": self.dry_run,
-                "per_site": [{k: v for k, v in asdict(s).items() if k != "best" or self.dry_run}
-                             for s in self.per_site]}
-
-
-class BackfillProgress(Protocol):
-    def start(self, budget: int | None, pending: int) -> None: ...
-    def found(self, n: int) -> None: ...
-    def fetched(self, kept: bool) -> None: ...
 
 
 class Budget:
@@ -144,43 +82,6 @@ class Budget:
     def give_back(self) -> None:
         if self.left is not None:
             self.left += 1
-
-
-@dataclass(frozen=True)
-class SiteState:
-    """A site's backfill as the store holds it (`ingest status`, the web view's feeds page)."""
-
-    site: str
-    candidates: int
-    pending: int
-    fetched: int
-    kept: int
-    rejected: int
-    stopped: str | None
-    discovered: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def stopped_text(self) -> str:
-        """Why the site's last run stopped, in words (the web view)."""
-        return STOP_WORDS.get(self.stopped or "", self.stopped or "not stopped yet")
-
-    def summary(self) -> str:
-        return (f"{self.candidates} candidates, fetched {self.fetched}, kept {self.kept}, rejected {self.rejected}; "
-                f"stopped: {self.stopped or 'not yet run'}")
-
-
-def site_states(store: SqlStore) -> list[SiteState]:
-    out = []
-    for row in store.backfill_sites():
-        counts = store.candidate_counts(row["site"])
-        outcomes = store.backfill_outcomes(row["site"])
-        total = sum(v for k, v in counts.items() if k != "fetched")
-        out.append(SiteState(row["site"], total, total - counts["fetched"], counts["fetched"], outcomes.get("kept", 0),
-                             outcomes.get("rejected", 0), row["stopped"], row["discovered"]))
-    return out
 
 
 def origin(url: str) -> str:
@@ -404,11 +305,11 @@ class Backfill:
             await self._learn(s, result, bool(n.kept))
 
     async def _learn(self, s: _Site, page: Linked, kept: bool) -> None:
-        """What a fetched page teaches the ranking: its related-story links (new candidates, or a title for an
-        opaque one), and, when kept, the dates around it."""
+        """What a fetched page teaches the ranking: its related-story links (new candidates, a title for an
+        opaque one, the link text's words for a listed one), and, when kept, the dates around it."""
         if kept and (day := _day(page.page.date)) is not None:
             s.queue.raise_near(day)
-        fresh, titled = [], []
+        fresh, titled, linked = [], [], []
         for link, text in page.links:
             key = normalize(link)
             known = s.queue.get(key)
@@ -416,10 +317,12 @@ class Backfill:
                 fresh.append((link, text))
             elif not known.done and known.opaque:
                 titled.append((known, text))
-        if not fresh and not titled:
+            elif not known.done and text and text not in known.title:
+                linked.append((known, f"{known.title} {text}".strip()))
+        if not fresh and not titled and not linked:
             return
         model = await self._model()
-        pres = await self._prescore(model, fresh + [(k.link, t) for k, t in titled])
+        pres = await self._prescore(model, fresh + [(k.link, t) for k, t in titled + linked])
         if fresh:
             now = self.clock()
             await self.db(self.store.add_candidates, s.target.site,
@@ -430,8 +333,10 @@ class Backfill:
                     s.queue.add(_item(row, p))
             if self.progress is not None:
                 self.progress.found(len(fresh))
-        for (known, text), p in zip(titled, pres[len(fresh):], strict=True):
+        for (known, text), p in zip(titled, pres[len(fresh):len(fresh) + len(titled)], strict=True):
             s.queue.titled(known, text, p.score, p.words)
+        for (known, _), p in zip(linked, pres[len(fresh) + len(titled):], strict=True):
+            s.queue.raise_to(known, p.score)  # a listed page's link text: its words count too (never lower)
         await self.db(self.store.title_candidates, [(k.id, t) for k, t in titled])
 
     async def _count(self, s: _Site) -> None:

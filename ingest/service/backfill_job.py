@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 from ingest.config import Config
-from ingest.run.backfill import Backfill, BackfillReport, targets
+from ingest.run.backfill import Backfill, targets
+from ingest.run.backfill_report import BackfillReport
 from ingest.run.model_keeper import ModelKeeper
 from ingest.sources.fetch import Fetcher
 from ingest.store import SqlStore, StoreThread
