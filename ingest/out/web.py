@@ -178,7 +178,8 @@ def make_app(ctx: WebContext) -> Starlette:
                     current=found[0] if found else None, current_threshold=found[1] if found else None,
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
-                    sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error)
+                    sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error,
+                    backfill=ctx.store.backfill_origins([aid]).get(aid))
 
     now_view, routes_teaching = teaching_routes(ctx, page, form, aggregate, article)
 

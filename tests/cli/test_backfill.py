@@ -91,12 +91,14 @@ def test_backfill_finds_the_history_and_keeps_the_on_topic_articles(tmp_path, se
     proc = _serve(cfg, listen)
     try:
         feeds = httpx.get(f"http://{listen}/feeds", timeout=10).text
+        article = httpx.get(f"http://{listen}/a/{digest['archive'][0]['id']}", timeout=10).text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     table = feeds.split('id="backfill"')[1]
     assert site.host.base in table and "exhausted: every candidate fetched" in table
     assert f"<td data-label=\"kept\">{out['kept']}</td>" in table
+    assert "from the archive of" in article and "(backfill, listed in" in article
 
 
 def test_budget_dry_run_and_a_named_site(tmp_path, seeds_dir, site):
