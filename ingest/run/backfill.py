@@ -23,6 +23,7 @@ killed at any moment and run again fetches no page twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -185,7 +186,8 @@ class Backfill:
         if row is not None and row["discovered"] is not None and now - row["discovered"] < REDISCOVER:
             return
         found: list[tuple[str, str, str, datetime | None, str]] = []
-        maps = await sitemaps.discover(site, self.fetcher, since)
+        known = {u: (v[0], v[1]) for u, v in json.loads(row["validators"]).items()} if row is not None else {}
+        maps = await sitemaps.discover(site, self.fetcher, since, known)
         found += [(c.url, "sitemap", c.found_in, c.date, c.title) for c in maps.candidates]
         requests = len(maps.read)
         for what, answer in maps.read:
@@ -201,7 +203,7 @@ class Backfill:
         host = _host(site)
         found = [f for f in found if _host(f[0]) == host]  # a feed may link elsewhere: that is another site's
         added = await self.db(self.store.add_candidates, site, found, now)
-        await self.db(self.store.set_backfill_site, site, discovered=now,
+        await self.db(self.store.set_backfill_site, site, discovered=now, validators=json.dumps(maps.validators),
                       discovery_requests=(row["discovery_requests"] if row else 0) + requests)
         s.report.discovery_requests = requests
         log.info("site=%s event=backfill_discovered requests=%d listed=%d new=%d", site, requests, len(found), added)

@@ -1,7 +1,8 @@
 """A site's history as its sitemaps list it: the first discovery source of `ingest backfill` (issue 36).
 
-Where the sitemaps are: robots.txt's ``Sitemap:`` lines, else the common paths (``/sitemap.xml``,
-``/sitemap_index.xml``, ``/news-sitemap.xml``). Sitemap indexes are followed breadth-first, newest
+Where the sitemaps are: robots.txt's ``Sitemap:`` lines, else what the home page names with
+``<link rel="sitemap">`` and the common paths (``/sitemap.xml``, ``/sitemap_index.xml``,
+``/news-sitemap.xml``). Sitemap indexes are followed breadth-first, newest
 child first (their ``<lastmod>``), to a bounded depth and count; an index that lists itself or
 another already read is read once; URLs dated before ``since`` are left out. A gzipped sitemap (by its
 magic bytes, whatever the headers say) is inflated up to a bound of its own, so a gzip bomb is
@@ -11,13 +12,15 @@ through the project's one fetcher (per-host spacing, size caps, the private-addr
 
 The result is the site's candidates: each article URL once, with where it was found, its date
 (``<lastmod>``, or a news sitemap's publication date) and any title (``news:title``), for the
-ranking that decides what is fetched first.
+ranking that decides what is fetched first. A sitemap read before is asked for with its validators
+(conditional GET): an unchanged one costs a 304 and lists nothing again.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
@@ -32,6 +35,8 @@ MAX_SITEMAPS = 500  # documents read per site
 MAX_INFLATED = 50_000_000  # a gzipped sitemap inflates to at most this (the protocol allows 50 MB)
 ACCEPT = "application/xml, text/xml;q=0.9, application/gzip;q=0.8, */*;q=0.5"
 _SITEMAP_LINE = re.compile(r"^\s*sitemap\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r"""\b(rel|href)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class SiteMaps:
     site: str
     candidates: list[Candidate] = field(default_factory=list)
     read: list[tuple[str, str]] = field(default_factory=list)  # (sitemap URL, "n URLs" / "index of n" / why not)
+    validators: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # sitemap -> ETag, L-M
 
     @property
     def requests(self) -> int:
@@ -79,20 +85,42 @@ async def robots_sitemaps(origin: str, fetcher: Fetcher) -> tuple[list[str], str
     return [u for u in dict.fromkeys(urls) if not scheme_reason(u)], f"{len(urls)} Sitemap line(s)"
 
 
+async def home_sitemaps(origin: str, fetcher: Fetcher) -> tuple[list[str], str]:
+    """The sitemaps the site's home page names with ``<link rel="sitemap" href=...>``."""
+    res = await fetcher.fetch(urljoin(origin, "/"), accept="text/html")
+    if res.error:
+        return [], res.error
+    urls = []
+    for tag in _LINK_TAG.findall(res.body[:500_000].decode("utf-8", "replace")):
+        attrs = {m[0].lower(): m[1] or m[2] or m[3] for m in _ATTR.findall(tag)}
+        if "sitemap" in attrs.get("rel", "").lower().split() and attrs.get("href"):
+            urls.append(urljoin(res.final_url or origin, attrs["href"].strip()))
+    return [u for u in dict.fromkeys(urls) if not scheme_reason(u)], f"{len(urls)} <link rel=sitemap>"
+
+
 def _same_site(url: str, host: str) -> bool:
     h = (urlsplit(url).hostname or "").lower().removeprefix("www.")
     return h == host
 
 
-async def discover(site_url: str, fetcher: Fetcher, since: datetime | None = None) -> SiteMaps:
-    """Every article URL the site's sitemaps list (bounded; see the module's docstring)."""
+async def discover(site_url: str, fetcher: Fetcher, since: datetime | None = None,
+                   validators: Mapping[str, tuple[str | None, str | None]] | None = None) -> SiteMaps:
+    """Every article URL the site's sitemaps list (bounded; see the module's docstring). ``validators``:
+    the ETag and Last-Modified a sitemap (not an index) answered with before; it is asked for
+    conditionally, and one answering 304 Not Modified lists nothing new (its URLs are candidates
+    already). The result's ``validators`` are those to keep for the next time."""
+    known = validators or {}
     parts = urlsplit(site_url)
     origin = f"{parts.scheme}://{parts.netloc}"
     host = (parts.hostname or "").lower().removeprefix("www.")
     out = SiteMaps(origin)
     listed, answer = await robots_sitemaps(origin, fetcher)
     out.read.append((urljoin(origin, "/robots.txt"), answer))
-    queue: list[tuple[str, int]] = [(u, 0) for u in (listed or [urljoin(origin, p) for p in COMMON_PATHS])]
+    if not listed:  # what the home page links, then the common paths
+        linked, answer = await home_sitemaps(origin, fetcher)
+        out.read.append((urljoin(origin, "/"), answer))
+        listed = linked + [urljoin(origin, p) for p in COMMON_PATHS]
+    queue: list[tuple[str, int]] = [(u, 0) for u in listed]
     seen: set[str] = set()
     found: dict[str, Candidate] = {}
     while queue and len(seen) < MAX_SITEMAPS:
@@ -101,7 +129,12 @@ async def discover(site_url: str, fetcher: Fetcher, since: datetime | None = Non
         if key in seen:
             continue
         seen.add(key)
-        res = await fetcher.fetch(url, accept=ACCEPT)
+        etag, modified = known.get(url, (None, None))
+        res = await fetcher.fetch(url, accept=ACCEPT, etag=etag, last_modified=modified)
+        if res.not_modified:
+            out.read.append((url, "not modified since the last discovery"))
+            out.validators[url] = (etag, modified)
+            continue
         if res.error:
             out.read.append((url, res.error))
             continue
@@ -137,6 +170,8 @@ async def discover(site_url: str, fetcher: Fetcher, since: datetime | None = Non
                 found[k] = Candidate(e.link, url, e.published, e.title)
                 n += 1
         out.read.append((url, f"{n} URL(s)"))
+        if res.headers.get("etag") or res.headers.get("last-modified"):
+            out.validators[url] = (res.headers.get("etag"), res.headers.get("last-modified"))
     out.candidates = list(found.values())
     return out
 

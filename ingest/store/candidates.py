@@ -13,7 +13,7 @@ from ingest.store.core import MAX_PAGE_ATTEMPTS, SqlCore
 
 SOURCES = ("sitemap", "feed", "archive", "link")  # where a candidate was found
 SITE_COLUMNS = {"discovered", "discovery_requests", "stopped", "stopped_at", "recent", "sample_fetched",
-                "sample_kept"}
+                "sample_kept", "validators"}
 
 
 class CandidateTables(SqlCore):

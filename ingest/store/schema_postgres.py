@@ -163,7 +163,8 @@ CREATE INDEX IF NOT EXISTS candidates_site ON candidates(site, fetched);
 CREATE TABLE IF NOT EXISTS backfill_sites (
     site TEXT PRIMARY KEY, discovered DOUBLE PRECISION, discovery_requests BIGINT NOT NULL DEFAULT 0,
     stopped TEXT, stopped_at DOUBLE PRECISION, recent TEXT NOT NULL DEFAULT '',
-    sample_fetched BIGINT NOT NULL DEFAULT 0, sample_kept BIGINT NOT NULL DEFAULT 0
+    sample_fetched BIGINT NOT NULL DEFAULT 0, sample_kept BIGINT NOT NULL DEFAULT 0,
+    validators TEXT NOT NULL DEFAULT '{{}}'
 );
 CREATE TABLE IF NOT EXISTS host_leases (  -- a host's feeds and page jobs belong to one worker at a time
     host TEXT PRIMARY KEY,

@@ -165,7 +165,8 @@ CREATE TABLE IF NOT EXISTS backfill_sites (  -- backfill: each site's discovery 
     stopped TEXT,                         -- yield | budget | exhausted | deferred (NULL: never ran)
     stopped_at REAL,
     recent TEXT NOT NULL DEFAULT '',      -- outcomes of its last ranked fetches, oldest first (1 kept, 0 not)
-    sample_fetched INTEGER NOT NULL DEFAULT 0, sample_kept INTEGER NOT NULL DEFAULT 0  -- the random sample
+    sample_fetched INTEGER NOT NULL DEFAULT 0, sample_kept INTEGER NOT NULL DEFAULT 0,  -- the random sample
+    validators TEXT NOT NULL DEFAULT '{}'  -- JSON: each sitemap's ETag and Last-Modified, for a conditional GET
 );
 """
 

@@ -84,8 +84,31 @@ def test_without_sitemap_lines_the_common_paths_are_tried(web):
 
     maps = asyncio.run(run())
     assert sorted(c.url for c in maps.candidates) == [h.url("/a"), h.url("/b")]
-    assert [u for u, _ in maps.read] == [h.url(p) for p in ("/robots.txt", "/sitemap.xml", "/sitemap_index.xml",
-                                                            "/news-sitemap.xml")]
+    assert [u for u, _ in maps.read] == [h.url(p) for p in ("/robots.txt", "/", "/sitemap.xml",
+                                                            "/sitemap_index.xml", "/news-sitemap.xml")]
+
+
+def test_the_home_pages_sitemap_link_and_a_conditional_get_the_next_time(web):
+    """No Sitemap: line; the home page names its sitemap with <link rel="sitemap">. Read again with the
+    validators it answered with, an unchanged sitemap answers 304 and lists nothing again."""
+    h = web.host(73)
+    h.add("/robots.txt", "User-agent: *\nDisallow:\n", content_type="text/plain")
+    h.add("/", '<html><head><link rel="alternate" href="/feed"><link href="maps/site.xml" rel="sitemap" '
+               'type="application/xml"></head><body>home</body></html>')
+    h.add("/maps/site.xml", _urlset([h.url("/a"), h.url("/b")]), content_type="application/xml",
+          etag='"v1"')
+
+    async def run(validators=None):
+        async with _fetcher() as fetcher:
+            return await discover(h.url("/"), fetcher, validators=validators)
+
+    first = asyncio.run(run())
+    assert sorted(c.url for c in first.candidates) == [h.url("/a"), h.url("/b")]
+    assert first.validators == {h.url("/maps/site.xml"): ('"v1"', None)}
+    again = asyncio.run(run(first.validators))
+    assert again.candidates == [] and (h.url("/maps/site.xml"), "not modified since the last discovery") in again.read
+    assert h.hits("/maps/site.xml")[-1].headers.get("if-none-match") == '"v1"'
+    assert again.validators == first.validators  # kept for the time after
 
 
 def test_inflate_refuses_a_bomb_and_reads_a_sitemap():
