@@ -125,8 +125,9 @@ def run_mode(web: ArchiveWeb, topic: str, seeds: list[str], mode: str, fraction:
             for i, st in enumerate(s.stories):
                 truth[normalize(s.url(i))] = (s.index, topic in st["topics"])
         rows = store.db.execute(
-            "SELECT p.url, p.outcome, c.fetched, c.id, s.page_id IS NOT NULL FROM candidates c "
-            "JOIN pages p ON p.url = c.url LEFT JOIN stream s ON s.page_id = p.id "
+            "SELECT p.url, CASE WHEN a.withdrawn IS NOT NULL THEN 'withdrawn' ELSE p.outcome END, c.fetched, c.id, "
+            "s.page_id IS NOT NULL FROM candidates c JOIN pages p ON p.url = c.url "
+            "LEFT JOIN articles a ON a.id = p.article_id LEFT JOIN stream s ON s.page_id = p.id "
             "WHERE c.fetched IS NOT NULL ORDER BY p.id").fetchall()
         fetched = [(truth[r[0]][0], truth[r[0]][1], r[1], bool(r[4])) for r in rows if r[0] in truth]
         corpus = {r[0] for r in store.db.execute("SELECT p.url FROM pages p JOIN articles a ON a.id = p.article_id "
@@ -155,7 +156,7 @@ def curve(res: dict, total: int, on_total: int, site: int | None = None, reached
 def prf(rows: list[tuple[bool, str]]) -> tuple[float, float, float]:
     tp = sum(on and o == "kept" for on, o in rows)
     fp = sum((not on) and o == "kept" for on, o in rows)
-    fn = sum(on and o == "rejected" for on, o in rows)
+    fn = sum(on and o in ("rejected", "withdrawn") for on, o in rows)
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
@@ -168,6 +169,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--modes", default="best,yield,sitemap,window-all")
+    ap.add_argument("--port", type=int, default=18380, help="the simulated web's first port")
     a = ap.parse_args()
     if not REUTERS.exists():
         sys.exit(f"needs the shared data: {REUTERS}")
@@ -178,7 +180,7 @@ def main() -> None:
         for t_i, topic in enumerate(a.topics.split(",")):
             rng = random.Random(a.seed * 100 + t_i)
             sites, seeds = build(docs, topic, a.per_site, rng)
-            web = ArchiveWeb(sites, port=18380, latency=a.latency, seed=a.seed).start()
+            web = ArchiveWeb(sites, port=a.port, latency=a.latency, seed=a.seed).start()
             try:
                 total = sum(len(s.stories) for s in web.view)
                 on_site = [sum(topic in st["topics"] for st in s.stories) for s in web.view]

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
@@ -40,14 +40,17 @@ from ingest.judge.prescore import PreScore, prescore
 from ingest.run.backfill_rank import SAMPLE_EVERY, Item, SiteQueue, YieldRule
 from ingest.run.backfill_report import BackfillProgress, BackfillReport, Ranked, SiteReport
 from ingest.run.chunk import ChunkDecider
-from ingest.run.model_keeper import ModelKeeper
+from ingest.run.model_keeper import MATURE, ModelKeeper
 from ingest.run.page_fetch import Linked, PageFetcher, PageJob
+from ingest.run.rescore import redecide
 from ingest.sources import archives, feed_history, sitemaps
 from ingest.sources.discovery import missing_scheme
 from ingest.sources.fetch import Fetcher
 from ingest.sources.urls import normalize, scheme_reason
 from ingest.store import SqlStore, StoreThread
 from ingest.store.contract import Record
+from ingest.text.corpus import corpus_text
+from ingest.text.terms import term_counts
 
 log = logging.getLogger("ingest")
 
@@ -109,6 +112,10 @@ def targets(config: Config, urls: Sequence[str] = ()) -> list[Target]:
     return [Target(site, tuple(feeds.get(site, ()))) for site in dict.fromkeys(chosen)]
 
 
+def _all_counts(texts: Sequence[str]) -> list[dict[str, int]]:
+    return [term_counts(t) for t in texts]
+
+
 def _host(url: str) -> str:
     """The host as ingest.sources.related compares it: lower case, without "www.", any port."""
     return (urlsplit(url).hostname or "").lower().removeprefix("www.")
@@ -134,6 +141,7 @@ class _Site:
     rule: YieldRule
     fetches: int = 0
     stopped: str | None = None
+    provisional: list[str] = field(default_factory=list)  # best-first pages decided by a provisional model
 
 
 class Backfill:
@@ -169,6 +177,7 @@ class Backfill:
             if self.progress is not None:
                 self.progress.start(max_pages, sum(len(s.queue) for s in sites))
             await asyncio.gather(*(self._fetch_site(s, budget) for s in sites))
+            await self._settle(sites)
         for s in sites:
             await self._count(s)
         return BackfillReport([s.report for s in sites], dry_run)
@@ -289,6 +298,9 @@ class Backfill:
             return
         decided = await self.decider.decide([(job, result)])
         await self.db(self.store.mark_candidates_fetched, [item.id], self.clock())
+        fitted = self.keeper.fitted
+        if not job.window and (fitted is None or fitted.n < MATURE):  # re-decided at the run's end (_settle)
+            s.provisional.append(item.url)
         n, r = decided.summary, s.report
         if isinstance(result, Skipped) and result.outcome is Outcome.BLOCKED:
             self._budget.give_back()  # robots.txt said no: no request was sent
@@ -340,6 +352,33 @@ class Backfill:
         for (known, _), p in zip(linked, pres[len(fresh) + len(titled):], strict=True):
             s.queue.raise_to(known, p.score)  # a listed page's link text: its words count too (never lower)
         await self.db(self.store.title_candidates, [(k.id, t) for k, t in titled])
+
+    async def _settle(self, sites: Sequence[_Site]) -> None:
+        """The run's last word, as a poll's: the window's provisional pages (the random sample's among them)
+        re-decided by the model learned from the whole window (ModelKeeper.settle), then the best-first pages
+        decided while the model was provisional (learned from fewer than MATURE pages), which are not in
+        the window, re-decided by that same model, so an early page is not judged by a model that had seen
+        a few dozen pages when a later one is judged by a better one."""
+        await self.decider.settle()
+        model = await self._model()
+        for s in sites:
+            if not s.provisional:
+                continue
+            rows = await self.db(self.store.pages_by_urls, s.provisional)
+            docs = await self.db(lambda rows=rows: {pid: self.store.page_doc(r) for pid, r in
+                                                    ((r["id"], r) for r in rows.values())})
+            ids = [pid for pid, d in docs.items() if d is not None]
+            texts = [corpus_text(d.title, d.text) for pid, d in docs.items() if d is not None]
+            counts = await asyncio.get_running_loop().run_in_executor(self.executor, _all_counts, texts)
+            scores = await self.keeper.score(model, counts)
+            applied = await self.db(redecide, self.store, ids, scores, model.threshold.value, self.clock())
+            joined, left = len(applied.added) + len(applied.restored), len(applied.withdrawn)
+            s.report.kept += joined - left
+            s.report.rejected += left - joined
+            s.provisional = []
+            if joined or left:
+                log.info("site=%s event=backfill_redecided pages=%d joined=%d withdrawn=%d", s.target.site, len(ids),
+                         joined, left)
 
     async def _count(self, s: _Site) -> None:
         counts = await self.db(self.store.candidate_counts, s.target.site)
