@@ -56,6 +56,7 @@ class SiteQueue:
     _order: int = 0
     _left: int = 0  # pending (not taken)
     _scores: list[float] = field(default_factory=list)  # sorted pre-scores of the items with words
+    _pool: list[int] = field(default_factory=list)  # ids for the random draw (lazy: taken ones leave when drawn)
 
     def add(self, item: Item) -> None:
         if item.url in self._by_url:
@@ -67,6 +68,7 @@ class SiteQueue:
             self._opaque_days.setdefault(item.day, []).append(item.id)
         if not item.opaque:
             bisect.insort(self._scores, item.score)
+        self._pool.append(item.id)
         self._push(item)
 
     def _push(self, item: Item) -> None:
@@ -91,13 +93,17 @@ class SiteQueue:
         return None
 
     def pop_random(self) -> Item | None:
-        left = [i for i in self._items.values() if not i.done]
-        if not left:
-            return None
-        item = self.rng.choice(left)
-        item.done = True
-        self._left -= 1
-        return item
+        """A pending candidate drawn uniformly (O(1) amortised: a site may list 500,000)."""
+        pool = self._pool
+        while pool:
+            i = self.rng.randrange(len(pool))
+            pool[i], pool[-1] = pool[-1], pool[i]
+            item = self._items[pool.pop()]
+            if not item.done:
+                item.done = True
+                self._left -= 1
+                return item
+        return None
 
     def raise_to(self, item: Item, score: float) -> None:
         """A pending candidate near a kept article: ranked higher (never lower)."""
@@ -117,6 +123,7 @@ class SiteQueue:
         """A taken candidate that was not fetched after all (the host asked for quiet)."""
         item.done = False
         self._left += 1
+        self._pool.append(item.id)
         self._push(item)
 
     def high(self) -> float:
