@@ -333,8 +333,16 @@ class Backfill:
                 titled.append((known, text))
             elif not known.done and text and text not in known.title:
                 linked.append((known, f"{known.title} {text}".strip()))
-        if not fresh and not titled and not linked:
-            return
+        if fresh or titled or linked:
+            await self._rescore_links(s, page, fresh, titled, linked)
+        if kept:  # a kept article's related stories: raised to the site's top decile, as dates near it are
+            top = s.queue.high()
+            for link, _ in page.links:
+                if (item := s.queue.get(normalize(link))) is not None:
+                    s.queue.raise_to(item, top)
+
+    async def _rescore_links(self, s: _Site, page: Linked, fresh: list[tuple[str, str]],
+                             titled: list[tuple[Item, str]], linked: list[tuple[Item, str]]) -> None:
         model = await self._model()
         pres = await self._prescore(model, fresh + [(k.link, t) for k, t in titled + linked])
         if fresh:
