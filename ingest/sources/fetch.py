@@ -17,6 +17,7 @@ Failures never raise: they come back as a FetchResult with ``error`` set; a requ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import logging
 import time
@@ -30,9 +31,10 @@ import httpx
 from protego import Protego
 
 from ingest.config import FetchSettings
+from ingest.sources.exchange import Exchange, exchange
 from ingest.sources.limits import KEEPALIVE, Host, drain, open_pools
 from ingest.sources.pinning import PinnedBackend
-from ingest.sources.urls import host_of, redact, resolve_safe
+from ingest.sources.urls import host_of, redact, resolve_safe, without_userinfo
 
 log = logging.getLogger("ingest")
 MAX_REDIRECTS = 10
@@ -48,11 +50,6 @@ class _Deferred(str):
         obj = super().__new__(cls, text)
         obj.until = until
         return obj
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 _Raw = tuple[int, dict[str, str], bytes, str | None]  # status, headers, body, error
@@ -103,6 +100,7 @@ class FetchResult:
     permanent_redirect: str | None = None  # new URL when every hop was 301/308
     elapsed: float = 0.0
     deferred_until: float | None = None  # not sent (Retry-After, robots.txt unreadable): try again then
+    exchanges: tuple[Exchange, ...] = ()  # with ``record``: every hop, redirects first, as sent and received
 
     @property
     def deferred(self) -> bool:
@@ -335,9 +333,9 @@ class Fetcher:
 
     async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
                     trusted: bool = False, accept: str | None = None,
-                    options: RequestOptions = NO_OPTIONS) -> FetchResult:
-        """GET ``url``. ``trusted`` (configured feed URLs) skips the address check
-        for the first hop only; redirects are always checked."""
+                    options: RequestOptions = NO_OPTIONS, record: bool = False) -> FetchResult:
+        """GET ``url``. ``trusted`` (configured feed URLs) skips the address check for the first hop only;
+        redirects are always checked. ``record``: keep each hop as exchanged (``exchanges``, the archive's)."""
         started = time.monotonic()
         headers = {}
         if options.user_agent:
@@ -348,17 +346,18 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        result = await self._follow(url, headers, trusted, options)
+        capture: list[Exchange] | None = [] if record else None
+        result = await self._follow(url, headers, trusted, options, capture)
         elapsed = time.monotonic() - started
         if log.isEnabledFor(logging.DEBUG):  # the log's formatter redacts credentials in the URLs
             log.debug("url=%s event=request status=%d ms=%.0f%s%s", url, result.status, elapsed * 1000,
                       f" final={result.final_url}" if result.final_url != url else "",
                       f" deferred_until={result.deferred_until:.0f}" if result.deferred_until else
                       f" error={result.error!r}" if result.error else "")
-        return FetchResult(**{**result.__dict__, "elapsed": elapsed})
+        return FetchResult(**{**result.__dict__, "elapsed": elapsed, "exchanges": tuple(capture or ())})
 
     async def _follow(self, url: str, headers: dict[str, str], trusted: bool,
-                      options: RequestOptions) -> FetchResult:
+                      options: RequestOptions, capture: list[Exchange] | None = None) -> FetchResult:
         current = url
         permanent = True
         seen = {url}
@@ -371,7 +370,7 @@ class Fetcher:
                     self._pins[host_of(current)] = addresses
             own = options.headers_for(current)  # the feed's headers and cookie: its own host only
             status, resp_headers, body, error = await self._get(current, {**own, **headers},
-                                                                self.proxy_for(current, options))
+                                                                self.proxy_for(current, options), capture)
             if isinstance(error, _Deferred):
                 return FetchResult(url, current, 0, error=str(error), deferred_until=error.until)
             if error:
@@ -380,7 +379,7 @@ class Fetcher:
                 permanent = permanent and status in PERMANENT_REDIRECTS
                 target = urljoin(current, resp_headers["location"].strip())
                 if host_of(target) != host_of(current):
-                    target = _without_userinfo(target)  # credentials are for the host they were given for
+                    target = without_userinfo(target)  # credentials are for the host they were given for
                 if target in seen:
                     return FetchResult(url, current, status, resp_headers, error=f"redirect loop at {target}")
                 seen.add(target)
@@ -398,7 +397,8 @@ class Fetcher:
                              f"(Retry-After)", quiet)
         return None
 
-    async def _get(self, url: str, headers: dict[str, str], proxy: str = "") -> _Raw:
+    async def _get(self, url: str, headers: dict[str, str], proxy: str = "",
+                   capture: list[Exchange] | None = None) -> _Raw:
         host = host_of(url)
         state = self._hosts.get(host)
         if state is None:
@@ -432,7 +432,7 @@ class Fetcher:
                     try:
                         async with asyncio.timeout(self.settings.timeout):
                             return await self._request(self._client_for(host, state, proxy), url, host, headers,
-                                                       proxy)
+                                                       proxy, capture)
                     except TimeoutError:
                         return 0, {}, b"", f"timed out after {self.settings.timeout:g}s"
                     finally:
@@ -445,10 +445,12 @@ class Fetcher:
                     state.heard.set()
 
     async def _request(self, client: httpx.AsyncClient, url: str, host: str, headers: dict[str, str],
-                       proxy: str = "") -> _Raw:
+                       proxy: str = "", capture: list[Exchange] | None = None) -> _Raw:
         try:
             async with client.stream("GET", url, headers=headers) as resp:
                 resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                if capture is not None:
+                    capture.append(exchange(resp))
                 if resp.status_code in (429, 503):
                     wait = parse_retry_after(resp_headers.get("retry-after"), self.clock(), self.max_wait)
                     if wait is not None:
@@ -470,7 +472,10 @@ class Fetcher:
                         return resp.status_code, resp_headers, b"", \
                             f"body exceeds max_bytes {self.settings.max_bytes:,} (after decompression)"
                     chunks.append(chunk)
-                return resp.status_code, resp_headers, b"".join(chunks), None
+                body = b"".join(chunks)
+                if capture is not None:
+                    capture[-1] = dataclasses.replace(capture[-1], body=body)
+                return resp.status_code, resp_headers, body, None
         except httpx.DecodingError as exc:
             return 0, {}, b"", f"cannot decode body: {exc}"
         except httpx.InvalidURL as exc:  # raised by httpx for an unusable Location header, too

@@ -137,6 +137,12 @@ def display_host(url: str) -> str:
         return ""
 
 
+def without_userinfo(url: str) -> str:
+    """The URL without the user:password@ it may carry (credentials are for the host they were given for)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def site_label(url: str) -> str:
     """The site as every output labels it: the host alone (never the userinfo a URL may carry),
     lower case, punycode, without "www.". Markup cannot get in: a host holds none of ``<>()[]"'``."""

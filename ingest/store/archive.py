@@ -1,0 +1,156 @@
+"""The WARC archive of fetched pages (WARC/1.1, ISO 28500; written with warcio, the Webrecorder library).
+
+Each hop of a page's fetch (a redirect, then the page) is a ``request`` record and its ``response``
+record, gzip per record, appended to ``<folder>/<kind>-<start>-<writer>-<n>.warc.gz``. A writer never
+appends to a file it did not open: each process (each PostgreSQL worker) names its own, and a new file
+starts at ``max_size``, so a kill in the middle of a record leaves a partial tail in a file nobody
+writes again, which no index row points at (the caller records a ``RecordRef`` only once ``write``
+has returned). ``kind`` keeps kept and rejected pages in separate files, so whole files of rejected
+pages can be removed once they are old enough, with nothing rewritten in place.
+
+What is recorded as received: the status line and the response headers. The payload is the body as
+the fetcher decoded it, so ``Content-Encoding``, ``Transfer-Encoding`` and ``Content-Length`` are kept
+as ``X-Archive-Orig-*`` headers and ``Content-Length`` states the stored length (pywb's convention for
+decoded payloads). The request records hold no secret: ``Cookie``, ``Authorization``,
+``Proxy-Authorization`` and every header a feed's configuration added are left out, and credentials
+in URLs are removed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from ingest import __version__
+from ingest.sources.exchange import Exchange
+from ingest.sources.urls import without_userinfo
+
+MAX_FILE_SIZE = 1 << 30  # [archive] max_file_size: a new file after this many bytes
+KINDS = ("kept", "rejected", "feeds")
+# request headers written as they were sent; any other (Cookie, Authorization, a feed's own headers) is left out
+REQUEST_HEADERS = frozenset({"host", "user-agent", "accept", "accept-encoding", "accept-language", "connection",
+                             "if-none-match", "if-modified-since"})
+_DECODED = ("content-encoding", "transfer-encoding", "content-length")  # no longer true of the stored payload
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """Where a page's response record is: read with one seek (``offset``, ``length`` bytes of gzip)."""
+
+    file: str  # the file's name, in the archive folder
+    offset: int
+    length: int
+    uri: str  # WARC-Target-URI: the final URL
+    date: str  # WARC-Date
+    payload_digest: str  # WARC-Payload-Digest, "sha1:BASE32"
+
+
+class ArchiveWriter:
+    """Appends records for one writer (a process) to its own files in ``folder``."""
+
+    def __init__(self, folder: Path, writer: str, max_size: int = MAX_FILE_SIZE) -> None:
+        self.folder, self.writer, self.max_size = folder, _safe(writer), max_size
+        self.started = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        self._files: dict[str, tuple[str, io.BufferedWriter]] = {}
+        self._count: dict[str, int] = {}
+
+    def write(self, exchanges: Sequence[Exchange], kind: str = "kept") -> RecordRef | None:
+        """Write each hop as a request and a response record; the last response's place, or None when
+        there is no hop to write."""
+        if kind not in KINDS:
+            raise ValueError(f"archive kind must be one of {KINDS}, not {kind!r}")
+        if not exchanges:
+            return None
+        name, fh = self._file(kind)
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=True, warc_version="WARC/1.1")
+        last: tuple[int, int, str, str, str] | None = None
+        for ex in exchanges:
+            uri = without_userinfo(ex.url)
+            response = writer.create_warc_record(uri, "response", payload=io.BytesIO(ex.body),
+                                                 http_headers=_response_headers(ex))
+            request = writer.create_warc_record(uri, "request", payload=io.BytesIO(b""),
+                                                http_headers=_request_headers(ex))
+            request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
+            start = buf.tell()
+            writer.write_record(response)
+            last = (start, buf.tell() - start, uri, response.rec_headers.get_header("WARC-Date"),
+                    response.rec_headers.get_header("WARC-Payload-Digest"))
+            writer.write_record(request)
+        base = fh.tell()
+        fh.write(buf.getvalue())  # one write: a kill leaves this page's records whole or a tail never indexed
+        fh.flush()
+        assert last is not None
+        offset, length, uri, date, digest = last
+        return RecordRef(name, base + offset, length, uri, date, digest)
+
+    def close(self) -> None:
+        for _, fh in self._files.values():
+            fh.close()
+        self._files.clear()
+
+    def _file(self, kind: str) -> tuple[str, io.BufferedWriter]:
+        current = self._files.get(kind)
+        if current is not None and current[1].tell() < self.max_size:
+            return current
+        if current is not None:
+            current[1].close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        n = self._count.get(kind, 0) + 1
+        self._count[kind] = n
+        name = f"{kind}-{self.started}-{self.writer}-{n:05d}.warc.gz"
+        fh = (self.folder / name).open("xb")  # kept open across writes; "x": never another writer's file
+        warcinfo = io.BytesIO()
+        w = WARCWriter(warcinfo, gzip=True, warc_version="WARC/1.1")
+        w.write_record(w.create_warcinfo_record(name, {"software": f"seed-ingest {__version__} (warcio)",
+                                                       "format": "WARC File Format 1.1",
+                                                       "isPartOf": "seed-ingest"}))
+        fh.write(warcinfo.getvalue())
+        fh.flush()
+        self._files[kind] = (name, fh)
+        return name, fh
+
+
+def read_record(folder: Path, ref: RecordRef) -> tuple[StatusAndHeaders, bytes]:
+    """The response record at ``ref``: its HTTP headers and payload (one seek, one read)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    with (folder / ref.file).open("rb") as fh:
+        fh.seek(ref.offset)
+        data = fh.read(ref.length)
+    for record in ArchiveIterator(io.BytesIO(data)):
+        return record.http_headers, record.content_stream().read()
+    raise ValueError(f"no WARC record at {ref.file}:{ref.offset}")
+
+
+def _response_headers(ex: Exchange) -> StatusAndHeaders:
+    headers = []
+    for k, v in ex.response_headers:
+        if k.lower() in _DECODED:
+            headers.append((f"X-Archive-Orig-{k}", v))
+        else:
+            headers.append((k, v))
+    headers.append(("Content-Length", str(len(ex.body))))
+    version = ex.http_version if ex.http_version.startswith("HTTP/") else "HTTP/1.1"
+    return StatusAndHeaders(f"{ex.status} {ex.reason}".strip(), headers, protocol=version)
+
+
+def _request_headers(ex: Exchange) -> StatusAndHeaders:
+    parts = urlsplit(ex.url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = [(k, v) for k, v in ex.request_headers if k.lower() in REQUEST_HEADERS]
+    headers = [(k, parts.netloc.rpartition("@")[2]) if k.lower() == "host" else (k, v) for k, v in headers]
+    return StatusAndHeaders(f"{ex.method} {target} HTTP/1.1", headers, is_http_request=True)
+
+
+def _safe(name: str) -> str:
+    """A writer's name as a file-name part: letters, digits, dot, dash."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in name)[:64] or str(os.getpid())

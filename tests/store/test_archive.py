@@ -1,0 +1,99 @@
+"""The WARC archive writer (ingest.store.archive) on exchanges the real fetcher recorded over loopback:
+a redirect and its page as request/response records, digests as the spec says, one seek to read a
+page back, no secret in any record, files rotated by size and never shared between writers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import random
+
+from warcio.archiveiterator import ArchiveIterator
+
+from ingest.config import FetchSettings
+from ingest.sources.fetch import Fetcher, RequestOptions
+from ingest.sources.urls import host_of
+from ingest.store.archive import ArchiveWriter, read_record
+from tests.support.web import Route, redirect
+
+SECRET = "s3cr3t-t0ken-value"
+
+
+def _fetch(url: str, host: str):
+    options = RequestOptions(headers=(("Cookie", f"session={SECRET}"), ("Authorization", f"Bearer {SECRET}"),
+                                      ("X-Api-Key", SECRET)), headers_host=host)
+
+    async def run():
+        settings = FetchSettings(allow_private_networks=True, host_delay=0, timeout=5, robots=False)
+        async with Fetcher(settings) as fetcher:
+            return await fetcher.fetch(url, options=options, record=True)
+
+    return asyncio.run(run())
+
+
+def _sha1(data: bytes) -> str:
+    return "sha1:" + base64.b32encode(hashlib.sha1(data).digest()).decode()
+
+
+def test_a_redirect_and_its_page_are_archived_as_exchanged_without_secrets(tmp_path, web):
+    h = web.host(81)
+    page = "<html><head><title>Gold</title></head><body><p>Hyesan gold mine output.</p></body></html>"
+    h.add("/story", page, headers={"X-Served-By": "edge-7"})
+    h.routes["/old"] = Route(handler=redirect(h.url("/story"), 301))
+    res = _fetch(h.url("/old"), host_of(h.url("/")))
+    assert res.ok and [e.status for e in res.exchanges] == [301, 200]
+
+    writer = ArchiveWriter(tmp_path / "archive", "worker one/1")
+    ref = writer.write(res.exchanges, "kept")
+    writer.close()
+    assert ref is not None and ref.uri == h.url("/story") and ref.file.startswith("kept-")
+    assert "worker-one-1" in ref.file  # the writer's name, made safe for a file name
+
+    raw = (tmp_path / "archive" / ref.file).read_bytes()
+    assert SECRET not in gzip.decompress(raw).decode("latin-1")
+    records = []
+    with (tmp_path / "archive" / ref.file).open("rb") as fh:
+        for rec in ArchiveIterator(fh):
+            body = rec.content_stream().read()
+            records.append((rec.rec_type, rec.rec_headers.get_header("WARC-Target-URI"), rec, body))
+    assert [(t, u) for t, u, _, _ in records] == [
+        ("warcinfo", None), ("response", h.url("/old")), ("request", h.url("/old")),
+        ("response", h.url("/story")), ("request", h.url("/story"))]
+    _, _, resp, body = records[3]
+    assert resp.rec_headers.get_header("WARC-Payload-Digest") == _sha1(body) == ref.payload_digest
+    assert resp.http_headers.get_statuscode() == "200" and resp.http_headers.get_header("X-Served-By") == "edge-7"
+    assert body.decode() == page
+    redirect_rec = records[1][2]
+    assert redirect_rec.http_headers.get_statuscode() == "301"
+    assert redirect_rec.http_headers.get_header("Location") == h.url("/story")
+    req = records[4][2]
+    assert req.rec_headers.get_header("WARC-Concurrent-To") == resp.rec_headers.get_header("WARC-Record-ID")
+    assert req.http_headers.protocol == "GET" and req.http_headers.statusline == "/story HTTP/1.1"
+    assert req.http_headers.get_header("User-Agent") and req.http_headers.get_header("Cookie") is None
+    assert req.http_headers.get_header("Authorization") is None and req.http_headers.get_header("X-Api-Key") is None
+    # the block digest covers the HTTP headers and the payload, as written
+    block = resp.rec_headers.get_header("WARC-Block-Digest")
+    assert block and block.startswith("sha1:")
+
+    headers, payload = read_record(tmp_path / "archive", ref)  # one seek, one read
+    assert payload.decode() == page and headers.get_statuscode() == "200"
+
+
+def test_files_rotate_by_size_and_each_writer_has_its_own(tmp_path, web):
+    h = web.host(82)
+    body = random.Random(1).randbytes(5000)  # incompressible: each record is ~5 KB of gzip
+    h.add("/p", body, content_type="application/octet-stream")
+    res = _fetch(h.url("/p"), "elsewhere.example")
+    small = ArchiveWriter(tmp_path / "a", "w1", max_size=4000)
+    refs = [small.write(res.exchanges, "rejected") for _ in range(3)]
+    other = ArchiveWriter(tmp_path / "a", "w2")
+    theirs = other.write(res.exchanges, "rejected")
+    small.close()
+    other.close()
+    assert len({r.file for r in refs}) == 3  # each write passed max_size: a new file each time
+    assert theirs.file not in {r.file for r in refs}
+    for r in refs + [theirs]:
+        assert read_record(tmp_path / "a", r)[1] == body
+    assert ArchiveWriter(tmp_path / "a", "w3").write((), "kept") is None
