@@ -7,6 +7,7 @@ from ingest.config.load import _DURATION, header_value_ok, load_config, parse_du
 from ingest.config.settings import (
     DEFAULT_CONFIG,
     DEFAULT_USER_AGENT,
+    ArchiveSettings,
     BackfillSettings,
     Config,
     ConfigError,
@@ -27,6 +28,6 @@ from ingest.config.settings import (
 __all__ = [
     "Config", "ConfigError", "DEFAULT_CONFIG", "DEFAULT_USER_AGENT", "DigestSettings", "FeedSettings",
     "FetchSettings", "NotifySettings", "Paths", "RelevanceSettings", "ScheduleSettings", "StoreSettings",
-    "WebSettings", "WorkerSettings", "BackfillSettings", "_DURATION", "check_listen", "header_value_ok",
-    "is_loopback", "load_config", "parse_duration", "proxy_reason",
+    "WebSettings", "WorkerSettings", "BackfillSettings", "ArchiveSettings", "_DURATION", "check_listen",
+    "header_value_ok", "is_loopback", "load_config", "parse_duration", "proxy_reason",
 ]

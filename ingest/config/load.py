@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from ingest.config import schema
 from ingest.config.settings import (
     DEFAULT_CONFIG,
+    ArchiveSettings,
     BackfillSettings,
     Config,
     ConfigError,
@@ -399,7 +400,8 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     backfill = _backfill(file, data)
     return Config(path=file, paths=Paths(seeds=seeds, store=store), fetch=fetch, relevance=relevance,
                   schedule=schedule, digest=digest_settings, feeds=tuple(feeds), web=web,
-                  notify=notify, store=store_settings, worker=worker, backfill=backfill)
+                  notify=notify, store=store_settings, worker=worker, backfill=backfill,
+                  archive=_archive(file, data))
 
 
 ARCHIVES = ("wayback", "commoncrawl")
@@ -420,6 +422,15 @@ def _backfill(file: Path, data: dict) -> BackfillSettings:
     r.done()
     return BackfillSettings(enabled=enabled, max_pages_per_day=per_day, archives=tuple(dict.fromkeys(names)),
                             archive_endpoints=tuple(sorted(endpoints.items())))
+
+
+def _archive(file: Path, data: dict) -> ArchiveSettings:
+    r = _Reader(file, data, "archive")
+    enabled = r.get("enabled", bool, ArchiveSettings.enabled, expected="true or false")
+    size = r.get("max_file_size", int, ArchiveSettings.max_file_size, check=lambda v: v >= 1_000_000,
+                 expected="a number of bytes, at least 1000000 (default 1073741824, 1 GiB)")
+    r.done()
+    return ArchiveSettings(enabled=enabled, max_file_size=size)
 
 
 def _check_url_ok(url: str) -> bool:

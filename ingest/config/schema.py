@@ -25,7 +25,7 @@ class Key:
 
 
 TABLES = ("paths", "fetch", "relevance", "schedule", "digest", "web", "notify", "store", "worker", "backfill",
-          "feeds")
+          "archive", "feeds")
 
 KEYS: tuple[Key, ...] = (
     Key("paths", "seeds", "path", '"seeds"', "folder of seed articles (`*.txt`, UTF-8), relative to the config file"),
@@ -133,6 +133,11 @@ KEYS: tuple[Key, ...] = (
     Key("backfill", "archive_endpoints", "table", "{}",
         "an archive's CDX API URL, when not the public one (a mirror, a local pywb)",
         '{ wayback = "http://127.0.0.1:8090/cdx" }'),
+    Key("archive", "enabled", "boolean", "true",
+        "every article page fetched (kept, rejected or a duplicate) is written to `store/archive/` as WARC "
+        "request and response records (see docs/archive.md)"),
+    Key("archive", "max_file_size", "integer", "1073741824",
+        "bytes after which a new `.warc.gz` file starts"),
 
     Key("feeds", "enabled", "boolean", "true",
         "`false` pauses the feed: not polled, its state and history kept, `status` says *paused*"),

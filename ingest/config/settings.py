@@ -147,6 +147,14 @@ class BackfillSettings:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """The WARC archive of every article page fetched (ingest.store.archive)."""
+
+    enabled: bool = True
+    max_file_size: int = 1 << 30  # bytes: a new .warc.gz file after this
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """This process's share of the machine."""
 
@@ -176,6 +184,7 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     backfill: BackfillSettings = field(default_factory=BackfillSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
 
     def feed(self, url: str) -> FeedSettings | None:
         """The [[feeds]] table of a feed by its URL as written."""

@@ -162,7 +162,7 @@ class Backfill:
         self.order, self.yield_rule, self.window = order, yield_rule, window
         self.keeper = model or ModelKeeper(executor, clock=clock)
         self._budget = Budget(None)
-        self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots)
+        self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots, record=config.archive.enabled)
         self.decider = ChunkDecider(config, store, seeds, self.keeper, db, clock=clock, settings={}, warned=set())
 
     async def run(self, targets: Sequence[Target], *, max_pages: int | None = None, since: datetime | None = None,

@@ -100,6 +100,28 @@ class ChunkDecider:
 
     def _store_pages(self, done: Sequence[tuple[PageJob, PageResult]],
                      scored: tuple[dict[int, Score], Threshold | None], out: Decided) -> None:
+        """In the store's thread: record the decisions, then archive the pages' exchanges (a record is
+        indexed only once its bytes are written: a kill in between leaves a page without a record, never
+        an index row pointing at a partial one)."""
+        self._decide_pages(done, scored, out)
+        if self.config.archive.enabled:
+            self._archive(done)
+
+    def _archive(self, done: Sequence[tuple[PageJob, PageResult]]) -> None:
+        writer = self.store.archive_writer(self.config.archive.max_file_size)
+        for job, _ in done:
+            if not job.exchanges:
+                continue
+            row = self.store.page(job.key)
+            if row is not None and row["outcome"] in ("kept", "duplicate", "rejected"):
+                kind = "rejected" if row["outcome"] == "rejected" else "kept"
+                ref = writer.write(job.exchanges, kind)
+                if ref is not None:
+                    self.store.index_record(row["id"], ref, kind)
+            job.exchanges = ()  # the body is written: not held until the poll ends
+
+    def _decide_pages(self, done: Sequence[tuple[PageJob, PageResult]],
+                      scored: tuple[dict[int, Score], Threshold | None], out: Decided) -> None:
         store, now, count = self.store, self.clock(), out.summary
         scores, threshold = scored
         batch: list[tuple[PageJob, Analysed]] = []

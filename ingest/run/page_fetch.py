@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest.judge.decide import Deferred, Outcome, Skipped
+from ingest.sources.exchange import Exchange
 from ingest.sources.fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, RequestOptions
 from ingest.sources.related import related_links
 from ingest.store import Source
@@ -61,15 +62,17 @@ class PageJob:
     window: bool = True
     published: str | None = None  # the date its listing gave (a sitemap's), when the page gives none
     links: bool = False  # extraction also returns the page's related-story links (ingest.sources.related)
+    exchanges: tuple[Exchange, ...] = ()  # the fetch's hops as exchanged, for the archive ([archive] enabled)
 
 
 class PageFetcher:
     """Fetches and extracts pages through the poll's fetcher and worker processes."""
 
     def __init__(self, fetcher: Fetcher, executor: Executor, clock: Callable[[], float], *, robots: bool,
-                 metrics: Metrics | None = None, on_fetched: Callable[[PageJob], None] = lambda job: None) -> None:
+                 metrics: Metrics | None = None, on_fetched: Callable[[PageJob], None] = lambda job: None,
+                 record: bool = False) -> None:
         self.fetcher, self.executor, self.clock, self.robots = fetcher, executor, clock, robots
-        self.metrics, self.on_fetched = metrics, on_fetched
+        self.metrics, self.on_fetched, self.record = metrics, on_fetched, record
 
     async def fetch(self, job: PageJob) -> PageResult:
         link = job.link
@@ -79,7 +82,8 @@ class PageFetcher:
                 return Deferred(self.fetcher.robots_retry_at(link), f"not fetched: {reason}")
             if reason:
                 return Skipped(Outcome.BLOCKED, f"not fetched: {reason}")
-        res = await self.fetcher.fetch(link, options=job.options)
+        res = await self.fetcher.fetch(link, options=job.options, record=self.record)
+        job.exchanges = res.exchanges if res.ok else ()
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)
         job.fetched = True  # from here on only extraction is left: an abort lets it finish

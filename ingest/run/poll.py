@@ -126,7 +126,7 @@ class Poll:
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
         self.feeds = FeedReader(fetcher, executor, clock, metrics)
         self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots, metrics=metrics,
-                                 on_fetched=self._page_fetched)
+                                 on_fetched=self._page_fetched, record=config.archive.enabled)
         # the model outlives the poll when the caller keeps one (the service, a worker): learned again
         # only when the window, the verdicts or the seeds changed, not per poll or per chunk
         self.model = model or ModelKeeper(executor, clock=clock)

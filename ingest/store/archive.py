@@ -104,10 +104,14 @@ class ArchiveWriter:
         if current is not None:
             current[1].close()
         self.folder.mkdir(parents=True, exist_ok=True)
-        n = self._count.get(kind, 0) + 1
-        self._count[kind] = n
-        name = f"{kind}-{self.started}-{self.writer}-{n:05d}.warc.gz"
-        fh = (self.folder / name).open("xb")  # kept open across writes; "x": never another writer's file
+        while True:  # "x": never a file another writer (or this process's previous one) opened
+            n = self._count[kind] = self._count.get(kind, 0) + 1
+            name = f"{kind}-{self.started}-{self.writer}-{n:05d}.warc.gz"
+            try:
+                fh = (self.folder / name).open("xb")  # kept open across writes
+                break
+            except FileExistsError:
+                continue
         warcinfo = io.BytesIO()
         w = WARCWriter(warcinfo, gzip=True, warc_version="WARC/1.1")
         w.write_record(w.create_warcinfo_record(name, {"software": f"seed-ingest {__version__} (warcio)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
+from ingest.store.archive_index import ArchiveIndex
 from ingest.store.candidates import CandidateTables
 from ingest.store.contract import Record
 from ingest.store.feeds import FeedTables
@@ -13,7 +14,7 @@ from ingest.store.verdicts import VerdictTables
 from ingest.text.corpus import TMP_PREFIX
 
 
-class DigestTables(FeedTables, VerdictTables, CandidateTables):
+class DigestTables(FeedTables, VerdictTables, CandidateTables, ArchiveIndex):
     # -- digests --------------------------------------------------------
 
     def articles_between(self, since: float, until: float) -> list[Record]:

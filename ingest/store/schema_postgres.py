@@ -166,6 +166,10 @@ CREATE TABLE IF NOT EXISTS backfill_sites (
     sample_fetched BIGINT NOT NULL DEFAULT 0, sample_kept BIGINT NOT NULL DEFAULT 0,
     validators TEXT NOT NULL DEFAULT '{{}}'
 );
+CREATE TABLE IF NOT EXISTS archive_records (  -- where each fetched page's WARC response record is
+    page_id BIGINT PRIMARY KEY, file TEXT NOT NULL, "offset" BIGINT NOT NULL, length BIGINT NOT NULL,
+    uri TEXT NOT NULL, date TEXT NOT NULL, payload_digest TEXT NOT NULL, kind TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS host_leases (  -- a host's feeds and page jobs belong to one worker at a time
     host TEXT PRIMARY KEY,
     worker TEXT,                          -- the worker holding it (NULL: free)

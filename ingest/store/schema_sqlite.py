@@ -168,6 +168,16 @@ CREATE TABLE IF NOT EXISTS backfill_sites (  -- backfill: each site's discovery 
     sample_fetched INTEGER NOT NULL DEFAULT 0, sample_kept INTEGER NOT NULL DEFAULT 0,  -- the random sample
     validators TEXT NOT NULL DEFAULT '{}'  -- JSON: each sitemap's ETag and Last-Modified, for a conditional GET
 );
+CREATE TABLE IF NOT EXISTS archive_records (  -- where each fetched page's WARC response record is (store/archive/)
+    page_id INTEGER PRIMARY KEY,          -- pages.id
+    file TEXT NOT NULL,                   -- the .warc.gz file's name in store/archive/
+    offset INTEGER NOT NULL,              -- the record's first byte (a gzip member of its own)
+    length INTEGER NOT NULL,              -- its bytes, compressed
+    uri TEXT NOT NULL,                    -- WARC-Target-URI, the final URL
+    date TEXT NOT NULL,                   -- WARC-Date
+    payload_digest TEXT NOT NULL,         -- WARC-Payload-Digest
+    kind TEXT NOT NULL                    -- kept | rejected: which files hold it
+);
 """
 
 # schema 6: trafilatura's site name fell back to the URL's netloc, userinfo (user:password@) included;

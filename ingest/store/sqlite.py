@@ -47,6 +47,7 @@ class Store(SqlStore):
         holder.announce(self.root, command, web)
 
     def close(self) -> None:
+        self.close_archive()
         self.db.close()
         if self._lock is not None:
             self._lock.release()

@@ -97,3 +97,36 @@ def test_files_rotate_by_size_and_each_writer_has_its_own(tmp_path, web):
     for r in refs + [theirs]:
         assert read_record(tmp_path / "a", r)[1] == body
     assert ArchiveWriter(tmp_path / "a", "w3").write((), "kept") is None
+
+
+def test_a_poll_archives_every_article_page_it_decides_and_indexes_each_record(tmp_path, seeds_dir, web):
+    """[archive] enabled (the default): kept, rejected and duplicate pages each get a response record in
+    store/archive/, kept and rejected in separate files, indexed by page; a feed's secrets stay out."""
+    import sqlite3
+
+    from tests.conftest import build_news_web, run_cli, write_config
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    text = cfg.read_text().replace(f'url = "{news.feeds[0]}"\n', f'url = "{news.feeds[0]}"\ncookie = "sid={SECRET}"\n'
+                                   f'headers = {{ Authorization = "Bearer {SECRET}" }}\n')
+    cfg.write_text(text)
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    store = tmp_path / "store"
+    db = sqlite3.connect(store / "ingest.db")
+    pages = {r[0]: (r[1], r[2]) for r in db.execute("SELECT id, outcome, final_url FROM pages "
+                                                    "WHERE outcome IN ('kept', 'rejected', 'duplicate')")}
+    rows = db.execute('SELECT page_id, file, "offset", length, uri, date, payload_digest, kind '
+                      "FROM archive_records").fetchall()
+    assert {r[0] for r in rows} == set(pages) and len(pages) >= 8
+    from ingest.store.archive import RecordRef
+
+    served = set(news.pages.values())
+    for page_id, file, offset, length, uri, date, digest, kind in rows:
+        outcome, final = pages[page_id]
+        assert kind == ("rejected" if outcome == "rejected" else "kept") and file.startswith(kind + "-")
+        headers, payload = read_record(store / "archive", RecordRef(file, offset, length, uri, date, digest))
+        assert headers.get_statuscode() == "200" and _sha1(payload) == digest
+        assert uri == final and (uri in served or uri.split("?")[0] in served)
+    blob = b"".join(gzip.decompress(p.read_bytes()) for p in (store / "archive").glob("*.warc.gz"))
+    assert SECRET.encode() not in blob
