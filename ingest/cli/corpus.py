@@ -122,6 +122,8 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
         print(f"misplaced file: {path}: its row says the other folder (--repair moves it)")
     for path in report.temp_files:
         print(f"temp file: {path}: left by an interrupted write (--repair finishes or removes it)")
+    for line in report.archive:
+        print(f"archived copy: {line}")
     for line in report.repaired:
         print(f"repaired: {line}")
     print("store is consistent" if report.ok else "store has problems (listed above)", file=sys.stderr)
@@ -194,12 +196,14 @@ def add_check(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     p = sub.add_parser("check", parents=[common], help="check the index against the corpus files",
                        description="Compare ingest.db with the store folder: database integrity, a file for "
                                    "every article, a row for every file, temp files left by an interrupted "
-                                   "write. Exit status 0 when consistent, 1 otherwise. Works while the "
-                                   "service runs (read-only); --repair needs the store to itself.")
+                                   "write, every archived page's WARC record whole (its digests verified). "
+                                   "Exit status 0 when consistent, 1 otherwise. Works while the service runs "
+                                   "(read-only); --repair needs the store to itself.")
     p.add_argument("--repair", action="store_true",
                    help="do what is safe and say what was done: finish or undo interrupted writes, put "
-                        "misplaced files where their row says, move unindexed files to orphans/ (nothing "
-                        "is deleted; a missing file can only come back from a backup)")
+                        "misplaced files where their row says, move unindexed files to orphans/, mark a "
+                        "corrupted archived copy so it is never served or re-extracted (nothing is deleted; "
+                        "a missing file can only come back from a backup)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_check)
 

@@ -162,6 +162,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         learning = store.learning_counts()
         report = model_report(store) if args.json else model_now(store, config)
         backfill = {b.site: b for b in site_states(store)}
+        records, archive_bytes = store.archive_size()
         if config.store.url:
             from ingest.store.postgres import PgStore
 
@@ -202,6 +203,10 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if config.store.url:
         print(f"workers (PostgreSQL): {len(workers)} seen in the last {config.store.lease:g}s"
               + "".join(f"\n  {name}: {hosts} host(s) held, seen {_iso(seen)}" for name, hosts, seen in workers))
+    if records or config.archive.enabled:
+        per = f", {archive_bytes / records / 1000:.1f} KB a page" if records else ""
+        print(f"archive: {records} page(s) in {archive_bytes / 1e6:.1f} MB of WARC files in "
+              f"{config.paths.store / 'archive'}{per}" + ("" if config.archive.enabled else " ([archive] off)"))
     if backfill:
         print("backfill (ingest backfill, [backfill] enabled):")
         for b in backfill.values():

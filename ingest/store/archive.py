@@ -135,6 +135,40 @@ def read_record(folder: Path, ref: RecordRef) -> tuple[StatusAndHeaders, bytes]:
     raise ValueError(f"no WARC record at {ref.file}:{ref.offset}")
 
 
+def verify_record(folder: Path, ref: RecordRef) -> str | None:
+    """What is wrong with the record at ``ref`` (a missing file, a truncated or unreadable gzip member,
+    a block or payload digest that does not match, another URI), or None when it is whole."""
+    import gzip
+    import zlib
+
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    path = folder / ref.file
+    try:
+        with path.open("rb") as fh:
+            fh.seek(ref.offset)
+            data = fh.read(ref.length)
+    except OSError as exc:
+        return f"{ref.file}: cannot read: {exc.strerror or exc}"
+    if len(data) < ref.length:
+        return f"{ref.file} at {ref.offset}: truncated ({len(data)} of {ref.length} bytes)"
+    try:
+        for record in ArchiveIterator(io.BytesIO(data), check_digests=True):
+            record.content_stream().read()
+            checker = record.digest_checker
+            if record.rec_headers.get_header("WARC-Target-URI") != ref.uri:
+                return f"{ref.file} at {ref.offset}: not the record of {ref.uri}"
+            if record.rec_headers.get_header("WARC-Payload-Digest") != ref.payload_digest:
+                return f"{ref.file} at {ref.offset}: payload digest differs from the index"
+            if checker.passed is False:
+                return f"{ref.file} at {ref.offset}: " + "; ".join(checker.problems)
+            return None
+    except (ArchiveLoadFailed, OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        return f"{ref.file} at {ref.offset}: unreadable: {exc}"
+    return f"{ref.file} at {ref.offset}: no record"
+
+
 def _response_headers(ex: Exchange) -> StatusAndHeaders:
     headers = []
     for k, v in ex.response_headers:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from ingest.store.archive import ArchiveWriter, RecordRef
+from ingest.store.archive import ArchiveWriter, RecordRef, verify_record
 from ingest.store.core import SqlCore
 
 ARCHIVE = "archive"  # folder (in the store) of the WARC files
@@ -33,15 +33,37 @@ class ArchiveIndex(SqlCore):
     def index_record(self, page_id: int, ref: RecordRef, kind: str) -> None:
         """Point the page at its record (written and flushed before: no row points at a partial one)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM archive_records WHERE page_id = ?", (page_id,))
+            db.execute("DELETE FROM archive_records WHERE page_id = ?", (page_id,))  # a refetch: the newest copy
             db.execute('INSERT INTO archive_records (page_id, file, "offset", length, uri, date, payload_digest, '
                        "kind) VALUES (?,?,?,?,?,?,?,?)",
                        (page_id, ref.file, ref.offset, ref.length, ref.uri, ref.date, ref.payload_digest, kind))
 
     def page_record(self, page_id: int) -> RecordRef | None:
         row = self.db.execute('SELECT file, "offset", length, uri, date, payload_digest FROM archive_records '
-                              "WHERE page_id = ?", (page_id,)).fetchone()
+                              "WHERE page_id = ? AND corrupt IS NULL", (page_id,)).fetchone()
         return RecordRef(row[0], row[1], row[2], row[3], row[4], row[5]) if row is not None else None
+
+    def check_archive(self, repair: bool = False) -> tuple[list[str], list[str]]:
+        """Every indexed record read back and its digests verified: (problems, what --repair did). A
+        corrupted record is reported with its page and article; ``repair`` marks it (`corrupt`), so it is
+        reported once and never served or re-extracted, and the check passes again."""
+        problems, repaired = [], []
+        folder = self.root / ARCHIVE
+        rows = self.db.execute('SELECT r.page_id, r.file, r."offset", r.length, r.uri, r.date, r.payload_digest, '
+                               "p.article_id FROM archive_records r LEFT JOIN pages p ON p.id = r.page_id "
+                               "WHERE r.corrupt IS NULL ORDER BY r.page_id").fetchall()
+        for r in rows:
+            wrong = verify_record(folder, RecordRef(r[1], r[2], r[3], r[4], r[5], r[6]))
+            if wrong is None:
+                continue
+            who = f"page p{r[0]}" + (f", article a{r[7]}" if r[7] is not None else "")
+            if repair:
+                with self.transaction() as db:
+                    db.execute("UPDATE archive_records SET corrupt = ? WHERE page_id = ?", (wrong, r[0]))
+                repaired.append(f"marked the archived copy of {who} corrupted: {wrong}")
+            else:
+                problems.append(f"{wrong} ({who}; --repair marks it)")
+        return problems, repaired
 
     def archive_size(self) -> tuple[int, int]:
         """Indexed records and the bytes of the archive's files."""

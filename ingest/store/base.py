@@ -104,6 +104,8 @@ class SqlStore(DigestTables):
                     report.repaired.append(f"moved {f.relative_to(self.root)} (no row in the index) to {ORPHANS}/")
                 else:
                     report.orphans.append(str(f.relative_to(self.root)))
+        report.archive, marked = self.check_archive(repair)
+        report.repaired += marked
         if repair:
             report.temp_files = []
         return report

@@ -32,11 +32,13 @@ class CheckReport:
     orphans: list[str] = field(default_factory=list)  # files no row knows
     misplaced: list[str] = field(default_factory=list)  # in corpus/ vs withdrawn/ against their row
     temp_files: list[str] = field(default_factory=list)  # left by an interrupted write
+    archive: list[str] = field(default_factory=list)  # archived records that are not whole (ingest.store.archive)
     repaired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files)
+        return not (self.integrity or self.missing or self.orphans or self.misplaced or self.temp_files
+                    or self.archive)
 
 
 @dataclass(frozen=True)

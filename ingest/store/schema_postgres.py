@@ -168,7 +168,7 @@ CREATE TABLE IF NOT EXISTS backfill_sites (
 );
 CREATE TABLE IF NOT EXISTS archive_records (  -- where each fetched page's WARC response record is
     page_id BIGINT PRIMARY KEY, file TEXT NOT NULL, "offset" BIGINT NOT NULL, length BIGINT NOT NULL,
-    uri TEXT NOT NULL, date TEXT NOT NULL, payload_digest TEXT NOT NULL, kind TEXT NOT NULL
+    uri TEXT NOT NULL, date TEXT NOT NULL, payload_digest TEXT NOT NULL, kind TEXT NOT NULL, corrupt TEXT
 );
 CREATE TABLE IF NOT EXISTS host_leases (  -- a host's feeds and page jobs belong to one worker at a time
     host TEXT PRIMARY KEY,

@@ -176,7 +176,8 @@ CREATE TABLE IF NOT EXISTS archive_records (  -- where each fetched page's WARC 
     uri TEXT NOT NULL,                    -- WARC-Target-URI, the final URL
     date TEXT NOT NULL,                   -- WARC-Date
     payload_digest TEXT NOT NULL,         -- WARC-Payload-Digest
-    kind TEXT NOT NULL                    -- kept | rejected: which files hold it
+    kind TEXT NOT NULL,                   -- kept | rejected: which files hold it
+    corrupt TEXT                          -- what `ingest check --repair` found wrong with it (NULL: whole)
 );
 """
 
