@@ -15,7 +15,7 @@ import sqlite3
 import sys
 
 from ingest import __version__
-from ingest.cli import backfill, corpus, example, feeds, report, review, service
+from ingest.cli import archive, backfill, corpus, example, feeds, report, review, service
 from ingest.cli.common import OutputError
 from ingest.cli.logs import setup_logging
 from ingest.config import ConfigError, load_config
@@ -44,6 +44,7 @@ COMMANDS = (  # the parser table: each adds one command and its options
     review.add_mark,
     review.add_rescore,
     corpus.add_check,
+    archive.add_reextract,
     review.add_seeds,
     feeds.add_feeds,
     corpus.add_migrate,

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
+from dataclasses import asdict
 
+from ingest.blobs import pack
 from ingest.store.archive import ArchiveWriter, RecordRef, verify_record
+from ingest.store.contract import Record
 from ingest.store.core import SqlCore
+from ingest.store.rows import PageDoc
 
 ARCHIVE = "archive"  # folder (in the store) of the WARC files
 
@@ -64,6 +69,32 @@ class ArchiveIndex(SqlCore):
             else:
                 problems.append(f"{wrong} ({who}; --repair marks it)")
         return problems, repaired
+
+    def archived_pages(self, since: float | None = None, page_ids: Sequence[int] = ()) -> list[Record]:
+        """The pages with a whole archived record (fetched since ``since``, or those of ``page_ids``), with
+        the record's place: what `ingest reextract` reads again."""
+        sql = ('SELECT p.*, r.file AS r_file, r."offset" AS r_offset, r.length AS r_length, r.uri AS r_uri, '
+               "r.date AS r_date, r.payload_digest AS r_digest FROM pages p JOIN archive_records r ON "
+               "r.page_id = p.id WHERE r.corrupt IS NULL")
+        params: list = []
+        if since is not None:
+            sql += " AND p.fetched >= ?"
+            params.append(since)
+        if page_ids:
+            sql += f" AND p.id IN ({','.join('?' * len(page_ids))})"
+            params += list(page_ids)
+        return list(self.db.execute(sql + " ORDER BY p.id", tuple(params)).fetchall())
+
+    def set_page_doc(self, page_id: int, doc: PageDoc) -> None:
+        """A page's stored text replaced (re-extracted): its doc, its search entry."""
+        with self.transaction() as db:
+            db.execute("UPDATE pages SET title = ?, doc = ? WHERE id = ?", (doc.title, pack(asdict(doc)), page_id))
+            self._index_page(db, page_id, doc.title, doc.text)
+
+    def set_window_counts(self, page_id: int, counts: dict[str, int]) -> None:
+        """A page's term counts in the model's window replaced (its text changed), if it is there."""
+        with self.transaction() as db:
+            db.execute("UPDATE stream SET counts = ? WHERE page_id = ?", (pack(counts), page_id))
 
     def archive_size(self) -> tuple[int, int]:
         """Indexed records and the bytes of the archive's files."""

@@ -1,0 +1,60 @@
+"""The commands on the WARC archive: `reextract`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ingest.cli.common import parse_since
+from ingest.config import Config
+from ingest.store import open_store
+from ingest.text.seeds import load_seeds
+
+
+def add_reextract(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "reextract", parents=[common], help="extract and decide the archived pages again, without the network",
+        description="Read every archived page (store/archive/, see docs/archive.md) again and rerun extraction, "
+                    "relevance and story identity on it, with no network request: where the text changed, the "
+                    "corpus file is rewritten in place; pages that now pass join the corpus, kept articles that "
+                    "now fall below leave it; your verdicts stand. The upgrade path after a trafilatura "
+                    "release. Prints the texts changed, joined and left.")
+    p.add_argument("--since", metavar="WHEN", help="only pages fetched since then (24h, 7d, or an ISO date)")
+    p.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
+                   help="only this page (p12) or article (a3); repeat for more")
+    p.add_argument("--dry-run", action="store_true", help="change nothing: say what would change")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_reextract)
+
+
+def cmd_reextract(config: Config, args: argparse.Namespace) -> int:
+    from ingest.run.executor import make_executor
+    from ingest.run.feedback import FeedbackError, resolve
+    from ingest.run.reextract import reextract
+
+    now = time.time()
+    since = parse_since(args.since, now) if args.since else None
+    seeds = [s.text for s in load_seeds(config.paths.seeds)]
+    with open_store(config, readonly=args.dry_run) as store:
+        try:
+            page_ids = [resolve(store, ref)["id"] for ref in args.ids]
+        except FeedbackError as exc:
+            print(f"ingest reextract: {exc}", file=sys.stderr)
+            return 2
+        executor = make_executor(config.worker.processes or None, language=config.relevance.language)
+        try:
+            report = reextract(store, seeds, config, executor, now, since=since, page_ids=page_ids,
+                               dry_run=args.dry_run)
+        finally:
+            executor.shutdown(cancel_futures=True)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    would = "would change" if args.dry_run else "changed"
+    print(f"read {report.pages} archived page(s) again ({report.unreadable} unreadable, {report.empty} without "
+          f"text this time): {report.changed} text(s) {would}; {report.joined} "
+          f"{'would join' if args.dry_run else 'joined'} the corpus, {report.left} "
+          f"{'would leave' if args.dry_run else 'left'} it")
+    return 0

@@ -1,0 +1,49 @@
+"""`ingest reextract`: extraction and decisions again from the WARC archive, with the web gone."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.conftest import build_news_web, run_cli, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_reextract_rewrites_changed_texts_from_the_archive_without_the_network(tmp_path, seeds_dir, web):
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    store = tmp_path / "store"
+    db = sqlite3.connect(store / "ingest.db")
+    aid, path, title = db.execute("SELECT id, path, title FROM articles ORDER BY id LIMIT 1").fetchone()
+    truth = (store / path).read_text(encoding="utf-8")
+    # as an older extractor would have stored it: the same article with its text cut short
+    stale = f"{title}\n\n{truth.split(chr(10) + chr(10), 2)[1]}\n"
+    (store / path).write_text(stale, encoding="utf-8")
+    db.execute("UPDATE articles SET text_hash = 'older-extractor' WHERE id = ?", (aid,))
+    db.commit()
+    kept_before = {r[0] for r in db.execute("SELECT id FROM articles WHERE withdrawn IS NULL")}
+    db.close()
+    web.close()  # no network from here on: every page comes from store/archive/
+
+    dry = run_cli("--config", str(cfg), "reextract", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    d = dry.json()
+    assert d["dry_run"] and d["pages"] >= 8 and d["unreadable"] == 0 and d["changed"] == 1
+    assert (store / path).read_text(encoding="utf-8") == stale  # a dry run changes nothing
+
+    res = run_cli("--config", str(cfg), "reextract", "--json")
+    assert res.code == 0, res.err
+    r = res.json()
+    assert r["changed"] == 1 and r["joined"] == 0 and r["left"] == 0
+    assert (store / path).read_text(encoding="utf-8") == truth  # rewritten from the archived page
+    db = sqlite3.connect(store / "ingest.db")
+    assert {r[0] for r in db.execute("SELECT id FROM articles WHERE withdrawn IS NULL")} == kept_before
+    db.close()
+    again = run_cli("--config", str(cfg), "reextract", "--id", f"a{aid}")
+    assert again.code == 0 and "read 1 archived page(s)" in again.out and "0 text(s) changed" in again.out
+    assert run_cli("--config", str(cfg), "check").code == 0
+    bad = run_cli("--config", str(cfg), "reextract", "--id", "a99999")
+    assert bad.code == 2 and "no such page or article" in bad.err
