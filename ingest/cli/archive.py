@@ -1,4 +1,4 @@
-"""The commands on the WARC archive: `reextract`."""
+"""The commands on the WARC archive: `show` (an article, or its archived page), `reextract`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,51 @@ from ingest.cli.common import parse_since
 from ingest.config import Config
 from ingest.store import open_store
 from ingest.text.seeds import load_seeds
+
+
+def add_show(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("show", parents=[common], help="print an article, or with --original its archived page",
+                       description="Print an article of the corpus (a12, or a page id from `ingest review` such "
+                                   "as p34): where it came from, when, and its text. With --original, the page "
+                                   "as it was fetched, from the WARC archive (store/archive/), bytes as stored.")
+    p.add_argument("ref", metavar="ID")
+    p.add_argument("--original", action="store_true", help="write the archived page to stdout")
+    p.set_defaults(func=cmd_show)
+
+
+def cmd_show(config: Config, args: argparse.Namespace) -> int:
+    from ingest.run.feedback import FeedbackError, resolve
+    from ingest.sources.urls import display
+    from ingest.store.archive import read_record
+    from ingest.store.archive_index import ARCHIVE
+
+    with open_store(config, readonly=True) as store:
+        try:
+            row = resolve(store, args.ref)
+        except FeedbackError as exc:
+            print(f"ingest show: {exc}", file=sys.stderr)
+            return 2
+        ref = store.page_record(row["id"])
+        if args.original:
+            if ref is None:
+                print(f"ingest show: {args.ref}: no archived copy (fetched before the archive was on, with "
+                      f"[archive] enabled = false, or marked corrupted by `ingest check --repair`)", file=sys.stderr)
+                return 1
+            _, body = read_record(store.root / ARCHIVE, ref)
+            sys.stdout.buffer.write(body)
+            sys.stdout.flush()
+            return 0
+        doc = store.page_doc(row)
+        art = store.article(row["article_id"]) if row["article_id"] is not None else None
+    print(f"{row['outcome']}: {display(row['final_url'] or row['url'])}")
+    if art is not None:
+        print(f"article a{art['id']}: {art['path']}" + (f" (withdrawn: {art['withdrawn_by']})" if art["withdrawn"]
+                                                          else ""))
+    if ref is not None:
+        print(f"archived copy: {ref.date} in {ref.file} (ingest show {args.ref} --original)")
+    if doc is not None:
+        print(f"\n{doc.title}\n\n{doc.text}")
+    return 0
 
 
 def add_reextract(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -44,6 +44,7 @@ COMMANDS = (  # the parser table: each adds one command and its options
     review.add_mark,
     review.add_rescore,
     corpus.add_check,
+    archive.add_show,
     archive.add_reextract,
     review.add_seeds,
     feeds.add_feeds,

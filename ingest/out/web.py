@@ -38,6 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ingest.out.render import environment as _environment
+from ingest.out.web_archive import archive_routes
 from ingest.out.web_context import WebContext
 from ingest.out.web_feeds import feed_routes
 from ingest.out.web_teaching import teaching_routes
@@ -179,7 +180,8 @@ def make_app(ctx: WebContext) -> Starlette:
                     withdrawn=art["withdrawn"] is not None, terms=json.loads(art["terms"])[:12],
                     paragraphs=[p for p in text.split("\n\n") if p.strip()],
                     sources=ctx.store.article_sources(aid), copies=ctx.store.article_copies(aid), error=error,
-                    backfill=ctx.store.backfill_origins([aid]).get(aid))
+                    backfill=ctx.store.backfill_origins([aid]).get(aid),
+                    original=ctx.store.page_record(row["id"]) if row is not None else None)
 
     now_view, routes_teaching = teaching_routes(ctx, page, form, aggregate, article)
 
@@ -246,7 +248,7 @@ def make_app(ctx: WebContext) -> Starlette:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     routes = [
-        Route("/", corpus), Route("/a/{id:int}", article), *routes_teaching,
+        Route("/", corpus), Route("/a/{id:int}", article), *archive_routes(ctx), *routes_teaching,
         Route("/favicon.ico", favicon), Route("/search", search),
         *feed_routes(ctx, page, form, aggregate), Route("/digests", digests), Route("/digests/{name}", digest_file),
         Route("/healthz", healthz), Route("/metrics", metrics),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import build_news_web, run_cli, write_config
+from tests.conftest import REPO, build_news_web, run_cli, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +29,12 @@ def test_reextract_rewrites_changed_texts_from_the_archive_without_the_network(t
     kept_before = {r[0] for r in db.execute("SELECT id FROM articles WHERE withdrawn IS NULL")}
     db.close()
     web.close()  # no network from here on: every page comes from store/archive/
+    original = subprocess.run([sys.executable, "-m", "ingest", "--config", str(cfg), "show", f"a{aid}",
+                               "--original"], cwd=REPO, capture_output=True, timeout=60)
+    assert original.returncode == 0 and b"<html" in original.stdout.lower()
+    assert title.encode() in original.stdout  # the page as fetched, bytes as stored
+    shown = run_cli("--config", str(cfg), "show", f"a{aid}")
+    assert shown.code == 0 and "archived copy: " in shown.out and f"article a{aid}" in shown.out
 
     dry = run_cli("--config", str(cfg), "reextract", "--dry-run", "--json")
     assert dry.code == 0, dry.err

