@@ -58,6 +58,35 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def add_archive(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("archive", parents=[common], help="the WARC archive: write its CDXJ index",
+                       description="The WARC archive of every fetched page (store/archive/, docs/archive.md).")
+    actions = p.add_subparsers(dest="archive_command", metavar="ACTION", required=True)
+    q = actions.add_parser("index", parents=[common], help="(re)write store/archive/index.cdxj for pywb",
+                           description="Read every .warc.gz file of the archive and write a CDXJ index of its "
+                                       "response records (SURT, timestamp, url, mime, status, digest, offset, "
+                                       "length, filename), sorted, as pywb reads it: a pywb collection whose "
+                                       "archive folder is store/archive/ replays the pages with it.")
+    q.add_argument("--output", metavar="PATH", help="write here instead of store/archive/index.cdxj")
+    q.set_defaults(func=cmd_archive)
+
+
+def cmd_archive(config: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ingest.store.archive import write_cdxj
+
+    folder = config.paths.store / "archive"
+    if not folder.is_dir():
+        print(f"ingest archive index: {folder}: no archive yet (a poll with [archive] enabled writes it)",
+              file=sys.stderr)
+        return 1
+    out = Path(args.output) if args.output else folder / "index.cdxj"
+    n = write_cdxj(folder, out)
+    print(f"wrote {out}: {n} record(s)")
+    return 0
+
+
 def add_reextract(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "reextract", parents=[common], help="extract and decide the archived pages again, without the network",

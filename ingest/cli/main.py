@@ -45,6 +45,7 @@ COMMANDS = (  # the parser table: each adds one command and its options
     review.add_rescore,
     corpus.add_check,
     archive.add_show,
+    archive.add_archive,
     archive.add_reextract,
     review.add_seeds,
     feeds.add_feeds,

@@ -169,6 +169,47 @@ def verify_record(folder: Path, ref: RecordRef) -> str | None:
     return f"{ref.file} at {ref.offset}: no record"
 
 
+def surt(url: str) -> str:
+    """The SURT form CDXJ indexes sort by: host reversed with commas, then ")" and the path (lower case
+    host, no scheme, no "www.", default port dropped): ``https://www.Example.org/a?b`` -> ``org,example)/a?b``."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return ",".join(reversed(host.split("."))) + port + ")" + path
+
+
+def write_cdxj(folder: Path, out: Path) -> int:
+    """A CDXJ index of every response record in the archive's files (pywb's format: ``SURT TIMESTAMP
+    {json}``, sorted), written atomically to ``out``; returns the lines written."""
+    import json
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    lines = []
+    for path in sorted(folder.glob("*.warc.gz")):
+        with path.open("rb") as fh:
+            it = ArchiveIterator(fh)
+            for record in it:
+                if record.rec_type != "response":
+                    continue
+                uri = record.rec_headers.get_header("WARC-Target-URI")
+                date = record.rec_headers.get_header("WARC-Date") or ""
+                stamp = "".join(c for c in date if c.isdigit())[:14]
+                fields = {"url": uri, "mime": (record.http_headers.get_header("Content-Type") or "").split(";")[0],
+                          "status": record.http_headers.get_statuscode(),
+                          "digest": record.rec_headers.get_header("WARC-Payload-Digest"),
+                          "offset": str(it.get_record_offset()), "filename": path.name}
+                record.content_stream().read()  # to the record's end: its length is known then
+                fields["length"] = str(it.get_record_length())
+                lines.append(f"{surt(uri)} {stamp} {json.dumps(fields, sort_keys=True)}")
+    lines.sort()
+    tmp = out.with_name(f".tmp-{out.name}")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(out)
+    return len(lines)
+
+
 def _response_headers(ex: Exchange) -> StatusAndHeaders:
     headers = []
     for k, v in ex.response_headers:

@@ -165,3 +165,31 @@ def test_check_finds_a_flipped_byte_in_an_archived_record_and_repair_marks_it(tm
 
     with open_store(load_config(cfg), readonly=True) as s:
         assert s.page_record(page_id) is None  # never served again
+
+
+def test_archive_index_writes_a_sorted_cdxj_that_points_at_each_record(tmp_path, seeds_dir, web):
+    import json
+    import sqlite3
+
+    from ingest.store.archive import surt
+    from tests.conftest import build_news_web, run_cli, write_config
+
+    assert surt("https://www.Example.org/a/b?c=1") == "org,example)/a/b?c=1"
+    assert surt("http://127.0.0.2:8080/x") == "2,0,0,127:8080)/x"
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    assert run_cli("--config", str(cfg), "archive", "index").code == 1  # nothing archived yet: says so
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    res = run_cli("--config", str(cfg), "archive", "index")
+    assert res.code == 0, res.err
+    lines = (tmp_path / "store" / "archive" / "index.cdxj").read_text().splitlines()
+    assert lines == sorted(lines)
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    indexed = {r[0]: (r[1], r[2], r[3]) for r in db.execute('SELECT uri, file, "offset", length FROM archive_records')}
+    seen = {}
+    for line in lines:
+        key, stamp, blob = line.split(" ", 2)
+        fields = json.loads(blob)
+        assert key == surt(fields["url"]) and len(stamp) == 14 and fields["status"] == "200"
+        seen[fields["url"]] = (fields["filename"], int(fields["offset"]), int(fields["length"]))
+    assert seen == indexed
