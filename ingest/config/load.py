@@ -429,8 +429,9 @@ def _archive(file: Path, data: dict) -> ArchiveSettings:
     enabled = r.get("enabled", bool, ArchiveSettings.enabled, expected="true or false")
     size = r.get("max_file_size", int, ArchiveSettings.max_file_size, check=lambda v: v >= 1_000_000,
                  expected="a number of bytes, at least 1000000 (default 1073741824, 1 GiB)")
+    keep = r.duration("keep_rejected", ArchiveSettings.keep_rejected)
     r.done()
-    return ArchiveSettings(enabled=enabled, max_file_size=size)
+    return ArchiveSettings(enabled=enabled, max_file_size=size, keep_rejected=keep)
 
 
 def _check_url_ok(url: str) -> bool:

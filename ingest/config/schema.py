@@ -138,6 +138,9 @@ KEYS: tuple[Key, ...] = (
         "request and response records (see docs/archive.md)"),
     Key("archive", "max_file_size", "integer", "1073741824",
         "bytes after which a new `.warc.gz` file starts"),
+    Key("archive", "keep_rejected", "duration", '"30d"',
+        "a file of rejected pages' records is removed once its last write is older than this (whole files: "
+        "nothing is rewritten); kept articles' records stay as long as the article"),
 
     Key("feeds", "enabled", "boolean", "true",
         "`false` pauses the feed: not polled, its state and history kept, `status` says *paused*"),

@@ -152,6 +152,7 @@ class ArchiveSettings:
 
     enabled: bool = True
     max_file_size: int = 1 << 30  # bytes: a new .warc.gz file after this
+    keep_rejected: float = 30 * 86400.0  # a file of rejected pages' records goes once its last write is older
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,8 @@ class Poll:
         for upd in self.updates:
             self._save_feed(upd)
         self.store.expire_rejected_texts(self.clock() - self.config.relevance.keep_rejected)
+        if self.config.archive.enabled:
+            self.store.prune_rejected_archive(self.clock() - self.config.archive.keep_rejected)
 
     def _start_feeds(self) -> None:
         """Keep MAX_FEEDS_IN_FLIGHT feeds going: feeds stream into the poll as others finish, so a

@@ -92,6 +92,9 @@ class ArchiveWriter:
         offset, length, uri, date, digest = last
         return RecordRef(name, base + offset, length, uri, date, digest)
 
+    def open_files(self) -> set[str]:
+        return {name for name, _ in self._files.values()}
+
     def close(self) -> None:
         for _, fh in self._files.values():
             fh.close()
@@ -99,7 +102,8 @@ class ArchiveWriter:
 
     def _file(self, kind: str) -> tuple[str, io.BufferedWriter]:
         current = self._files.get(kind)
-        if current is not None and current[1].tell() < self.max_size:
+        # a file another process pruned (idle past keep_rejected) is not written on: records would vanish
+        if current is not None and current[1].tell() < self.max_size and (self.folder / current[0]).exists():
             return current
         if current is not None:
             current[1].close()

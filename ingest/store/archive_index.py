@@ -96,6 +96,29 @@ class ArchiveIndex(SqlCore):
         with self.transaction() as db:
             db.execute("UPDATE stream SET counts = ? WHERE page_id = ?", (pack(counts), page_id))
 
+    def prune_rejected_archive(self, before: float) -> tuple[int, int]:
+        """Remove the files of rejected pages' records last written before ``before`` (whole files, their
+        index rows first), unless a page in one has since joined the corpus (a verdict, a rescore) or
+        this process still writes it. Returns (files removed, bytes freed)."""
+        folder = self.root / ARCHIVE
+        if not folder.is_dir():
+            return 0, 0
+        busy = self._archive.open_files() if self._archive is not None else set()
+        removed = freed = 0
+        for path in sorted(folder.glob("rejected-*.warc.gz")):
+            stat = path.stat()
+            if path.name in busy or stat.st_mtime >= before:
+                continue
+            kept = self.db.execute("SELECT COUNT(*) FROM archive_records r JOIN pages p ON p.id = r.page_id "
+                                   "WHERE r.file = ? AND p.outcome <> 'rejected'", (path.name,)).fetchone()[0]
+            if kept:
+                continue
+            with self.transaction() as db:  # rows first: a crash leaves an unindexed file, never a dangling row
+                db.execute("DELETE FROM archive_records WHERE file = ?", (path.name,))
+            path.unlink(missing_ok=True)
+            removed, freed = removed + 1, freed + stat.st_size
+        return removed, freed
+
     def archive_size(self) -> tuple[int, int]:
         """Indexed records and the bytes of the archive's files."""
         n = self.db.execute("SELECT COUNT(*) FROM archive_records").fetchone()[0]

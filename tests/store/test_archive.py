@@ -193,3 +193,28 @@ def test_archive_index_writes_a_sorted_cdxj_that_points_at_each_record(tmp_path,
         assert key == surt(fields["url"]) and len(stamp) == 14 and fields["status"] == "200"
         seen[fields["url"]] = (fields["filename"], int(fields["offset"]), int(fields["length"]))
     assert seen == indexed
+
+
+def test_rejected_pages_files_go_whole_after_keep_rejected_and_kept_ones_stay(tmp_path, seeds_dir, web):
+    import os
+    import sqlite3
+    import time
+
+    from tests.conftest import build_news_web, run_cli, write_config
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3], '[archive]\nkeep_rejected = "1d"\n')
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    folder = tmp_path / "store" / "archive"
+    rejected = sorted(folder.glob("rejected-*.warc.gz"))
+    kept = sorted(folder.glob("kept-*.warc.gz"))
+    assert rejected and kept
+    old = time.time() - 2 * 86400
+    for p in rejected + kept:
+        os.utime(p, (old, old))  # last written two days ago
+    assert run_cli("--config", str(cfg), "poll").code == 0  # the next poll prunes
+    assert not any(p.exists() for p in rejected) and all(p.exists() for p in kept)
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    kinds = {r[0] for r in db.execute("SELECT DISTINCT kind FROM archive_records")}
+    assert kinds == {"kept"}  # no row points at a removed file
+    assert run_cli("--config", str(cfg), "check").code == 0
