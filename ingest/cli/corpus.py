@@ -50,6 +50,8 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
     from ingest.cli.report import model_scores
 
+    if args.format in ("warc", "wacz"):
+        return _export_archive(config, args)
     with open_store(config, readonly=True) as store:
         current = model_scores(store, config)
         for row in store.articles():
@@ -74,6 +76,30 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
                 "site": site_of(row["site"], row["url"]), "terms": json.loads(row["terms"]),
                 "sources": entries,
             }, ensure_ascii=False))
+    return 0
+
+
+def _export_archive(config: Config, args: argparse.Namespace) -> int:
+    """The kept articles' archived records as WARC, or a WACZ package (ingest.out.warc_export)."""
+    import tempfile
+
+    from ingest.out.warc_export import write_wacz, write_warc
+
+    with open_store(config, readonly=True) as store:
+        if args.format == "warc" and args.output:
+            with Path(args.output).open("wb") as fh:
+                n, _ = write_warc(store, fh)
+        elif args.format == "warc":
+            n, _ = write_warc(store, sys.stdout.buffer)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(args.output) if args.output else Path(tmp) / "corpus.wacz"
+                n = write_wacz(store, path)
+                if not args.output:
+                    sys.stdout.buffer.write(path.read_bytes())
+    sys.stdout.flush()
+    print(f"exported the archived pages of {n} article(s) as {args.format.upper()}"
+          + (f" to {args.output}" if args.output else ""), file=sys.stderr)
     return 0
 
 
@@ -174,7 +200,11 @@ def add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                                    "the model learned now, as every other screen shows them (for an article "
                                    "older than the model's window: the ones it was kept at); kept_score is the "
                                    "score it was kept at.")
-    p.add_argument("--format", choices=["jsonl"], default="jsonl", help="output format (jsonl)")
+    p.add_argument("--format", choices=["jsonl", "warc", "wacz"], default="jsonl",
+                   help="jsonl (default); warc: the kept articles' pages as archived (WARC/1.1 records, gzip "
+                        "per record); wacz: those in a WACZ package (WARC, CDXJ index, pages list, "
+                        "datapackage.json) that ReplayWeb.page opens")
+    p.add_argument("--output", metavar="PATH", help="write to this file instead of stdout (warc, wacz)")
     p.set_defaults(func=cmd_export)
 
 

@@ -218,3 +218,50 @@ def test_rejected_pages_files_go_whole_after_keep_rejected_and_kept_ones_stay(tm
     kinds = {r[0] for r in db.execute("SELECT DISTINCT kind FROM archive_records")}
     assert kinds == {"kept"}  # no row points at a removed file
     assert run_cli("--config", str(cfg), "check").code == 0
+
+
+def test_export_warc_and_a_wacz_that_wacz_validate_accepts(tmp_path, seeds_dir, web):
+    import shutil
+    import sqlite3
+    import subprocess
+    import zipfile
+
+    import pytest
+
+    from tests.conftest import build_news_web, run_cli, write_config
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    kept = db.execute("SELECT COUNT(*) FROM articles WHERE withdrawn IS NULL").fetchone()[0]
+    assert kept >= 3
+    warc = tmp_path / "corpus.warc.gz"
+    assert run_cli("--config", str(cfg), "export", "--format", "warc", "--output", str(warc)).code == 0
+    with warc.open("rb") as fh:
+        recs = [(r.rec_type, r.rec_headers.get_header("WARC-Payload-Digest"), _sha1(r.content_stream().read()))
+                for r in ArchiveIterator(fh)]
+    assert [t for t, _, _ in recs] == ["response", "request"] * kept
+    assert all(d == s for t, d, s in recs if t == "response")  # copied byte for byte: digests still hold
+
+    wacz = tmp_path / "corpus.wacz"
+    assert run_cli("--config", str(cfg), "export", "--format", "wacz", "--output", str(wacz)).code == 0
+    with zipfile.ZipFile(wacz) as z:
+        names = set(z.namelist())
+        assert {"archive/data.warc.gz", "indexes/index.cdxj", "pages/pages.jsonl", "datapackage.json",
+                "datapackage-digest.json"} <= names
+        assert z.getinfo("archive/data.warc.gz").compress_type == zipfile.ZIP_STORED
+        assert len(z.read("pages/pages.jsonl").decode().splitlines()) == kept + 1
+    tool = shutil.which("wacz")
+    if tool is None:
+        pytest.skip("the wacz validator is not installed (pip install -e '.[test]' installs it)")
+    res = subprocess.run([tool, "validate", "-f", str(wacz)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={**__import__("os").environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 0 and "Validation succeeded" in res.stdout, res.stdout + res.stderr
+    bad = tmp_path / "bad.wacz"  # the validator is not a rubber stamp: a changed file fails it
+    with zipfile.ZipFile(wacz) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data + b"\n" if item.filename == "pages/pages.jsonl" else data)
+    res = subprocess.run([tool, "validate", "-f", str(bad)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "Validation succeeded" not in res.stdout
