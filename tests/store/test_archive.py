@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import random
 
+import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from ingest.config import FetchSettings
@@ -265,3 +266,59 @@ def test_export_warc_and_a_wacz_that_wacz_validate_accepts(tmp_path, seeds_dir, 
             dst.writestr(item, data + b"\n" if item.filename == "pages/pages.jsonl" else data)
     res = subprocess.run([tool, "validate", "-f", str(bad)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "Validation succeeded" not in res.stdout
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_poll_leaves_no_index_row_on_a_partial_record(tmp_path, seeds_dir, web):
+    """A real `ingest poll` killed while pages are being decided and archived: every indexed record is
+    whole (`ingest check` reads each back), and the next poll writes to a new file and archives the rest."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, run_cli, write_config
+    from tests.service.test_service import wait_for
+    from tests.support.web import article_page, article_text, rss
+
+    h = web.host(2)
+    names = ["on_hyesan_gold", "on_forced_labour_report", "on_sanctions_gold", "on_mine_collapse",
+             "on_smuggling_arrests", "off_football", "off_recipe", "off_smartphone", "off_weather"]
+    items = []
+    for i, name in enumerate(names):
+        title, body = article_text(name)
+        url = h.add(f"/p{i}.html", article_page(title, body), delay=0 if i < 3 else 15)  # three answer, six hang
+        items.append({"title": title, "link": url, "guid": f"g{i}"})
+    feed = h.add("/feed.xml", rss("F", items), content_type="application/rss+xml")
+    cfg = write_config(tmp_path, [feed])
+    db_path = tmp_path / "store" / "ingest.db"
+
+    def indexed() -> int:
+        try:
+            db = sqlite3.connect(db_path)
+            try:
+                return db.execute("SELECT COUNT(*) FROM archive_records").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.OperationalError:
+            return 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(cfg), "poll"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        wait_for(lambda: indexed() >= 2, what="two pages archived")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+    first = {p.name for p in (tmp_path / "store" / "archive").glob("*.warc.gz")}
+    assert 2 <= indexed() < len(names)
+    check = run_cli("--config", str(cfg), "check")
+    assert check.code == 0, check.out  # every indexed record read back whole, digests verified
+    for i in range(len(names)):
+        h.routes[f"/p{i}.html"].delay = 0
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    assert indexed() == len(names)
+    later = {p.name for p in (tmp_path / "store" / "archive").glob("*.warc.gz")} - first
+    assert later  # the second writer opened files of its own
+    assert run_cli("--config", str(cfg), "check").code == 0
