@@ -430,8 +430,9 @@ def _archive(file: Path, data: dict) -> ArchiveSettings:
     size = r.get("max_file_size", int, ArchiveSettings.max_file_size, check=lambda v: v >= 1_000_000,
                  expected="a number of bytes, at least 1000000 (default 1073741824, 1 GiB)")
     keep = r.duration("keep_rejected", ArchiveSettings.keep_rejected)
+    feeds = r.get("feeds", bool, ArchiveSettings.feeds, expected="true or false")
     r.done()
-    return ArchiveSettings(enabled=enabled, max_file_size=size, keep_rejected=keep)
+    return ArchiveSettings(enabled=enabled, max_file_size=size, keep_rejected=keep, feeds=feeds)
 
 
 def _check_url_ok(url: str) -> bool:

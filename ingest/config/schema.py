@@ -141,6 +141,8 @@ KEYS: tuple[Key, ...] = (
     Key("archive", "keep_rejected", "duration", '"30d"',
         "a file of rejected pages' records is removed once its last write is older than this (whole files: "
         "nothing is rewritten); kept articles' records stay as long as the article"),
+    Key("archive", "feeds", "boolean", "false",
+        "feed documents too, each one read (a 304 Not Modified writes nothing), in `feeds-*.warc.gz` files"),
 
     Key("feeds", "enabled", "boolean", "true",
         "`false` pauses the feed: not polled, its state and history kept, `status` says *paused*"),

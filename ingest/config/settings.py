@@ -153,6 +153,7 @@ class ArchiveSettings:
     enabled: bool = True
     max_file_size: int = 1 << 30  # bytes: a new .warc.gz file after this
     keep_rejected: float = 30 * 86400.0  # a file of rejected pages' records goes once its last write is older
+    feeds: bool = False  # feed documents too (their own files; a 304 writes nothing)
 
 
 @dataclass(frozen=True)

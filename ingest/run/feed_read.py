@@ -13,13 +13,14 @@ import enum
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ingest.config import ScheduleSettings
 from ingest.run.schedule import FeedOutcome, FeedState, hint_from, plan, with_floor
+from ingest.sources.exchange import Exchange
 from ingest.sources.feeds import Entry, FeedKind, ParsedFeed, parse_feed
 from ingest.sources.fetch import Fetcher, FetchResult, RequestOptions
 from ingest.sources.urls import display
@@ -68,8 +69,10 @@ class FeedReader:
     """Reads feeds through the poll's fetcher, parsing in the poll's worker processes."""
 
     def __init__(self, fetcher: Fetcher, executor: Executor, clock: Callable[[], float],
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 archive: Callable[[tuple[Exchange, ...]], Awaitable[object]] | None = None) -> None:
         self.fetcher, self.executor, self.clock, self.metrics = fetcher, executor, clock, metrics
+        self.archive = archive  # [archive] feeds: each feed document read, into the WARC archive
 
     def _failed(self, feed: FeedRow, res: FetchResult, reason: str, now: float) -> FeedRead:
         log.warning("feed=%s event=feed_error status=%s reason=%r", feed.url, res.status, reason)
@@ -79,7 +82,10 @@ class FeedReader:
 
     async def read(self, feed: FeedRow, options: RequestOptions) -> FeedRead:
         res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified,
-                                       trusted=True, accept=FEED_ACCEPT, options=options)
+                                       trusted=True, accept=FEED_ACCEPT, options=options,
+                                       record=self.archive is not None)
+        if self.archive is not None and res.ok:  # a 304 leaves nothing new to keep
+            await self.archive(res.exchanges)
         now = self.clock()
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)

@@ -124,7 +124,10 @@ class Poll:
         self._waiting_pages: collections.deque[PageJob] = collections.deque()
         self.warned = warned if warned is not None else set()  # warnings already logged (the service's polls share it)
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
-        self.feeds = FeedReader(fetcher, executor, clock, metrics)
+        archive = config.archive
+        self.feeds = FeedReader(fetcher, executor, clock, metrics, archive=(
+            (lambda ex: self.db(lambda: self.store.archive_writer(archive.max_file_size).write(ex, "feeds")))
+            if archive.enabled and archive.feeds else None))
         self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots, metrics=metrics,
                                  on_fetched=self._page_fetched, record=config.archive.enabled)
         # the model outlives the poll when the caller keeps one (the service, a worker): learned again

@@ -322,3 +322,27 @@ def test_kill_9_during_a_poll_leaves_no_index_row_on_a_partial_record(tmp_path, 
     later = {p.name for p in (tmp_path / "store" / "archive").glob("*.warc.gz")} - first
     assert later  # the second writer opened files of its own
     assert run_cli("--config", str(cfg), "check").code == 0
+
+
+def test_archive_feeds_keeps_each_feed_document_read_and_nothing_for_a_304(tmp_path, seeds_dir, web):
+    from tests.conftest import build_news_web, run_cli, write_config
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:2], "[archive]\nfeeds = true\n")
+
+    def feed_records() -> list[str]:
+        out = []
+        for p in sorted((tmp_path / "store" / "archive").glob("feeds-*.warc.gz")):
+            with p.open("rb") as fh:
+                out += [r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
+                        if r.rec_type == "response"]
+        return out
+
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    assert sorted(feed_records()) == sorted(news.feeds[:2])
+    from tests.conftest import stale_polls
+
+    stale_polls(tmp_path / "store", 2)  # both feeds due again: they answer 304 (ETag, Last-Modified)
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    assert len(web.host(2).hits("/rss.xml")) == 2 and len(web.host(3).hits("/atom.xml")) == 2
+    assert sorted(feed_records()) == sorted(news.feeds[:2])  # nothing new kept for a 304
