@@ -11,6 +11,8 @@ Prints, for one run, side by side:
   (e) a re-poll of 10,000 unchanged feeds (conditional GET -> 304);
   (f) peak RSS of the ingest process (with its workers) in each run;
   (g) `ingest score` throughput in documents/s;
+  (i) the WARC archive: a fresh poll with [archive] off and on, the archive's bytes a page, and
+      `ingest reextract` (from the archive, no network) against the extraction bound;
   (h) memory: a first poll of 10,000 feeds with one light page each, peak PSS summed over the
       whole process tree (the poll, its fork server and extraction workers), sampled every 0.1 s;
   with --baseline-rev REV, (b), (d), (e), (g) and (h) are also run by that git revision (a git
@@ -367,6 +369,41 @@ def memory_run(tmp: Path, seeds: Path, n_feeds: int, latency: float,
     return rows
 
 
+def archive_run(tmp: Path, seeds: Path, args: argparse.Namespace, res: dict[str, float]) -> list[tuple[str, str]]:
+    """(i) the WARC archive's cost: a fresh poll with [archive] off, then on, on the same web (one run);
+    the archive's bytes per page; `ingest reextract` (every page from the archive, no network) against
+    the extraction bound."""
+    rows, pps = [], {}
+    for i, (label, extra) in enumerate((("archive off", "[archive]\nenabled = false\n"), ("archive on", ""))):
+        web = SimWeb(args.hosts, args.feeds, args.entries, args.latency, port=18150 + 10 * i,
+                     real_pages=not args.light_pages).start()
+        try:
+            folder = tmp / f"archive-{i}"
+            folder.mkdir()
+            cfg = write_config(folder, web.feed_urls(), seeds, extra)
+            secs, out, _ = run_ingest(cfg, "poll", "--json")
+        finally:
+            web.stop()
+        pps[label] = out["pages_fetched"] / secs
+        rows.append((f"(i) ingest poll, fresh store ({label})", f"{out['pages_fetched']} pages in {secs:.1f} s = "
+                                                                f"{pps[label]:.1f} pages/s"))
+    on, off = pps["archive on"], pps["archive off"]
+    rows.append(("(i) pages/s, archive on / off", f"{on:.1f} / {off:.1f} = {on / off:.2f} (target >= 0.95)"))
+    archive = tmp / "archive-1" / "store" / "archive"
+    files = list(archive.glob("*.warc.gz"))
+    size = sum(f.stat().st_size for f in files)
+    secs, out, _ = run_ingest(tmp / "archive-1" / "config.toml", "reextract", "--json")
+    pages = out["pages"]
+    rows.append(("(i) archive size", f"{size / 1e6:.1f} MB in {len(files)} file(s) for {pages} pages = "
+                                     f"{size / max(1, pages) / 1000:.1f} KB a page"))
+    bound = res.get("bound_pps") or extraction_bound(light=args.light_pages)
+    res["bound_pps"] = bound
+    rows.append(("(i) ingest reextract (no network)", f"{pages} pages in {secs:.1f} s = {pages / secs:.1f} pages/s, "
+                                                      f"{pages / secs / bound:.2f} of the extraction bound "
+                                                      f"({bound:.1f} pages/s; target >= 0.9)"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hosts", type=int, default=20)
@@ -382,7 +419,7 @@ def main() -> None:
     ap.add_argument("--baseline-first", action="store_true",
                     help="run the baseline revision before this tree (order effects: caches, a warming machine)")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["naive", "fresh", "repoll", "scale", "score", "memory"],
+                    choices=["naive", "fresh", "repoll", "scale", "score", "memory", "archive"],
                     help="parts to leave out (fresh = (b)-(d))")
     ap.add_argument("--light-pages", action="store_true",
                     help="serve small synthetic pages (Reuters text in a news template) instead of real pages")
@@ -472,6 +509,8 @@ def main() -> None:
                 scale_web.stop()
         if "memory" not in args.skip:
             rows += memory_run(tmp, seeds, args.memory_feeds, args.latency, trees)
+        if "archive" not in args.skip:
+            rows += archive_run(tmp, seeds, args, res)
         if "score" not in args.skip:
             scores: dict[str, float] = {}
             for i, (label, root) in enumerate(trees):
