@@ -374,3 +374,29 @@ def test_backfill_never_offers_a_page_the_store_knows_and_remembers_each_site(st
     assert [r["site"] for r in store.backfill_sites()] == [site]
     with pytest.raises(ValueError):
         store.set_backfill_site(site, **{"stopped = 'x' --": 1})
+
+
+def test_archive_records_are_indexed_read_checked_and_pruned_on_both_backends(store, tmp_path):
+    """The archive's index (ingest.store.archive_index) speaks the same SQL on SQLite and PostgreSQL."""
+    from ingest.sources.exchange import Exchange
+
+    pid = store.record_page("http://e.org/a", [], 10.0, outcome="rejected", score=0.1)
+    ex = Exchange("http://e.org/a", "GET", (("Host", "e.org"),), "HTTP/1.1", 200, "OK",
+                  (("Content-Type", "text/html"),), b"<html><body>gold</body></html>")
+    writer = store.archive_writer(1 << 20)
+    ref = writer.write((ex,), "rejected")
+    store.index_record(pid, ref, "rejected")
+    assert store.page_record(pid) == ref
+    rows = store.archived_pages(None, [pid])
+    assert [r["id"] for r in rows] == [pid] and rows[0]["r_offset"] == ref.offset
+    assert store.archived_pages(11.0) == []  # fetched at 10
+    assert store.check_archive() == ([], [])
+    assert store.archive_size()[0] == 1
+    store.close_archive()  # the file is no longer this process's: it may go
+    import os
+
+    path = store.root / "archive" / ref.file
+    os.utime(path, (1.0, 1.0))
+    size = path.stat().st_size
+    assert store.prune_rejected_archive(100.0) == (1, size)
+    assert store.page_record(pid) is None and not path.exists()
