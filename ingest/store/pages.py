@@ -265,11 +265,13 @@ class PageTables(SqlCore):
         return int(self.db.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM articles").fetchone()[0])
 
     @contextmanager
-    def _corpus_write(self, name: str, title: str, text: str) -> Iterator[None]:
+    def _corpus_write(self, name: str, title: str, text: str, folder: Path | None = None) -> Iterator[None]:
         """Around the commit of an article's rows: its corpus file is written under a temp name and
         fsynced before, renamed into place after, removed when the commit fails (recover() finishes
-        a rename a crash interrupted). Nothing on PostgreSQL: the text is a column of the row."""
-        tmp = None if self.text_in_db else corpus.write_temp(self.corpus, name, title, text)
+        a rename a crash interrupted). Nothing on PostgreSQL: the text is a column of the row.
+        ``folder``: where the file is now (default corpus/; withdrawn/ or dropped/ for one taken out)."""
+        folder = folder or self.corpus
+        tmp = None if self.text_in_db else corpus.write_temp(folder, name, title, text)
         try:
             yield
         except BaseException:
@@ -277,7 +279,7 @@ class PageTables(SqlCore):
                 tmp.unlink(missing_ok=True)
             raise
         if tmp is not None:
-            tmp.replace(self.corpus / name)
+            tmp.replace(folder / name)
 
     def add_article(self, art: NewArticle, url: str, sources: Sequence[Source], now: float,
                     final_url: str | None, counts: dict[str, int] | None = None) -> tuple[int, str]:
@@ -307,9 +309,12 @@ class PageTables(SqlCore):
     def update_article(self, article_id: int, title: str, text: str, text_hash: str, minhash: bytes | None,
                        url: str, sources: Sequence[Source], now: float) -> str:
         """The article changed in place: rewrite its text and row (same path), count the revision."""
-        path = self.article(article_id)["path"]
+        art = self.article(article_id)
+        path = art["path"]
         text_set, text_arg = (", text=?", [text]) if self.text_in_db else ("", [])
-        with self._corpus_write(path.split("/", 1)[1], title, text), self.transaction() as db:
+        # written where the file is now: an article taken out keeps its text in withdrawn/ or dropped/
+        with self._corpus_write(path.split("/", 1)[1], title, text, self.article_file(art).parent), \
+                self.transaction() as db:
             db.execute(f"UPDATE articles SET title=?, text_hash=?, minhash=?, updated=?, "
                        f"revisions=revisions+1{text_set} WHERE id=?",
                        (title, text_hash, minhash, now, *text_arg, article_id))

@@ -55,3 +55,30 @@ def test_reextract_rewrites_changed_texts_from_the_archive_without_the_network(t
     assert run_cli("--config", str(cfg), "check").code == 0
     bad = run_cli("--config", str(cfg), "reextract", "--id", "a99999")
     assert bad.code == 2 and "no such page or article" in bad.err
+
+
+def test_an_article_a_poor_extraction_took_out_joins_again_when_reextracted(tmp_path, seeds_dir, web):
+    """An older extractor's text (here: the page's footer alone) made the model drop an on-topic article;
+    re-extracted from the archive, its real text passes and it joins the corpus again."""
+    from ingest.config import load_config
+    from ingest.store import open_store
+
+    news = build_news_web(web)
+    cfg = write_config(tmp_path, news.feeds[:3])
+    assert run_cli("--config", str(cfg), "poll").code == 0
+    with open_store(load_config(cfg)) as store:
+        art = next(a for a in store.articles() if "Hyesan" in a["title"] or "gold" in a["title"].lower())
+        aid = art["id"]
+        store.update_article(aid, art["title"], "Privacy policy. Cookie settings. Subscribe to our newsletter.",
+                             "older-extractor", None, art["url"], [], 1.0)
+        store.withdraw_article(aid, "rescore", 2.0)  # what the model did with that text
+    web.close()
+    res = run_cli("--config", str(cfg), "reextract", "--json")
+    assert res.code == 0, res.err
+    r = res.json()
+    assert r["changed"] >= 1 and r["joined"] >= 1 and r["left"] == 0
+    db = sqlite3.connect(tmp_path / "store" / "ingest.db")
+    assert db.execute("SELECT withdrawn FROM articles WHERE id = ?", (aid,)).fetchone()[0] is None
+    path = db.execute("SELECT path FROM articles WHERE id = ?", (aid,)).fetchone()[0]
+    assert "Privacy policy" not in (tmp_path / "store" / path).read_text(encoding="utf-8")
+    assert run_cli("--config", str(cfg), "check").code == 0
