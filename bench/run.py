@@ -525,7 +525,7 @@ def main() -> None:
         print(f"{name:<{width}}  {value}")
     if "naive_pps" in res and "ingest_pps" in res:
         print(f"ingest / naive:            {res['ingest_pps'] / res['naive_pps']:.1f}x")
-    if "bound_pps" in res:
+    if "bound_pps" in res and "ingest_pps" in res:
         print(f"ingest / extraction bound: {res['ingest_pps'] / res['bound_pps']:.2f}   (target >= 0.85)")
 
 
