@@ -110,15 +110,13 @@ class ChunkDecider:
     def _archive(self, done: Sequence[tuple[PageJob, PageResult]]) -> None:
         writer = self.store.archive_writer(self.config.archive.max_file_size)
         for job, _ in done:
-            if not job.exchanges:
+            if job.warc is None:
                 continue
             row = self.store.page(job.key)
             if row is not None and row["outcome"] in ("kept", "duplicate", "rejected"):
                 kind = "rejected" if row["outcome"] == "rejected" else "kept"
-                ref = writer.write(job.exchanges, kind)
-                if ref is not None:
-                    self.store.index_record(row["id"], ref, kind)
-            job.exchanges = ()  # the body is written: not held until the poll ends
+                self.store.index_record(row["id"], writer.append(job.warc, kind), kind)
+            job.warc = None  # written: not held until the poll ends
 
     def _decide_pages(self, done: Sequence[tuple[PageJob, PageResult]],
                       scored: tuple[dict[int, Score], Threshold | None], out: Decided) -> None:

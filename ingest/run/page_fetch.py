@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest.judge.decide import Deferred, Outcome, Skipped
-from ingest.sources.exchange import Exchange
 from ingest.sources.fetch import NO_OPTIONS, ROBOTS_UNREACHABLE, Fetcher, RequestOptions
 from ingest.sources.related import related_links
 from ingest.store import Source
+from ingest.store.archive import Built, build_records
 from ingest.text.analysis import Analysed, analyse
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class PageJob:
     window: bool = True
     published: str | None = None  # the date its listing gave (a sitemap's), when the page gives none
     links: bool = False  # extraction also returns the page's related-story links (ingest.sources.related)
-    exchanges: tuple[Exchange, ...] = ()  # the fetch's hops as exchanged, for the archive ([archive] enabled)
+    warc: Built | None = None  # the fetch's hops as WARC records, for the archive ([archive] enabled)
 
 
 class PageFetcher:
@@ -83,7 +83,8 @@ class PageFetcher:
             if reason:
                 return Skipped(Outcome.BLOCKED, f"not fetched: {reason}")
         res = await self.fetcher.fetch(link, options=job.options, record=self.record)
-        job.exchanges = res.exchanges if res.ok else ()
+        if res.exchanges and res.ok:  # digests and gzip in a thread: not on the loop, not in the store's thread
+            job.warc = await asyncio.to_thread(build_records, res.exchanges)
         if self.metrics is not None and res.deferred_until is None:
             self.metrics.fetch_seconds.observe(res.elapsed)
         job.fetched = True  # from here on only extraction is left: an abort lets it finish

@@ -25,7 +25,7 @@ from ingest.store.archive_index import ARCHIVE
 from ingest.store.contract import Record
 from ingest.text.analysis import Analysed, analyse
 
-CHUNK = 64  # pages read and analysed at a time
+CHUNK = 256  # pages read and analysed at a time (spread over the worker processes)
 
 
 @dataclass
@@ -42,8 +42,9 @@ class ReextractReport:
         return dataclasses.asdict(self)
 
 
-def _analyse_all(items: Sequence[tuple[bytes, str, str]]) -> list[Analysed | None]:
-    return [analyse(body, url, ctype) for body, url, ctype in items]
+def _analyse_one(item: tuple[bytes, str, str]) -> Analysed | None:
+    body, url, ctype = item
+    return analyse(body, url, ctype)
 
 
 def reextract(store: SqlStore, seeds: Sequence[str], config: Config, executor: Executor, now: float, *,
@@ -66,8 +67,8 @@ def reextract(store: SqlStore, seeds: Sequence[str], config: Config, executor: E
                 continue
             items.append((body, ref.uri, headers.get_header("Content-Type") or ""))
             readable.append(row)
-        # in the worker processes, as a poll's extraction (one task a chunk: pickling the bodies once)
-        analysed = executor.submit(_analyse_all, items).result() if items else []
+        # in the worker processes, as a poll's extraction: spread over all of them
+        analysed = list(executor.map(_analyse_one, items, chunksize=4)) if items else []
         for row, a in zip(readable, analysed, strict=True):
             report.pages += 1
             if a is None:

@@ -18,6 +18,7 @@ in URLs are removed.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Sequence
@@ -53,6 +54,43 @@ class RecordRef:
     payload_digest: str  # WARC-Payload-Digest, "sha1:BASE32"
 
 
+@dataclass(frozen=True)
+class Built:
+    """A fetch's records, serialised and compressed, not written yet: the last response record is at
+    ``offset`` (``length`` bytes) in ``data``."""
+
+    data: bytes
+    offset: int
+    length: int
+    uri: str
+    date: str
+    payload_digest: str
+
+
+def build_records(exchanges: Sequence[Exchange]) -> Built | None:
+    """Each hop as a response record and its request record, gzip per record (CPU only: callable from
+    any thread; zlib and hashlib release the GIL)."""
+    if not exchanges:
+        return None
+    buf = io.BytesIO()
+    writer = WARCWriter(buf, gzip=True, warc_version="WARC/1.1")
+    last: Built | None = None
+    for ex in exchanges:
+        uri = without_userinfo(ex.url)
+        response = writer.create_warc_record(uri, "response", payload=io.BytesIO(ex.body),
+                                             http_headers=_response_headers(ex))
+        request = writer.create_warc_record(uri, "request", payload=io.BytesIO(b""),
+                                            http_headers=_request_headers(ex))
+        request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
+        start = buf.tell()
+        writer.write_record(response)
+        last = Built(b"", start, buf.tell() - start, uri, response.rec_headers.get_header("WARC-Date"),
+                     response.rec_headers.get_header("WARC-Payload-Digest"))
+        writer.write_record(request)
+    assert last is not None
+    return dataclasses.replace(last, data=buf.getvalue())
+
+
 class ArchiveWriter:
     """Appends records for one writer (a process) to its own files in ``folder``."""
 
@@ -65,32 +103,19 @@ class ArchiveWriter:
     def write(self, exchanges: Sequence[Exchange], kind: str = "kept") -> RecordRef | None:
         """Write each hop as a request and a response record; the last response's place, or None when
         there is no hop to write."""
+        built = build_records(exchanges)
+        return self.append(built, kind) if built is not None else None
+
+    def append(self, built: Built, kind: str = "kept") -> RecordRef:
+        """Append records ``build_records`` made (in another thread: the digests and the gzip are the
+        work, this is one write)."""
         if kind not in KINDS:
             raise ValueError(f"archive kind must be one of {KINDS}, not {kind!r}")
-        if not exchanges:
-            return None
         name, fh = self._file(kind)
-        buf = io.BytesIO()
-        writer = WARCWriter(buf, gzip=True, warc_version="WARC/1.1")
-        last: tuple[int, int, str, str, str] | None = None
-        for ex in exchanges:
-            uri = without_userinfo(ex.url)
-            response = writer.create_warc_record(uri, "response", payload=io.BytesIO(ex.body),
-                                                 http_headers=_response_headers(ex))
-            request = writer.create_warc_record(uri, "request", payload=io.BytesIO(b""),
-                                                http_headers=_request_headers(ex))
-            request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
-            start = buf.tell()
-            writer.write_record(response)
-            last = (start, buf.tell() - start, uri, response.rec_headers.get_header("WARC-Date"),
-                    response.rec_headers.get_header("WARC-Payload-Digest"))
-            writer.write_record(request)
         base = fh.tell()
-        fh.write(buf.getvalue())  # one write: a kill leaves this page's records whole or a tail never indexed
+        fh.write(built.data)  # one write: a kill leaves this page's records whole or a tail never indexed
         fh.flush()
-        assert last is not None
-        offset, length, uri, date, digest = last
-        return RecordRef(name, base + offset, length, uri, date, digest)
+        return RecordRef(name, base + built.offset, built.length, built.uri, built.date, built.payload_digest)
 
     def open_files(self) -> set[str]:
         return {name for name, _ in self._files.values()}
