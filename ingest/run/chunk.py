@@ -109,14 +109,16 @@ class ChunkDecider:
 
     def _archive(self, done: Sequence[tuple[PageJob, PageResult]]) -> None:
         writer = self.store.archive_writer(self.config.archive.max_file_size)
-        for job, _ in done:
-            if job.warc is None:
-                continue
-            row = self.store.page(job.key)
-            if row is not None and row["outcome"] in ("kept", "duplicate", "rejected"):
+        jobs = [job for job, _ in done if job.warc is not None]
+        rows = self.store.pages_by_urls([job.key for job in jobs]) if jobs else {}
+        records = []
+        for job in jobs:
+            row = rows.get(job.key)
+            if row is not None and row["outcome"] in ("kept", "duplicate", "rejected") and job.warc is not None:
                 kind = "rejected" if row["outcome"] == "rejected" else "kept"
-                self.store.index_record(row["id"], writer.append(job.warc, kind), kind)
+                records.append((row["id"], writer.append(job.warc, kind), kind))
             job.warc = None  # written: not held until the poll ends
+        self.store.index_records(records)  # one transaction for the chunk, after every record is written
 
     def _decide_pages(self, done: Sequence[tuple[PageJob, PageResult]],
                       scored: tuple[dict[int, Score], Threshold | None], out: Decided) -> None:

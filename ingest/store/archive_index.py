@@ -36,12 +36,19 @@ class ArchiveIndex(SqlCore):
             self._archive = None
 
     def index_record(self, page_id: int, ref: RecordRef, kind: str) -> None:
-        """Point the page at its record (written and flushed before: no row points at a partial one)."""
+        self.index_records([(page_id, ref, kind)])
+
+    def index_records(self, records: Sequence[tuple[int, RecordRef, str]]) -> None:
+        """Point each page at its record (written and flushed before: no row points at a partial one), in
+        one transaction for a chunk of pages; a page fetched again points at its newest copy."""
+        if not records:
+            return
         with self.transaction() as db:
-            db.execute("DELETE FROM archive_records WHERE page_id = ?", (page_id,))  # a refetch: the newest copy
-            db.execute('INSERT INTO archive_records (page_id, file, "offset", length, uri, date, payload_digest, '
-                       "kind) VALUES (?,?,?,?,?,?,?,?)",
-                       (page_id, ref.file, ref.offset, ref.length, ref.uri, ref.date, ref.payload_digest, kind))
+            db.executemany("DELETE FROM archive_records WHERE page_id = ?", [(pid,) for pid, _, _ in records])
+            db.executemany('INSERT INTO archive_records (page_id, file, "offset", length, uri, date, payload_digest, '
+                           "kind) VALUES (?,?,?,?,?,?,?,?)",
+                           [(pid, r.file, r.offset, r.length, r.uri, r.date, r.payload_digest, kind)
+                            for pid, r, kind in records])
 
     def page_record(self, page_id: int) -> RecordRef | None:
         row = self.db.execute('SELECT file, "offset", length, uri, date, payload_digest FROM archive_records '
