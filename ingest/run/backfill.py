@@ -45,9 +45,11 @@ from ingest.run.page_fetch import Linked, PageFetcher, PageJob
 from ingest.run.rescore import redecide
 from ingest.sources import archives, feed_history, sitemaps
 from ingest.sources.discovery import missing_scheme
-from ingest.sources.fetch import Fetcher
+from ingest.sources.fetch import Fetcher, FetchResult
+from ingest.sources.fetches import Fetches
 from ingest.sources.urls import normalize, scheme_reason
 from ingest.store import SqlStore, StoreThread
+from ingest.store.archive import build_records
 from ingest.store.contract import Record
 from ingest.text.corpus import corpus_text
 from ingest.text.terms import term_counts
@@ -110,6 +112,23 @@ def targets(config: Config, urls: Sequence[str] = ()) -> list[Target]:
                 raise ValueError(f"{u}: {hint}")
             chosen.append(origin(u))
     return [Target(site, tuple(feeds.get(site, ()))) for site in dict.fromkeys(chosen)]
+
+
+class _Archiving:
+    """The fetcher, with each document it reads (answered 2xx) written to the archive's feeds files."""
+
+    def __init__(self, fetcher: Fetcher, db: StoreThread, store: SqlStore, max_size: int) -> None:
+        self.fetcher, self.db, self.store, self.max_size = fetcher, db, store, max_size
+
+    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+                    trusted: bool = False, accept: str | None = None) -> FetchResult:
+        res = await self.fetcher.fetch(url, etag=etag, last_modified=last_modified, trusted=trusted, accept=accept,
+                                       record=True)
+        if res.ok and res.exchanges:
+            built = await asyncio.to_thread(build_records, res.exchanges)
+            if built is not None:
+                await self.db(lambda: self.store.archive_writer(self.max_size).append(built, "feeds"))
+        return res
 
 
 def _all_counts(texts: Sequence[str]) -> list[dict[str, int]]:
@@ -196,17 +215,20 @@ class Backfill:
             return
         found: list[tuple[str, str, str, datetime | None, str]] = []
         known = {u: (v[0], v[1]) for u, v in json.loads(row["validators"]).items()} if row is not None else {}
-        maps = await sitemaps.discover(site, self.fetcher, since, known)
+        reader: Fetches = self.fetcher
+        if self.config.archive.enabled and self.config.archive.feeds:  # discovery documents into the archive
+            reader = _Archiving(self.fetcher, self.db, self.store, self.config.archive.max_file_size)
+        maps = await sitemaps.discover(site, reader, since, known)
         found += [(c.url, "sitemap", c.found_in, c.date, c.title) for c in maps.candidates]
         requests = len(maps.read)
         for what, answer in maps.read:
             log.debug("site=%s event=sitemap_read url=%s answer=%r", site, what, answer)
         for feed in s.target.feeds:
-            hist = await feed_history.history(feed, self.fetcher, since)
+            hist = await feed_history.history(feed, reader, since)
             found += [(e.url, "feed", e.found_in, e.date, e.title) for e in hist.entries]
             requests += len(hist.read)
         for name in self.archives:
-            idx = await archives.captures(site, self.fetcher, name, self.endpoints.get(name), since)
+            idx = await archives.captures(site, reader, name, self.endpoints.get(name), since)
             found += [(c.url, "archive", f"{name}:{c.timestamp}", c.date, "") for c in idx.captures]
             requests += len(idx.read)
         host = _host(site)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
-from ingest.sources.fetch import Fetcher
+from ingest.sources.fetches import Fetches
 from ingest.sources.urls import normalize, scheme_reason
 
 WAYBACK = "https://web.archive.org/cdx/search/cdx"
@@ -79,7 +79,7 @@ def _rows(body: bytes, archive: str) -> list[dict[str, str]]:
     return rows
 
 
-async def captures(site: str, fetcher: Fetcher, archive: str = "wayback", endpoint: str | None = None,
+async def captures(site: str, fetcher: Fetches, archive: str = "wayback", endpoint: str | None = None,
                    since: datetime | None = None) -> ArchiveIndex:
     """The HTML pages of ``site`` that ``archive`` captured with status 200 (since ``since``), each once."""
     base = endpoint or (WAYBACK if archive == "wayback" else COMMONCRAWL)

@@ -30,3 +30,4 @@ def exchange(resp: httpx.Response) -> Exchange:
                                                     for k, v in req.headers.raw),
                     resp.http_version, resp.status_code, resp.reason_phrase,
                     tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw))
+

@@ -14,7 +14,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ingest.sources.feeds import parse_feed
-from ingest.sources.fetch import Fetcher
+from ingest.sources.fetches import Fetches
 from ingest.sources.urls import normalize, scheme_reason
 
 MAX_PAGES = 200  # feed pages read per feed
@@ -70,7 +70,7 @@ def _wordpress(url: str) -> bool:
     return path.endswith("/feed") or "feed=" in urlsplit(url).query or path.endswith(("/rss", "/atom"))
 
 
-async def history(feed_url: str, fetcher: Fetcher, since: datetime | None = None) -> FeedHistory:
+async def history(feed_url: str, fetcher: Fetches, since: datetime | None = None) -> FeedHistory:
     """The entries of ``feed_url`` and of the older pages it leads to (see the module's docstring)."""
     out = FeedHistory(feed_url)
     seen_pages: set[str] = set()

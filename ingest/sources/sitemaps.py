@@ -26,7 +26,7 @@ from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 from ingest.sources.feeds import FeedKind, parse_sitemap
-from ingest.sources.fetch import Fetcher
+from ingest.sources.fetches import Fetches
 from ingest.sources.urls import display, normalize, scheme_reason
 
 COMMON_PATHS = ("/sitemap.xml", "/sitemap_index.xml", "/news-sitemap.xml")
@@ -75,7 +75,7 @@ def inflate(body: bytes, limit: int = MAX_INFLATED) -> bytes | None:
     return out
 
 
-async def robots_sitemaps(origin: str, fetcher: Fetcher) -> tuple[list[str], str]:
+async def robots_sitemaps(origin: str, fetcher: Fetches) -> tuple[list[str], str]:
     """The ``Sitemap:`` lines of the site's robots.txt (absolute URLs), and what robots.txt answered."""
     res = await fetcher.fetch(urljoin(origin, "/robots.txt"), accept="text/plain")
     if res.error:
@@ -85,7 +85,7 @@ async def robots_sitemaps(origin: str, fetcher: Fetcher) -> tuple[list[str], str
     return [u for u in dict.fromkeys(urls) if not scheme_reason(u)], f"{len(urls)} Sitemap line(s)"
 
 
-async def home_sitemaps(origin: str, fetcher: Fetcher) -> tuple[list[str], str]:
+async def home_sitemaps(origin: str, fetcher: Fetches) -> tuple[list[str], str]:
     """The sitemaps the site's home page names with ``<link rel="sitemap" href=...>``."""
     res = await fetcher.fetch(urljoin(origin, "/"), accept="text/html")
     if res.error:
@@ -103,7 +103,7 @@ def _same_site(url: str, host: str) -> bool:
     return h == host
 
 
-async def discover(site_url: str, fetcher: Fetcher, since: datetime | None = None,
+async def discover(site_url: str, fetcher: Fetches, since: datetime | None = None,
                    validators: Mapping[str, tuple[str | None, str | None]] | None = None) -> SiteMaps:
     """Every article URL the site's sitemaps list (bounded; see the module's docstring). ``validators``:
     the ETag and Last-Modified a sitemap (not an index) answered with before; it is asked for

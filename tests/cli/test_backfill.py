@@ -231,3 +231,18 @@ def test_a_web_archives_index_lists_what_the_site_no_longer_links(tmp_path, seed
     rows_out = run_cli("--config", str(cfg), "export").jsonl()
     marks = [s for r in rows_out for s in r["sources"] if s["source"] == "backfill"]
     assert marks and all(s["via"] == "archive" and s["found_in"].startswith("wayback:") for s in marks)
+
+
+def test_with_archive_feeds_the_discovery_documents_are_archived_too(tmp_path, seeds_dir, site):
+    from warcio.archiveiterator import ArchiveIterator
+
+    cfg = _config(tmp_path, [site.feed], "[archive]\nfeeds = true\n")
+    res = run_cli("--config", str(cfg), "backfill", "--max-pages", "0", "--json")
+    assert res.code == 0 and res.json()["fetched"] == 0, res.err
+    uris = []
+    for p in (tmp_path / "store" / "archive").glob("feeds-*.warc.gz"):
+        with p.open("rb") as fh:
+            uris += [r.rec_headers.get_header("WARC-Target-URI") for r in ArchiveIterator(fh)
+                     if r.rec_type == "response"]
+    assert site.host.url("/robots.txt") in uris and site.host.url("/sitemap_index.xml") in uris
+    assert any("paged=2" in u for u in uris)  # the feed's history pages too
