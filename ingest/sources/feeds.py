@@ -156,8 +156,8 @@ def _sitemap_root(body: bytes) -> str | None:
 
 
 def parse_sitemap(body: bytes, url: str) -> ParsedFeed:
-    """A sitemap (news: tags read when present) or a sitemap index; bounded in size, no entities,
-    no network (the parser never fetches a DTD)."""
+    """A sitemap (news: tags read when present; image:title and image:caption as the entry's summary)
+    or a sitemap index; bounded in size, no entities, no network (the parser never fetches a DTD)."""
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=True,
@@ -199,8 +199,10 @@ def parse_sitemap(body: bytes, url: str) -> ParsedFeed:
         published = _iso_date(text(news, "publication_date")) if news is not None else None
         if news is not None and not title:
             title = text(child(news, "publication"), "name")
+        image = child(el, "image")  # image:title / image:caption: what an image sitemap says of the page
+        pictured = " ".join(filter(None, (text(image, "title"), text(image, "caption")))) if image is not None else ""
         e = _entry(url, text(el, "loc"), "", text(news, "title") if news is not None else "",
-                   published or lastmod, "", lastmod)
+                   published or lastmod, pictured, lastmod)
         if e is not None:
             entries.append(e)
     return ParsedFeed(_clean(title, 500), tuple(entries), kind=FeedKind.SITEMAP)

@@ -167,7 +167,7 @@ async def discover(site_url: str, fetcher: Fetches, since: datetime | None = Non
                 continue
             k = normalize(e.link)
             if k not in found:
-                found[k] = Candidate(e.link, url, e.published, e.title)
+                found[k] = Candidate(e.link, url, e.published, e.title or e.summary)
                 n += 1
         out.read.append((url, f"{n} URL(s)"))
         if res.headers.get("etag") or res.headers.get("last-modified"):

@@ -115,3 +115,22 @@ def test_inflate_refuses_a_bomb_and_reads_a_sitemap():
     assert inflate(gzip.compress(b"x" * 1000), limit=2000) == b"x" * 1000
     assert inflate(gzip.compress(b"x" * 5000), limit=2000) is None
     assert inflate(b"not gzip") is None
+
+
+def test_an_image_sitemaps_title_and_caption_describe_an_opaque_page(web):
+    h = web.host(74)
+    h.add("/robots.txt", f"Sitemap: {h.url('/images.xml')}\n", content_type="text/plain")
+    h.add("/images.xml", '<?xml version="1.0" encoding="UTF-8"?>\n'
+          '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+          'xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">'
+          f"<url><loc>{h.url('/p/4411')}</loc><image:image><image:loc>{h.url('/i.jpg')}</image:loc>"
+          "<image:title>Hyesan gold mine</image:title><image:caption>Miners at the shaft</image:caption>"
+          f"</image:image></url><url><loc>{h.url('/p/4412')}</loc></url></urlset>",
+          content_type="application/xml")
+
+    async def run():
+        async with _fetcher() as fetcher:
+            return await discover(h.url("/"), fetcher)
+
+    found = {c.url: c.title for c in asyncio.run(run()).candidates}
+    assert found == {h.url("/p/4411"): "Hyesan gold mine Miners at the shaft", h.url("/p/4412"): ""}
