@@ -47,7 +47,7 @@ from ingest.sources import archives, feed_history, sitemaps
 from ingest.sources.discovery import missing_scheme
 from ingest.sources.fetch import Fetcher, FetchResult
 from ingest.sources.fetches import Fetches
-from ingest.sources.urls import normalize, scheme_reason
+from ingest.sources.urls import normalize, scheme_reason, site_host
 from ingest.store import SqlStore, StoreThread
 from ingest.store.archive import build_records
 from ingest.store.contract import Record
@@ -133,11 +133,6 @@ class _Archiving:
 
 def _all_counts(texts: Sequence[str]) -> list[dict[str, int]]:
     return [term_counts(t) for t in texts]
-
-
-def _host(url: str) -> str:
-    """The host as ingest.sources.related compares it: lower case, without "www.", any port."""
-    return (urlsplit(url).hostname or "").lower().removeprefix("www.")
 
 
 def _day(text: str | None) -> date | None:
@@ -231,8 +226,8 @@ class Backfill:
             idx = await archives.captures(site, reader, name, self.endpoints.get(name), since)
             found += [(c.url, "archive", f"{name}:{c.timestamp}", c.date, "") for c in idx.captures]
             requests += len(idx.read)
-        host = _host(site)
-        found = [f for f in found if _host(f[0]) == host]  # a feed may link elsewhere: that is another site's
+        host = site_host(site)
+        found = [f for f in found if site_host(f[0]) == host]  # a feed may link elsewhere: that is another site's
         added = await self.db(self.store.add_candidates, site, found, now)
         await self.db(self.store.set_backfill_site, site, discovered=now, validators=json.dumps(maps.validators),
                       discovery_requests=(row["discovery_requests"] if row else 0) + requests)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 from ingest.sources.fetches import Fetches
-from ingest.sources.urls import normalize, scheme_reason
+from ingest.sources.urls import normalize, scheme_reason, site_host
 
 WAYBACK = "https://web.archive.org/cdx/search/cdx"
 COMMONCRAWL = "https://index.commoncrawl.org/CC-MAIN-2024-51-index"  # a recent crawl's index
@@ -94,7 +94,7 @@ async def captures(site: str, fetcher: Fetches, archive: str = "wayback", endpoi
     except (ValueError, json.JSONDecodeError) as exc:
         out.read.append((url, f"not a CDX index answer ({str(exc)[:80]})"))
         return out
-    host = (urlsplit(site).hostname or "").lower().removeprefix("www.")
+    host = site_host(site)
     seen: set[str] = set()
     for row in rows:
         original = row.get("original") or row.get("url") or ""
@@ -102,7 +102,7 @@ async def captures(site: str, fetcher: Fetches, archive: str = "wayback", endpoi
         mime = (row.get("mimetype") or row.get("mime") or "").lower()
         if status != "200" or "html" not in mime or scheme_reason(original):
             continue
-        if (urlsplit(original).hostname or "").lower().removeprefix("www.") != host:
+        if site_host(original) != host:
             continue
         key = normalize(original)
         if key in seen:

@@ -6,9 +6,9 @@ page's navigation, header and footer are left out (their links are the site's se
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-from ingest.sources.urls import normalize, scheme_reason
+from ingest.sources.urls import normalize, scheme_reason, site_host
 
 MAX_LINKS = 200  # links taken from one page
 MIN_WORDS = 3  # a link text shorter than this ("More", "Next page") says nothing of the story
@@ -23,7 +23,7 @@ def related_links(html: bytes | str, page_url: str) -> list[tuple[str, str]]:
         doc = lxml.html.document_fromstring(html)
     except Exception:  # an empty or broken document links nothing
         return []
-    host = (urlsplit(page_url).hostname or "").lower().removeprefix("www.")
+    host = site_host(page_url)
     here = normalize(page_url)
     out: dict[str, tuple[str, str]] = {}
     for a in doc.iter("a"):
@@ -34,7 +34,7 @@ def related_links(html: bytes | str, page_url: str) -> list[tuple[str, str]]:
         if not href or href.startswith(("#", "mailto:", "javascript:")) or len(text.split()) < MIN_WORDS:
             continue
         url = urljoin(page_url, href).split("#", 1)[0]
-        if scheme_reason(url) or (urlsplit(url).hostname or "").lower().removeprefix("www.") != host:
+        if scheme_reason(url) or site_host(url) != host:
             continue
         key = normalize(url)
         if key != here and key not in out:

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ingest.sources.feeds import FeedKind, parse_sitemap
 from ingest.sources.fetches import Fetches
-from ingest.sources.urls import display, normalize, scheme_reason
+from ingest.sources.urls import display, normalize, scheme_reason, site_host
 
 COMMON_PATHS = ("/sitemap.xml", "/sitemap_index.xml", "/news-sitemap.xml")
 MAX_DEPTH = 3  # index -> index -> index -> sitemap
@@ -98,11 +98,6 @@ async def home_sitemaps(origin: str, fetcher: Fetches) -> tuple[list[str], str]:
     return [u for u in dict.fromkeys(urls) if not scheme_reason(u)], f"{len(urls)} <link rel=sitemap>"
 
 
-def _same_site(url: str, host: str) -> bool:
-    h = (urlsplit(url).hostname or "").lower().removeprefix("www.")
-    return h == host
-
-
 async def discover(site_url: str, fetcher: Fetches, since: datetime | None = None,
                    validators: Mapping[str, tuple[str | None, str | None]] | None = None) -> SiteMaps:
     """Every article URL the site's sitemaps list (bounded; see the module's docstring). ``validators``:
@@ -112,7 +107,7 @@ async def discover(site_url: str, fetcher: Fetches, since: datetime | None = Non
     known = validators or {}
     parts = urlsplit(site_url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    host = (parts.hostname or "").lower().removeprefix("www.")
+    host = site_host(site_url)
     out = SiteMaps(origin)
     listed, answer = await robots_sitemaps(origin, fetcher)
     out.read.append((urljoin(origin, "/robots.txt"), answer))
@@ -161,7 +156,7 @@ async def discover(site_url: str, fetcher: Fetches, since: datetime | None = Non
             continue
         n = 0
         for e in parsed.entries:
-            if not e.link or not _same_site(e.link, host):
+            if not e.link or site_host(e.link) != host:
                 continue
             if since is not None and e.published is not None and e.published < since:
                 continue

@@ -172,6 +172,11 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def site_host(url: str) -> str:
+    """The host a site is compared by (same site: same site_host): lower case, without "www.", any port."""
+    return host_of(url).removeprefix("www.")
+
+
 def scheme_reason(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):

@@ -33,7 +33,7 @@ from warcio.warcwriter import WARCWriter
 
 from ingest import __version__
 from ingest.sources.exchange import Exchange
-from ingest.sources.urls import without_userinfo
+from ingest.sources.urls import site_host, without_userinfo
 
 GZIP_LEVEL = 6
 MAX_FILE_SIZE = 1 << 30  # [archive] max_file_size: a new file after this many bytes
@@ -178,7 +178,6 @@ def read_record(folder: Path, ref: RecordRef) -> tuple[StatusAndHeaders, bytes]:
 def verify_record(folder: Path, ref: RecordRef) -> str | None:
     """What is wrong with the record at ``ref`` (a missing file, a truncated or unreadable gzip member,
     a block or payload digest that does not match, another URI), or None when it is whole."""
-    import gzip
     import zlib
 
     from warcio.archiveiterator import ArchiveIterator
@@ -213,7 +212,7 @@ def surt(url: str) -> str:
     """The SURT form CDXJ indexes sort by: host reversed with commas, then ")" and the path (lower case
     host, no scheme, no "www.", default port dropped): ``https://www.Example.org/a?b`` -> ``org,example)/a?b``."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower().removeprefix("www.")
+    host = site_host(url)
     port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return ",".join(reversed(host.split("."))) + port + ")" + path
