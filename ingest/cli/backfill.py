@@ -78,18 +78,12 @@ def run(config: Config, urls: list[str], max_pages: int | None, since: datetime 
         executor = make_executor(config.worker.processes or None, language=config.relevance.language)
         clean = False
         try:
-            if sys.stderr.isatty() and not dry_run:
-                from ingest.run.progress import BackfillBar
+            from ingest.run.progress import BackfillBar, BackfillLines
 
-                with BackfillBar() as bar:
-                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, max_pages,
-                                                       since, dry_run, bar))
-            else:
-                from ingest.run.progress import BackfillLines
-
-                with BackfillLines() as lines:
-                    report = asyncio.run(backfill_once(config, store, seeds, executor, sites, max_pages,
-                                                       since, dry_run, lines))
+            # a bar on a terminal (rich, loaded only then), else a line every INGEST_PROGRESS_SECONDS
+            with BackfillBar() if sys.stderr.isatty() and not dry_run else BackfillLines() as progress:
+                report = asyncio.run(backfill_once(config, store, seeds, executor, sites, max_pages, since,
+                                                   dry_run, progress))
             clean = report.interrupted is None
         finally:
             if clean:

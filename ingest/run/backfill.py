@@ -37,6 +37,7 @@ from ingest.config import Config
 from ingest.judge.decide import Deferred, Outcome, Skipped
 from ingest.judge.model import Model
 from ingest.judge.prescore import PreScore, prescore
+from ingest.run.archiving import ArchivingFetcher
 from ingest.run.backfill_rank import SAMPLE_EVERY, Item, SiteQueue, YieldRule
 from ingest.run.backfill_report import BackfillProgress, BackfillReport, Ranked, SiteReport
 from ingest.run.chunk import ChunkDecider
@@ -45,11 +46,10 @@ from ingest.run.page_fetch import Linked, PageFetcher, PageJob
 from ingest.run.rescore import redecide
 from ingest.sources import archives, feed_history, sitemaps
 from ingest.sources.discovery import missing_scheme
-from ingest.sources.fetch import Fetcher, FetchResult
+from ingest.sources.fetch import Fetcher
 from ingest.sources.fetches import Fetches
 from ingest.sources.urls import normalize, scheme_reason, site_host
 from ingest.store import SqlStore, StoreThread
-from ingest.store.archive import build_records
 from ingest.store.contract import Record
 from ingest.text.corpus import corpus_text
 from ingest.text.terms import term_counts
@@ -112,23 +112,6 @@ def targets(config: Config, urls: Sequence[str] = ()) -> list[Target]:
                 raise ValueError(f"{u}: {hint}")
             chosen.append(origin(u))
     return [Target(site, tuple(feeds.get(site, ()))) for site in dict.fromkeys(chosen)]
-
-
-class _Archiving:
-    """The fetcher, with each document it reads (answered 2xx) written to the archive's feeds files."""
-
-    def __init__(self, fetcher: Fetcher, db: StoreThread, store: SqlStore, max_size: int) -> None:
-        self.fetcher, self.db, self.store, self.max_size = fetcher, db, store, max_size
-
-    async def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-                    trusted: bool = False, accept: str | None = None) -> FetchResult:
-        res = await self.fetcher.fetch(url, etag=etag, last_modified=last_modified, trusted=trusted, accept=accept,
-                                       record=True)
-        if res.ok and res.exchanges:
-            built = await asyncio.to_thread(build_records, res.exchanges)
-            if built is not None:
-                await self.db(lambda: self.store.archive_writer(self.max_size).append(built, "feeds"))
-        return res
 
 
 def _all_counts(texts: Sequence[str]) -> list[dict[str, int]]:
@@ -212,7 +195,7 @@ class Backfill:
         known = {u: (v[0], v[1]) for u, v in json.loads(row["validators"]).items()} if row is not None else {}
         reader: Fetches = self.fetcher
         if self.config.archive.enabled and self.config.archive.feeds:  # discovery documents into the archive
-            reader = _Archiving(self.fetcher, self.db, self.store, self.config.archive.max_file_size)
+            reader = ArchivingFetcher(self.fetcher, self.db, self.store, self.config.archive.max_file_size)
         maps = await sitemaps.discover(site, reader, since, known)
         found += [(c.url, "sitemap", c.found_in, c.date, c.title) for c in maps.candidates]
         requests = len(maps.read)

@@ -33,6 +33,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from ingest.config import Config, FeedSettings
+from ingest.run.archiving import archive_exchanges
 from ingest.run.chunk import Alert, ChunkDecider
 from ingest.run.feed_read import FeedRead, FeedReader, FeedStatus, FeedUpdate, feed_fields, select_entries
 from ingest.run.model_keeper import ModelKeeper
@@ -126,7 +127,7 @@ class Poll:
         self.settings: dict[int, FeedSettings | None] = {}  # each feed's [[feeds]] table, by feed id (set in run)
         archive = config.archive
         self.feeds = FeedReader(fetcher, executor, clock, metrics, archive=(
-            (lambda ex: self.db(lambda: self.store.archive_writer(archive.max_file_size).write(ex, "feeds")))
+            (lambda ex: archive_exchanges(self.db, self.store, archive.max_file_size, ex))
             if archive.enabled and archive.feeds else None))
         self.pages = PageFetcher(fetcher, executor, clock, robots=config.fetch.robots, metrics=metrics,
                                  on_fetched=self._page_fetched, record=config.archive.enabled)

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from typing import Protocol, TextIO
+from typing import Protocol, Self, TextIO
 
 LINE_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
@@ -80,8 +80,9 @@ class _Ticker:
         self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
         self._started = time.monotonic()
 
-    def _open(self) -> None:
+    def __enter__(self) -> Self:
         self._thread.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -102,10 +103,6 @@ class LineProgress(_Ticker):
         super().__init__(stream, every)
         self._feeds: int | None = None
         self._done = 0
-
-    def __enter__(self) -> LineProgress:
-        self._open()
-        return self
 
     def _line(self) -> str:
         total = f"/{self._feeds}" if self._feeds is not None else ""
@@ -164,10 +161,6 @@ class BackfillLines(_Ticker):
         super().__init__(stream, every)
         self._found = 0
         self._total: int | None = None
-
-    def __enter__(self) -> BackfillLines:
-        self._open()
-        return self
 
     def _line(self) -> str:
         total = f"/{self._total}" if self._total is not None else ""
