@@ -109,11 +109,7 @@ def _redecide(store: SqlStore, seeds: Sequence[str], config: Config, now: float,
     dry run, as they would be)."""
     from ingest.blobs import pack
 
-    plan = plan_rescore(store, since or 0.0, config)
-    if page_ids:
-        wanted = set(page_ids)
-        plan.rows = [r for r in plan.rows if r["id"] in wanted]
-        plan.docs = {k: v for k, v in plan.docs.items() if k in wanted}
+    plan = plan_rescore(store, since or 0.0, config, page_ids)
     if dry_run:  # the texts a real run would have written
         plan.docs.update({k: v for k, v in docs.items() if k in plan.docs})
         plan.window = [pack(counts[pid]) if pid in counts else b for pid, b in zip(plan.window_ids, plan.window,

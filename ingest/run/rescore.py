@@ -59,9 +59,14 @@ class RescorePlan:
         return ids, self.window, texts
 
 
-def plan_rescore(store: SqlStore, since: float, config: Config | None = None) -> RescorePlan:
-    """``config``: for the [[feeds]] tables' own thresholds (none without it)."""
+def plan_rescore(store: SqlStore, since: float, config: Config | None = None,
+                 page_ids: Sequence[int] = ()) -> RescorePlan:
+    """``config``: for the [[feeds]] tables' own thresholds (none without it). ``page_ids``: only those
+    pages (their texts alone are read)."""
     rows = store.pages_since(since)
+    if page_ids:
+        wanted = set(page_ids)
+        rows = [r for r in rows if r["id"] in wanted]
     docs = {}
     for row in rows:
         doc = store.page_doc(row)
